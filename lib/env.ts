@@ -1,0 +1,178 @@
+/**
+ * Typed, validated environment variables. A spec lists each variable once with its parser,
+ * default and help text; the same spec drives parsing, `--help` output and the redacted
+ * `/config` view, so the three never drift apart.
+ */
+import { ConfigError } from './errors.ts';
+
+export interface EnvVar<T> {
+  readonly name: string;
+  readonly help: string;
+  /** Human-readable allowed values, used in error messages and --help. */
+  readonly allowed: string;
+  readonly fallback: T;
+  readonly secret: boolean;
+  parse(raw: string): T;
+}
+
+interface Common<T> {
+  help: string;
+  default: T;
+  secret?: boolean;
+}
+
+function make<T>(
+  name: string,
+  opts: Common<T>,
+  allowed: string,
+  parse: (raw: string) => T,
+): EnvVar<T> {
+  return {
+    name,
+    help: opts.help,
+    allowed,
+    fallback: opts.default,
+    secret: opts.secret ?? false,
+    parse,
+  };
+}
+
+function fail(name: string, raw: string, allowed: string): never {
+  throw new ConfigError(name, `invalid value "${raw}"; allowed: ${allowed}`);
+}
+
+export function integer(
+  name: string,
+  opts: Common<number> & { min: number; max: number },
+): EnvVar<number> {
+  const allowed = `an integer from ${opts.min} to ${opts.max}`;
+  return make(name, opts, allowed, (raw) => {
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || value < opts.min || value > opts.max)
+      fail(name, raw, allowed);
+    return value;
+  });
+}
+
+export function decimal(
+  name: string,
+  opts: Common<number> & { min: number; max: number; unit: string },
+): EnvVar<number> {
+  const allowed = `a number of ${opts.unit} from ${opts.min} to ${opts.max} (decimals allowed)`;
+  return make(name, opts, allowed, (raw) => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || value < opts.min || value > opts.max)
+      fail(name, raw, allowed);
+    return value;
+  });
+}
+
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['0', 'false', 'no', 'off']);
+
+export function bool<D extends boolean | undefined>(
+  name: string,
+  opts: Common<D>,
+): EnvVar<boolean | D> {
+  const allowed = 'true or false (also 1/0, yes/no, on/off)';
+  return make<boolean | D>(name, opts, allowed, (raw) => {
+    const v = raw.trim().toLowerCase();
+    if (TRUE.has(v)) return true;
+    if (FALSE.has(v)) return false;
+    return fail(name, raw, allowed);
+  });
+}
+
+export function oneOf<const V extends string>(
+  name: string,
+  values: readonly V[],
+  opts: Common<V>,
+): EnvVar<V> {
+  const allowed = values.join(', ');
+  return make(name, opts, allowed, (raw) => {
+    const v = raw.trim() as V;
+    if (!values.includes(v)) fail(name, raw, allowed);
+    return v;
+  });
+}
+
+export function text<D extends string | undefined>(
+  name: string,
+  opts: Common<D>,
+): EnvVar<string | D> {
+  return make<string | D>(name, opts, 'any non-empty text', (raw) => {
+    if (raw.trim() === '') fail(name, raw, 'any non-empty text');
+    return raw.trim();
+  });
+}
+
+export function httpUrl<D extends string | undefined>(
+  name: string,
+  opts: Common<D>,
+): EnvVar<string | D> {
+  const allowed = 'an absolute http:// or https:// URL';
+  return make<string | D>(name, opts, allowed, (raw) => {
+    let url: URL;
+    try {
+      url = new URL(raw.trim());
+    } catch {
+      return fail(name, raw, allowed);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(name, raw, allowed);
+    return url.toString().replace(/\/+$/, '');
+  });
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Comma-separated host:port list, as in the seed's REDIS_CLUSTER_NODES. */
+export function hostPortList(name: string, opts: Common<HostPort[]>): EnvVar<HostPort[]> {
+  const allowed = 'comma-separated host:port pairs, e.g. redis1:6379,redis2:6379';
+  return make(name, opts, allowed, (raw) => {
+    const items = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (items.length === 0) fail(name, raw, allowed);
+    return items.map((item) => {
+      const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(item);
+      const port = Number(m?.[2]);
+      if (!m || port < 1 || port > 65535) fail(name, item, allowed);
+      return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+    });
+  });
+}
+
+export type Spec = Record<string, EnvVar<unknown>>;
+export type Values<S extends Spec> = { [K in keyof S]: S[K] extends EnvVar<infer T> ? T : never };
+
+/** Parses every variable of `spec` from `env`; the first bad value throws a ConfigError naming it. */
+export function readEnv<S extends Spec>(spec: S, env: NodeJS.ProcessEnv): Values<S> {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(spec)) {
+    const raw = env[v.name];
+    out[key] = raw === undefined || raw === '' ? v.fallback : v.parse(raw);
+  }
+  return out as Values<S>;
+}
+
+export function formatValue(v: EnvVar<unknown>, value: unknown): string {
+  if (v.secret) return value === undefined ? '(unset)' : '(set, redacted)';
+  if (value === undefined) return '(unset)';
+  if (Array.isArray(value))
+    return value.map((x) => (typeof x === 'object' ? `${x.host}:${x.port}` : String(x))).join(',');
+  return String(value);
+}
+
+/** One block per variable, for `--help`. */
+export function formatHelp(spec: Spec): string {
+  return Object.values(spec)
+    .map(
+      (v) =>
+        `  ${v.name}\n      ${v.help}\n      allowed: ${v.allowed}; default: ${formatValue({ ...v, secret: false }, v.fallback)}`,
+    )
+    .join('\n');
+}

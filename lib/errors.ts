@@ -1,0 +1,77 @@
+/**
+ * One error vocabulary for the whole project. Every error we raise on purpose is a
+ * TiercacheError with a stable `code`; HTTP layers map codes to status codes, the CLI maps
+ * them to exit messages. Messages never contain secrets.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'BAD_REQUEST'
+  | 'UNAUTHORIZED'
+  | 'FORBIDDEN'
+  | 'NOT_FOUND'
+  | 'UPSTREAM_FAILED'
+  | 'UPSTREAM_RATE_LIMITED'
+  | 'UPSTREAM_TIMEOUT'
+  | 'L2_UNAVAILABLE'
+  | 'TIMEOUT';
+
+const HTTP_STATUS: Record<ErrorCode, number> = {
+  CONFIG_INVALID: 500,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  UPSTREAM_FAILED: 502,
+  UPSTREAM_RATE_LIMITED: 429,
+  UPSTREAM_TIMEOUT: 504,
+  L2_UNAVAILABLE: 503,
+  TIMEOUT: 504,
+};
+
+export class TiercacheError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details?: Record<string, unknown>,
+    cause?: unknown,
+  ) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'TiercacheError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get httpStatus(): number {
+    return HTTP_STATUS[this.code];
+  }
+}
+
+/** A configuration value that cannot be used; the message names the variable and what is allowed. */
+export class ConfigError extends TiercacheError {
+  readonly variable: string;
+
+  constructor(variable: string, problem: string) {
+    super('CONFIG_INVALID', `${variable}: ${problem}`, { variable });
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+export function isTiercacheError(err: unknown): err is TiercacheError {
+  return err instanceof TiercacheError;
+}
+
+/** Rejects with a TIMEOUT error when `promise` has not settled within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TiercacheError('TIMEOUT', `${what} timed out after ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
