@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+import { formatHelp } from '../lib/env.ts';
+/**
+ * The tiercache CLI. Each subcommand is configured by environment variables (the names the
+ * Kubernetes manifests and the seed documents use); `tiercache <command> --help` lists them.
+ */
+import { isTiercacheError } from '../lib/errors.ts';
+import { proxyEnv } from '../proxy/config.ts';
+
+interface Command {
+  summary: string;
+  help: () => string;
+  run: (args: string[]) => Promise<void>;
+}
+
+const commands: Record<string, Command> = {
+  proxy: {
+    summary: 'run the caching proxy (TMDB routes, cache management, metrics)',
+    help: () =>
+      `Usage: tiercache proxy\n\nRuns the three-tier caching proxy: L1 memory, L2 Redis (Cluster), L3 the upstream API.\nWith no TMDB_API_KEY and no TMDB_API_URL it serves built-in demo data, labelled as such.\n\nEnvironment variables:\n${formatHelp(proxyEnv)}\n`,
+    run: async () => {
+      const { runProxy } = await import('../proxy/server.ts');
+      await runProxy();
+    },
+  },
+  'demo-upstream': {
+    summary: 'run the TMDB-shaped demo upstream (fake API for tests and demos)',
+    help: () =>
+      'Usage: tiercache demo-upstream [--port N] [--host ADDR] [--api-key KEY]\n\nServes deterministic TMDB-shaped demo data (labelled as such). POST /__demo/control\nwith {"delayMs", "failStatus", "rateLimitSeconds"} makes it slow, failing or rate-limited;\nGET /__demo/stats counts requests.\n\nOptions:\n  --port N        port to listen on (default 0: a free port, printed on start)\n  --host ADDR     address to listen on (default 127.0.0.1)\n  --api-key KEY   reject API requests that do not carry this key (default: accept any)\n',
+    run: async (args) => {
+      const { parseArgs } = await import('node:util');
+      const { values } = parseArgs({
+        args,
+        options: {
+          port: { type: 'string' },
+          host: { type: 'string' },
+          'api-key': { type: 'string' },
+        },
+      });
+      const { startDemoUpstream } = await import('../proxy/upstreams/demo-server.ts');
+      const demo = await startDemoUpstream({
+        port: Number(values.port ?? 0),
+        host: values.host ?? '127.0.0.1',
+        apiKey: values['api-key'],
+      });
+      process.stdout.write(`demo upstream listening on ${demo.url}\n`);
+      process.once('SIGTERM', () => void demo.close().then(() => process.exit(0)));
+      process.once('SIGINT', () => void demo.close().then(() => process.exit(0)));
+    },
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const lines = Object.entries(commands).map(
+    ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
+  );
+  return `Usage: tiercache <command> [--help]\n\ntiercache runs sharded Redis Cluster caches on Kubernetes and the caching proxies in front of\nrate-limited APIs.\n\nCommands:\n${lines.join('\n')}\n\nRun 'tiercache <command> --help' for a command's options.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 1 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`tiercache: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.help());
+    return 0;
+  }
+  await command.run(rest);
+  return -1; // keep running: servers exit on their own signals
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    if (isTiercacheError(err)) {
+      process.stderr.write(`tiercache: ${err.message}\n`);
+      process.exit(err.code === 'CONFIG_INVALID' ? 78 : 1);
+    }
+    process.stderr.write(`tiercache: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

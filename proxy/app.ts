@@ -1,0 +1,147 @@
+/**
+ * Builds one proxy instance: tiers, upstream, routes, metrics. `buildProxy` does no listening,
+ * so tests drive it with `inject` or `listen` as they need; `close` releases everything.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
+import { isTiercacheError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import pkg from '../package.json' with { type: 'json' };
+import { InvalidationBus } from './cache/bus.ts';
+import { redactUrl } from './cache/keys.ts';
+import { MemoryTier } from './cache/l1.ts';
+import { RedisTier } from './cache/l2.ts';
+import { TieredCache } from './cache/tiered.ts';
+import type { ProxyConfig } from './config.ts';
+import { createProxyMetrics } from './metrics.ts';
+import { cacheAdminRoutes } from './routes/cache-admin.ts';
+import { statsReader } from './routes/stats.ts';
+import { systemRoutes } from './routes/system.ts';
+import { tmdbRoutes } from './routes/tmdb.ts';
+import { DEMO_LABEL, type DemoUpstream, startDemoUpstream } from './upstreams/demo-server.ts';
+import { HttpUpstream } from './upstreams/http.ts';
+import { TMDB_API_ORIGIN, TMDB_IMAGE_ORIGIN, TmdbUpstream } from './upstreams/tmdb.ts';
+
+export interface Proxy {
+  app: FastifyInstance;
+  cache: TieredCache;
+  demo: DemoUpstream | undefined;
+  close(): Promise<void>;
+}
+
+export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Proxy> {
+  const metrics = createProxyMetrics(config.region);
+  const instance = randomUUID();
+
+  // No key and no upstream URL: serve the built-in demo upstream, and say so everywhere.
+  let demo: DemoUpstream | undefined;
+  if (!config.tmdb.apiKey && !config.tmdb.apiUrl) {
+    demo = await startDemoUpstream();
+    log.warn({ upstream: demo.url }, `TMDB_API_KEY is not set: serving ${DEMO_LABEL}`);
+  }
+  const apiUrl = demo?.url ?? config.tmdb.apiUrl ?? TMDB_API_ORIGIN;
+  const imageUrl = demo?.url ?? config.tmdb.imageUrl ?? TMDB_IMAGE_ORIGIN;
+
+  const l1 = new MemoryTier(config.l1);
+  const l2 = config.redis
+    ? new RedisTier(config.redis, log, {
+        onBreakerChange: (target, state) => metrics.breaker(target, state),
+        onError: (target, op) => metrics.l2Error(target, op),
+      })
+    : undefined;
+  const cache = new TieredCache({
+    l1,
+    l2,
+    staleMs: config.staleMs,
+    notFoundMs: config.notFoundTtlMs,
+    leaseMs: config.leaseMs,
+    metrics,
+    log,
+  });
+  const bus = l2
+    ? new InvalidationBus(
+        l2,
+        instance,
+        (msg, origin) => {
+          if (msg.action === 'clear') cache.clearMemory();
+          else for (const key of msg.keys) l1.delete(key);
+          log.info(
+            { component: 'bus', action: msg.action, origin },
+            'applied invalidation from another replica',
+          );
+        },
+        log,
+      )
+    : undefined;
+
+  const http = new HttpUpstream({
+    name: 'tmdb',
+    timeoutMs: config.upstreamTimeoutMs,
+    log,
+    metrics,
+  });
+  const tmdb = new TmdbUpstream({
+    apiKey: config.tmdb.apiKey,
+    apiUrl,
+    imageUrl,
+    ttl: config.ttl,
+    http,
+  });
+  const stats = statsReader(metrics);
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // A cache answers thousands of requests a second: no per-request access log lines.
+    logController: new LogController({ disableRequestLogging: true }),
+    routerOptions: { maxParamLength: 2048 },
+  });
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (isTiercacheError(err)) {
+      const retry = err.details?.retryAfterSeconds;
+      if (retry !== undefined) reply.header('retry-after', String(retry));
+      if (err.httpStatus >= 500)
+        req.log.warn({ url: redactUrl(req.url), code: err.code }, err.message);
+      return reply.code(err.httpStatus).send({ error: err.code, message: err.message });
+    }
+    if (err.statusCode !== undefined && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ error: 'BAD_REQUEST', message: err.message });
+    }
+    req.log.error({ url: redactUrl(req.url), err }, 'unexpected error');
+    return reply.code(500).send({ error: 'INTERNAL', message: 'internal error' });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send({ error: 'NOT_FOUND', message: `no route for ${req.method} ${req.url.split('?')[0]}` }),
+  );
+
+  const labels: Record<string, string> = demo ? { 'x-demo-data': DEMO_LABEL } : {};
+  await app.register(tmdbRoutes, { cache, tmdb, headers: labels });
+  await app.register(cacheAdminRoutes, { config, cache, bus, stats });
+  await app.register(systemRoutes, {
+    config,
+    cache,
+    metrics,
+    stats,
+    upstream: { name: 'tmdb', demo: demo !== undefined },
+    version: pkg.version,
+  });
+
+  return {
+    app,
+    cache,
+    demo,
+    async close() {
+      await app.close();
+      await bus?.close();
+      await l2?.close();
+      await http.close();
+      await demo?.close();
+    },
+  };
+}

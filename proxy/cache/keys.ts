@@ -1,0 +1,99 @@
+/**
+ * Cache keys. A key names the upstream and the normalised request (path plus sorted query),
+ * so it reads well in /cache/keys and /cache/search, and is the same in every region so
+ * replicas share L2. Credentials a client may send are dropped before the key is built, and
+ * the server-side API key never enters a request's path or query at this layer.
+ */
+import { createHash } from 'node:crypto';
+import { TiercacheError } from '../../lib/errors.ts';
+
+/** Prefix of every cache entry in Redis; SCAN, clear and search only touch these keys. */
+export const ENTRY_PREFIX = 'tc:';
+/** Prefix of the short cross-replica fetch leases (kept apart so SCAN of entries skips them). */
+export const LEASE_PREFIX = 'tc-lease:';
+/** Pub/sub channel that carries L1 invalidations to every replica. */
+export const BUS_CHANNEL = 'tiercache:invalidate';
+
+const MAX_KEY_LENGTH = 1024;
+
+/** Query parameters that carry credentials: never part of a key, a log line or an upstream URL from clients. */
+export const SECRET_PARAMS: ReadonlySet<string> = new Set([
+  'api_key',
+  'apikey',
+  'access_token',
+  'token',
+  'x_cg_pro_api_key',
+  'x_cg_demo_api_key',
+]);
+
+/** Sorted, credential-free copy of the query: the canonical form keys and upstream URLs use. */
+export function canonicalQuery(query: URLSearchParams): URLSearchParams {
+  const pairs = [...query].filter(([name]) => !SECRET_PARAMS.has(name.toLowerCase()));
+  pairs.sort(([a, av], [b, bv]) => (a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0));
+  return new URLSearchParams(pairs);
+}
+
+export function cacheKey(upstream: string, path: string, query: URLSearchParams): string {
+  const q = canonicalQuery(query).toString();
+  const key = `${ENTRY_PREFIX}${upstream}:${path}${q ? `?${q}` : ''}`;
+  if (key.length <= MAX_KEY_LENGTH) return key;
+  const digest = createHash('sha256').update(key).digest('hex');
+  return `${key.slice(0, MAX_KEY_LENGTH - 65)}#${digest}`;
+}
+
+/** The human part of a key (upstream:path?query), as admin routes show it. */
+export function displayKey(key: string): string {
+  return key.startsWith(ENTRY_PREFIX) ? key.slice(ENTRY_PREFIX.length) : key;
+}
+
+export function leaseKey(key: string): string {
+  return LEASE_PREFIX + key;
+}
+
+/**
+ * Checks a client path before it is forwarded: no dot segments, no empty segments, no
+ * control characters. A bad path is the client's error (400), never ours.
+ */
+export function checkPath(path: string): string {
+  if (path.length > 2048)
+    throw new TiercacheError('BAD_REQUEST', 'path is longer than 2048 characters');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\u0000-\u001f\u007f\\]/.test(path))
+    throw new TiercacheError('BAD_REQUEST', 'path contains control characters');
+  const segments = path.split('/').slice(1);
+  for (const segment of segments) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      throw new TiercacheError('BAD_REQUEST', 'path has a malformed percent-encoding');
+    }
+    if (decoded === '.' || decoded === '..')
+      throw new TiercacheError('BAD_REQUEST', 'path may not contain . or .. segments');
+    if (decoded.includes('/'))
+      throw new TiercacheError('BAD_REQUEST', 'path segments may not contain encoded slashes');
+  }
+  if (segments.slice(0, -1).some((s) => s === ''))
+    throw new TiercacheError('BAD_REQUEST', 'path may not contain empty segments');
+  return path;
+}
+
+/** Escapes Redis glob characters so a search term matches literally inside SCAN MATCH. */
+export function globEscape(term: string): string {
+  return term.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
+
+/** A URL string safe for logs: credential parameters are replaced by `[redacted]`. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = new URLSearchParams(url.slice(q + 1));
+  let changed = false;
+  for (const name of [...params.keys()]) {
+    if (SECRET_PARAMS.has(name.toLowerCase())) {
+      params.set(name, '[redacted]');
+      changed = true;
+    }
+  }
+  return changed ? `${url.slice(0, q)}?${params.toString()}` : url;
+}

@@ -1,0 +1,87 @@
+/**
+ * L1: in-process LRU bounded by bytes. Images get their own budget so a burst of posters
+ * cannot push every JSON entry out. Entries stay until their stale window ends (so they can
+ * be served stale); `freshUntil` says how long L1 may answer without asking L2 again.
+ */
+import { LRUCache } from 'lru-cache';
+import { type CacheEntry, entryCost } from './entry.ts';
+
+export interface L1Item {
+  entry: CacheEntry;
+  /** ms since epoch until which L1 answers on its own. */
+  freshUntil: number;
+}
+
+export type L1Pool = 'default' | 'image';
+
+export interface L1Stats {
+  entries: number;
+  bytes: number;
+  maxBytes: number;
+  imageEntries: number;
+  imageBytes: number;
+  imageMaxBytes: number;
+}
+
+function makeLru(maxBytes: number): LRUCache<string, L1Item> | undefined {
+  if (maxBytes <= 0) return undefined;
+  return new LRUCache<string, L1Item>({
+    maxSize: maxBytes,
+    // A single entry may take at most a quarter of the budget; larger ones are not kept.
+    maxEntrySize: Math.max(1, Math.floor(maxBytes / 4)),
+    sizeCalculation: (item, key) => entryCost(key, item.entry),
+  });
+}
+
+export class MemoryTier {
+  readonly #pools: Record<L1Pool, LRUCache<string, L1Item> | undefined>;
+  readonly #maxBytes: number;
+  readonly #imageMaxBytes: number;
+
+  constructor(opts: { maxBytes: number; imageMaxBytes: number }) {
+    this.#maxBytes = opts.maxBytes;
+    this.#imageMaxBytes = opts.imageMaxBytes;
+    this.#pools = { default: makeLru(opts.maxBytes), image: makeLru(opts.imageMaxBytes) };
+  }
+
+  get(key: string, pool: L1Pool): L1Item | undefined {
+    return this.#pools[pool]?.get(key);
+  }
+
+  set(key: string, pool: L1Pool, entry: CacheEntry, memoryMs: number, now: number): void {
+    const lru = this.#pools[pool];
+    if (!lru || memoryMs <= 0) return;
+    const keepMs = entry.staleUntil - now;
+    if (keepMs <= 0) return;
+    lru.set(key, { entry, freshUntil: Math.min(now + memoryMs, entry.expiresAt) }, { ttl: keepMs });
+  }
+
+  delete(key: string): void {
+    this.#pools.default?.delete(key);
+    this.#pools.image?.delete(key);
+  }
+
+  clear(): number {
+    const n = (this.#pools.default?.size ?? 0) + (this.#pools.image?.size ?? 0);
+    this.#pools.default?.clear();
+    this.#pools.image?.clear();
+    return n;
+  }
+
+  /** Keys of both pools, most recently used first. */
+  *keys(): Generator<string> {
+    if (this.#pools.default) yield* this.#pools.default.keys();
+    if (this.#pools.image) yield* this.#pools.image.keys();
+  }
+
+  stats(): L1Stats {
+    return {
+      entries: this.#pools.default?.size ?? 0,
+      bytes: this.#pools.default?.calculatedSize ?? 0,
+      maxBytes: this.#maxBytes,
+      imageEntries: this.#pools.image?.size ?? 0,
+      imageBytes: this.#pools.image?.calculatedSize ?? 0,
+      imageMaxBytes: this.#imageMaxBytes,
+    };
+  }
+}

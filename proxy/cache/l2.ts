@@ -1,0 +1,184 @@
+/**
+ * L2: the shared Redis tier. Reads and writes go to the main nodes, or to the fallback nodes
+ * while the main ones are unreachable; when neither can be used the caller carries on without
+ * L2. Admin operations (SCAN, clear, sizes) run per master node with single-key commands,
+ * never KEYS and never a cross-slot command.
+ */
+import type { Redis } from 'ioredis';
+import { TiercacheError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/log.ts';
+import type { RedisConfig } from '../config.ts';
+import type { BreakerState } from './breaker.ts';
+import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
+import { ENTRY_PREFIX, leaseKey } from './keys.ts';
+import { type RedisClient, RedisTarget } from './redis-target.ts';
+
+const RELEASE_LEASE =
+  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+const SCAN_COUNT = 1000;
+
+export interface L2Hooks {
+  onBreakerChange?: (target: string, state: BreakerState) => void;
+  onError?: (target: string, op: string) => void;
+}
+
+export interface L2Info {
+  type: 'redis-cluster' | 'redis' | 'connecting';
+  target: 'main' | 'fallback' | 'none';
+  nodes: string[];
+  masters: number;
+  current_size: number;
+  total_size: number;
+  breaker: Record<string, BreakerState>;
+}
+
+export class RedisTier {
+  readonly targets: RedisTarget[];
+
+  constructor(cfg: RedisConfig, log: Logger, hooks: L2Hooks = {}) {
+    const common = { ...cfg, log, ...hooks, mode: cfg.mode };
+    this.targets = [new RedisTarget({ ...common, name: 'main', nodes: cfg.nodes })];
+    if (cfg.fallbackNodes.length > 0) {
+      this.targets.push(new RedisTarget({ ...common, name: 'fallback', nodes: cfg.fallbackNodes }));
+    }
+    for (const t of this.targets) t.start();
+  }
+
+  /** The target calls go to now: main while it is available, else the fallback. */
+  active(): RedisTarget | undefined {
+    return this.targets.find((t) => t.available);
+  }
+
+  async #on<T>(op: string, write: boolean, fn: (c: RedisClient) => Promise<T>): Promise<T> {
+    const target = this.active();
+    if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
+    return target.call(op, write, fn);
+  }
+
+  async get(key: string): Promise<CacheEntry | undefined> {
+    const raw = await this.#on('get', false, (c) => c.getBuffer(key));
+    return raw ? decodeEntry(raw) : undefined;
+  }
+
+  async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
+    await this.#on('set', true, (c) =>
+      c.set(key, encodeEntry(entry), 'PX', Math.max(1, Math.ceil(ttlMs))),
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#on('del', true, (c) => c.unlink(key));
+  }
+
+  /** Takes the short cross-replica fetch lease for `key`; true when this replica holds it. */
+  async acquireLease(key: string, owner: string, ms: number): Promise<boolean> {
+    const ok = await this.#on('lease', true, (c) =>
+      c.set(leaseKey(key), owner, 'PX', Math.ceil(ms), 'NX'),
+    );
+    return ok === 'OK';
+  }
+
+  async releaseLease(key: string, owner: string): Promise<void> {
+    await this.#on('unlease', true, (c) => c.eval(RELEASE_LEASE, 1, leaseKey(key), owner));
+  }
+
+  /** Publishes on the bus channel of every reachable target. */
+  async publish(channel: string, message: string): Promise<number> {
+    let reached = 0;
+    for (const t of this.targets) {
+      try {
+        await t.call('publish', true, (c) => c.publish(channel, message));
+        reached += 1;
+      } catch {
+        // an unreachable target misses the message; its replicas' L1 TTL bounds the staleness
+      }
+    }
+    return reached;
+  }
+
+  /**
+   * Entry keys matching `pattern` (a Redis glob after the entry prefix), visiting every master
+   * with SCAN until `limit` keys are found.
+   */
+  async scan(pattern: string, limit: number): Promise<string[]> {
+    const target = this.active();
+    if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
+    const found: string[] = [];
+    for (const node of target.masters()) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await target.call('scan', false, () =>
+          node.scan(cursor, 'MATCH', `${ENTRY_PREFIX}${pattern}`, 'COUNT', SCAN_COUNT),
+        );
+        cursor = next;
+        for (const k of keys) {
+          found.push(k);
+          if (found.length >= limit) return found;
+        }
+      } while (cursor !== '0');
+    }
+    return found;
+  }
+
+  /** Deletes every cache entry, master by master, one key per UNLINK. Returns how many went. */
+  async clear(): Promise<number> {
+    const target = this.active();
+    if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
+    let deleted = 0;
+    for (const node of target.masters()) deleted += await this.#clearNode(target, node);
+    return deleted;
+  }
+
+  async #clearNode(target: RedisTarget, node: Redis): Promise<number> {
+    let deleted = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await target.call('scan', false, () =>
+        node.scan(cursor, 'MATCH', `${ENTRY_PREFIX}*`, 'COUNT', SCAN_COUNT),
+      );
+      cursor = next;
+      if (keys.length > 0) {
+        const results = await target.call('unlink', true, () => {
+          const pipe = node.pipeline();
+          for (const k of keys) pipe.unlink(k);
+          return pipe.exec();
+        });
+        deleted += (results ?? []).reduce((n, [err, count]) => n + (err ? 0 : Number(count)), 0);
+      }
+    } while (cursor !== '0');
+    return deleted;
+  }
+
+  async info(): Promise<L2Info> {
+    const target = this.active();
+    const breaker = Object.fromEntries(this.targets.map((t) => [t.name, t.breaker.state]));
+    const base = {
+      nodes: (target ?? this.targets[0]!).nodes.map((n) => `${n.host}:${n.port}`),
+      breaker,
+      target: target?.name ?? ('none' as const),
+    };
+    if (!target?.kind)
+      return { ...base, type: 'connecting', masters: 0, current_size: 0, total_size: 0 };
+    let size = 0;
+    let bytes = 0;
+    const masters = target.masters();
+    for (const node of masters) {
+      const [dbsize, memory] = await target.call('info', false, () =>
+        Promise.all([node.dbsize(), node.info('memory')]),
+      );
+      size += dbsize;
+      bytes += Number(/used_memory:(\d+)/.exec(memory)?.[1] ?? 0);
+    }
+    return {
+      ...base,
+      type: target.kind === 'cluster' ? 'redis-cluster' : 'redis',
+      masters: masters.length,
+      current_size: size,
+      total_size: bytes,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.targets.map((t) => t.close()));
+  }
+}

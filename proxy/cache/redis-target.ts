@@ -1,0 +1,212 @@
+/**
+ * One set of Redis nodes (the main cluster, or the fallback nodes) as the L2 tier uses it:
+ * connects in the background (asking the first reachable node whether it is a cluster),
+ * bounds every call with a timeout and guards it with a circuit breaker. While it is
+ * connecting or the breaker is open, calls fail at once with L2_UNAVAILABLE.
+ */
+import { Cluster, Redis } from 'ioredis';
+import type { HostPort } from '../../lib/env.ts';
+import { TiercacheError, withTimeout } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/log.ts';
+import { type BreakerState, CircuitBreaker } from './breaker.ts';
+
+export type RedisClient = Redis | Cluster;
+
+export interface TargetOptions {
+  name: 'main' | 'fallback';
+  nodes: HostPort[];
+  mode: 'auto' | 'cluster' | 'standalone';
+  password: string | undefined;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  writeTimeoutMs: number;
+  breakerFailures: number;
+  breakerCooldownMs: number;
+  log: Logger;
+  onBreakerChange?: (target: string, state: BreakerState) => void;
+  onError?: (target: string, op: string) => void;
+}
+
+const RECONNECT_MAX_MS = 2000;
+const reconnectDelay = (attempt: number) => Math.min(100 * attempt, RECONNECT_MAX_MS);
+
+export class RedisTarget {
+  readonly name: 'main' | 'fallback';
+  readonly nodes: HostPort[];
+  readonly breaker: CircuitBreaker;
+  #client: RedisClient | undefined;
+  #kind: 'cluster' | 'standalone' | undefined;
+  #closed = false;
+  #detectTimer: NodeJS.Timeout | undefined;
+  readonly #opts: TargetOptions;
+  readonly #log: Logger;
+
+  constructor(opts: TargetOptions) {
+    this.name = opts.name;
+    this.nodes = opts.nodes;
+    this.#opts = opts;
+    this.#log = opts.log.child({ component: 'redis', target: opts.name });
+    this.breaker = new CircuitBreaker({
+      failureThreshold: opts.breakerFailures,
+      cooldownMs: opts.breakerCooldownMs,
+    });
+    this.breaker.onChange = (state) => {
+      this.#log.warn({ breaker: state }, `L2 circuit breaker ${state}`);
+      opts.onBreakerChange?.(opts.name, state);
+    };
+  }
+
+  get kind(): 'cluster' | 'standalone' | undefined {
+    return this.#kind;
+  }
+
+  /** Starts connecting; never throws, keeps trying in the background until it knows the mode. */
+  start(): void {
+    void this.#detect(1);
+  }
+
+  /** True when a call would be attempted now: a client exists and the breaker lets calls through. */
+  get available(): boolean {
+    return this.#client !== undefined && this.breaker.wouldAllow();
+  }
+
+  /** Runs `fn` against the client with a timeout; failures feed the breaker. */
+  async call<T>(op: string, write: boolean, fn: (client: RedisClient) => Promise<T>): Promise<T> {
+    const client = this.#client;
+    if (!client || !this.breaker.allow()) {
+      throw new TiercacheError('L2_UNAVAILABLE', `Redis ${this.name} is unavailable`);
+    }
+    const ms = write ? this.#opts.writeTimeoutMs : this.#opts.readTimeoutMs;
+    try {
+      const result = await withTimeout(fn(client), ms, `Redis ${op}`);
+      this.breaker.success();
+      return result;
+    } catch (err) {
+      this.breaker.failure();
+      this.#opts.onError?.(this.name, op);
+      this.#log.debug({ op, err: (err as Error).message }, 'Redis call failed');
+      throw err instanceof TiercacheError
+        ? err
+        : new TiercacheError('L2_UNAVAILABLE', `Redis ${op} failed`, undefined, err);
+    }
+  }
+
+  /** The master connections, for per-node work (SCAN, DBSIZE) that must never cross slots. */
+  masters(): Redis[] {
+    const client = this.#client;
+    if (!client) return [];
+    return client instanceof Cluster ? client.nodes('master') : [client];
+  }
+
+  /** A second connection for pub/sub (a subscribed connection can do nothing else). */
+  duplicate(): RedisClient | undefined {
+    const client = this.#client;
+    if (!client) return undefined;
+    return client instanceof Cluster ? client.duplicate() : client.duplicate();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#detectTimer);
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) client.disconnect();
+  }
+
+  async #detect(attempt: number): Promise<void> {
+    if (this.#closed) return;
+    try {
+      const kind = this.#opts.mode === 'auto' ? await this.#probeKind() : this.#opts.mode;
+      if (this.#closed) return;
+      this.#kind = kind;
+      this.#client = this.#connect(kind);
+      this.#log.info(
+        { kind, nodes: this.nodes.map((n) => `${n.host}:${n.port}`) },
+        'L2 connecting',
+      );
+    } catch (err) {
+      if (attempt === 1 || attempt % 20 === 0) {
+        this.#log.warn(
+          { err: (err as Error).message, attempt },
+          'L2 not reachable yet; serving without it',
+        );
+      }
+      this.#detectTimer = setTimeout(() => void this.#detect(attempt + 1), reconnectDelay(attempt));
+    }
+  }
+
+  /** Asks the nodes in turn whether cluster mode is enabled. */
+  async #probeKind(): Promise<'cluster' | 'standalone'> {
+    let lastError: unknown;
+    for (const node of this.nodes) {
+      const probe = new Redis({
+        host: node.host,
+        port: node.port,
+        password: this.#opts.password,
+        connectTimeout: this.#opts.connectTimeoutMs,
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        enableOfflineQueue: true,
+      });
+      probe.on('error', () => {});
+      try {
+        await withTimeout(probe.connect(), this.#opts.connectTimeoutMs, 'Redis connect');
+        const info = await withTimeout(
+          probe.info('cluster'),
+          this.#opts.readTimeoutMs,
+          'Redis INFO',
+        );
+        return /cluster_enabled:1/.test(info) ? 'cluster' : 'standalone';
+      } catch (err) {
+        lastError = err;
+      } finally {
+        probe.disconnect();
+      }
+    }
+    throw lastError ?? new Error('no Redis nodes configured');
+  }
+
+  #connect(kind: 'cluster' | 'standalone'): RedisClient {
+    const common = {
+      password: this.#opts.password,
+      connectTimeout: this.#opts.connectTimeoutMs,
+      // Backstop only: every call also has its own timeout through call().
+      commandTimeout: Math.max(this.#opts.readTimeoutMs, this.#opts.writeTimeoutMs) * 2,
+      maxRetriesPerRequest: 1,
+    };
+    let client: RedisClient;
+    if (kind === 'cluster') {
+      client = new Cluster(this.nodes, {
+        redisOptions: common,
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        clusterRetryStrategy: reconnectDelay,
+        retryDelayOnClusterDown: 100,
+        retryDelayOnFailover: 100,
+        slotsRefreshTimeout: this.#opts.connectTimeoutMs,
+      });
+    } else {
+      const node = this.nodes[0]!;
+      client = new Redis({
+        ...common,
+        host: node.host,
+        port: node.port,
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        retryStrategy: reconnectDelay,
+      });
+    }
+    let lastLogged = 0;
+    client.on('error', (err: Error) => {
+      // Reconnect errors repeat every few hundred ms while Redis is down; log at most every 10 s.
+      const now = Date.now();
+      if (now - lastLogged > 10_000) {
+        lastLogged = now;
+        this.#log.warn({ err: err.message }, 'Redis connection error');
+      }
+    });
+    client.on('ready', () => this.#log.info('L2 ready'));
+    return client;
+  }
+}

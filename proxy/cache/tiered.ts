@@ -1,0 +1,241 @@
+/**
+ * The three tiers together: L1 (memory) → L2 (Redis) → L3 (upstream), with request
+ * coalescing inside the process (singleflight) and across replicas (a short Redis lease),
+ * stale-while-revalidate, stale-if-error, and L2 trouble never failing a request.
+ */
+import { randomUUID } from 'node:crypto';
+import { isTiercacheError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/log.ts';
+import type { ProxyMetrics } from '../metrics.ts';
+import type { UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
+import type { CacheEntry } from './entry.ts';
+import type { L1Pool, MemoryTier } from './l1.ts';
+import type { RedisTier } from './l2.ts';
+import { freshness, lifetimeMs, ttlForStatus } from './policy.ts';
+import { Singleflight } from './singleflight.ts';
+
+export type Source = 'L1' | 'L2' | 'MISS' | 'STALE';
+
+export interface Served {
+  entry: CacheEntry;
+  source: Source;
+  /** Why: e.g. 'coalesced', 'stale-while-revalidate', 'stale-if-error'. */
+  detail?: string;
+  /** Status the upstream gave when we forwarded (RFC 9211 fwd-status). */
+  fwdStatus?: number;
+  stored: boolean;
+}
+
+export interface TieredOptions {
+  l1: MemoryTier;
+  l2: RedisTier | undefined;
+  staleMs: number;
+  notFoundMs: number;
+  leaseMs: number;
+  metrics: ProxyMetrics;
+  log: Logger;
+}
+
+const LEASE_POLL_MS = 25;
+
+export function poolOf(cls: string): L1Pool {
+  return cls === 'image' ? 'image' : 'default';
+}
+
+export class TieredCache {
+  readonly l1: MemoryTier;
+  readonly l2: RedisTier | undefined;
+  readonly #flight = new Singleflight<Served>();
+  readonly #owner = randomUUID();
+  readonly #opts: TieredOptions;
+  readonly #log: Logger;
+
+  constructor(opts: TieredOptions) {
+    this.l1 = opts.l1;
+    this.l2 = opts.l2;
+    this.#opts = opts;
+    this.#log = opts.log.child({ component: 'cache' });
+  }
+
+  /** The synchronous fast path: a fresh L1 entry, or undefined. */
+  peek(key: string, cls: string): CacheEntry | undefined {
+    const item = this.l1.get(key, poolOf(cls));
+    if (item && Date.now() < item.freshUntil) {
+      this.#opts.metrics.hit.L1.inc();
+      return item.entry;
+    }
+    return undefined;
+  }
+
+  async serve(req: UpstreamRequest): Promise<Served> {
+    const now = Date.now();
+    const { metrics } = this.#opts;
+    const l1Item = this.l1.get(req.key, poolOf(req.cls));
+    if (l1Item && now < l1Item.freshUntil) {
+      metrics.hit.L1.inc();
+      return { entry: l1Item.entry, source: 'L1', stored: true };
+    }
+    metrics.miss.L1.inc();
+    let candidate =
+      l1Item && freshness(l1Item.entry.expiresAt, l1Item.entry.staleUntil, now) !== 'dead'
+        ? l1Item.entry
+        : undefined;
+
+    if (this.#usesL2(req)) {
+      const fromL2 = await this.#l2Get(req.key);
+      if (fromL2 === 'unavailable') {
+        // L1's own copy is still within its upstream lifetime: better than asking upstream.
+        if (candidate && now < candidate.expiresAt) {
+          metrics.hit.L1.inc();
+          return { entry: candidate, source: 'L1', stored: true };
+        }
+      } else if (fromL2) {
+        const state = freshness(fromL2.expiresAt, fromL2.staleUntil, now);
+        if (state === 'fresh') {
+          metrics.hit.L2.inc();
+          this.l1.set(req.key, poolOf(req.cls), fromL2, req.ttl.memoryMs, now);
+          return { entry: fromL2, source: 'L2', stored: true };
+        }
+        if (state === 'stale' && (!candidate || fromL2.storedAt > candidate.storedAt))
+          candidate = fromL2;
+      }
+      metrics.miss.L2.inc();
+    } else if (candidate && now < candidate.expiresAt) {
+      metrics.hit.L1.inc();
+      return { entry: candidate, source: 'L1', stored: true };
+    }
+
+    if (candidate) {
+      metrics.stale.revalidate.inc();
+      this.#revalidate(req, candidate);
+      return { entry: candidate, source: 'STALE', detail: 'stale-while-revalidate', stored: true };
+    }
+    const { result, joined } = this.#flight.run(req.key, () =>
+      this.#fetchAcrossReplicas(req, undefined, true),
+    );
+    if (!joined) return result;
+    metrics.coalesced.process.inc();
+    const shared = await result;
+    return shared.source === 'MISS' ? { ...shared, detail: 'coalesced' } : shared;
+  }
+
+  /** Clears L1 only (this replica). */
+  clearMemory(): number {
+    return this.l1.clear();
+  }
+
+  #usesL2(req: UpstreamRequest): boolean {
+    return this.l2 !== undefined && req.ttl.diskMs > 0;
+  }
+
+  async #l2Get(key: string): Promise<CacheEntry | undefined | 'unavailable'> {
+    try {
+      return await this.l2!.get(key);
+    } catch {
+      return 'unavailable';
+    }
+  }
+
+  /** Background refresh of a stale entry: one per key per process, and skipped when another replica holds the lease. */
+  #revalidate(req: UpstreamRequest, stale: CacheEntry): void {
+    if (this.#flight.has(req.key)) return;
+    const { result } = this.#flight.run(req.key, () =>
+      this.#fetchAcrossReplicas(req, stale, false),
+    );
+    result.catch((err) =>
+      this.#log.warn({ key: req.key, err: (err as Error).message }, 'background refresh failed'),
+    );
+  }
+
+  /**
+   * Fetches from upstream unless another replica is already doing so, in which case it waits
+   * for that replica's answer to appear in L2 (up to the lease time).
+   */
+  async #fetchAcrossReplicas(
+    req: UpstreamRequest,
+    stale: CacheEntry | undefined,
+    wait: boolean,
+  ): Promise<Served> {
+    if (!this.#usesL2(req)) return this.#fetchUpstream(req, stale, false);
+    const deadline = Date.now() + this.#opts.leaseMs;
+    for (;;) {
+      let leased: boolean;
+      try {
+        leased = await this.l2!.acquireLease(req.key, this.#owner, this.#opts.leaseMs);
+      } catch {
+        return this.#fetchUpstream(req, stale, false);
+      }
+      if (leased) return this.#fetchUpstream(req, stale, true);
+      if (!wait)
+        return { entry: stale!, source: 'STALE', detail: 'stale-while-revalidate', stored: true };
+      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
+      const got = await this.#l2Get(req.key);
+      if (got && got !== 'unavailable' && Date.now() < got.expiresAt) {
+        this.#opts.metrics.coalesced.cluster.inc();
+        this.#opts.metrics.hit.L2.inc();
+        this.l1.set(req.key, poolOf(req.cls), got, req.ttl.memoryMs, Date.now());
+        return { entry: got, source: 'L2', detail: 'coalesced', stored: true };
+      }
+      // The holder may have died: its lease expires and we take over, or the deadline passes.
+      if (Date.now() > deadline) return this.#fetchUpstream(req, stale, false);
+    }
+  }
+
+  async #fetchUpstream(
+    req: UpstreamRequest,
+    stale: CacheEntry | undefined,
+    leased: boolean,
+  ): Promise<Served> {
+    try {
+      let res: UpstreamResponse;
+      try {
+        res = await req.fetch();
+      } catch (err) {
+        if (stale) return this.#staleOnError(stale, isTiercacheError(err) ? err.httpStatus : 502);
+        throw err;
+      }
+      if (res.status === 429 || res.status >= 500) {
+        if (stale) return this.#staleOnError(stale, res.status);
+        return {
+          entry: this.#transient(res),
+          source: 'MISS',
+          fwdStatus: res.status,
+          stored: false,
+        };
+      }
+      const ttl = ttlForStatus(res.status, req.ttl, this.#opts.notFoundMs);
+      if (!ttl)
+        return {
+          entry: this.#transient(res),
+          source: 'MISS',
+          fwdStatus: res.status,
+          stored: false,
+        };
+      const now = Date.now();
+      const expiresAt = now + lifetimeMs(ttl, this.l2 !== undefined);
+      const entry: CacheEntry = {
+        ...res,
+        storedAt: now,
+        expiresAt,
+        staleUntil: res.status === 404 ? expiresAt : expiresAt + this.#opts.staleMs,
+      };
+      this.l1.set(req.key, poolOf(req.cls), entry, ttl.memoryMs, now);
+      if (this.l2 && ttl.diskMs > 0) {
+        await this.l2.set(req.key, entry, entry.staleUntil - now).catch(() => undefined);
+      }
+      return { entry, source: 'MISS', fwdStatus: res.status, stored: true };
+    } finally {
+      if (leased) this.l2?.releaseLease(req.key, this.#owner).catch(() => undefined);
+    }
+  }
+
+  #staleOnError(stale: CacheEntry, fwdStatus: number): Served {
+    this.#opts.metrics.stale.error.inc();
+    return { entry: stale, source: 'STALE', detail: 'stale-if-error', fwdStatus, stored: true };
+  }
+
+  #transient(res: UpstreamResponse): CacheEntry {
+    const now = Date.now();
+    return { ...res, storedAt: now, expiresAt: now, staleUntil: now };
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * Proxy configuration: environment → typed, validated ProxyConfig. Names and defaults follow
+ * the seed documents (TTLs in minutes, Redis timeouts in seconds); a bad value stops start-up
+ * with a ConfigError naming the variable and the allowed values.
+ */
+
+import {
+  bool,
+  decimal,
+  formatValue,
+  type HostPort,
+  hostPortList,
+  httpUrl,
+  integer,
+  oneOf,
+  readEnv,
+  text,
+} from '../lib/env.ts';
+import { ConfigError } from '../lib/errors.ts';
+import type { TtlPair } from './cache/policy.ts';
+
+const MIB = 1024 * 1024;
+const WEEK_MINUTES = 7 * 24 * 60;
+const minutes = (name: string, dflt: number, help: string) =>
+  decimal(name, {
+    default: dflt,
+    min: 0,
+    max: 52 * WEEK_MINUTES,
+    unit: 'minutes',
+    help: `${help}; 0 turns this tier off for the class`,
+  });
+const seconds = (name: string, dflt: number, help: string) =>
+  decimal(name, { default: dflt, min: 0.001, max: 3600, unit: 'seconds', help });
+
+export const proxyEnv = {
+  port: integer('PORT', {
+    default: 6635,
+    min: 0,
+    max: 65535,
+    help: 'TCP port to listen on (0 picks a free port)',
+  }),
+  host: text('HOST', { default: '0.0.0.0', help: 'address to listen on' }),
+  region: text('REGION', {
+    default: 'local',
+    help: 'region name reported in /status, logs and metrics',
+  }),
+  logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    default: 'info',
+    help: 'pino log level',
+  }),
+  tmdbApiKey: text('TMDB_API_KEY', {
+    default: undefined,
+    secret: true,
+    help: 'TMDB v3 API key or v4 read access token; injected server-side only. Unset: serve built-in demo data',
+  }),
+  tmdbApiUrl: httpUrl('TMDB_API_URL', {
+    default: undefined,
+    help: 'TMDB API origin (default https://api.themoviedb.org, or the demo upstream when no key is set)',
+  }),
+  tmdbImageUrl: httpUrl('TMDB_IMAGE_URL', {
+    default: undefined,
+    help: 'TMDB image origin (default https://image.tmdb.org, or TMDB_API_URL when that is set)',
+  }),
+  useRedis: bool('USE_REDIS', {
+    default: undefined,
+    help: 'use the Redis L2 tier (default: true when REDIS_CLUSTER_NODES is set)',
+  }),
+  redisNodes: hostPortList('REDIS_CLUSTER_NODES', {
+    default: [],
+    help: 'Redis Cluster seed nodes (or one standalone Redis)',
+  }),
+  redisFallbackNodes: hostPortList('REDIS_FALLBACK_NODES', {
+    default: [],
+    help: 'Redis nodes used while the main cluster is unreachable',
+  }),
+  redisMode: oneOf('REDIS_MODE', ['auto', 'cluster', 'standalone'], {
+    default: 'auto',
+    help: 'how to talk to the nodes; auto asks the first reachable node',
+  }),
+  redisPassword: text('REDIS_PASSWORD', {
+    default: undefined,
+    secret: true,
+    help: 'Redis AUTH password',
+  }),
+  redisPoolSize: integer('REDIS_POOL_SIZE', {
+    default: 10,
+    min: 1,
+    max: 1000,
+    help: 'accepted for seed compatibility; ioredis multiplexes one pipelined connection per node',
+  }),
+  redisMinIdleConns: integer('REDIS_MIN_IDLE_CONNS', {
+    default: 2,
+    min: 0,
+    max: 1000,
+    help: 'accepted for seed compatibility (see REDIS_POOL_SIZE)',
+  }),
+  redisConnectTimeout: seconds(
+    'REDIS_CONNECT_TIMEOUT',
+    5,
+    'timeout for connecting to a Redis node',
+  ),
+  redisReadTimeout: seconds('REDIS_READ_TIMEOUT', 3, 'timeout for every Redis read'),
+  redisWriteTimeout: seconds('REDIS_WRITE_TIMEOUT', 3, 'timeout for every Redis write'),
+  breakerFailures: integer('REDIS_BREAKER_FAILURES', {
+    default: 5,
+    min: 1,
+    max: 1000,
+    help: 'consecutive Redis failures that open the circuit breaker',
+  }),
+  breakerCooldown: seconds(
+    'REDIS_BREAKER_COOLDOWN',
+    2,
+    'how long the open breaker skips Redis before probing it again',
+  ),
+  jsonMemoryTtl: minutes('JSON_MEMORY_TTL', 15, 'L1 TTL of JSON details'),
+  jsonDiskTtl: minutes('JSON_DISK_TTL', 360, 'L2 TTL of JSON details'),
+  imageMemoryTtl: minutes('IMAGE_MEMORY_TTL', 30, 'L1 TTL of images'),
+  imageDiskTtl: minutes('IMAGE_DISK_TTL', 10080, 'L2 TTL of images'),
+  searchMemoryTtl: minutes('SEARCH_MEMORY_TTL', 3, 'L1 TTL of search results'),
+  searchDiskTtl: minutes('SEARCH_DISK_TTL', 10, 'L2 TTL of search results'),
+  notFoundTtl: minutes('NOT_FOUND_TTL', 1, 'TTL of upstream 404 answers (both tiers)'),
+  staleTtl: minutes(
+    'STALE_TTL',
+    60,
+    'how long past expiry an entry may still be served stale (while revalidating, or when the upstream fails)',
+  ),
+  l1MaxBytes: decimal('L1_MAX_BYTES', {
+    default: 64,
+    min: 1,
+    max: 1024 * 1024,
+    unit: 'MiB',
+    help: 'L1 memory budget for JSON entries',
+  }),
+  l1ImageMaxBytes: decimal('L1_IMAGE_MAX_BYTES', {
+    default: 128,
+    min: 0,
+    max: 1024 * 1024,
+    unit: 'MiB',
+    help: 'L1 memory budget for images; 0 keeps images out of L1',
+  }),
+  upstreamTimeout: seconds('UPSTREAM_TIMEOUT', 10, 'timeout for one upstream request'),
+  coalesceLease: seconds(
+    'COALESCE_LEASE',
+    5,
+    'how long one replica holds the cross-replica fetch lease for a key',
+  ),
+  adminToken: text('ADMIN_TOKEN', {
+    default: undefined,
+    secret: true,
+    help: 'bearer token for mutating admin routes (POST /cache/*); unset disables them',
+  }),
+};
+
+export interface RedisConfig {
+  nodes: HostPort[];
+  fallbackNodes: HostPort[];
+  mode: 'auto' | 'cluster' | 'standalone';
+  password: string | undefined;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  writeTimeoutMs: number;
+  breakerFailures: number;
+  breakerCooldownMs: number;
+}
+
+export interface ProxyConfig {
+  port: number;
+  host: string;
+  region: string;
+  logLevel: string;
+  tmdb: { apiKey: string | undefined; apiUrl: string | undefined; imageUrl: string | undefined };
+  redis: RedisConfig | undefined;
+  ttl: Record<string, TtlPair>;
+  notFoundTtlMs: number;
+  staleMs: number;
+  l1: { maxBytes: number; imageMaxBytes: number };
+  upstreamTimeoutMs: number;
+  leaseMs: number;
+  adminToken: string | undefined;
+  /** Every variable with its effective value, secrets redacted — what /config shows. */
+  redacted: Record<string, string>;
+}
+
+const MINUTE = 60_000;
+
+export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConfig {
+  const v = readEnv(proxyEnv, env);
+  const useRedis = v.useRedis ?? v.redisNodes.length > 0;
+  if (useRedis && v.redisNodes.length === 0) {
+    throw new ConfigError(
+      'REDIS_CLUSTER_NODES',
+      'must list at least one host:port when USE_REDIS=true',
+    );
+  }
+  const redacted: Record<string, string> = {};
+  for (const [key, spec] of Object.entries(proxyEnv)) {
+    redacted[spec.name] = formatValue(spec, (v as Record<string, unknown>)[key]);
+  }
+  return {
+    port: v.port,
+    host: v.host,
+    region: v.region,
+    logLevel: v.logLevel,
+    tmdb: { apiKey: v.tmdbApiKey, apiUrl: v.tmdbApiUrl, imageUrl: v.tmdbImageUrl ?? v.tmdbApiUrl },
+    redis: useRedis
+      ? {
+          nodes: v.redisNodes,
+          fallbackNodes: v.redisFallbackNodes,
+          mode: v.redisMode,
+          password: v.redisPassword,
+          connectTimeoutMs: v.redisConnectTimeout * 1000,
+          readTimeoutMs: v.redisReadTimeout * 1000,
+          writeTimeoutMs: v.redisWriteTimeout * 1000,
+          breakerFailures: v.breakerFailures,
+          breakerCooldownMs: v.breakerCooldown * 1000,
+        }
+      : undefined,
+    ttl: {
+      json: { memoryMs: v.jsonMemoryTtl * MINUTE, diskMs: v.jsonDiskTtl * MINUTE },
+      image: { memoryMs: v.imageMemoryTtl * MINUTE, diskMs: v.imageDiskTtl * MINUTE },
+      search: { memoryMs: v.searchMemoryTtl * MINUTE, diskMs: v.searchDiskTtl * MINUTE },
+    },
+    notFoundTtlMs: v.notFoundTtl * MINUTE,
+    staleMs: v.staleTtl * MINUTE,
+    l1: {
+      maxBytes: Math.round(v.l1MaxBytes * MIB),
+      imageMaxBytes: Math.round(v.l1ImageMaxBytes * MIB),
+    },
+    upstreamTimeoutMs: v.upstreamTimeout * 1000,
+    leaseMs: v.coalesceLease * 1000,
+    adminToken: v.adminToken,
+    redacted,
+  };
+}

@@ -1,0 +1,204 @@
+/**
+ * Cache management (seed 000): /cache/info, /cache/clear, /cache/keys, /cache/search, plus
+ * /cache/invalidate, and seed 002's /api/cache/stats and /api/cache/clear.
+ * Mutating routes need the admin token; clears reach every replica's L1 through the bus.
+ */
+import type { FastifyInstance } from 'fastify';
+import { TiercacheError } from '../../lib/errors.ts';
+import type { InvalidationBus } from '../cache/bus.ts';
+import { displayKey, ENTRY_PREFIX, globEscape } from '../cache/keys.ts';
+import type { TieredCache } from '../cache/tiered.ts';
+import type { ProxyConfig } from '../config.ts';
+import { adminGuard } from './admin-auth.ts';
+import type { StatsReader } from './stats.ts';
+
+export interface CacheAdminOptions {
+  config: ProxyConfig;
+  cache: TieredCache;
+  bus: InvalidationBus | undefined;
+  stats: StatsReader;
+}
+
+interface KeyRow {
+  key: string;
+  tiers: ('l1' | 'l2')[];
+}
+
+const pageQuery = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    offset: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
+  },
+} as const;
+
+export async function cacheAdminRoutes(
+  app: FastifyInstance,
+  opts: CacheAdminOptions,
+): Promise<void> {
+  const { cache, bus, config, stats } = opts;
+  const guard = adminGuard(config.adminToken);
+
+  /** L1 and L2 keys (L2 via per-master SCAN), merged, matching an optional literal term. */
+  async function listKeys(
+    term: string | undefined,
+    want: number,
+  ): Promise<{ rows: KeyRow[]; l2Error?: string }> {
+    const rows = new Map<string, KeyRow>();
+    for (const k of cache.l1.keys()) {
+      if (term === undefined || k.includes(term))
+        rows.set(k, { key: displayKey(k), tiers: ['l1'] });
+    }
+    let l2Error: string | undefined;
+    if (cache.l2) {
+      try {
+        const pattern = term === undefined ? '*' : `*${globEscape(term)}*`;
+        for (const k of await cache.l2.scan(pattern, want)) {
+          const row = rows.get(k);
+          if (row) row.tiers.push('l2');
+          else rows.set(k, { key: displayKey(k), tiers: ['l2'] });
+        }
+      } catch (err) {
+        l2Error = (err as Error).message;
+      }
+    }
+    return { rows: [...rows.values()], ...(l2Error ? { l2Error } : {}) };
+  }
+
+  app.get('/cache/info', async () => {
+    const l1 = cache.l1.stats();
+    const s = await stats.read();
+    const l2 = cache.l2
+      ? await cache.l2.info().catch((err: Error) => ({ type: 'unavailable', error: err.message }))
+      : { type: 'disabled' };
+    return {
+      cache_enabled: true,
+      architecture: cache.l2
+        ? 'L1 (Memory) + L2 (Redis Cluster) + L3 (Upstream)'
+        : 'L1 (Memory) + L3 (Upstream)',
+      region: config.region,
+      memory_cache: {
+        hit_rate: s.l1_hit_rate,
+        current_size: l1.entries + l1.imageEntries,
+        bytes: l1.bytes + l1.imageBytes,
+        max_bytes: l1.maxBytes + l1.imageMaxBytes,
+        json: { entries: l1.entries, bytes: l1.bytes, max_bytes: l1.maxBytes },
+        images: { entries: l1.imageEntries, bytes: l1.imageBytes, max_bytes: l1.imageMaxBytes },
+      },
+      l2_cache: { ...l2, hit_rate: s.l2_hit_rate },
+      ttl_minutes: Object.fromEntries(
+        Object.entries(config.ttl).map(([cls, t]) => [
+          cls,
+          { memory: t.memoryMs / 60_000, disk: t.diskMs / 60_000 },
+        ]),
+      ),
+    };
+  });
+
+  app.get<{ Querystring: { limit: number; offset: number } }>(
+    '/cache/keys',
+    { schema: { querystring: pageQuery } },
+    async (req) => {
+      const { limit, offset } = req.query;
+      const { rows, l2Error } = await listKeys(undefined, offset + limit + 1);
+      return {
+        keys: rows.slice(offset, offset + limit),
+        limit,
+        offset,
+        has_more: rows.length > offset + limit,
+        ...(l2Error ? { l2_error: l2Error } : {}),
+      };
+    },
+  );
+
+  app.get<{ Querystring: { q: string; limit: number } }>(
+    '/cache/search',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          required: ['q'],
+          properties: {
+            q: { type: 'string', minLength: 1, maxLength: 256 },
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const { q, limit } = req.query;
+      const { rows, l2Error } = await listKeys(q, limit);
+      return {
+        query: q,
+        keys: rows.slice(0, limit),
+        count: Math.min(rows.length, limit),
+        ...(l2Error ? { l2_error: l2Error } : {}),
+      };
+    },
+  );
+
+  const clearHandler = async (req: { query: { type?: 'all' | 'memory' | 'l2' } }) => {
+    const type = req.query.type ?? 'all';
+    const result: Record<string, unknown> = { type };
+    if (type === 'memory' || type === 'all') {
+      result.memory_cleared = cache.clearMemory();
+      result.replicas_notified = bus ? (await bus.publish({ action: 'clear' })) > 0 : false;
+    }
+    if (type === 'l2' || type === 'all') {
+      if (!cache.l2) result.l2_cleared = 0;
+      else {
+        try {
+          result.l2_cleared = await cache.l2.clear();
+        } catch (err) {
+          throw new TiercacheError(
+            'L2_UNAVAILABLE',
+            `L2 could not be cleared: ${(err as Error).message}`,
+          );
+        }
+      }
+    }
+    return result;
+  };
+  const clearSchema = {
+    preHandler: guard,
+    schema: {
+      querystring: {
+        type: 'object',
+        properties: { type: { type: 'string', enum: ['all', 'memory', 'l2'] } },
+      },
+    },
+  };
+  app.post<{ Querystring: { type?: 'all' | 'memory' | 'l2' } }>(
+    '/cache/clear',
+    clearSchema,
+    clearHandler,
+  );
+  app.post<{ Querystring: { type?: 'all' | 'memory' | 'l2' } }>(
+    '/api/cache/clear',
+    clearSchema,
+    clearHandler,
+  );
+
+  app.post<{ Querystring: { key: string } }>(
+    '/cache/invalidate',
+    {
+      preHandler: guard,
+      schema: {
+        querystring: {
+          type: 'object',
+          required: ['key'],
+          properties: { key: { type: 'string', minLength: 1, maxLength: 2048 } },
+        },
+      },
+    },
+    async (req) => {
+      const key = ENTRY_PREFIX + req.query.key;
+      cache.l1.delete(key);
+      if (cache.l2) await cache.l2.delete(key);
+      const notified = bus ? (await bus.publish({ action: 'delete', keys: [key] })) > 0 : false;
+      return { invalidated: req.query.key, replicas_notified: notified };
+    },
+  );
+
+  app.get('/api/cache/stats', async () => stats.read());
+}

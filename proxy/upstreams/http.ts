@@ -1,0 +1,108 @@
+/**
+ * Upstream HTTP through undici: one keep-alive pool per origin, a timeout on every request,
+ * a body size limit, and the 429 gate. Errors become TiercacheErrors; the URL in a message or
+ * log line never carries credentials.
+ */
+import { Agent, request } from 'undici';
+import { TiercacheError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/log.ts';
+import { redactUrl } from '../cache/keys.ts';
+import type { ProxyMetrics } from '../metrics.ts';
+import { RateLimitGate } from './backoff.ts';
+import type { UpstreamResponse } from './types.ts';
+
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+export interface HttpUpstreamOptions {
+  name: string;
+  timeoutMs: number;
+  log: Logger;
+  metrics: ProxyMetrics;
+}
+
+export class HttpUpstream {
+  readonly name: string;
+  readonly gate = new RateLimitGate();
+  readonly #agent: Agent;
+  readonly #opts: HttpUpstreamOptions;
+  readonly #log: Logger;
+
+  constructor(opts: HttpUpstreamOptions) {
+    this.name = opts.name;
+    this.#opts = opts;
+    this.#log = opts.log.child({ component: 'upstream', upstream: opts.name });
+    this.#agent = new Agent({
+      connections: 64,
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+    });
+  }
+
+  async get(url: URL, headers: Record<string, string> = {}): Promise<UpstreamResponse> {
+    const wait = this.gate.waitMs(Date.now());
+    if (wait > 0) {
+      this.#opts.metrics.upstreamBackoff.labels(this.name).inc();
+      throw new TiercacheError(
+        'UPSTREAM_RATE_LIMITED',
+        `${this.name} asked us to slow down; retry in ${Math.ceil(wait / 1000)} s`,
+        {
+          retryAfterSeconds: Math.ceil(wait / 1000),
+        },
+      );
+    }
+    const started = performance.now();
+    const safeUrl = redactUrl(url.toString());
+    try {
+      const res = await request(url, {
+        method: 'GET',
+        headers: { accept: '*/*', ...headers },
+        dispatcher: this.#agent,
+        signal: AbortSignal.timeout(this.#opts.timeoutMs),
+      });
+      const length = Number(res.headers['content-length'] ?? 0);
+      if (length > MAX_BODY_BYTES) {
+        res.body.destroy();
+        throw new TiercacheError(
+          'UPSTREAM_FAILED',
+          `${this.name} answer is larger than ${MAX_BODY_BYTES} bytes`,
+        );
+      }
+      const body = Buffer.from(await res.body.arrayBuffer());
+      const retryAfter = res.headers['retry-after'];
+      this.gate.record(
+        res.statusCode,
+        Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        Date.now(),
+      );
+      this.#opts.metrics.upstreamSeconds
+        .labels(this.name, String(res.statusCode))
+        .observe((performance.now() - started) / 1000);
+      if (res.statusCode >= 400)
+        this.#log.warn({ url: safeUrl, status: res.statusCode }, 'upstream answered with an error');
+      const type = res.headers['content-type'];
+      return {
+        status: res.statusCode,
+        contentType: (Array.isArray(type) ? type[0] : type) ?? 'application/octet-stream',
+        body,
+      };
+    } catch (err) {
+      if (err instanceof TiercacheError) throw err;
+      const timedOut =
+        (err as Error).name === 'TimeoutError' || /timeout/i.test((err as Error).name ?? '');
+      this.#opts.metrics.upstreamSeconds
+        .labels(this.name, timedOut ? 'timeout' : 'error')
+        .observe((performance.now() - started) / 1000);
+      this.#log.warn({ url: safeUrl, err: (err as Error).message }, 'upstream request failed');
+      throw new TiercacheError(
+        timedOut ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_FAILED',
+        timedOut
+          ? `${this.name} did not answer within ${this.#opts.timeoutMs} ms`
+          : `${this.name} could not be reached`,
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The TMDB upstream: maps client paths to TMDB URLs, injects the credential server-side
+ * (v3 `api_key` query parameter, or a v4 read token as a Bearer header) and classifies
+ * content for the TTL policy. The credential never reaches a cache key, a log or a response.
+ */
+
+import { cacheKey, canonicalQuery } from '../cache/keys.ts';
+import type { TtlPair } from '../cache/policy.ts';
+import type { HttpUpstream } from './http.ts';
+import type { UpstreamRequest } from './types.ts';
+
+export type TmdbClass = 'json' | 'image' | 'search';
+
+export const TMDB_API_ORIGIN = 'https://api.themoviedb.org';
+export const TMDB_IMAGE_ORIGIN = 'https://image.tmdb.org';
+
+/** v4 read access tokens are JWTs; v3 keys are 32 hex characters. */
+export function isV4Token(key: string): boolean {
+  return /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/.test(key);
+}
+
+export function classifyTmdb(path: string): TmdbClass {
+  if (path.startsWith('/t/p/')) return 'image';
+  if (path.startsWith('/3/search/')) return 'search';
+  return 'json';
+}
+
+export interface TmdbOptions {
+  apiKey: string | undefined;
+  apiUrl: string;
+  imageUrl: string;
+  ttl: Record<string, TtlPair>;
+  http: HttpUpstream;
+}
+
+export class TmdbUpstream {
+  readonly #opts: TmdbOptions;
+
+  constructor(opts: TmdbOptions) {
+    this.#opts = opts;
+  }
+
+  /** Builds the cacheable request for a client path (already checked) and query. */
+  request(path: string, query: URLSearchParams): UpstreamRequest {
+    const cls = classifyTmdb(path);
+    const clean = canonicalQuery(query);
+    return {
+      key: cacheKey('tmdb', path, clean),
+      cls,
+      ttl: this.#opts.ttl[cls]!,
+      fetch: () => this.#fetch(cls, path, clean),
+    };
+  }
+
+  #fetch(cls: TmdbClass, path: string, query: URLSearchParams) {
+    const { apiKey, apiUrl, imageUrl, http } = this.#opts;
+    const url = new URL((cls === 'image' ? imageUrl : apiUrl) + path);
+    const headers: Record<string, string> = {};
+    const params = new URLSearchParams(query);
+    if (apiKey && cls !== 'image') {
+      if (isV4Token(apiKey)) headers.authorization = `Bearer ${apiKey}`;
+      else params.set('api_key', apiKey);
+    }
+    url.search = params.toString();
+    return http.get(url, headers);
+  }
+}

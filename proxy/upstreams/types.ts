@@ -1,0 +1,19 @@
+/** What every upstream (TMDB, crypto market data, demo) gives the cache layer. */
+import type { TtlPair } from '../cache/policy.ts';
+
+export interface UpstreamResponse {
+  status: number;
+  contentType: string;
+  body: Buffer;
+}
+
+/** One cacheable request, resolved by an upstream from the client's path and query. */
+export interface UpstreamRequest {
+  /** Cache key (credential-free). */
+  key: string;
+  /** Content class: decides the TTLs and the L1 pool. */
+  cls: string;
+  ttl: TtlPair;
+  /** Calls the upstream; rejects with a TiercacheError when it cannot. */
+  fetch: () => Promise<UpstreamResponse>;
+}

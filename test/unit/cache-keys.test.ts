@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { TiercacheError } from '../../lib/errors.ts';
+import { decodeEntry, encodeEntry } from '../../proxy/cache/entry.ts';
+import { cacheKey, checkPath, displayKey, globEscape, redactUrl } from '../../proxy/cache/keys.ts';
+
+describe('cache keys', () => {
+  it('sorts the query so equivalent requests share one key', () => {
+    const a = cacheKey(
+      'tmdb',
+      '/3/movie/550',
+      new URLSearchParams('language=en&append_to_response=videos'),
+    );
+    const b = cacheKey(
+      'tmdb',
+      '/3/movie/550',
+      new URLSearchParams('append_to_response=videos&language=en'),
+    );
+    expect(a).toBe(b);
+    expect(displayKey(a)).toBe('tmdb:/3/movie/550?append_to_response=videos&language=en');
+  });
+
+  it('drops credentials a client sends', () => {
+    const key = cacheKey(
+      'tmdb',
+      '/3/movie/1',
+      new URLSearchParams('api_key=SECRET&Access_Token=T&page=2'),
+    );
+    expect(key).not.toMatch(/SECRET|T&|access_token/i);
+    expect(key).toBe('tc:tmdb:/3/movie/1?page=2');
+  });
+
+  it('bounds very long keys with a digest', () => {
+    const key = cacheKey(
+      'tmdb',
+      `/3/search/movie`,
+      new URLSearchParams({ query: 'x'.repeat(5000) }),
+    );
+    expect(key.length).toBeLessThanOrEqual(1024);
+    expect(key).toMatch(/#[0-9a-f]{64}$/);
+  });
+
+  it.each(['/3/../etc', '/3/%2e%2e/x', '/3/a%2fb', '/3//movie', '/3/%zz', '/3/a\u0001'])(
+    'rejects the path %s with a 400',
+    (path) => {
+      try {
+        checkPath(path);
+        expect.unreachable();
+      } catch (err) {
+        expect(err).toBeInstanceOf(TiercacheError);
+        expect((err as TiercacheError).httpStatus).toBe(400);
+      }
+    },
+  );
+
+  it('accepts ordinary TMDB paths', () => {
+    expect(checkPath('/3/movie/550/credits')).toBe('/3/movie/550/credits');
+    expect(checkPath('/t/p/w500/abc.jpg')).toBe('/t/p/w500/abc.jpg');
+  });
+
+  it('escapes glob characters for SCAN MATCH and redacts credentials in URLs', () => {
+    expect(globEscape('a*b?[c]')).toBe('a\\*b\\?\\[c\\]');
+    expect(redactUrl('/3/movie/1?api_key=SECRET&x=1')).toBe(
+      '/3/movie/1?api_key=%5Bredacted%5D&x=1',
+    );
+  });
+});
+
+describe('entry encoding', () => {
+  it('round-trips binary bodies byte for byte', () => {
+    const body = Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256));
+    const entry = {
+      status: 200,
+      contentType: 'image/jpeg',
+      body,
+      storedAt: 1,
+      expiresAt: 2,
+      staleUntil: 3,
+    };
+    const back = decodeEntry(encodeEntry(entry));
+    expect(back).toEqual(entry);
+    expect(back!.body.equals(body)).toBe(true);
+  });
+
+  it('rejects foreign or truncated values', () => {
+    expect(decodeEntry(Buffer.from('hello world'))).toBeUndefined();
+    const enc = encodeEntry({
+      status: 200,
+      contentType: 'x',
+      body: Buffer.alloc(0),
+      storedAt: 1,
+      expiresAt: 2,
+      staleUntil: 3,
+    });
+    expect(decodeEntry(enc.subarray(0, 12))).toBeUndefined();
+  });
+});
