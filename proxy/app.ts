@@ -30,6 +30,7 @@ import { TMDB_API_ORIGIN, TMDB_IMAGE_ORIGIN, TmdbUpstream } from './upstreams/tm
 export interface Proxy {
   app: FastifyInstance;
   cache: TieredCache;
+  bus: InvalidationBus | undefined;
   demo: DemoUpstream | undefined;
   close(): Promise<void>;
 }
@@ -135,6 +136,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
   return {
     app,
     cache,
+    bus,
     demo,
     async close() {
       await app.close();

@@ -24,6 +24,7 @@ export class InvalidationBus {
   readonly #apply: (msg: Invalidation, origin: string) => void;
   readonly origin: string;
   #closed = false;
+  #subscribed = 0;
 
   constructor(
     l2: RedisTier,
@@ -36,6 +37,11 @@ export class InvalidationBus {
     this.#apply = apply;
     this.#log = log.child({ component: 'bus', channel: BUS_CHANNEL });
     for (const target of l2.targets) this.#attachWhenConnected(target);
+  }
+
+  /** How many targets this replica currently listens on (0 until the first SUBSCRIBE succeeds). */
+  get subscribed(): number {
+    return this.#subscribed;
   }
 
   /** Sends an invalidation to every replica (this one applies it itself, before sending). */
@@ -57,11 +63,16 @@ export class InvalidationBus {
       const sub = target.duplicate();
       if (!sub) return;
       clearInterval(timer);
+      let counted = false;
       sub.on('error', () => {}); // the main connection already reports connection trouble
       sub.on('ready', () => {
-        sub
-          .subscribe(BUS_CHANNEL)
-          .catch((err: Error) => this.#log.warn({ err: err.message }, 'subscribe failed'));
+        sub.subscribe(BUS_CHANNEL).then(
+          () => {
+            if (!counted) this.#subscribed += 1;
+            counted = true;
+          },
+          (err: Error) => this.#log.warn({ err: err.message }, 'subscribe failed'),
+        );
       });
       sub.on('message', (_channel: string, raw: string) => this.#receive(raw));
       this.#subscribers.push(sub);

@@ -178,6 +178,11 @@ export class RedisTier {
     };
   }
 
+  /** Master connections of the active target (empty while connecting). */
+  masters(): Redis[] {
+    return this.active()?.masters() ?? [];
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.targets.map((t) => t.close()));
   }

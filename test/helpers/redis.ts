@@ -1,0 +1,158 @@
+/**
+ * Real redis-server processes for tests: a standalone node, or a Redis Cluster of N masters
+ * formed with plain cluster commands (ADDSLOTSRANGE, MEET). Everything started is stopped by
+ * `stop()`; data lives in a temporary directory that is removed with it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freeRedisPort } from './ports.ts';
+import { waitFor } from './wait.ts';
+
+export interface RedisNode {
+  host: string;
+  port: number;
+  /** Stops the process gracefully. */
+  stop(): Promise<void>;
+  /** SIGKILL, as a crash would. */
+  kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a node that hangs without closing its connections. */
+  pause(): void;
+  resume(): void;
+  /** Starts the process again on the same port and directory. */
+  restart(): Promise<void>;
+  client(): Redis;
+}
+
+function exited(proc: ChildProcess): Promise<void> {
+  return proc.exitCode !== null || proc.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => proc.once('exit', () => r()));
+}
+
+export async function startRedis(
+  opts: { cluster?: boolean; port?: number } = {},
+): Promise<RedisNode> {
+  const port = opts.port ?? (await freeRedisPort());
+  const dir = mkdtempSync(join(tmpdir(), `tiercache-redis-${port}-`));
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--protected-mode',
+    'no',
+  ];
+  if (opts.cluster)
+    args.push(
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-node-timeout',
+      '2000',
+    );
+  let proc: ChildProcess;
+  const clients: Redis[] = [];
+
+  const launch = async () => {
+    proc = spawn('redis-server', args, { stdio: 'ignore' });
+    await waitFor(`redis-server on ${port}`, async () => {
+      const probe = new Redis({
+        port,
+        host: '127.0.0.1',
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+      });
+      probe.on('error', () => {});
+      try {
+        await probe.connect();
+        return (await probe.ping()) === 'PONG';
+      } finally {
+        probe.disconnect();
+      }
+    });
+  };
+  await launch();
+
+  const node: RedisNode = {
+    host: '127.0.0.1',
+    port,
+    async stop() {
+      for (const c of clients) c.disconnect();
+      proc.kill('SIGTERM');
+      await exited(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async kill() {
+      proc.kill('SIGKILL');
+      await exited(proc);
+    },
+    pause: () => void proc.kill('SIGSTOP'),
+    resume: () => void proc.kill('SIGCONT'),
+    restart: launch,
+    client() {
+      const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+      c.on('error', () => {});
+      clients.push(c);
+      return c;
+    },
+  };
+  return node;
+}
+
+export interface TestCluster {
+  nodes: RedisNode[];
+  /** "127.0.0.1:p1,127.0.0.1:p2,…" as REDIS_CLUSTER_NODES takes it. */
+  spec: string;
+  stop(): Promise<void>;
+}
+
+/** N masters (no replicas), 16384 slots split evenly, cluster_state:ok on every node. */
+export async function startCluster(masters = 3): Promise<TestCluster> {
+  const nodes = await Promise.all(
+    Array.from({ length: masters }, () => startRedis({ cluster: true })),
+  );
+  const clients = nodes.map((n) => n.client());
+  const per = Math.ceil(16384 / masters);
+  await Promise.all(
+    clients.map((c, i) =>
+      c.call(
+        'CLUSTER',
+        'ADDSLOTSRANGE',
+        String(i * per),
+        String(Math.min(16383, (i + 1) * per - 1)),
+      ),
+    ),
+  );
+  for (const n of nodes.slice(1)) await clients[0]!.call('CLUSTER', 'MEET', n.host, String(n.port));
+  await waitFor(
+    'cluster_state:ok on every node',
+    async () => {
+      const infos = await Promise.all(
+        clients.map((c) => c.call('CLUSTER', 'INFO') as Promise<string>),
+      );
+      return infos.every(
+        (i) => i.includes('cluster_state:ok') && i.includes(`cluster_known_nodes:${masters}`),
+      );
+    },
+    20_000,
+    100,
+  );
+  return {
+    nodes,
+    spec: nodes.map((n) => `${n.host}:${n.port}`).join(','),
+    async stop() {
+      await Promise.all(nodes.map((n) => n.stop()));
+    },
+  };
+}

@@ -1,0 +1,331 @@
+/**
+ * The proxy against the fake upstream, L1 only: what a client sees (headers, bodies, status
+ * codes), credential handling, TTL rules, stale serving, 429 back-off and coalescing.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type DemoUpstream,
+  demoImage,
+  startDemoUpstream,
+} from '../../proxy/upstreams/demo-server.ts';
+import { json } from '../helpers/json.ts';
+import { type RunningProxy, rawGet, runCli, startProxy } from '../helpers/proxy.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const API_KEY = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+const ADMIN = 'admin-secret-token';
+
+let upstream: DemoUpstream;
+const proxies: RunningProxy[] = [];
+
+async function proxy(env: Record<string, string> = {}): Promise<RunningProxy> {
+  const p = await startProxy({
+    TMDB_API_URL: upstream.url,
+    TMDB_API_KEY: API_KEY,
+    ADMIN_TOKEN: ADMIN,
+    ...env,
+  });
+  proxies.push(p);
+  return p;
+}
+
+beforeAll(async () => {
+  upstream = await startDemoUpstream({ apiKey: API_KEY });
+});
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+  upstream.reset();
+});
+afterAll(async () => {
+  await upstream.close();
+});
+
+describe('TMDB routes', () => {
+  it('answers a miss from upstream, then from L1, saying so in X-Cache, Cache-Status and Age', async () => {
+    const p = await proxy();
+    const first = await fetch(`${p.url}/3/movie/550?language=en-US`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    expect(first.headers.get('cache-status')).toMatch(
+      /^tiercache; fwd=uri-miss; fwd-status=200; stored; ttl=\d+$/,
+    );
+    expect(first.headers.get('age')).toBe('0');
+    const body = await json(first);
+    expect(body.title).toBe('Demo Movie 550');
+
+    const second = await fetch(`${p.url}/3/movie/550?language=en-US`);
+    expect(second.headers.get('x-cache')).toBe('L1');
+    expect(second.headers.get('cache-status')).toMatch(/^tiercache; hit; ttl=\d+; detail=l1$/);
+    expect(await json(second)).toEqual(body);
+    expect(upstream.stats.byPath['/3/movie/550']).toBe(1);
+  });
+
+  it('injects the v3 key server-side and never lets it reach a response, a key or a log line', async () => {
+    const p = await proxy();
+    const res = await fetch(`${p.url}/3/movie/7?api_key=CLIENT_SENT_THIS`);
+    expect(res.status).toBe(200);
+    expect(upstream.stats.lastAuth).toBe('query');
+    expect(upstream.stats.rejected).toBe(0); // the client's key was dropped, ours was used
+    const text = await res.text();
+    const keys = await (await fetch(`${p.url}/cache/keys?limit=100`)).text();
+    const config = await (await fetch(`${p.url}/config`)).text();
+    for (const seen of [text, keys, config, p.logs(), JSON.stringify([...res.headers])]) {
+      expect(seen).not.toContain(API_KEY);
+      expect(seen).not.toContain('CLIENT_SENT_THIS');
+    }
+    expect(keys).toContain('tmdb:/3/movie/7');
+  });
+
+  it('sends a v4 read token as a Bearer header', async () => {
+    const token = 'eyJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl';
+    const v4 = await startDemoUpstream({ apiKey: token });
+    try {
+      const p = await proxy({ TMDB_API_URL: v4.url, TMDB_API_KEY: token });
+      expect((await fetch(`${p.url}/3/movie/1`)).status).toBe(200);
+      expect(v4.stats.lastAuth).toBe('bearer');
+    } finally {
+      await v4.close();
+    }
+  });
+
+  it('serves images byte for byte from upstream and from L1', async () => {
+    const p = await proxy();
+    const expected = demoImage('w500', 'poster.jpg');
+    for (const source of ['MISS', 'L1']) {
+      const res = await fetch(`${p.url}/t/p/w500/poster.jpg`);
+      expect(res.headers.get('x-cache')).toBe(source);
+      expect(res.headers.get('content-type')).toBe('image/jpeg');
+      expect(Buffer.from(await res.arrayBuffer()).equals(expected)).toBe(true);
+    }
+  });
+
+  it('caches 404 briefly and never caches 401, 429 or 5xx', async () => {
+    const p = await proxy();
+    await fetch(`${p.url}/3/movie/9999999`);
+    const notFound = await fetch(`${p.url}/3/movie/9999999`);
+    expect(notFound.status).toBe(404);
+    expect(notFound.headers.get('x-cache')).toBe('L1');
+
+    const wrongKey = await proxy({ TMDB_API_KEY: 'wrong' });
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${wrongKey.url}/3/movie/3`);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('x-cache')).toBe('MISS');
+      expect(res.headers.get('cache-control')).toBe('no-store');
+    }
+    expect(upstream.stats.byPath['/3/movie/3']).toBe(2);
+
+    upstream.control.failStatus = 503;
+    for (let i = 0; i < 2; i++) expect((await fetch(`${p.url}/3/movie/4`)).status).toBe(503);
+    expect(upstream.stats.byPath['/3/movie/4']).toBe(2);
+  });
+
+  it('backs off after a 429: later requests wait for Retry-After instead of calling upstream', async () => {
+    const p = await proxy();
+    upstream.control.rateLimitSeconds = 30;
+    const first = await fetch(`${p.url}/3/movie/5`);
+    expect(first.status).toBe(429);
+    const second = await fetch(`${p.url}/3/movie/6`);
+    expect(second.status).toBe(429);
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await json(second)).error).toBe('UPSTREAM_RATE_LIMITED');
+    expect(upstream.stats.total).toBe(1);
+  });
+
+  it('serves an expired entry stale while one refresh runs, then the refreshed one', async () => {
+    const p = await proxy({ JSON_MEMORY_TTL: '0.002' }); // 120 ms
+    await fetch(`${p.url}/3/movie/8`);
+    await new Promise((r) => setTimeout(r, 150)); // let it expire (a TTL, not a wait for a condition)
+    const stale = await fetch(`${p.url}/3/movie/8`);
+    expect(stale.headers.get('x-cache')).toBe('STALE');
+    expect(stale.headers.get('cache-status')).toMatch(/detail=stale-while-revalidate/);
+    await waitFor('the background refresh', () => upstream.stats.byPath['/3/movie/8'] === 2);
+    const fresh = await waitFor('the refreshed entry in L1', async () => {
+      const r = await fetch(`${p.url}/3/movie/8`);
+      return r.headers.get('x-cache') === 'L1' ? r : undefined;
+    });
+    expect(fresh.status).toBe(200);
+  });
+
+  it('serves stale when the upstream fails after expiry (stale-if-error)', async () => {
+    const p = await proxy({ JSON_MEMORY_TTL: '0.002' });
+    const original = await json(fetch(`${p.url}/3/movie/9`));
+    await new Promise((r) => setTimeout(r, 150));
+    upstream.control.failStatus = 500;
+    // The first request after expiry serves stale and revalidates in the background (which fails).
+    await fetch(`${p.url}/3/movie/9`);
+    await waitFor('the failed refresh', () => upstream.stats.byPath['/3/movie/9'] === 2);
+    const res = await fetch(`${p.url}/3/movie/9`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-cache')).toBe('STALE');
+    expect(await json(res)).toEqual(original);
+  });
+
+  it('makes one upstream call for 100 concurrent misses of one key', async () => {
+    const p = await proxy();
+    upstream.control.delayMs = 100;
+    const all = await Promise.all(Array.from({ length: 100 }, () => fetch(`${p.url}/3/movie/10`)));
+    expect(all.every((r) => r.status === 200)).toBe(true);
+    expect(upstream.stats.byPath['/3/movie/10']).toBe(1);
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    expect(metrics).toMatch(/tiercache_coalesced_waits_total\{scope="process",region="local"\} 99/);
+  });
+
+  it('keeps a class out of L1 when its memory TTL is 0', async () => {
+    const p = await proxy({ SEARCH_MEMORY_TTL: '0' });
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${p.url}/3/search/movie?query=alien`);
+      expect(res.headers.get('x-cache')).toBe('MISS');
+    }
+    expect(upstream.stats.byPath['/3/search/movie']).toBe(2);
+  });
+});
+
+describe('malformed requests get a 4xx, never a 500', () => {
+  it.each([
+    ['/3/movie/%2e%2e/x', 400],
+    ['/3/movie/../../etc/passwd', 400],
+    ['/3/movie/%zz', 400],
+    ['/nope', 404],
+    ['/cache/keys?limit=abc', 400],
+    ['/cache/keys?limit=0', 400],
+    ['/cache/search', 400],
+  ])('GET %s → %i', async (path, status) => {
+    const p = await proxy();
+    const res = await rawGet(p.url, path);
+    expect(res.status).toBe(status);
+    expect(JSON.parse(res.body).error).toBeTypeOf('string');
+  });
+
+  it('rejects a bad clear type', async () => {
+    const p = await proxy();
+    const res = await fetch(`${p.url}/cache/clear?type=everything`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(res.status).toBe(400);
+  });
+});
+
+describe('cache management and system routes', () => {
+  it('protects mutating routes with ADMIN_TOKEN', async () => {
+    const p = await proxy();
+    expect((await fetch(`${p.url}/cache/clear`, { method: 'POST' })).status).toBe(401);
+    expect(
+      (
+        await fetch(`${p.url}/cache/clear`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer nope' },
+        })
+      ).status,
+    ).toBe(401);
+    const ok = await fetch(`${p.url}/cache/clear?type=memory`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(ok.status).toBe(200);
+    const off = await proxy({ ADMIN_TOKEN: '' });
+    expect(
+      (
+        await fetch(`${off.url}/cache/clear`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${ADMIN}` },
+        })
+      ).status,
+    ).toBe(403);
+  });
+
+  it('clears L1, lists and searches keys, and reports /cache/info in the seed shape', async () => {
+    const p = await proxy();
+    await fetch(`${p.url}/3/movie/11`);
+    await fetch(`${p.url}/3/search/movie?query=matrix`);
+    const keys = await json(fetch(`${p.url}/cache/keys?limit=1&offset=0`));
+    expect(keys.keys).toHaveLength(1);
+    expect(keys.has_more).toBe(true);
+    const found = await json(fetch(`${p.url}/cache/search?q=matrix`));
+    expect(found.keys.map((k: { key: string }) => k.key)).toEqual([
+      'tmdb:/3/search/movie?query=matrix',
+    ]);
+
+    const info = await json(fetch(`${p.url}/cache/info`));
+    expect(info).toMatchObject({
+      cache_enabled: true,
+      memory_cache: { current_size: 2 },
+      l2_cache: { type: 'disabled' },
+    });
+    expect(info.memory_cache.hit_rate).toBeTypeOf('number');
+
+    const cleared = await json(
+      fetch(`${p.url}/cache/clear?type=memory`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}` },
+      }),
+    );
+    expect(cleared.memory_cleared).toBe(2);
+    expect((await fetch(`${p.url}/3/movie/11`)).headers.get('x-cache')).toBe('MISS');
+  });
+
+  it('serves /status, /stats, /health, /ready, /config and /metrics', async () => {
+    const p = await proxy({ REGION: 'eu-west-1' });
+    await fetch(`${p.url}/3/movie/12`);
+    await fetch(`${p.url}/3/movie/12`);
+    expect(await json(fetch(`${p.url}/health`))).toEqual({ status: 'ok' });
+    expect((await fetch(`${p.url}/ready`)).status).toBe(200);
+    expect(await json(fetch(`${p.url}/status`))).toMatchObject({
+      status: 'ok',
+      region: 'eu-west-1',
+      upstream: 'tmdb',
+      demo_data: false,
+    });
+    expect(await json(fetch(`${p.url}/stats`))).toMatchObject({
+      l1_hits: 1,
+      l1_misses: 1,
+      l1_hit_rate: 0.5,
+    });
+    const config = await json(fetch(`${p.url}/config`));
+    expect(config.env.TMDB_API_KEY).toBe('(set, redacted)');
+    expect(config.env.ADMIN_TOKEN).toBe('(set, redacted)');
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    expect(metrics).toContain('tiercache_cache_hits_total{tier="l1",region="eu-west-1"} 1');
+    expect(metrics).toContain(
+      'tiercache_upstream_request_duration_seconds_count{region="eu-west-1",upstream="tmdb",status="200"} 1',
+    );
+    expect(await json(fetch(`${p.url}/api/cache/stats`))).toMatchObject({ l1_hits: 1 });
+  });
+
+  it('labels built-in demo data when no key and no upstream URL are given', async () => {
+    const p = await startProxy({});
+    proxies.push(p);
+    const res = await fetch(`${p.url}/3/movie/550`);
+    expect(res.headers.get('x-demo-data')).toMatch(/demo data/i);
+    expect((await json(res))._demo).toMatch(/not from TMDB/);
+    expect(await json(fetch(`${p.url}/status`))).toMatchObject({ demo_data: true });
+  });
+});
+
+describe('the tiercache CLI', () => {
+  it('stops start-up on a bad value, naming the variable and the allowed values', async () => {
+    const { code, output } = await runCli(['proxy'], { JSON_DISK_TTL: 'six hours' });
+    expect(code).toBe(78);
+    expect(output).toContain(
+      'JSON_DISK_TTL: invalid value "six hours"; allowed: a number of minutes',
+    );
+  });
+
+  it('describes every proxy variable in --help', async () => {
+    const { code, output } = await runCli(['proxy', '--help'], {});
+    expect(code).toBe(0);
+    for (const name of [
+      'PORT',
+      'REDIS_CLUSTER_NODES',
+      'REDIS_FALLBACK_NODES',
+      'JSON_MEMORY_TTL',
+      'IMAGE_DISK_TTL',
+      'SEARCH_DISK_TTL',
+      'ADMIN_TOKEN',
+      'L1_MAX_BYTES',
+    ]) {
+      expect(output).toContain(name);
+    }
+  });
+});

@@ -1,0 +1,177 @@
+/**
+ * The proxy with a real L2: a 3-master Redis Cluster and a standalone Redis. Replicas share
+ * entries through L2, clears reach every replica's L1 over pub/sub, and admin operations walk
+ * every master without cross-slot commands.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
+import { json } from '../helpers/json.ts';
+import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
+import { type RedisNode, startCluster, startRedis, type TestCluster } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const API_KEY = 'f00dfeedf00dfeedf00dfeedf00dfeed';
+const ADMIN = 'l2-admin-token';
+const auth = { authorization: `Bearer ${ADMIN}` };
+
+let upstream: DemoUpstream;
+let cluster: TestCluster;
+let single: RedisNode;
+const proxies: RunningProxy[] = [];
+
+async function replica(nodes: string, env: Record<string, string> = {}): Promise<RunningProxy> {
+  const p = await startProxy({
+    TMDB_API_URL: upstream.url,
+    TMDB_API_KEY: API_KEY,
+    ADMIN_TOKEN: ADMIN,
+    REDIS_CLUSTER_NODES: nodes,
+    ...env,
+  });
+  proxies.push(p);
+  await waitFor(
+    'L2 to be ready',
+    () => p.proxy.cache.l2?.targets[0]?.kind !== undefined && p.proxy.cache.l2.masters().length > 0,
+  );
+  return p;
+}
+
+/** Every key on every master (SCAN, per node). */
+async function allKeys(nodes: RedisNode[]): Promise<string[]> {
+  const keys: string[] = [];
+  for (const n of nodes) {
+    const c = n.client();
+    let cursor = '0';
+    do {
+      const [next, batch] = await c.scan(cursor, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+  }
+  return keys;
+}
+
+beforeAll(async () => {
+  [upstream, cluster, single] = await Promise.all([
+    startDemoUpstream({ apiKey: API_KEY }),
+    startCluster(3),
+    startRedis(),
+  ]);
+});
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+  upstream.reset();
+  await Promise.all([...cluster.nodes, single].map((n) => n.client().flushall()));
+});
+afterAll(async () => {
+  await Promise.all([upstream?.close(), cluster?.stop(), single?.stop()]);
+});
+
+describe('L2 on a 3-master Redis Cluster', () => {
+  it("serves another replica's entry from L2, then from its own L1", async () => {
+    const a = await replica(cluster.spec, { REGION: 'ap-southeast-1' });
+    const b = await replica(cluster.spec, { REGION: 'eu-west-1' });
+    const first = await fetch(`${a.url}/3/movie/100`);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    const fromL2 = await fetch(`${b.url}/3/movie/100`);
+    expect(fromL2.headers.get('x-cache')).toBe('L2');
+    expect(fromL2.headers.get('cache-status')).toMatch(/^tiercache; hit; ttl=\d+; detail=l2$/);
+    expect(await json(fromL2)).toEqual(await json(first));
+    expect((await fetch(`${b.url}/3/movie/100`)).headers.get('x-cache')).toBe('L1');
+    expect(upstream.stats.byPath['/3/movie/100']).toBe(1);
+  });
+
+  it('keeps images binary-safe through Redis', async () => {
+    const a = await replica(cluster.spec);
+    const b = await replica(cluster.spec);
+    const original = Buffer.from(
+      await (await fetch(`${a.url}/t/p/original/still.png`)).arrayBuffer(),
+    );
+    const res = await fetch(`${b.url}/t/p/original/still.png`);
+    expect(res.headers.get('x-cache')).toBe('L2');
+    expect(res.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await res.arrayBuffer()).equals(original)).toBe(true);
+  });
+
+  it('never puts the API key into a Redis key or value', async () => {
+    const a = await replica(cluster.spec);
+    await fetch(`${a.url}/3/movie/101?api_key=${API_KEY}&language=fr`);
+    await fetch(`${a.url}/3/search/movie?query=heat`);
+    const keys = await allKeys(cluster.nodes);
+    expect(keys.length).toBeGreaterThanOrEqual(2);
+    for (const key of keys) {
+      expect(key).not.toContain(API_KEY);
+      const value = await cluster.nodes[0]!.client()
+        .call('GET', key)
+        .catch(() => null); // MOVED on other nodes: fine
+      if (typeof value === 'string') expect(value).not.toContain(API_KEY);
+    }
+    expect(keys).toContain('tc:tmdb:/3/movie/101?language=fr');
+  });
+
+  it('clears every replica’s L1 over pub/sub', async () => {
+    const a = await replica(cluster.spec);
+    const b = await replica(cluster.spec);
+    await fetch(`${a.url}/3/movie/102`);
+    await fetch(`${b.url}/3/movie/102`);
+    expect(b.proxy.cache.l1.stats().entries).toBe(1);
+    // The bus subscriber attaches shortly after L2 connects.
+    await waitFor('b to listen on the bus', () => b.proxy.bus!.subscribed > 0);
+    const res = await fetch(`${a.url}/cache/clear?type=memory`, { method: 'POST', headers: auth });
+    expect(await json(res)).toMatchObject({ memory_cleared: 1, replicas_notified: true });
+    await waitFor('the clear to reach b', () => b.proxy.cache.l1.stats().entries === 0);
+    expect((await fetch(`${b.url}/3/movie/102`)).headers.get('x-cache')).toBe('L2');
+  });
+
+  it('invalidates one key in L2 and in every replica’s L1', async () => {
+    const a = await replica(cluster.spec);
+    const b = await replica(cluster.spec);
+    await fetch(`${a.url}/3/movie/103`);
+    await fetch(`${b.url}/3/movie/103`);
+    await waitFor('b to listen on the bus', () => b.proxy.bus!.subscribed > 0);
+    const res = await fetch(
+      `${a.url}/cache/invalidate?key=${encodeURIComponent('tmdb:/3/movie/103')}`,
+      { method: 'POST', headers: auth },
+    );
+    expect(res.status).toBe(200);
+    await waitFor('the invalidation to reach b', () => b.proxy.cache.l1.stats().entries === 0);
+    expect((await fetch(`${b.url}/3/movie/103`)).headers.get('x-cache')).toBe('MISS');
+  });
+
+  it('lists, searches and clears L2 on every master, with keys spread over all of them', async () => {
+    const a = await replica(cluster.spec);
+    await Promise.all(Array.from({ length: 60 }, (_, i) => fetch(`${a.url}/3/movie/${200 + i}`)));
+    const perNode = await Promise.all(cluster.nodes.map((n) => n.client().dbsize()));
+    expect(perNode.every((n) => n > 0)).toBe(true);
+
+    a.proxy.cache.clearMemory();
+    const listed = await json(fetch(`${a.url}/cache/keys?limit=100`));
+    expect(listed.keys).toHaveLength(60);
+    expect(listed.keys.every((k: { tiers: string[] }) => k.tiers.includes('l2'))).toBe(true);
+    const found = await json(fetch(`${a.url}/cache/search?q=/3/movie/25`));
+    expect(found.keys.map((k: { key: string }) => k.key).sort()).toEqual(
+      Array.from({ length: 10 }, (_, i) => `tmdb:/3/movie/${250 + i}`).sort(),
+    );
+
+    const info = await json(fetch(`${a.url}/cache/info`));
+    expect(info.l2_cache).toMatchObject({ type: 'redis-cluster', masters: 3, current_size: 60 });
+    expect(info.l2_cache.total_size).toBeGreaterThan(0);
+
+    const cleared = await json(
+      fetch(`${a.url}/cache/clear?type=l2`, { method: 'POST', headers: auth }),
+    );
+    expect(cleared.l2_cleared).toBe(60);
+    expect(await allKeys(cluster.nodes)).toEqual([]);
+  });
+});
+
+describe('L2 on a standalone Redis', () => {
+  it('detects standalone mode and shares entries', async () => {
+    const spec = `${single.host}:${single.port}`;
+    const a = await replica(spec);
+    const b = await replica(spec);
+    expect(a.proxy.cache.l2!.targets[0]!.kind).toBe('standalone');
+    await fetch(`${a.url}/3/movie/300`);
+    expect((await fetch(`${b.url}/3/movie/300`)).headers.get('x-cache')).toBe('L2');
+    expect(await single.client().exists('tc:tmdb:/3/movie/300')).toBe(1);
+  });
+});
