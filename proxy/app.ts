@@ -27,7 +27,7 @@ import { DEMO_LABEL, type DemoUpstream, startDemoUpstream } from './upstreams/de
 import { HttpUpstream } from './upstreams/http.ts';
 import { TMDB_API_ORIGIN, TMDB_IMAGE_ORIGIN, TmdbUpstream } from './upstreams/tmdb.ts';
 
-export interface Proxy {
+export interface ProxyInstance {
   app: FastifyInstance;
   cache: TieredCache;
   bus: InvalidationBus | undefined;
@@ -35,7 +35,7 @@ export interface Proxy {
   close(): Promise<void>;
 }
 
-export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Proxy> {
+export async function buildProxy(config: ProxyConfig, log: Logger): Promise<ProxyInstance> {
   const metrics = createProxyMetrics(config.region);
   const instance = randomUUID();
 

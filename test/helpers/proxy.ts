@@ -8,13 +8,13 @@ import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../lib/log.ts';
-import { buildProxy, type Proxy } from '../../proxy/app.ts';
+import { buildProxy, type ProxyInstance } from '../../proxy/app.ts';
 import { loadProxyConfig } from '../../proxy/config.ts';
 import { waitFor } from './wait.ts';
 
 export interface RunningProxy {
   url: string;
-  proxy: Proxy;
+  proxy: ProxyInstance;
   logs(): string;
   close(): Promise<void>;
 }
