@@ -1,5 +1,8 @@
 /** Shared benchmark plumbing: servers as child processes, autocannon runs, a printed table. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import autocannon, { type Request } from 'autocannon';
 
 export interface Server {
@@ -47,33 +50,123 @@ export interface Result {
   p99: number;
   non2xx: number;
   errors: number;
+  /** Server CPU time (all its threads) per request in µs: steadier than req/s on a shared 2-core box. */
+  cpuUs: number;
+}
+
+const CLOCK_TICKS =
+  Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** utime + stime of a process in µs, from /proc (NaN where there is no /proc). */
+function cpuTimeUs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function hasWrk(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The load generator: wrk (one thread, as the design's baselines were measured) when installed, else autocannon. */
+export const loadGenerator = hasWrk() ? 'wrk -t1 -c50' : 'autocannon -c50';
+
+function wrkMs(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
+}
+
+function measureWrk(
+  name: string,
+  url: string,
+  seconds: number,
+  uniquePaths?: string,
+): Omit<Result, 'cpuUs'> & { total: number } {
+  const args = ['-t1', '-c50', `-d${seconds}s`, '--latency'];
+  if (uniquePaths) {
+    const script = join(mkdtempSync(join(tmpdir(), 'tiercache-bench-')), 'unique.lua');
+    writeFileSync(
+      script,
+      `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, "${uniquePaths}" .. n)\nend\n`,
+    );
+    args.push('-s', script);
+  }
+  const out = execFileSync('wrk', [...args, url], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    name,
+    rps,
+    total: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
+    p99: p99 ? wrkMs(p99[1]!, p99[2]!) : Number.NaN,
+    non2xx,
+    errors: errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+  };
 }
 
 export async function measure(
   name: string,
-  url: string,
+  server: Server,
+  path: string,
   seconds: number,
   opts: { uniquePaths?: string } = {},
 ): Promise<Result> {
-  let n = 0;
-  const requests = opts.uniquePaths
-    ? [{ setupRequest: (req: Request) => ({ ...req, path: `${opts.uniquePaths}${n++}` }) }]
-    : undefined;
-  const r = await autocannon({
-    url,
-    connections: 50,
-    pipelining: 1,
-    duration: seconds,
-    ...(requests ? { requests } : {}),
-  });
-  return { name, rps: r.requests.average, p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
+  const url = server.url + path;
+  const cpuBefore = cpuTimeUs(server.proc.pid);
+  let r: Omit<Result, 'cpuUs'> & { total: number };
+  if (loadGenerator.startsWith('wrk')) r = measureWrk(name, url, seconds, opts.uniquePaths);
+  else {
+    let n = 0;
+    const requests = opts.uniquePaths
+      ? [{ setupRequest: (req: Request) => ({ ...req, path: `${opts.uniquePaths}${n++}` }) }]
+      : undefined;
+    const a = await autocannon({
+      url,
+      connections: 50,
+      pipelining: 1,
+      duration: seconds,
+      ...(requests ? { requests } : {}),
+    });
+    r = {
+      name,
+      rps: a.requests.average,
+      total: a.requests.total,
+      p99: a.latency.p99,
+      non2xx: a.non2xx,
+      errors: a.errors,
+    };
+  }
+  const { total, ...rest } = r;
+  return { ...rest, cpuUs: (cpuTimeUs(server.proc.pid) - cpuBefore) / Math.max(1, total) };
 }
 
 export function printTable(rows: (Result & { vs?: string })[]): void {
-  const fmt = (r: Result & { vs?: string }) =>
-    `${r.name.padEnd(34)} ${r.rps.toFixed(0).padStart(9)} ${r.p99.toFixed(1).padStart(8)} ${String(r.non2xx + r.errors).padStart(6)}  ${r.vs ?? ''}`;
+  const cols = (name: string, rps: string, p99: string, cpu: string, bad: string, vs: string) =>
+    `${name.padEnd(28)} ${rps.padStart(7)} ${p99.padStart(7)} ${cpu.padStart(8)} ${bad.padStart(4)}  ${vs}`;
   console.log(
-    `${'path'.padEnd(34)} ${'req/s'.padStart(9)} ${'p99 ms'.padStart(8)} ${'bad'.padStart(6)}  ratio`,
+    cols(
+      'path',
+      'req/s',
+      'p99 ms',
+      'µs CPU',
+      'bad',
+      'ratio (µs CPU = server CPU time per request)',
+    ),
   );
-  for (const r of rows) console.log(fmt(r));
+  for (const r of rows) {
+    const bad = String(r.non2xx + r.errors);
+    console.log(
+      cols(r.name, r.rps.toFixed(0), r.p99.toFixed(1), r.cpuUs.toFixed(1), bad, r.vs ?? ''),
+    );
+  }
 }

@@ -63,15 +63,3 @@ export class ConfigError extends TiercacheError {
 export function isTiercacheError(err: unknown): err is TiercacheError {
   return err instanceof TiercacheError;
 }
-
-/** Rejects with a TIMEOUT error when `promise` has not settled within `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new TiercacheError('TIMEOUT', `${what} timed out after ${ms} ms`)),
-      ms,
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

@@ -99,6 +99,8 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     loggerInstance: log as FastifyBaseLogger,
     // A cache answers thousands of requests a second: no per-request access log lines.
     logController: new LogController({ disableRequestLogging: true }),
+    // and no per-request child logger: handlers log with the URL (redacted) when they must.
+    childLoggerFactory: (logger) => logger,
     routerOptions: { maxParamLength: 2048 },
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {

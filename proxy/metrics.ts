@@ -7,23 +7,62 @@ import type { BreakerState } from './cache/breaker.ts';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
+/** A plain number the hot path increments; the Prometheus counter reads it at scrape time. */
+export interface Cell {
+  value: number;
+  inc(): void;
+}
+
+function cell(): Cell {
+  return {
+    value: 0,
+    inc() {
+      this.value += 1;
+    },
+  };
+}
+
+/** A counter whose per-label values live in cells (cheap to bump on every request). */
+function cellCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: string,
+  cells: Record<string, Cell>,
+) {
+  return new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [value, c] of Object.entries(cells)) this.labels(value).inc(c.value);
+    },
+  });
+}
+
 export function createProxyMetrics(region: string) {
   const registry = new Registry();
   registry.setDefaultLabels({ region });
   collectDefaultMetrics({ register: registry });
 
-  const hits = new Counter({
-    name: 'tiercache_cache_hits_total',
-    help: 'Requests answered from a cache tier',
-    labelNames: ['tier'],
-    registers: [registry],
-  });
-  const misses = new Counter({
-    name: 'tiercache_cache_misses_total',
-    help: 'Lookups that missed a cache tier',
-    labelNames: ['tier'],
-    registers: [registry],
-  });
+  const hit = { L1: cell(), L2: cell() };
+  const miss = { L1: cell(), L2: cell() };
+  cellCounter(
+    registry,
+    'tiercache_cache_hits_total',
+    'Requests answered from a cache tier',
+    'tier',
+    { l1: hit.L1, l2: hit.L2 },
+  );
+  cellCounter(
+    registry,
+    'tiercache_cache_misses_total',
+    'Lookups that missed a cache tier',
+    'tier',
+    { l1: miss.L1, l2: miss.L2 },
+  );
   const upstreamSeconds = new Histogram({
     name: 'tiercache_upstream_request_duration_seconds',
     help: 'Upstream request latency',
@@ -70,8 +109,8 @@ export function createProxyMetrics(region: string) {
 
   return {
     registry,
-    hit: { L1: hits.labels('l1'), L2: hits.labels('l2') },
-    miss: { L1: misses.labels('l1'), L2: misses.labels('l2') },
+    hit,
+    miss,
     upstreamSeconds,
     coalesced: { process: coalesced.labels('process'), cluster: coalesced.labels('cluster') },
     stale: {

@@ -28,6 +28,7 @@ export const SECRET_PARAMS: ReadonlySet<string> = new Set([
 
 /** Sorted, credential-free copy of the query: the canonical form keys and upstream URLs use. */
 export function canonicalQuery(query: URLSearchParams): URLSearchParams {
+  if (query.size === 0) return query;
   const pairs = [...query].filter(([name]) => !SECRET_PARAMS.has(name.toLowerCase()));
   pairs.sort(([a, av], [b, bv]) => (a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0));
   return new URLSearchParams(pairs);
@@ -54,7 +55,11 @@ export function leaseKey(key: string): string {
  * Checks a client path before it is forwarded: no dot segments, no empty segments, no
  * control characters. A bad path is the client's error (400), never ours.
  */
+/** Paths made only of unreserved characters, with no empty, `.` or `..` segment: the common case. */
+const PLAIN_PATH = /^(?:\/(?!\.{1,2}(?:\/|$))[A-Za-z0-9_~.-]+)+\/?$/;
+
 export function checkPath(path: string): string {
+  if (path.length <= 2048 && PLAIN_PATH.test(path)) return path;
   if (path.length > 2048)
     throw new TiercacheError('BAD_REQUEST', 'path is longer than 2048 characters');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point

@@ -6,8 +6,9 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import type { HostPort } from '../../lib/env.ts';
-import { TiercacheError, withTimeout } from '../../lib/errors.ts';
+import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import { withTimeout } from '../../lib/timeout.ts';
 import { type BreakerState, CircuitBreaker } from './breaker.ts';
 
 export type RedisClient = Redis | Cluster;

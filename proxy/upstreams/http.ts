@@ -67,7 +67,11 @@ export class HttpUpstream {
           `${this.name} answer is larger than ${MAX_BODY_BYTES} bytes`,
         );
       }
-      const body = Buffer.from(await res.body.arrayBuffer());
+      // Collected into one ordinary Buffer (not undici's ArrayBuffer): cached bodies are
+      // written to sockets many times, and Node writes plain Buffers fastest.
+      const chunks: Buffer[] = [];
+      for await (const chunk of res.body) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks);
       const retryAfter = res.headers['retry-after'];
       this.gate.record(
         res.statusCode,
