@@ -30,27 +30,54 @@ export function cacheStatus(served: Served, now: number): string {
   }
 }
 
+/** Every header a cached (or passed-through) answer carries. */
+export function servedHeaders(
+  served: Served,
+  extraHeaders: Record<string, string>,
+  now: number,
+): Record<string, string | number> {
+  const { entry } = served;
+  return {
+    ...extraHeaders,
+    'content-type': entry.contentType,
+    'content-length': entry.body.length,
+    'x-cache': served.source,
+    'cache-status': cacheStatus(served, now),
+    age: String(ageSeconds(entry.storedAt, now)),
+    'cache-control': served.stored
+      ? `public, max-age=${Math.max(0, ttlSeconds(entry.expiresAt, now))}`
+      : 'no-store',
+  };
+}
+
+/**
+ * Writes an answer straight to the socket: it is already a complete HTTP response (status,
+ * headers, body bytes), so nothing of fastify's send pipeline (hooks, serialisation) applies,
+ * and skipping it keeps the hit paths close to a bare server.
+ */
+function writeRaw(
+  reply: FastifyReply,
+  status: number,
+  headers: Record<string, string | number>,
+  body: Buffer,
+): FastifyReply {
+  reply.hijack();
+  reply.raw.writeHead(status, headers);
+  reply.raw.end(body);
+  return reply;
+}
+
 export function sendServed(
   reply: FastifyReply,
   served: Served,
   extraHeaders: Record<string, string>,
 ): FastifyReply {
-  const now = Date.now();
-  const { entry } = served;
-  reply
-    .code(entry.status)
-    .headers(extraHeaders)
-    .header('content-type', entry.contentType)
-    .header('x-cache', served.source)
-    .header('cache-status', cacheStatus(served, now))
-    .header('age', String(ageSeconds(entry.storedAt, now)))
-    .header(
-      'cache-control',
-      served.stored
-        ? `public, max-age=${Math.max(0, ttlSeconds(entry.expiresAt, now))}`
-        : 'no-store',
-    );
-  return reply.send(entry.body);
+  return writeRaw(
+    reply,
+    served.entry.status,
+    servedHeaders(served, extraHeaders, Date.now()),
+    served.entry.body,
+  );
 }
 
 /** Headers of an L1 hit, rebuilt at most once a second per entry (Age and ttl count seconds). */
@@ -68,32 +95,16 @@ function l1Headers(
   const second = Math.floor(now / 1000);
   const memo = l1HeaderMemo.get(entry);
   if (memo && memo.second === second) return memo.headers;
-  const ttl = ttlSeconds(entry.expiresAt, now);
-  const headers = {
-    ...extraHeaders,
-    'content-type': entry.contentType,
-    'content-length': entry.body.length,
-    'x-cache': 'L1',
-    'cache-status': `${CACHE_NAME}; hit; ttl=${ttl}; detail=l1`,
-    age: String(ageSeconds(entry.storedAt, now)),
-    'cache-control': `public, max-age=${Math.max(0, ttl)}`,
-  };
+  const headers = servedHeaders({ entry, source: 'L1', stored: true }, extraHeaders, now);
   l1HeaderMemo.set(entry, { second, headers });
   return headers;
 }
 
-/**
- * The L1 fast path: the same headers as sendServed, written straight to the socket. A hit
- * needs nothing of fastify's send pipeline (no hooks, no serialisation), and skipping it is
- * what keeps an L1 hit close to a bare server.
- */
+/** The L1 fast path: as sendServed, with the headers memoised per entry and second. */
 export function sendL1(
   reply: FastifyReply,
   entry: CacheEntry,
   extraHeaders: Record<string, string>,
 ): FastifyReply {
-  reply.hijack();
-  reply.raw.writeHead(entry.status, l1Headers(entry, extraHeaders, Date.now()));
-  reply.raw.end(entry.body);
-  return reply;
+  return writeRaw(reply, entry.status, l1Headers(entry, extraHeaders, Date.now()), entry.body);
 }
