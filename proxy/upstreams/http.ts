@@ -81,6 +81,20 @@ export class HttpUpstream {
       this.#opts.metrics.upstreamSeconds
         .labels(this.name, String(res.statusCode))
         .observe((performance.now() - started) / 1000);
+      if (res.statusCode === 429) {
+        const wait = Math.max(1, Math.ceil(this.gate.waitMs(Date.now()) / 1000));
+        this.#log.warn(
+          { url: safeUrl, retryAfterSeconds: wait },
+          'upstream rate limit hit; backing off',
+        );
+        throw new TiercacheError(
+          'UPSTREAM_RATE_LIMITED',
+          `${this.name} rate limit reached; retry in ${wait} s`,
+          {
+            retryAfterSeconds: wait,
+          },
+        );
+      }
       if (res.statusCode >= 400)
         this.#log.warn({ url: safeUrl, status: res.statusCode }, 'upstream answered with an error');
       const type = res.headers['content-type'];

@@ -125,6 +125,7 @@ describe('TMDB routes', () => {
     upstream.control.rateLimitSeconds = 30;
     const first = await fetch(`${p.url}/3/movie/5`);
     expect(first.status).toBe(429);
+    expect(first.headers.get('retry-after')).toBe('30');
     const second = await fetch(`${p.url}/3/movie/6`);
     expect(second.status).toBe(429);
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
