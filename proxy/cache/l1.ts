@@ -1,7 +1,8 @@
 /**
  * L1: in-process LRU bounded by bytes. Images get their own budget so a burst of posters
  * cannot push every JSON entry out. Entries stay until their stale window ends (so they can
- * be served stale); `freshUntil` says how long L1 may answer without asking L2 again.
+ * be served stale; dead ones are dropped when met, and LRU eviction bounds the rest — no
+ * per-entry timers); `freshUntil` says how long L1 may answer without asking L2 again.
  */
 import { LRUCache } from 'lru-cache';
 import { type CacheEntry, entryCost } from './entry.ts';
@@ -44,16 +45,22 @@ export class MemoryTier {
     this.#pools = { default: makeLru(opts.maxBytes), image: makeLru(opts.imageMaxBytes) };
   }
 
-  get(key: string, pool: L1Pool): L1Item | undefined {
-    return this.#pools[pool]?.get(key);
+  /** The item, unless its stale window has ended (then it is dropped). */
+  get(key: string, pool: L1Pool, now: number): L1Item | undefined {
+    const lru = this.#pools[pool];
+    const item = lru?.get(key);
+    if (item && item.entry.staleUntil <= now) {
+      lru!.delete(key);
+      return undefined;
+    }
+    return item;
   }
 
   set(key: string, pool: L1Pool, entry: CacheEntry, memoryMs: number, now: number): void {
     const lru = this.#pools[pool];
     if (!lru || memoryMs <= 0) return;
-    const keepMs = entry.staleUntil - now;
-    if (keepMs <= 0) return;
-    lru.set(key, { entry, freshUntil: Math.min(now + memoryMs, entry.expiresAt) }, { ttl: keepMs });
+    if (entry.staleUntil <= now) return;
+    lru.set(key, { entry, freshUntil: Math.min(now + memoryMs, entry.expiresAt) });
   }
 
   delete(key: string): void {

@@ -59,8 +59,9 @@ export class TieredCache {
 
   /** The synchronous fast path: a fresh L1 entry, or undefined. */
   peek(key: string, cls: string): CacheEntry | undefined {
-    const item = this.l1.get(key, poolOf(cls));
-    if (item && Date.now() < item.freshUntil) {
+    const now = Date.now();
+    const item = this.l1.get(key, poolOf(cls), now);
+    if (item && now < item.freshUntil) {
       this.#opts.metrics.hit.L1.inc();
       return item.entry;
     }
@@ -70,7 +71,7 @@ export class TieredCache {
   async serve(req: UpstreamRequest): Promise<Served> {
     const now = Date.now();
     const { metrics } = this.#opts;
-    const l1Item = this.l1.get(req.key, poolOf(req.cls));
+    const l1Item = this.l1.get(req.key, poolOf(req.cls), now);
     if (l1Item && now < l1Item.freshUntil) {
       metrics.hit.L1.inc();
       return { entry: l1Item.entry, source: 'L1', stored: true };
