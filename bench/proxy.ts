@@ -16,6 +16,7 @@ import {
   type Server,
   startServer,
 } from './lib.ts';
+import { nginxPath, startNginxCache } from './nginx.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -92,6 +93,30 @@ try {
     rows.push({
       ...o,
       vs: `${(o.rps / b.rps).toFixed(2)}× req/s, ${(b.cpuUs / o.cpuUs).toFixed(2)}× per CPU µs of ${baseName} (target ≥ 0.90); ${spread(ours)}`,
+    });
+  }
+  // nginx proxy_cache, the reference caching reverse proxy, when installed. Its CPU column
+  // counts only the master process (the worker is a child), so read its req/s.
+  const nginx = nginxPath();
+  if (nginx) {
+    const cache = await startNginxCache(nginx, upstream.url);
+    servers.push(cache);
+    await measure('nginx proxy_cache hit', cache, path, 1);
+    const ng = median(await Promise.all([measure('nginx proxy_cache hit', cache, path, seconds)]));
+    const l1 = rows.find((r) => r.name === 'tiercache L1 hit')!;
+    rows.push({
+      ...ng,
+      cpuUs: Number.NaN,
+      vs: `tiercache L1 hit is ${(l1.rps / ng.rps).toFixed(2)}× this`,
+    });
+  } else {
+    rows.push({
+      name: 'nginx proxy_cache (not installed)',
+      rps: Number.NaN,
+      p99: Number.NaN,
+      cpuUs: Number.NaN,
+      non2xx: 0,
+      errors: 0,
     });
   }
   const direct = median([await measure('upstream direct (4 KB)', upstream, path, seconds)]);
