@@ -11,6 +11,15 @@ export interface Server {
   stop(): Promise<void>;
 }
 
+/** Sends `signal` and resolves once the process has exited. */
+export function stopProcess(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill(signal);
+  });
+}
+
 /** Spawns `node <args>` and resolves with the URL it prints (`listening on …` or a pino address line). */
 export function startServer(args: string[], env: Record<string, string> = {}): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -27,12 +36,7 @@ export function startServer(args: string[], env: Record<string, string> = {}): P
         resolve({
           url: m[1]!,
           proc,
-          stop: () =>
-            new Promise((r) => {
-              if (proc.exitCode !== null) return r();
-              proc.once('exit', () => r());
-              proc.kill('SIGTERM');
-            }),
+          stop: () => stopProcess(proc, 'SIGTERM'),
         });
       }
     };

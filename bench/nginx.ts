@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from './lib.ts';
+import { type Server, stopProcess } from './lib.ts';
 
 export function nginxPath(): string | undefined {
   try {
@@ -80,11 +80,7 @@ http {
   return {
     url,
     proc,
-    stop: () =>
-      new Promise((r) => {
-        if (proc.exitCode !== null) return r();
-        proc.once('exit', () => r());
-        proc.kill('SIGQUIT');
-      }),
+    // SIGQUIT: nginx's graceful shutdown, which also stops its worker.
+    stop: () => stopProcess(proc, 'SIGQUIT'),
   };
 }

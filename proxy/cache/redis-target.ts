@@ -9,20 +9,14 @@ import type { HostPort } from '../../lib/env.ts';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { withTimeout } from '../../lib/timeout.ts';
+import type { RedisConfig } from '../config.ts';
 import { type BreakerState, CircuitBreaker } from './breaker.ts';
 
 export type RedisClient = Redis | Cluster;
 
-export interface TargetOptions {
+export interface TargetOptions extends Omit<RedisConfig, 'nodes' | 'fallbackNodes'> {
   name: 'main' | 'fallback';
   nodes: HostPort[];
-  mode: 'auto' | 'cluster' | 'standalone';
-  password: string | undefined;
-  connectTimeoutMs: number;
-  readTimeoutMs: number;
-  writeTimeoutMs: number;
-  breakerFailures: number;
-  breakerCooldownMs: number;
   log: Logger;
   onBreakerChange?: (target: string, state: BreakerState) => void;
   onError?: (target: string, op: string) => void;
