@@ -1,0 +1,53 @@
+/**
+ * `npm run cluster:down`: stops everything `cluster:up` started — the pod runner first (it
+ * stops its pods' processes), then the control plane — and checks nothing is left listening
+ * on the cluster's ports. State under .local/cluster stays for the next `up` unless --purge.
+ */
+import { rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { paths, ports, STATE } from './layout.ts';
+import { recorded, stopRecorded } from './processes.ts';
+
+const ORDER = [
+  'pod-runner',
+  'kwok',
+  'kube-scheduler',
+  'kube-controller-manager',
+  'kube-apiserver',
+  'etcd',
+];
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+export async function clusterDown(purge = false): Promise<void> {
+  const procs = recorded().sort((a, b) => rank(a.name) - rank(b.name));
+  for (const p of procs) {
+    process.stdout.write(`stopping ${p.name} (pid ${p.pid})\n`);
+    await stopRecorded(p.name, p.pid, p.name === 'pod-runner' ? 40_000 : 10_000);
+  }
+  for (const port of Object.values(ports)) {
+    if (!(await portFree(port))) throw new Error(`port ${port} is still in use after cluster:down`);
+  }
+  if (purge) rmSync(STATE, { recursive: true, force: true });
+  process.stdout.write(
+    `local cluster stopped${purge ? ' and its state removed' : ` (state kept in ${paths.pids}/..)`}\n`,
+  );
+}
+
+function rank(name: string): number {
+  const i = ORDER.indexOf(name);
+  return i < 0 ? -1 : i; // pods' own pid files (if any) first
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  clusterDown(process.argv.includes('--purge')).catch((err) => {
+    process.stderr.write(`cluster:down failed: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,45 @@
+/**
+ * What runs for a container image. There is no image registry here: the `redis`/`valkey`
+ * images run this machine's redis-server, and tiercache's own image runs the checkout's CLI.
+ * Each process is told to bind its pod's IP (pods share the machine's network).
+ */
+
+import { join } from 'node:path';
+import type { V1Container } from '@kubernetes/client-node';
+import { REPO } from '../layout.ts';
+
+export interface Launch {
+  argv: string[];
+  env: Record<string, string>;
+}
+
+export class UnsupportedImage extends Error {}
+
+const REDIS_IMAGE = /(^|\/)(redis|valkey)(:|@|$)/;
+const TIERCACHE_IMAGE = /(^|\/)tiercache(:|@|$)/;
+const REDIS_ENTRYPOINTS = new Set(['redis-server', 'docker-entrypoint.sh', 'valkey-server']);
+
+export function launchFor(container: V1Container, podIp: string): Launch {
+  const image = container.image ?? '';
+  const command = container.command ?? [];
+  const args = container.args ?? [];
+  if (REDIS_IMAGE.test(image)) {
+    const [first, ...rest] = command;
+    // A shell command (sh -c "...") runs as given: it is the container's own wrapper.
+    if (first && !REDIS_ENTRYPOINTS.has(first.split('/').pop()!))
+      return { argv: [...command, ...args], env: {} };
+    const redisArgs = first ? [...rest, ...args] : args;
+    const binds = redisArgs.includes('--bind') ? [] : ['--bind', podIp];
+    return { argv: ['redis-server', ...redisArgs, ...binds, '--protected-mode', 'no'], env: {} };
+  }
+  if (TIERCACHE_IMAGE.test(image)) {
+    const rest = command[0]?.endsWith('tiercache') ? command.slice(1) : command;
+    return {
+      argv: [process.execPath, join(REPO, 'bin', 'tiercache.ts'), ...rest, ...args],
+      env: { HOST: podIp },
+    };
+  }
+  throw new UnsupportedImage(
+    `image ${image} is not runnable here (only redis/valkey and tiercache images are)`,
+  );
+}
