@@ -48,7 +48,12 @@ export const GROUPS: Group[] = [
     binaries: { etcd: 'go.etcd.io/etcd/server/v3' },
   },
   { dir: 'kwok', module: 'sigs.k8s.io/kwok', binaries: { kwok: 'sigs.k8s.io/kwok/cmd/kwok' } },
-  { dir: 'helm', module: 'helm.sh/helm/v3', binaries: { helm: 'helm.sh/helm/v3/cmd/helm' } },
+  {
+    dir: 'helm',
+    module: 'helm.sh/helm/v3',
+    binaries: { helm: 'helm.sh/helm/v3/cmd/helm' },
+    ldflags: (v) => [`-X helm.sh/helm/v3/internal/version.version=${v}`],
+  },
 ];
 
 export function cacheRoot(): string {

@@ -14,6 +14,7 @@ import { ensureBinaries } from './binaries.ts';
 import { apiserverUrl, NODES, network, paths, ports, REPO } from './layout.ts';
 import { KWOK_ANNOTATION, nodeManifests } from './nodes.ts';
 import { ensurePki, kubeconfig } from './pki.ts';
+import { storageClassManifest } from './pod-runner/provisioner.ts';
 import { isAlive, logTail, recorded, startDetached } from './processes.ts';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -146,7 +147,7 @@ export async function clusterUp(): Promise<void> {
       encoding: 'utf8',
       cwd: REPO,
     });
-  kubectl(['apply', '-f', '-'], nodeManifests());
+  kubectl(['apply', '-f', '-'], `${nodeManifests()}---\n${storageClassManifest()}`);
 
   say('starting the pod runner…');
   startDetached(

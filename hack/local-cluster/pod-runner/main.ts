@@ -18,6 +18,7 @@ import { NODES, network } from '../layout.ts';
 import { startDns } from './dns-server.ts';
 import type { ClusterReader } from './materialise.ts';
 import { PodWorker } from './pod-worker.ts';
+import { provision } from './provisioner.ts';
 
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
 
@@ -94,6 +95,9 @@ async function writeStatus(pod: V1Pod, status: V1PodStatus): Promise<void> {
 
 const podInformer = makeInformer(kc, '/api/v1/pods', () => core.listPodForAllNamespaces());
 const svcInformer = makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces());
+const pvcInformer = makeInformer(kc, '/api/v1/persistentvolumeclaims', () =>
+  core.listPersistentVolumeClaimForAllNamespaces(),
+);
 
 async function finishDeletion(pod: V1Pod): Promise<void> {
   const uid = pod.metadata!.uid!;
@@ -110,10 +114,15 @@ async function finishDeletion(pod: V1Pod): Promise<void> {
       .deleteNamespacedPod({
         name: pod.metadata!.name!,
         namespace: pod.metadata!.namespace!,
-        gracePeriodSeconds: 0,
-        body: { preconditions: { uid } },
+        // In the body: a body's DeleteOptions take precedence over the query parameter.
+        body: { gracePeriodSeconds: 0, preconditions: { uid } },
       })
-      .catch(() => undefined);
+      .catch((err: { code?: number; message?: string }) => {
+        if (err.code !== 404)
+          log(
+            `${pod.metadata!.namespace}/${pod.metadata!.name}: final delete failed: ${err.message}`,
+          );
+      });
   } finally {
     finishing.delete(uid);
   }
@@ -167,12 +176,15 @@ podInformer.on('update', onPod);
 podInformer.on('delete', onPodGone);
 keepWatching('pod', podInformer);
 keepWatching('service', svcInformer);
+keepWatching('claim', pvcInformer);
+pvcInformer.on('add', (claim) => void provision(core, claim, log));
+pvcInformer.on('update', (claim) => void provision(core, claim, log));
 
 const stopDns = await startDns(network.dnsIp, network.clusterDomain, () => ({
   pods: podInformer.list(),
   services: svcInformer.list(),
 }));
-await Promise.all([podInformer.start(), svcInformer.start()]);
+await Promise.all([podInformer.start(), svcInformer.start(), pvcInformer.start()]);
 log(
   `pod runner ready: nodes ${[...ourNodes.keys()].join(', ')}; cluster DNS on ${network.dnsIp}:53`,
 );
@@ -184,6 +196,7 @@ async function shutdown(signal: string): Promise<void> {
   log(`${signal}: stopping ${workers.size} pods' processes`);
   await podInformer.stop();
   await svcInformer.stop();
+  await pvcInformer.stop();
   await Promise.all(
     [...workers.values()].map((w) =>
       w.stop(Math.min(w.pod.spec?.terminationGracePeriodSeconds ?? 30, 10)),

@@ -38,17 +38,28 @@ export function startSandboxed(spec: SandboxSpec): ChildProcess {
     mkdirSync(dirname(join(upper, path)), { recursive: true });
     writeFileSync(join(upper, path), content);
   }
+  // Volumes are first bound under /.volumes inside the new root (a path we own), then bound
+  // at their mount paths from inside the chroot, so a mount path through a symlink
+  // (/var/run → /run) resolves in the container's tree, never in the machine's.
+  const staged = spec.mounts.map((m, i) => ({ ...m, stage: `/.volumes/${i}` }));
+  const inside = [
+    ...staged.flatMap((m) => [
+      `mkdir -p ${q(m.target)}`,
+      `mount --bind ${q(m.stage)} ${q(m.target)}`,
+      ...(m.readOnly ? [`mount -o remount,bind,ro ${q(m.target)}`] : []),
+    ]),
+    `cd ${q(spec.workingDir)}`,
+    'exec "$@"',
+  ].join(' && ');
   const script = [
     'set -e',
     `mount -t overlay overlay -o ${q(`lowerdir=/,upperdir=${upper},workdir=${work}`)} ${q(root)}`,
     ...['proc', 'dev', 'sys'].map((d) => `mount --rbind /${d} ${q(join(root, d))}`),
-    ...spec.mounts.flatMap((m) => [
-      `mkdir -p ${q(join(root, m.target))}`,
-      `mount --bind ${q(m.source)} ${q(join(root, m.target))}`,
-      ...(m.readOnly ? [`mount -o remount,bind,ro ${q(join(root, m.target))}`] : []),
+    ...staged.flatMap((m) => [
+      `mkdir -p ${q(root + m.stage)}`,
+      `mount --bind ${q(m.source)} ${q(root + m.stage)}`,
     ]),
-    `cd ${q(root)}`,
-    `exec chroot ${q(root)} /bin/sh -c ${q(`cd ${q(spec.workingDir)} && exec "$@"`)} -- ${spec.argv.map(q).join(' ')}`,
+    `exec chroot ${q(root)} /bin/sh -c ${q(inside)} -- ${spec.argv.map(q).join(' ')}`,
   ].join('\n');
   const log = openSync(spec.logFile, 'a');
   // unshare execs sh, sh execs chroot, chroot execs the command: one pid throughout, so

@@ -1,0 +1,78 @@
+/**
+ * Helpers for tests against a Kubernetes API: kubectl with the suite's kubeconfig, waiting on
+ * objects, and (local control plane only) running a command inside a pod's process root.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { V1PodList } from '@kubernetes/client-node';
+import { REPO } from '../../hack/local-cluster/layout.ts';
+import { waitFor } from './wait.ts';
+
+export const kubeconfigPath = () =>
+  process.env.E2E_KUBECONFIG ?? join(REPO, '.local', 'kubeconfig');
+const kubectlBin = () =>
+  process.env.E2E_KUBECONFIG ? 'kubectl' : join(REPO, '.local', 'bin', 'kubectl');
+
+export function kubectl(args: string[], input?: string): string {
+  return execFileSync(kubectlBin(), [`--kubeconfig=${kubeconfigPath()}`, ...args], {
+    input,
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+}
+
+export function kubectlJson<T>(args: string[]): T {
+  return JSON.parse(kubectl([...args, '-o', 'json']));
+}
+
+export interface PodView {
+  name: string;
+  ip: string;
+  ready: boolean;
+  pid: number | undefined;
+  restarts: number;
+  uid: string;
+}
+
+export function pods(ns: string, selector: string): PodView[] {
+  return kubectlJson<V1PodList>(['get', 'pods', '-n', ns, '-l', selector]).items.map((p) => ({
+    name: p.metadata!.name!,
+    uid: p.metadata!.uid!,
+    ip: p.status?.podIP ?? '',
+    ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    pid:
+      Number(/^pid:\/\/(\d+)$/.exec(p.status?.containerStatuses?.[0]?.containerID ?? '')?.[1]) ||
+      undefined,
+    restarts: p.status?.containerStatuses?.[0]?.restartCount ?? 0,
+  }));
+}
+
+export function waitForReadyPods(
+  ns: string,
+  selector: string,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<PodView[]> {
+  return waitFor(
+    `${count} ready pods (${selector}) in ${ns}`,
+    () => {
+      const list = pods(ns, selector).filter((p) => p.ready && !p.name.includes('terminating'));
+      return list.length === count ? list : undefined;
+    },
+    timeoutMs,
+    250,
+  );
+}
+
+/** Runs `argv` inside a pod's container (its mount namespace and root), as `kubectl exec` would. */
+export function execInPod(
+  pid: number,
+  argv: string[],
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(
+    'nsenter',
+    ['--target', String(pid), '--mount', '--root', '--wd', '--', ...argv],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}

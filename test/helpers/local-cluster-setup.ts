@@ -1,0 +1,24 @@
+/**
+ * Global setup of the local-cluster suite: the local control plane is started (its binaries
+ * built first when they are not cached — that first build takes about ten minutes on 2 cores)
+ * and stopped again at the end whatever the tests did. State the suite created is removed;
+ * a cluster that was already running is reused and its state kept.
+ */
+import { clusterDown } from '../../hack/local-cluster/down.ts';
+import { isAlive, recorded } from '../../hack/local-cluster/processes.ts';
+import { clusterUp } from '../../hack/local-cluster/up.ts';
+import { ensureDebianPackage } from './global-setup.ts';
+
+let startedHere = false;
+
+export async function setup(): Promise<void> {
+  ensureDebianPackage('redis-server', 'redis-server');
+  ensureDebianPackage('openssl', 'openssl');
+  ensureDebianPackage('nsenter', 'util-linux');
+  startedHere = !recorded().some((p) => isAlive(p.pid));
+  await clusterUp();
+}
+
+export async function teardown(): Promise<void> {
+  await clusterDown(startedHere);
+}
