@@ -3,9 +3,11 @@
  * stops its pods' processes), then the control plane — and checks nothing is left listening
  * on the cluster's ports. State under .local/cluster stays for the next `up` unless --purge.
  */
+
+import { createSocket } from 'node:dgram';
 import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { paths, ports, STATE } from './layout.ts';
+import { network, paths, ports, STATE } from './layout.ts';
 import { recorded, stopRecorded } from './processes.ts';
 
 const ORDER = [
@@ -17,11 +19,18 @@ const ORDER = [
   'etcd',
 ];
 
-function portFree(port: number): Promise<boolean> {
+/** True when nothing listens on ip:port (TCP for the API ports, UDP for DNS). */
+function portFree(ip: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
+    if (port === 53) {
+      const sock = createSocket('udp4');
+      sock.once('error', () => resolve(false));
+      sock.bind(port, ip, () => sock.close(() => resolve(true)));
+      return;
+    }
     const srv = createServer();
     srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    srv.listen(port, ip, () => srv.close(() => resolve(true)));
   });
 }
 
@@ -32,8 +41,11 @@ export async function clusterDown(purge = false): Promise<void> {
     await stopRecorded(p.name, p.pid, p.name === 'pod-runner' ? 40_000 : 10_000);
   }
   for (const port of Object.values(ports)) {
-    if (!(await portFree(port))) throw new Error(`port ${port} is still in use after cluster:down`);
+    if (!(await portFree('127.0.0.1', port)))
+      throw new Error(`port ${port} is still in use after cluster:down`);
   }
+  if (!(await portFree(network.dnsIp, 53)))
+    throw new Error(`cluster DNS (${network.dnsIp}:53) still answers after cluster:down`);
   if (purge) rmSync(STATE, { recursive: true, force: true });
   process.stdout.write(
     `local cluster stopped${purge ? ' and its state removed' : ` (state kept in ${paths.pids}/..)`}\n`,

@@ -21,6 +21,12 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 
 export async function clusterUp(): Promise<void> {
   const started = Date.now();
+  if (process.getuid?.() !== 0) {
+    // unshare -m and mount (pod sandboxes) and the DNS server on port 53 need root.
+    throw new Error(
+      'the local control plane needs root (pod processes run in mount namespaces; cluster DNS binds port 53): run it as root, or use hack/kind-e2e.sh where Docker is available',
+    );
+  }
   const bin = ensureBinaries(say);
   mkdirSync(paths.bin, { recursive: true });
   for (const name of ['kubectl', 'helm', 'kwok']) {

@@ -49,6 +49,38 @@ spec:
       spec:
         accessModes: [ReadWriteOnce]
         resources: { requests: { storage: 1Gi } }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: proxy-config, namespace: ${ns} }
+data: { region: eu-test-1 }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: proxy-secret, namespace: ${ns} }
+stringData: { adminToken: e2e-admin-token }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: proxy, namespace: ${ns} }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: proxy } }
+  template:
+    metadata: { labels: { app: proxy } }
+    spec:
+      containers:
+        - name: proxy
+          image: tiercache:dev
+          args: [proxy]
+          env:
+            - { name: REGION, valueFrom: { configMapKeyRef: { name: proxy-config, key: region } } }
+            - { name: ADMIN_TOKEN, valueFrom: { secretKeyRef: { name: proxy-secret, key: adminToken } } }
+            - { name: POD_IP, valueFrom: { fieldRef: { fieldPath: status.podIP } } }
+          ports: [{ name: http, containerPort: 6635 }]
+          readinessProbe:
+            httpGet: { path: /ready, port: http }
+            periodSeconds: 1
 `;
 
 function redisAt(ip: string): Redis {
@@ -92,6 +124,17 @@ describe('the local control plane', () => {
       expect(ip).toMatch(/^127\.10\.\d+\.\d+$/);
       expect(await ping(ip)).toBe('PONG');
     }
+  });
+
+  it('runs the tiercache image as the local CLI, with env from a ConfigMap, a Secret and the pod', async () => {
+    const [proxy] = await waitForReadyPods(ns, 'app=proxy', 1, 60_000);
+    const status = await (await fetch(`http://${proxy!.ip}:6635/status`)).json();
+    expect(status).toMatchObject({ region: 'eu-test-1', demo_data: true });
+    const clear = await fetch(`http://${proxy!.ip}:6635/cache/clear?type=memory`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer e2e-admin-token' },
+    });
+    expect(clear.status).toBe(200);
   });
 
   it('resolves pods by their DNS names, from the machine and from inside a pod', async () => {
