@@ -5,6 +5,7 @@ import { formatHelp } from '../lib/env.ts';
  * Kubernetes manifests and the seed documents use); `tiercache <command> --help` lists them.
  */
 import { isTiercacheError } from '../lib/errors.ts';
+import { CLUSTER_USAGE } from '../operator/redis/cli.ts';
 import { proxyEnv } from '../proxy/config.ts';
 
 interface Command {
@@ -21,6 +22,14 @@ const commands: Record<string, Command> = {
     run: async () => {
       const { runProxy } = await import('../proxy/server.ts');
       await runProxy();
+    },
+  },
+  cluster: {
+    summary: 'manage a Redis Cluster by address: create, check (more to come)',
+    help: () => CLUSTER_USAGE,
+    run: async (args) => {
+      const { runClusterCli } = await import('../operator/redis/cli.ts');
+      process.exitCode = await runClusterCli(args);
     },
   },
   'demo-upstream': {

@@ -1,0 +1,104 @@
+/**
+ * `tiercache cluster …`: the Redis Cluster manager by hand, like `redis-cli --cluster`.
+ * Progress goes to stderr, the summary to stdout (JSON with --json).
+ */
+import { parseArgs } from 'node:util';
+import { TiercacheError } from '../../lib/errors.ts';
+import { parseAddr } from './addr.ts';
+import { type CheckResult, checkCluster } from './check.ts';
+import { Connections } from './connections.ts';
+import { createCluster } from './create.ts';
+import { observe } from './observe.ts';
+
+export const CLUSTER_USAGE = `Usage: tiercache cluster <command> [options]
+
+Commands:
+  create <addr>... [--replicas N]     form a cluster from empty nodes
+  check <addr> [--json]               exit 0 healthy, 1 not; says why
+
+Options (every command):
+  --password P    Redis AUTH password (default: $REDIS_PASSWORD)
+  --timeout S     per-command timeout in seconds (default 5)
+  --json          print the result as JSON
+`;
+
+const OPTIONS = {
+  replicas: { type: 'string' },
+  password: { type: 'string' },
+  timeout: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function printCheck(result: CheckResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return;
+  }
+  for (const s of result.shards) {
+    const replicas =
+      s.replicas.map((r) => `${r.addr}${r.failed ? ' (failed)' : ''}`).join(', ') || 'no replicas';
+    process.stdout.write(
+      `master ${s.addr} ${s.id.slice(0, 8)} slots ${s.slots} (${s.slotCount}) keys ${s.keys ?? '?'} — ${replicas}\n`,
+    );
+  }
+  for (const w of result.warnings) process.stdout.write(`warning: ${w}\n`);
+  for (const p of result.problems) process.stdout.write(`problem: ${p}\n`);
+  process.stdout.write(result.healthy ? 'cluster is healthy\n' : 'cluster is NOT healthy\n');
+}
+
+/** Runs a cluster command; resolves to the process exit code. */
+export async function runClusterCli(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: OPTIONS,
+    allowPositionals: true,
+  });
+  if (!command || values.help || command === 'help') {
+    process.stdout.write(CLUSTER_USAGE);
+    return command ? 0 : 1;
+  }
+  const timeoutS = Number(values.timeout ?? 5);
+  if (!(timeoutS > 0))
+    throw new TiercacheError('BAD_REQUEST', '--timeout must be a positive number of seconds');
+  for (const p of positionals) parseAddr(p); // fail early on a malformed address
+  const conns = new Connections({
+    password: values.password ?? process.env.REDIS_PASSWORD,
+    timeoutMs: timeoutS * 1000,
+  });
+  try {
+    switch (command) {
+      case 'create': {
+        const replicas = Number(values.replicas ?? 0);
+        if (!Number.isInteger(replicas) || replicas < 0)
+          throw new TiercacheError('BAD_REQUEST', '--replicas must be a whole number ≥ 0');
+        const plan = await createCluster(conns, positionals, { replicas, log: progress });
+        if (values.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+        else
+          process.stdout.write(
+            `cluster created: ${plan.masters.length} masters, ${plan.replicas.length} replicas\n`,
+          );
+        return 0;
+      }
+      case 'check': {
+        if (positionals.length === 0)
+          throw new TiercacheError('BAD_REQUEST', 'check needs the address of a node');
+        const result = checkCluster(await observe(conns, positionals));
+        printCheck(result, values.json ?? false);
+        return result.healthy ? 0 : 1;
+      }
+      default:
+        throw new TiercacheError(
+          'BAD_REQUEST',
+          `unknown cluster command '${command}'\n\n${CLUSTER_USAGE}`,
+        );
+    }
+  } finally {
+    conns.close();
+  }
+}

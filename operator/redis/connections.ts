@@ -1,0 +1,88 @@
+/**
+ * Direct connections to cluster nodes, one per address, each command bounded by a timeout.
+ * The manager talks to Redis itself — no redis-cli, no kubectl exec.
+ */
+import { Redis } from 'ioredis';
+import { TiercacheError } from '../../lib/errors.ts';
+import { withTimeout } from '../../lib/timeout.ts';
+import { type Addr, formatAddr, parseAddr } from './addr.ts';
+
+export interface ConnectionOptions {
+  password?: string | undefined;
+  /** Per-command timeout in ms. */
+  timeoutMs: number;
+}
+
+export class Connections {
+  readonly #clients = new Map<string, Redis>();
+  readonly opts: ConnectionOptions;
+
+  constructor(opts: ConnectionOptions) {
+    this.opts = opts;
+  }
+
+  client(addr: string | Addr): Redis {
+    const key = typeof addr === 'string' ? formatAddr(parseAddr(addr)) : formatAddr(addr);
+    let c = this.#clients.get(key);
+    if (!c) {
+      const { host, port } = parseAddr(key);
+      c = new Redis({
+        host,
+        port,
+        password: this.opts.password,
+        connectTimeout: this.opts.timeoutMs,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        lazyConnect: true,
+        enableOfflineQueue: true,
+      });
+      c.on('error', () => {}); // failures surface as rejected commands
+      this.#clients.set(key, c);
+    }
+    return c;
+  }
+
+  /** Runs one command on a node; rejects with a TiercacheError naming the node on failure or timeout. */
+  async call<T = unknown>(addr: string, ...args: (string | number | Buffer)[]): Promise<T> {
+    const c = this.client(addr);
+    try {
+      if (c.status === 'wait' || c.status === 'end')
+        await withTimeout(c.connect(), this.opts.timeoutMs, `connect to ${addr}`);
+      return (await withTimeout(
+        c.call(String(args[0]), ...args.slice(1)),
+        this.opts.timeoutMs,
+        `${args[0]} on ${addr}`,
+      )) as T;
+    } catch (err) {
+      if (c.status === 'end' || c.status === 'close') this.forget(addr);
+      if (err instanceof TiercacheError) throw err;
+      throw new TiercacheError(
+        'L2_UNAVAILABLE',
+        `${addr}: ${args.slice(0, 2).join(' ')} failed: ${(err as Error).message}`,
+        { addr },
+        err,
+      );
+    }
+  }
+
+  forget(addr: string): void {
+    const key = formatAddr(parseAddr(addr));
+    this.#clients.get(key)?.disconnect();
+    this.#clients.delete(key);
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.disconnect();
+    this.#clients.clear();
+  }
+}
+
+/** Parses the `key:value` lines of INFO / CLUSTER INFO. */
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}

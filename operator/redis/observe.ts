@@ -1,0 +1,78 @@
+/**
+ * Observing a cluster: starting from seed addresses, ask every reachable node for its view
+ * (`CLUSTER NODES`, `CLUSTER INFO`, key count). The result is plain data for the planners.
+ */
+import { type Connections, parseInfo } from './connections.ts';
+import { isFailed, type NodeInfo, parseClusterNodes } from './topology.ts';
+
+export interface NodeReport {
+  addr: string;
+  id: string;
+  /** This node's view of the whole cluster. */
+  nodes: NodeInfo[];
+  info: Record<string, string>;
+  keys: number;
+}
+
+export interface ClusterView {
+  reports: NodeReport[];
+  /** Addresses that did not answer. */
+  unreachable: { addr: string; error: string }[];
+  /** Every node known to any reachable node, by id (the freshest reported flags win). */
+  known: Map<string, NodeInfo>;
+}
+
+export async function reportOf(conns: Connections, addr: string): Promise<NodeReport> {
+  const [nodesText, infoText, keys] = await Promise.all([
+    conns.call<string>(addr, 'CLUSTER', 'NODES'),
+    conns.call<string>(addr, 'CLUSTER', 'INFO'),
+    conns.call<number>(addr, 'DBSIZE'),
+  ]);
+  const nodes = parseClusterNodes(nodesText);
+  return {
+    addr,
+    id: nodes.find((n) => n.flags.has('myself'))!.id,
+    nodes,
+    info: parseInfo(infoText),
+    keys,
+  };
+}
+
+export async function observe(conns: Connections, seeds: string[]): Promise<ClusterView> {
+  const reports = new Map<string, NodeReport>();
+  const unreachable = new Map<string, string>();
+  const queue = [...new Set(seeds)];
+  const seen = new Set(queue);
+  while (queue.length > 0) {
+    const batch = queue.splice(0);
+    await Promise.all(
+      batch.map(async (addr) => {
+        try {
+          const r = await reportOf(conns, addr);
+          if ([...reports.values()].some((x) => x.id === r.id)) return; // same node under another address
+          reports.set(addr, r);
+          for (const n of r.nodes) {
+            if (!seen.has(n.addr) && !isFailed(n) && !n.flags.has('handshake') && n.addr !== ':0') {
+              seen.add(n.addr);
+              queue.push(n.addr);
+            }
+          }
+        } catch (err) {
+          unreachable.set(addr, (err as Error).message);
+        }
+      }),
+    );
+  }
+  const known = new Map<string, NodeInfo>();
+  for (const r of reports.values()) {
+    for (const n of r.nodes) {
+      // A node's own line is the authority on itself.
+      if (n.flags.has('myself') || !known.has(n.id)) known.set(n.id, n);
+    }
+  }
+  return {
+    reports: [...reports.values()],
+    unreachable: [...unreachable].map(([addr, error]) => ({ addr, error })),
+    known,
+  };
+}

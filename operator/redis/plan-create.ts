@@ -1,0 +1,56 @@
+/**
+ * Which node becomes a master and which a replica of whom (pure). Masters are spread over
+ * hosts first; each replica is placed on a host other than its master's when one is left.
+ */
+import { TiercacheError } from '../../lib/errors.ts';
+import { parseAddr } from './addr.ts';
+import { type SlotRange, splitSlots } from './topology.ts';
+
+export interface CreatePlan {
+  masters: { addr: string; slots: SlotRange }[];
+  replicas: { addr: string; master: string }[];
+}
+
+export function planCreate(addrs: string[], replicasPerMaster: number): CreatePlan {
+  const unique = [...new Set(addrs)];
+  if (unique.length !== addrs.length)
+    throw new TiercacheError('BAD_REQUEST', 'the same address is given twice');
+  const masterCount = Math.floor(unique.length / (1 + replicasPerMaster));
+  if (masterCount < 3) {
+    throw new TiercacheError(
+      'BAD_REQUEST',
+      `a cluster needs at least 3 masters: ${unique.length} nodes with ${replicasPerMaster} replicas each make ${masterCount}`,
+    );
+  }
+  // Round-robin over hosts so consecutive picks land on different hosts.
+  const byHost = new Map<string, string[]>();
+  for (const a of unique) {
+    const host = parseAddr(a).host;
+    byHost.set(host, [...(byHost.get(host) ?? []), a]);
+  }
+  const interleaved: string[] = [];
+  while (interleaved.length < unique.length) {
+    for (const list of byHost.values()) {
+      const next = list.shift();
+      if (next) interleaved.push(next);
+    }
+  }
+  const ranges = splitSlots(masterCount);
+  const masters = interleaved.slice(0, masterCount).map((addr, i) => ({ addr, slots: ranges[i]! }));
+  const spare = interleaved.slice(masterCount);
+  const replicas: CreatePlan['replicas'] = [];
+  for (let round = 0; round < replicasPerMaster; round++) {
+    for (const m of masters) {
+      if (spare.length === 0) break;
+      const hostOf = (a: string) => parseAddr(a).host;
+      const taken = new Set(replicas.filter((r) => r.master === m.addr).map((r) => hostOf(r.addr)));
+      const elsewhere = (a: string) => hostOf(a) !== hostOf(m.addr);
+      // Best: a host that has neither the master nor another of its replicas; then any other host.
+      let pick = spare.findIndex((a) => elsewhere(a) && !taken.has(hostOf(a)));
+      if (pick < 0) pick = spare.findIndex(elsewhere);
+      if (pick < 0) pick = 0;
+      replicas.push({ addr: spare.splice(pick, 1)[0]!, master: m.addr });
+    }
+  }
+  return { masters, replicas };
+}
