@@ -25,7 +25,8 @@ const commands: Record<string, Command> = {
     },
   },
   cluster: {
-    summary: 'manage a Redis Cluster by address: create, check (more to come)',
+    summary:
+      'manage a Redis Cluster by address: create, check, fix, rebalance, add-shard, remove-shard',
     help: () => CLUSTER_USAGE,
     run: async (args) => {
       const { runClusterCli } = await import('../operator/redis/cli.ts');

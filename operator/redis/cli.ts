@@ -9,21 +9,32 @@ import { type CheckResult, checkCluster } from './check.ts';
 import { Connections } from './connections.ts';
 import { createCluster } from './create.ts';
 import { observe } from './observe.ts';
+import { addShard, fixCluster, type ReshardResult, rebalance, removeShard } from './reshard.ts';
 
 export const CLUSTER_USAGE = `Usage: tiercache cluster <command> [options]
 
 Commands:
   create <addr>... [--replicas N]     form a cluster from empty nodes
   check <addr> [--json]               exit 0 healthy, 1 not; says why
+  fix <addr>                          close open slots, cover uncovered slots
+  add-shard <addr> --master <new> [--replica <new>...] [--no-rebalance]
+  remove-shard <addr> --master <addr-of-the-shard's-master>
+  rebalance <addr> [--threshold PCT]
 
 Options (every command):
   --password P    Redis AUTH password (default: $REDIS_PASSWORD)
   --timeout S     per-command timeout in seconds (default 5)
+  --concurrency N slots migrated at once (default 8)
   --json          print the result as JSON
 `;
 
 const OPTIONS = {
   replicas: { type: 'string' },
+  replica: { type: 'string', multiple: true },
+  master: { type: 'string' },
+  'no-rebalance': { type: 'boolean' },
+  threshold: { type: 'string' },
+  concurrency: { type: 'string' },
   password: { type: 'string' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
@@ -51,6 +62,23 @@ function printCheck(result: CheckResult, json: boolean): void {
   process.stdout.write(result.healthy ? 'cluster is healthy\n' : 'cluster is NOT healthy\n');
 }
 
+function need(positionals: string[], command: string): string[] {
+  if (positionals.length === 0)
+    throw new TiercacheError(
+      'BAD_REQUEST',
+      `${command} needs the address of a node of the cluster`,
+    );
+  return positionals;
+}
+
+function movedLine(r: ReshardResult): string {
+  return `moved ${r.slotsMoved} slots and ${r.keysMoved} keys in ${r.seconds.toFixed(1)} s (${Math.round(r.keysPerSecond)} keys/s)`;
+}
+
+function summary(json: boolean | undefined, result: object, line: string): void {
+  process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${line}\n`);
+}
+
 /** Runs a cluster command; resolves to the process exit code. */
 export async function runClusterCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -67,10 +95,13 @@ export async function runClusterCli(argv: string[]): Promise<number> {
   if (!(timeoutS > 0))
     throw new TiercacheError('BAD_REQUEST', '--timeout must be a positive number of seconds');
   for (const p of positionals) parseAddr(p); // fail early on a malformed address
-  const conns = new Connections({
-    password: values.password ?? process.env.REDIS_PASSWORD,
-    timeoutMs: timeoutS * 1000,
-  });
+  const password = values.password ?? process.env.REDIS_PASSWORD;
+  const concurrency = Number(values.concurrency ?? 8);
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new TiercacheError('BAD_REQUEST', '--concurrency must be a whole number ≥ 1');
+  }
+  const conns = new Connections({ password, timeoutMs: timeoutS * 1000 });
+  const reshardOpts = { password, concurrency, log: progress };
   try {
     switch (command) {
       case 'create': {
@@ -91,6 +122,50 @@ export async function runClusterCli(argv: string[]): Promise<number> {
         const result = checkCluster(await observe(conns, positionals));
         printCheck(result, values.json ?? false);
         return result.healthy ? 0 : 1;
+      }
+      case 'fix': {
+        const r = await fixCluster(conns, need(positionals, 'fix'), { ...reshardOpts });
+        summary(values.json, r, `closed ${r.closed} open slots, covered ${r.covered} slots`);
+        return 0;
+      }
+      case 'rebalance': {
+        const threshold = Number(values.threshold ?? 2);
+        const r = await rebalance(conns, need(positionals, 'rebalance'), {
+          ...reshardOpts,
+          threshold,
+        });
+        summary(values.json, r, movedLine(r));
+        return 0;
+      }
+      case 'add-shard': {
+        if (!values.master)
+          throw new TiercacheError('BAD_REQUEST', 'add-shard needs --master <new node address>');
+        const shard = { master: values.master, replicas: values.replica ?? [] };
+        const r = await addShard(conns, need(positionals, 'add-shard')[0]!, shard, {
+          ...reshardOpts,
+          rebalance: !values['no-rebalance'],
+        });
+        summary(
+          values.json,
+          r ?? {},
+          r ? `shard added; ${movedLine(r)}` : 'shard added (not rebalanced)',
+        );
+        return 0;
+      }
+      case 'remove-shard': {
+        if (!values.master)
+          throw new TiercacheError(
+            'BAD_REQUEST',
+            "remove-shard needs --master <address of the shard's master>",
+          );
+        const r = await removeShard(
+          conns,
+          need(positionals, 'remove-shard')[0]!,
+          values.master,
+          reshardOpts,
+        );
+        summary(values.json, r, `shard removed; ${movedLine(r)}`);
+        return 0;
       }
       default:
         throw new TiercacheError(

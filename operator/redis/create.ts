@@ -14,7 +14,8 @@ export interface CreateOptions {
   log?: (line: string) => void;
 }
 
-async function assertEmpty(conns: Connections, addr: string): Promise<void> {
+/** Refuses a node that runs without cluster mode or holds keys, slots or other nodes. */
+export async function assertEmpty(conns: Connections, addr: string): Promise<void> {
   const info = parseInfo(await conns.call<string>(addr, 'INFO', 'cluster'));
   if (info.cluster_enabled !== '1')
     throw new TiercacheError('BAD_REQUEST', `${addr} does not run with cluster-enabled yes`);

@@ -1,0 +1,307 @@
+/**
+ * Executing slot moves: fix (close open slots, cover uncovered ones), rebalance, add-shard and
+ * remove-shard. Several slots move at once; progress (slots, keys, keys/s) is reported as it
+ * goes. Every operation starts from what Redis says now, so running it again after a crash
+ * finishes the job.
+ */
+import { TiercacheError } from '../../lib/errors.ts';
+import { parseAddr } from './addr.ts';
+import { checkCluster } from './check.ts';
+import { type Connections, parseInfo } from './connections.ts';
+import { assertEmpty } from './create.ts';
+import { assignSlot, migrateSlot, moveKeys, type SlotMove } from './migrate.ts';
+import { type ClusterView, observe } from './observe.ts';
+import { type MasterSlots, planRebalance } from './plan-rebalance.ts';
+import { isFailed, isMaster, type NodeInfo, slotsOf } from './topology.ts';
+import { until } from './wait.ts';
+
+export interface ReshardOptions {
+  password?: string | undefined;
+  /** Slots migrated in parallel. */
+  concurrency?: number;
+  batch?: number;
+  log?: (line: string) => void;
+  timeoutMs?: number;
+}
+
+export interface ReshardResult {
+  slotsMoved: number;
+  keysMoved: number;
+  seconds: number;
+  keysPerSecond: number;
+}
+
+function masters(view: ClusterView): NodeInfo[] {
+  return [...view.known.values()].filter(
+    (n) => isMaster(n) && !isFailed(n) && !n.flags.has('handshake'),
+  );
+}
+
+async function runMoves(
+  conns: Connections,
+  view: ClusterView,
+  moves: SlotMove[],
+  opts: ReshardOptions,
+): Promise<ReshardResult> {
+  const log = opts.log ?? (() => {});
+  const started = Date.now();
+  const all = masters(view).map((m) => m.addr);
+  let keys = 0;
+  let slots = 0;
+  let next = 0;
+  const report = () => {
+    const s = (Date.now() - started) / 1000;
+    log(
+      `moved ${slots}/${moves.length} slots, ${keys} keys (${Math.round(keys / Math.max(s, 0.001))} keys/s)`,
+    );
+  };
+  const ticker = setInterval(report, 1000);
+  const worker = async () => {
+    while (next < moves.length) {
+      const move = moves[next++]!;
+      await migrateSlot(conns, move, {
+        password: opts.password,
+        batch: opts.batch ?? 200,
+        migrateTimeoutMs: 10_000,
+        otherMasters: all.filter((a) => a !== move.from.addr && a !== move.to.addr),
+        onKeys: (n) => {
+          keys += n;
+        },
+      });
+      slots += 1;
+    }
+  };
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(opts.concurrency ?? 8, Math.max(1, moves.length)) }, worker),
+    );
+  } finally {
+    clearInterval(ticker);
+  }
+  if (moves.length > 0) report();
+  const seconds = (Date.now() - started) / 1000;
+  return {
+    slotsMoved: slots,
+    keysMoved: keys,
+    seconds,
+    keysPerSecond: seconds > 0 ? keys / seconds : 0,
+  };
+}
+
+/** Closes open slots (finishing each migration, so no key is lost) and covers uncovered slots. */
+export async function fixCluster(
+  conns: Connections,
+  seeds: string[],
+  opts: ReshardOptions = {},
+): Promise<{ closed: number; covered: number }> {
+  const log = opts.log ?? (() => {});
+  const view = await observe(conns, seeds);
+  const check = checkCluster(view);
+  const byId = new Map([...view.known.values()].map((n) => [n.id, n]));
+  const owners = new Map<number, string>();
+  for (const m of masters(view)) for (const s of slotsOf(m.slots)) owners.set(s, m.id);
+  const all = masters(view).map((m) => m.addr);
+  const done = new Set<number>();
+  for (const open of check.openSlots) {
+    if (done.has(open.slot)) continue;
+    done.add(open.slot);
+    const node = view.reports.find((r) => r.addr === open.node)!;
+    // The migration's two ends: the slot's owner (source) and the importing node (target).
+    const targetId = open.state === 'importing' ? node.id : open.peer;
+    const sourceId = owners.get(open.slot) ?? (open.state === 'migrating' ? node.id : open.peer);
+    const source = byId.get(sourceId);
+    const target = byId.get(targetId);
+    if (!source || !target)
+      throw new TiercacheError(
+        'UPSTREAM_FAILED',
+        `slot ${open.slot}: cannot find both ends of its migration`,
+      );
+    if (source.id === target.id) {
+      await conns.call(source.addr, 'CLUSTER', 'SETSLOT', open.slot, 'STABLE');
+      continue;
+    }
+    log(`slot ${open.slot}: finishing its migration ${source.addr} → ${target.addr}`);
+    const move: SlotMove = {
+      slot: open.slot,
+      from: { id: source.id, addr: source.addr },
+      to: { id: target.id, addr: target.addr },
+    };
+    await conns.call(target.addr, 'CLUSTER', 'SETSLOT', open.slot, 'IMPORTING', source.id);
+    await conns.call(source.addr, 'CLUSTER', 'SETSLOT', open.slot, 'MIGRATING', target.id);
+    await moveKeys(conns, move, {
+      password: opts.password,
+      batch: opts.batch ?? 200,
+      migrateTimeoutMs: 10_000,
+      otherMasters: [],
+    });
+    await assignSlot(conns, open.slot, target.id, [
+      target.addr,
+      source.addr,
+      ...all.filter((a) => a !== source.addr && a !== target.addr),
+    ]);
+  }
+  let covered = 0;
+  if (check.uncovered.length > 0) {
+    const ms = masters(view);
+    for (const slot of check.uncovered) {
+      // A master that still has keys of the slot takes it; else the one with the fewest slots.
+      let owner: NodeInfo | undefined;
+      for (const m of ms) {
+        if ((await conns.call<number>(m.addr, 'CLUSTER', 'COUNTKEYSINSLOT', slot)) > 0) owner = m;
+      }
+      owner ??= ms.reduce((a, b) =>
+        [...slotsOf(a.slots)].length <= [...slotsOf(b.slots)].length ? a : b,
+      );
+      await conns.call(owner.addr, 'CLUSTER', 'ADDSLOTS', slot);
+      covered += 1;
+    }
+    log(`covered ${covered} uncovered slots`);
+  }
+  return { closed: done.size, covered };
+}
+
+function toMasterSlots(view: ClusterView, weight: (m: NodeInfo) => number): MasterSlots[] {
+  return masters(view).map((m) => ({
+    id: m.id,
+    addr: m.addr,
+    slots: [...slotsOf(m.slots)],
+    weight: weight(m),
+  }));
+}
+
+function movesFor(view: ClusterView, planned: ReturnType<typeof planRebalance>): SlotMove[] {
+  const byId = new Map(masters(view).map((m) => [m.id, m]));
+  return planned.map((p) => ({
+    slot: p.slot,
+    from: { id: p.from, addr: byId.get(p.from)!.addr },
+    to: { id: p.to, addr: byId.get(p.to)!.addr },
+  }));
+}
+
+export async function rebalance(
+  conns: Connections,
+  seeds: string[],
+  opts: ReshardOptions & { threshold?: number } = {},
+): Promise<ReshardResult> {
+  await fixCluster(conns, seeds, opts);
+  const view = await observe(conns, seeds);
+  const moves = movesFor(
+    view,
+    planRebalance(
+      toMasterSlots(view, () => 1),
+      opts.threshold ?? 2,
+    ),
+  );
+  opts.log?.(
+    moves.length === 0 ? 'already balanced' : `rebalancing: ${moves.length} slots to move`,
+  );
+  return runMoves(conns, view, moves, opts);
+}
+
+async function meet(
+  conns: Connections,
+  seed: string,
+  addr: string,
+  timeoutMs: number,
+): Promise<string> {
+  const { host, port } = parseAddr(addr);
+  await conns.call(seed, 'CLUSTER', 'MEET', host, port);
+  const id = await conns.call<string>(addr, 'CLUSTER', 'MYID');
+  await until(
+    `${addr} to join`,
+    async () => parseInfo(await conns.call<string>(addr, 'CLUSTER', 'INFO')).cluster_state === 'ok',
+    timeoutMs,
+  );
+  return id;
+}
+
+export async function addShard(
+  conns: Connections,
+  seed: string,
+  shard: { master: string; replicas: string[] },
+  opts: ReshardOptions & { rebalance: boolean; threshold?: number },
+): Promise<ReshardResult | undefined> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  for (const a of [shard.master, ...shard.replicas]) await assertEmpty(conns, a);
+  const masterId = await meet(conns, seed, shard.master, timeoutMs);
+  opts.log?.(`${shard.master} joined as an empty master`);
+  for (const r of shard.replicas) {
+    await meet(conns, seed, r, timeoutMs);
+    await until(
+      `${r} to replicate ${shard.master}`,
+      async () => {
+        await conns.call(r, 'CLUSTER', 'REPLICATE', masterId);
+        return true;
+      },
+      timeoutMs,
+      200,
+    );
+    opts.log?.(`${r} replicates ${shard.master}`);
+  }
+  if (!opts.rebalance) return undefined;
+  // Every node must know the new master before slots move to it.
+  await until(
+    'every node to know the new master',
+    async () => {
+      const view = await observe(conns, [seed]);
+      return view.reports.every((r) => r.nodes.some((n) => n.id === masterId && isMaster(n)));
+    },
+    timeoutMs,
+  );
+  return rebalance(conns, [seed], opts);
+}
+
+export async function removeShard(
+  conns: Connections,
+  seed: string,
+  masterAddr: string,
+  opts: ReshardOptions = {},
+): Promise<ReshardResult> {
+  await fixCluster(conns, [seed], opts);
+  const view = await observe(conns, [seed]);
+  const leaving = masters(view).find((m) => m.addr === masterAddr);
+  if (!leaving)
+    throw new TiercacheError('BAD_REQUEST', `${masterAddr} is not a master of this cluster`);
+  if (masters(view).length <= 3)
+    throw new TiercacheError(
+      'BAD_REQUEST',
+      'a cluster keeps at least 3 masters; add a shard before removing this one',
+    );
+  const moves = movesFor(
+    view,
+    planRebalance(
+      toMasterSlots(view, (m) => (m.id === leaving.id ? 0 : 1)),
+      0,
+    ),
+  );
+  opts.log?.(`draining ${masterAddr}: ${moves.length} slots to move`);
+  const result = await runMoves(conns, view, moves, opts);
+  // Empty before anything is forgotten.
+  const keys = await conns.call<number>(masterAddr, 'DBSIZE');
+  const own = parseInfo(await conns.call<string>(masterAddr, 'CLUSTER', 'INFO'));
+  const after = await observe(conns, [seed]);
+  const still = [...after.known.values()].find((n) => n.id === leaving.id);
+  if (keys !== 0 || (still && still.slots.length > 0)) {
+    throw new TiercacheError(
+      'UPSTREAM_FAILED',
+      `${masterAddr} still holds ${keys} keys or slots (cluster_slots_assigned ${own.cluster_slots_assigned}); not forgetting it`,
+    );
+  }
+  const goingIds = [
+    leaving.id,
+    ...[...after.known.values()].filter((n) => n.masterId === leaving.id).map((n) => n.id),
+  ];
+  const going = goingIds.map((id) => after.known.get(id)!);
+  const staying = after.reports.filter((r) => !goingIds.includes(r.id));
+  for (const r of staying)
+    for (const id of goingIds)
+      await conns.call(r.addr, 'CLUSTER', 'FORGET', id).catch(() => undefined);
+  // The removed nodes hold nothing now; a soft reset stops them gossiping their way back in.
+  for (const n of going) {
+    if ((await conns.call<number>(n.addr, 'DBSIZE').catch(() => -1)) === 0) {
+      await conns.call(n.addr, 'CLUSTER', 'RESET', 'SOFT').catch(() => undefined);
+    }
+  }
+  opts.log?.(`forgot ${going.map((n) => n.addr).join(', ')}`);
+  return result;
+}
