@@ -47,21 +47,24 @@ export async function migrateSlot(
   return moved;
 }
 
-/** Tells each node (in order) that `owner` now owns `slot`; the first two must succeed. */
+/**
+ * Tells each node (in order) that `owner` now owns `slot`. The first (the new owner) must
+ * accept: its bumped config epoch makes the change win everywhere through gossip, so the
+ * others are informed best-effort — the source may even have turned replica meanwhile.
+ */
 export async function assignSlot(
   conns: Connections,
   slot: number,
   owner: string,
   nodes: string[],
 ): Promise<void> {
-  for (const [i, addr] of nodes.entries()) {
-    try {
-      await conns.call(addr, 'CLUSTER', 'SETSLOT', slot, 'NODE', owner);
-    } catch (err) {
-      if (i < 2) throw err;
-      // Other masters learn it through gossip (the owner's config epoch is bumped).
-    }
-  }
+  const [first, ...rest] = nodes;
+  await conns.call(first!, 'CLUSTER', 'SETSLOT', slot, 'NODE', owner);
+  await Promise.all(
+    rest.map((addr) =>
+      conns.call(addr, 'CLUSTER', 'SETSLOT', slot, 'NODE', owner).catch(() => undefined),
+    ),
+  );
 }
 
 /** MIGRATEs every key of the slot from source to target; returns how many moved. */

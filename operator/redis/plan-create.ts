@@ -39,15 +39,18 @@ export function planCreate(addrs: string[], replicasPerMaster: number): CreatePl
   const masters = interleaved.slice(0, masterCount).map((addr, i) => ({ addr, slots: ranges[i]! }));
   const spare = interleaved.slice(masterCount);
   const replicas: CreatePlan['replicas'] = [];
-  for (let round = 0; round < replicasPerMaster; round++) {
-    for (const m of masters) {
+  const hostOf = (a: string) => parseAddr(a).host;
+  for (let round = 1; round <= replicasPerMaster; round++) {
+    for (const [i, m] of masters.entries()) {
       if (spare.length === 0) break;
-      const hostOf = (a: string) => parseAddr(a).host;
       const taken = new Set(replicas.filter((r) => r.master === m.addr).map((r) => hostOf(r.addr)));
-      const elsewhere = (a: string) => hostOf(a) !== hostOf(m.addr);
-      // Best: a host that has neither the master nor another of its replicas; then any other host.
-      let pick = spare.findIndex((a) => elsewhere(a) && !taken.has(hostOf(a)));
+      const elsewhere = (a: string) => hostOf(a) !== hostOf(m.addr) && !taken.has(hostOf(a));
+      // Prefer the host of the master `round` places on: with interleaved hosts this rotation
+      // leaves every master a replica elsewhere, where a greedy pick can strand the last one.
+      const preferred = hostOf(masters[(i + round) % masters.length]!.addr);
+      let pick = spare.findIndex((a) => elsewhere(a) && hostOf(a) === preferred);
       if (pick < 0) pick = spare.findIndex(elsewhere);
+      if (pick < 0) pick = spare.findIndex((a) => hostOf(a) !== hostOf(m.addr));
       if (pick < 0) pick = 0;
       replicas.push({ addr: spare.splice(pick, 1)[0]!, master: m.addr });
     }

@@ -267,13 +267,11 @@ export async function removeShard(
       'BAD_REQUEST',
       'a cluster keeps at least 3 masters; add a shard before removing this one',
     );
-  const moves = movesFor(
-    view,
-    planRebalance(
-      toMasterSlots(view, (m) => (m.id === leaving.id ? 0 : 1)),
-      0,
-    ),
-  );
+  // A master that loses its last slot would otherwise turn into a replica of the node that
+  // took it (cluster-allow-replica-migration) and sync that node's data: it must stay empty.
+  await conns.call(masterAddr, 'CONFIG', 'SET', 'cluster-allow-replica-migration', 'no');
+  const weights = (m: NodeInfo) => (m.id === leaving.id ? 0 : 1);
+  const moves = movesFor(view, planRebalance(toMasterSlots(view, weights), 0));
   opts.log?.(`draining ${masterAddr}: ${moves.length} slots to move`);
   const result = await runMoves(conns, view, moves, opts);
   // Empty before anything is forgotten.

@@ -1,22 +1,22 @@
 /** Free loopback ports for servers the tests start (Redis Cluster also needs port + 10000). */
 import { createServer } from 'node:net';
 
-function canBind(port: number): Promise<boolean> {
+function canBind(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
 }
 
 const taken = new Set<number>();
 
 /** A port p in 20000–39999 with p (and p + 10000 for the cluster bus) free, never handed out twice per process. */
-export async function freeRedisPort(): Promise<number> {
+export async function freeRedisPort(host = '127.0.0.1'): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = 20000 + Math.floor(Math.random() * 20000);
     if (taken.has(port)) continue;
-    if ((await canBind(port)) && (await canBind(port + 10000))) {
+    if ((await canBind(port, host)) && (await canBind(port + 10000, host))) {
       taken.add(port);
       return port;
     }

@@ -33,15 +33,16 @@ function exited(proc: ChildProcess): Promise<void> {
 }
 
 export async function startRedis(
-  opts: { cluster?: boolean; port?: number } = {},
+  opts: { cluster?: boolean; port?: number; host?: string } = {},
 ): Promise<RedisNode> {
-  const port = opts.port ?? (await freeRedisPort());
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? (await freeRedisPort(host));
   const dir = mkdtempSync(join(tmpdir(), `tiercache-redis-${port}-`));
   const args = [
     '--port',
     String(port),
     '--bind',
-    '127.0.0.1',
+    host,
     '--save',
     '',
     '--appendonly',
@@ -59,6 +60,10 @@ export async function startRedis(
       'nodes.conf',
       '--cluster-node-timeout',
       '2000',
+      // Outgoing bus connections do not bind the node's address; without this, a node on
+      // 127.0.0.2 would be seen as 127.0.0.1 by its peers.
+      '--cluster-announce-ip',
+      host,
     );
   let proc: ChildProcess;
   const clients: Redis[] = [];
@@ -68,7 +73,7 @@ export async function startRedis(
     await waitFor(`redis-server on ${port}`, async () => {
       const probe = new Redis({
         port,
-        host: '127.0.0.1',
+        host,
         lazyConnect: true,
         retryStrategy: () => null,
         maxRetriesPerRequest: 0,
@@ -85,7 +90,7 @@ export async function startRedis(
   await launch();
 
   const node: RedisNode = {
-    host: '127.0.0.1',
+    host,
     port,
     async stop() {
       for (const c of clients) c.disconnect();
@@ -101,7 +106,7 @@ export async function startRedis(
     resume: () => void proc.kill('SIGCONT'),
     restart: launch,
     client() {
-      const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
+      const c = new Redis({ port, host, maxRetriesPerRequest: 1 });
       c.on('error', () => {});
       clients.push(c);
       return c;
