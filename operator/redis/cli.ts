@@ -8,6 +8,7 @@ import { parseAddr } from './addr.ts';
 import { type CheckResult, checkCluster } from './check.ts';
 import { Connections } from './connections.ts';
 import { createCluster } from './create.ts';
+import { healCluster } from './heal.ts';
 import { observe } from './observe.ts';
 import { addShard, fixCluster, type ReshardResult, rebalance, removeShard } from './reshard.ts';
 
@@ -17,6 +18,8 @@ Commands:
   create <addr>... [--replicas N]     form a cluster from empty nodes
   check <addr> [--json]               exit 0 healthy, 1 not; says why
   fix <addr>                          close open slots, cover uncovered slots
+  heal <addr>... [--spare <addr>...]  re-meet moved nodes, forget dead ones,
+                                      give masters without replicas a spare
   add-shard <addr> --master <new> [--replica <new>...] [--no-rebalance]
   remove-shard <addr> --master <addr-of-the-shard's-master>
   rebalance <addr> [--threshold PCT]
@@ -31,6 +34,7 @@ Options (every command):
 const OPTIONS = {
   replicas: { type: 'string' },
   replica: { type: 'string', multiple: true },
+  spare: { type: 'string', multiple: true },
   master: { type: 'string' },
   'no-rebalance': { type: 'boolean' },
   threshold: { type: 'string' },
@@ -126,6 +130,18 @@ export async function runClusterCli(argv: string[]): Promise<number> {
       case 'fix': {
         const r = await fixCluster(conns, need(positionals, 'fix'), { ...reshardOpts });
         summary(values.json, r, `closed ${r.closed} open slots, covered ${r.covered} slots`);
+        return 0;
+      }
+      case 'heal': {
+        const r = await healCluster(conns, need(positionals, 'heal'), {
+          spares: values.spare ?? [],
+          log: progress,
+        });
+        summary(
+          values.json,
+          r,
+          `healed: ${r.met} MEETs, forgot ${r.forgotten.length} dead nodes, ${r.replicasAdded.length} new replicas`,
+        );
         return 0;
       }
       case 'rebalance': {

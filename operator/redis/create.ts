@@ -81,6 +81,20 @@ export async function createCluster(
     );
     log(`${r.addr}: replica of ${r.master}`);
   }
+  // A replica that never synced cannot take over (its data is too old to win an election).
+  await until(
+    'every replica to be in sync with its master',
+    async () => {
+      const links = await Promise.all(
+        plan.replicas.map(
+          async (r) =>
+            parseInfo(await conns.call<string>(r.addr, 'INFO', 'replication')).master_link_status,
+        ),
+      );
+      return links.every((l) => l === 'up');
+    },
+    timeoutMs,
+  );
   await until(
     'cluster_state:ok on every node',
     async () => {

@@ -21,6 +21,8 @@ export interface RedisNode {
   /** SIGSTOP / SIGCONT: a node that hangs without closing its connections. */
   pause(): void;
   resume(): void;
+  /** Stops the process and starts it again on a new port, same directory (nodes.conf, data). */
+  moveToNewPort(): Promise<void>;
   /** Starts the process again on the same port and directory. */
   restart(): Promise<void>;
   client(): Redis;
@@ -33,10 +35,10 @@ function exited(proc: ChildProcess): Promise<void> {
 }
 
 export async function startRedis(
-  opts: { cluster?: boolean; port?: number; host?: string } = {},
+  opts: { cluster?: boolean; port?: number; host?: string; persist?: boolean } = {},
 ): Promise<RedisNode> {
   const host = opts.host ?? '127.0.0.1';
-  const port = opts.port ?? (await freeRedisPort(host));
+  let port = opts.port ?? (await freeRedisPort(host));
   const dir = mkdtempSync(join(tmpdir(), `tiercache-redis-${port}-`));
   const args = [
     '--port',
@@ -46,7 +48,7 @@ export async function startRedis(
     '--save',
     '',
     '--appendonly',
-    'no',
+    opts.persist ? 'yes' : 'no',
     '--dir',
     dir,
     '--protected-mode',
@@ -69,6 +71,7 @@ export async function startRedis(
   const clients: Redis[] = [];
 
   const launch = async () => {
+    args[1] = String(port);
     proc = spawn('redis-server', args, { stdio: 'ignore' });
     await waitFor(`redis-server on ${port}`, async () => {
       const probe = new Redis({
@@ -105,6 +108,14 @@ export async function startRedis(
     pause: () => void proc.kill('SIGSTOP'),
     resume: () => void proc.kill('SIGCONT'),
     restart: launch,
+    async moveToNewPort() {
+      for (const c of clients.splice(0)) c.disconnect();
+      proc.kill('SIGTERM');
+      await exited(proc);
+      port = await freeRedisPort(host);
+      node.port = port;
+      await launch();
+    },
     client() {
       const c = new Redis({ port, host, maxRetriesPerRequest: 1 });
       c.on('error', () => {});

@@ -1,0 +1,123 @@
+/**
+ * `cluster heal`: brings a cluster whose nodes moved or died back to health without touching
+ * data. It re-introduces nodes at their current addresses (MEET, matched by node id) before
+ * forgetting anything; forgets failed nodes that own no slots and answer at no given address,
+ * on every node within the same minute so none gossips them back; and gives masters without
+ * a working replica one of the spare nodes. Never CLUSTER RESET, FLUSHALL or create.
+ */
+import { parseAddr } from './addr.ts';
+import type { Connections } from './connections.ts';
+import { assertEmpty } from './create.ts';
+import { type NodeReport, observe } from './observe.ts';
+import { isFailed, isMaster } from './topology.ts';
+import { until } from './wait.ts';
+
+export interface HealOptions {
+  spares?: string[];
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface HealResult {
+  met: number;
+  forgotten: string[];
+  replicasAdded: { spare: string; master: string }[];
+}
+
+/** True when `from` sees `to` at its current address, connected and not failed. */
+function sees(from: NodeReport, to: NodeReport): boolean {
+  const n = from.nodes.find((x) => x.id === to.id);
+  return n !== undefined && n.addr === to.addr && !isFailed(n) && !n.flags.has('pfail');
+}
+
+export async function healCluster(
+  conns: Connections,
+  addrs: string[],
+  opts: HealOptions = {},
+): Promise<HealResult> {
+  const log = opts.log ?? (() => {});
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  let view = await observe(conns, addrs);
+  const live = () => view.reports;
+
+  // 1. Re-introduce every reachable node to every other at its current address.
+  let met = 0;
+  for (const a of live()) {
+    for (const b of live()) {
+      if (a.id === b.id || sees(a, b)) continue;
+      const { host, port } = parseAddr(b.addr);
+      await conns.call(a.addr, 'CLUSTER', 'MEET', host, port);
+      met += 1;
+    }
+  }
+  if (met > 0) {
+    log(`introduced nodes to each other (${met} MEETs)`);
+    await until(
+      'every reachable node to see every other at its current address',
+      async () => {
+        view = await observe(
+          conns,
+          view.reports.map((r) => r.addr),
+        );
+        return live().every((a) => live().every((b) => a.id === b.id || sees(a, b)));
+      },
+      timeoutMs,
+      250,
+    );
+  }
+
+  // 2. Forget the dead: failed, holding no slots, and not one of the nodes that answered.
+  const liveIds = new Set(live().map((r) => r.id));
+  const dead = [...view.known.values()].filter(
+    (n) => !liveIds.has(n.id) && isFailed(n) && n.slots.length === 0,
+  );
+  for (const d of dead) {
+    await Promise.all(
+      live().map((r) => conns.call(r.addr, 'CLUSTER', 'FORGET', d.id).catch(() => undefined)),
+    );
+    log(`forgot ${d.id} (was ${d.addr})`);
+  }
+
+  // 3. Spares become replicas of masters that have no working replica.
+  const replicasAdded: HealResult['replicasAdded'] = [];
+  const spares = [...(opts.spares ?? [])];
+  view = await observe(
+    conns,
+    live().map((r) => r.addr),
+  );
+  const masters = live()
+    .map((r) => r.nodes.find((n) => n.flags.has('myself'))!)
+    .filter((n) => isMaster(n) && n.slots.length > 0);
+  for (const m of masters) {
+    const hasReplica = live().some(
+      (r) => r.nodes.find((n) => n.flags.has('myself'))?.masterId === m.id,
+    );
+    if (hasReplica) continue;
+    const spare = spares.shift();
+    if (!spare) {
+      log(`master ${m.addr} has no working replica and no spare is left`);
+      continue;
+    }
+    await assertEmpty(conns, spare);
+    const { host, port } = parseAddr(spare);
+    await conns.call(m.addr, 'CLUSTER', 'MEET', host, port);
+    await until(
+      `${spare} to join`,
+      async () => (await conns.call<string>(spare, 'CLUSTER', 'NODES')).includes(m.id),
+      timeoutMs,
+      200,
+    );
+    await until(
+      `${spare} to replicate ${m.addr}`,
+      async () => {
+        await conns.call(spare, 'CLUSTER', 'REPLICATE', m.id);
+        return true;
+      },
+      timeoutMs,
+      200,
+    );
+    replicasAdded.push({ spare, master: m.addr });
+    log(`${spare} now replicates ${m.addr}`);
+  }
+  return { met, forgotten: dead.map((d) => d.id), replicasAdded };
+}
