@@ -33,6 +33,16 @@ const commands: Record<string, Command> = {
       process.exitCode = await runClusterCli(args);
     },
   },
+  up: {
+    summary:
+      'run the local stack: a 6-node Redis Cluster, the demo upstream and two regional proxies',
+    help: () =>
+      'Usage: tiercache up\n\nStarts six redis-server processes formed into 3 shards × 1 replica (ports 7001-7006 when free),\nthe demo upstream unless TMDB_API_KEY or TMDB_API_URL is set, and two proxies sharing the cluster:\nap-southeast-1 on :6635 and eu-west-1 on :6636. The proxy variables (tiercache proxy --help) apply\nto both. Ctrl-C stops everything and removes the temporary data.\n',
+    run: async () => {
+      const { runLocalStack } = await import('../hack/local-stack/up.ts');
+      await runLocalStack();
+    },
+  },
   'demo-upstream': {
     summary: 'run the TMDB-shaped demo upstream (fake API for tests and demos)',
     help: () =>
