@@ -10,7 +10,14 @@ import { Connections } from './connections.ts';
 import { createCluster } from './create.ts';
 import { healCluster } from './heal.ts';
 import { observe } from './observe.ts';
-import { addShard, fixCluster, type ReshardResult, rebalance, removeShard } from './reshard.ts';
+import {
+  addShard,
+  DEFAULT_CONCURRENCY,
+  fixCluster,
+  type ReshardResult,
+  rebalance,
+  removeShard,
+} from './reshard.ts';
 
 export const CLUSTER_USAGE = `Usage: tiercache cluster <command> [options]
 
@@ -27,7 +34,7 @@ Commands:
 Options (every command):
   --password P    Redis AUTH password (default: $REDIS_PASSWORD)
   --timeout S     per-command timeout in seconds (default 5)
-  --concurrency N slots migrated at once (default 8)
+  --concurrency N slots migrated at once (default 16)
   --json          print the result as JSON
 `;
 
@@ -100,7 +107,7 @@ export async function runClusterCli(argv: string[]): Promise<number> {
     throw new TiercacheError('BAD_REQUEST', '--timeout must be a positive number of seconds');
   for (const p of positionals) parseAddr(p); // fail early on a malformed address
   const password = values.password ?? process.env.REDIS_PASSWORD;
-  const concurrency = Number(values.concurrency ?? 8);
+  const concurrency = Number(values.concurrency ?? DEFAULT_CONCURRENCY);
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new TiercacheError('BAD_REQUEST', '--concurrency must be a whole number ≥ 1');
   }

@@ -15,6 +15,9 @@ import { type MasterSlots, planRebalance } from './plan-rebalance.ts';
 import { isFailed, isMaster, type NodeInfo, slotsOf } from './topology.ts';
 import { until } from './wait.ts';
 
+/** Slots migrated at once: enough to hide round trips, few enough not to swamp a node. */
+export const DEFAULT_CONCURRENCY = 16;
+
 export interface ReshardOptions {
   password?: string | undefined;
   /** Slots migrated in parallel. */
@@ -73,7 +76,10 @@ async function runMoves(
   };
   try {
     await Promise.all(
-      Array.from({ length: Math.min(opts.concurrency ?? 8, Math.max(1, moves.length)) }, worker),
+      Array.from(
+        { length: Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, Math.max(1, moves.length)) },
+        worker,
+      ),
     );
   } finally {
     clearInterval(ticker);
