@@ -4,13 +4,14 @@
  * manager, the demo upstream unless TMDB_API_KEY is set, and two regional proxies sharing the
  * cluster on ports 6635 and 6636. Ctrl-C stops everything and removes the temporary data.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../lib/log.ts';
+import { tryInstallDebianPackage } from '../../lib/packages.ts';
 import { Connections } from '../../operator/redis/connections.ts';
 import { createCluster } from '../../operator/redis/create.ts';
 import { buildProxy, type ProxyInstance } from '../../proxy/app.ts';
@@ -24,37 +25,6 @@ const REGIONS = [
 const PREFERRED_REDIS_PORTS = [7001, 7002, 7003, 7004, 7005, 7006]; // as in seed 002
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
-
-function has(binary: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** redis-server, installed with apt-get when missing and running as root; else undefined. */
-function ensureRedis(): boolean {
-  if (has('redis-server')) return true;
-  if (process.getuid?.() === 0 && has('apt-get')) {
-    say('redis-server is missing: installing it with apt-get…');
-    try {
-      execFileSync(
-        'sh',
-        [
-          '-c',
-          'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server',
-        ],
-        { stdio: 'inherit' },
-      );
-      return has('redis-server');
-    } catch {
-      return false;
-    }
-  }
-  return false;
-}
 
 function free(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -144,7 +114,7 @@ export async function runLocalStack(): Promise<void> {
   process.once('SIGTERM', () => void stop().then(() => process.exit(0)));
 
   let nodes: string[] = [];
-  if (ensureRedis()) {
+  if (tryInstallDebianPackage('redis-server', 'redis-server')) {
     say('forming a Redis Cluster of 3 shards × 1 replica…');
     const r = await startRedisNodes(dir);
     redisProcs.push(...r.procs);
