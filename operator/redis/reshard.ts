@@ -40,6 +40,20 @@ function masters(view: ClusterView): NodeInfo[] {
   );
 }
 
+/**
+ * Waits until every node agrees on the slot map: the new owners' bumped epochs reach the rest
+ * by gossip, and a command that returns earlier would hand back a cluster still settling.
+ */
+async function converged(conns: Connections, seeds: string[], timeoutMs: number): Promise<void> {
+  await until(
+    'every node to agree on the slot map',
+    async () =>
+      !checkCluster(await observe(conns, seeds)).problems.some((p) => p.includes('do not agree')),
+    timeoutMs,
+    200,
+  );
+}
+
 async function runMoves(
   conns: Connections,
   view: ClusterView,
@@ -84,7 +98,10 @@ async function runMoves(
   } finally {
     clearInterval(ticker);
   }
-  if (moves.length > 0) report();
+  if (moves.length > 0) {
+    report();
+    await converged(conns, all, opts.timeoutMs ?? 60_000);
+  }
   const seconds = (Date.now() - started) / 1000;
   return {
     slotsMoved: slots,
