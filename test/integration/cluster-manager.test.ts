@@ -169,6 +169,40 @@ describe('fix', () => {
   });
 });
 
+describe('slot migration edge cases', () => {
+  it('resolves BUSYKEY (the target already has the key) in favour of the source, and moves a big key', async () => {
+    const list = await nodes(3);
+    const conns = connections();
+    await createCluster(conns, list.map(addr), { replicas: 0 });
+    const client = clusterClient(list[0]!);
+    const big = 'x'.repeat(32 * 1024 * 1024);
+    await client.set('{edge}:big', big);
+    await client.set('{edge}:dup', 'from-source');
+    const slot = Number(await list[0]!.client().call('CLUSTER', 'KEYSLOT', '{edge}'));
+    const view = await observe(conns, [addr(list[0]!)]);
+    const owner = [...view.known.values()].find((n) => n.slots.some((r) => r.start <= slot && slot <= r.end))!;
+    const target = [...view.known.values()].find((n) => n.id !== owner.id)!;
+    await conns.call(target.addr, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', owner.id);
+    await conns.call(owner.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
+    // A stale copy on the target, as a client redirected with ASK could leave it.
+    const direct = new Connections({ timeoutMs: 5000 });
+    cleanups.push(() => direct.close());
+    const t = direct.client(target.addr);
+    await t.connect();
+    await t.call('ASKING');
+    await t.call('SET', '{edge}:dup', 'stale-on-target');
+
+    const fixed = await runCli(['cluster', 'fix', addr(list[0]!), '--timeout', '30'], {});
+    expect(fixed.code).toBe(0);
+    expect(await client.get('{edge}:dup')).toBe('from-source');
+    expect((await client.get('{edge}:big'))?.length).toBe(big.length);
+    const afterView = await observe(conns, [addr(list[0]!)]);
+    expect(checkCluster(afterView).problems).toEqual([]);
+    const newOwner = afterView.known.get(target.id)!;
+    expect(newOwner.slots.some((r) => r.start <= slot && slot <= r.end)).toBe(true);
+  }, 120_000);
+});
+
 describe('add-shard, rebalance and remove-shard with keys and a working client', () => {
   it('moves 200k keys with zero lost and zero failed client operations', async () => {
     const list = await nodes(4);
