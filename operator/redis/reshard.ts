@@ -245,11 +245,17 @@ export async function addShard(
   opts: ReshardOptions & { rebalance: boolean; threshold?: number },
 ): Promise<ReshardResult | undefined> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  for (const a of [shard.master, ...shard.replicas]) await assertEmpty(conns, a);
-  const masterId = await meet(conns, seed, shard.master, timeoutMs);
-  opts.log?.(`${shard.master} joined as an empty master`);
+  // Run again after a crash, nodes that already joined this cluster are taken as they are.
+  const members = new Set([...(await observe(conns, [seed])).known.values()].map((n) => n.id));
+  const joined = async (a: string) => members.has(await conns.call<string>(a, 'CLUSTER', 'MYID'));
+  for (const a of [shard.master, ...shard.replicas])
+    if (!(await joined(a))) await assertEmpty(conns, a);
+  const masterId = (await joined(shard.master))
+    ? await conns.call<string>(shard.master, 'CLUSTER', 'MYID')
+    : await meet(conns, seed, shard.master, timeoutMs);
+  opts.log?.(`${shard.master} is an empty master of the cluster`);
   for (const r of shard.replicas) {
-    await meet(conns, seed, r, timeoutMs);
+    if (!(await joined(r))) await meet(conns, seed, r, timeoutMs);
     await until(
       `${r} to replicate ${shard.master}`,
       async () => {

@@ -180,7 +180,9 @@ describe('slot migration edge cases', () => {
     await client.set('{edge}:dup', 'from-source');
     const slot = Number(await list[0]!.client().call('CLUSTER', 'KEYSLOT', '{edge}'));
     const view = await observe(conns, [addr(list[0]!)]);
-    const owner = [...view.known.values()].find((n) => n.slots.some((r) => r.start <= slot && slot <= r.end))!;
+    const owner = [...view.known.values()].find((n) =>
+      n.slots.some((r) => r.start <= slot && slot <= r.end),
+    )!;
     const target = [...view.known.values()].find((n) => n.id !== owner.id)!;
     await conns.call(target.addr, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', owner.id);
     await conns.call(owner.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
@@ -252,6 +254,12 @@ describe('add-shard, rebalance and remove-shard with keys and a working client',
       {},
     );
     expect(joined.code).toBe(0);
+    // Running add-shard again (as after a crash) takes the joined node as it is.
+    const again = await runCli(
+      ['cluster', 'add-shard', addr(list[0]!), '--master', addr(list[3]!), '--no-rebalance'],
+      {},
+    );
+    expect(again.code).toBe(0);
     await waitFor('every node to know the new master', async () => {
       const v = await observe(conns, [addr(list[0]!)]);
       return v.reports.length === 4 && v.reports.every((r) => r.nodes.length === 4);
