@@ -175,7 +175,9 @@ export class RedisTarget {
       client = new Cluster(this.nodes, {
         redisOptions: common,
         enableOfflineQueue: false,
-        enableAutoPipelining: true,
+        // Not auto-pipelined: ioredis fails auto-pipelined commands that meet MOVED/ASK, which
+        // every slot migration produces; plain commands follow the redirection.
+        enableAutoPipelining: false,
         clusterRetryStrategy: reconnectDelay,
         retryDelayOnClusterDown: 100,
         retryDelayOnFailover: 100,
