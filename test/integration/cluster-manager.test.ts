@@ -103,6 +103,17 @@ function workload(client: Cluster, existing: number) {
   };
 }
 
+/** Opens the slot of `tag` as a migration in progress: IMPORTING on another master, MIGRATING on its owner. */
+async function openSlot(conns: Connections, seed: RedisNode, tag: string) {
+  const slot = Number(await seed.client().call('CLUSTER', 'KEYSLOT', tag));
+  const known = [...(await observe(conns, [addr(seed)])).known.values()];
+  const owner = known.find((n) => n.slots.some((r) => r.start <= slot && slot <= r.end))!;
+  const target = known.find((n) => n.id !== owner.id)!;
+  await conns.call(target.addr, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', owner.id);
+  await conns.call(owner.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
+  return { slot, owner, target };
+}
+
 describe('tiercache cluster create and check', () => {
   it('forms 3 masters with a replica each, no replica on its master’s host', async () => {
     const list = [...(await nodes(3, '127.0.0.1')), ...(await nodes(3, '127.0.0.2'))];
@@ -143,15 +154,8 @@ describe('fix', () => {
     const client = clusterClient(list[0]!);
     const keys = Array.from({ length: 300 }, (_, i) => `{open}:${i}`);
     await Promise.all(keys.map((k) => client.set(k, k)));
-    const slot = Number(await list[0]!.client().call('CLUSTER', 'KEYSLOT', '{open}'));
-    const view = await observe(conns, [addr(list[0]!)]);
-    const owner = [...view.known.values()].find((n) =>
-      n.slots.some((r) => r.start <= slot && slot <= r.end),
-    )!;
-    const target = [...view.known.values()].find((n) => n.id !== owner.id)!;
     // What a manager killed half way leaves behind: both ends open, some keys moved.
-    await conns.call(target.addr, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', owner.id);
-    await conns.call(owner.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
+    const { slot, owner, target } = await openSlot(conns, list[0]!, '{open}');
     const some = await conns.call<string[]>(owner.addr, 'CLUSTER', 'GETKEYSINSLOT', slot, 120);
     const [host, port] = target.addr.split(':');
     await conns.call(owner.addr, 'MIGRATE', host!, port!, '', 0, 5000, 'KEYS', ...some);
@@ -178,14 +182,7 @@ describe('slot migration edge cases', () => {
     const big = 'x'.repeat(32 * 1024 * 1024);
     await client.set('{edge}:big', big);
     await client.set('{edge}:dup', 'from-source');
-    const slot = Number(await list[0]!.client().call('CLUSTER', 'KEYSLOT', '{edge}'));
-    const view = await observe(conns, [addr(list[0]!)]);
-    const owner = [...view.known.values()].find((n) =>
-      n.slots.some((r) => r.start <= slot && slot <= r.end),
-    )!;
-    const target = [...view.known.values()].find((n) => n.id !== owner.id)!;
-    await conns.call(target.addr, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', owner.id);
-    await conns.call(owner.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
+    const { slot, target } = await openSlot(conns, list[0]!, '{edge}');
     // A stale copy on the target, as a client redirected with ASK could leave it.
     const direct = new Connections({ timeoutMs: 5000 });
     cleanups.push(() => direct.close());
