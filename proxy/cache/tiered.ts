@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { isTiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { ProxyMetrics } from '../metrics.ts';
-import type { UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
+import type { CacheSlot, UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
 import type { CacheEntry } from './entry.ts';
 import type { L1Pool, MemoryTier } from './l1.ts';
 import type { RedisTier } from './l2.ts';
@@ -68,13 +68,17 @@ export class TieredCache {
     return undefined;
   }
 
-  async serve(req: UpstreamRequest): Promise<Served> {
+  /**
+   * What the tiers hold for a key, without asking the upstream: a fresh answer (from L1 or
+   * L2), or else the freshest entry still inside its stale window.
+   */
+  async lookup(req: CacheSlot): Promise<{ hit?: Served; stale?: CacheEntry }> {
     const now = Date.now();
     const { metrics } = this.#opts;
     const l1Item = this.l1.get(req.key, poolOf(req.cls), now);
     if (l1Item && now < l1Item.freshUntil) {
       metrics.hit.L1.inc();
-      return { entry: l1Item.entry, source: 'L1', stored: true };
+      return { hit: { entry: l1Item.entry, source: 'L1', stored: true } };
     }
     metrics.miss.L1.inc();
     let candidate =
@@ -88,14 +92,14 @@ export class TieredCache {
         // L1's own copy is still within its upstream lifetime: better than asking upstream.
         if (candidate && now < candidate.expiresAt) {
           metrics.hit.L1.inc();
-          return { entry: candidate, source: 'L1', stored: true };
+          return { hit: { entry: candidate, source: 'L1', stored: true } };
         }
       } else if (fromL2) {
         const state = freshness(fromL2.expiresAt, fromL2.staleUntil, now);
         if (state === 'fresh') {
           metrics.hit.L2.inc();
           this.l1.set(req.key, poolOf(req.cls), fromL2, req.ttl.memoryMs, now);
-          return { entry: fromL2, source: 'L2', stored: true };
+          return { hit: { entry: fromL2, source: 'L2', stored: true } };
         }
         if (state === 'stale' && (!candidate || fromL2.storedAt > candidate.storedAt))
           candidate = fromL2;
@@ -103,8 +107,15 @@ export class TieredCache {
       metrics.miss.L2.inc();
     } else if (candidate && now < candidate.expiresAt) {
       metrics.hit.L1.inc();
-      return { entry: candidate, source: 'L1', stored: true };
+      return { hit: { entry: candidate, source: 'L1', stored: true } };
     }
+    return candidate ? { stale: candidate } : {};
+  }
+
+  async serve(req: UpstreamRequest): Promise<Served> {
+    const { hit, stale: candidate } = await this.lookup(req);
+    if (hit) return hit;
+    const { metrics } = this.#opts;
 
     if (candidate) {
       metrics.stale.revalidate.inc();
@@ -125,7 +136,7 @@ export class TieredCache {
     return this.l1.clear();
   }
 
-  #usesL2(req: UpstreamRequest): boolean {
+  #usesL2(req: CacheSlot): boolean {
     return this.l2 !== undefined && req.ttl.diskMs > 0;
   }
 
@@ -204,30 +215,37 @@ export class TieredCache {
           stored: false,
         };
       }
-      const ttl = ttlForStatus(res.status, req.ttl, this.#opts.notFoundMs);
-      if (!ttl)
+      const entry = await this.store(req, res);
+      if (!entry)
         return {
           entry: this.#transient(res),
           source: 'MISS',
           fwdStatus: res.status,
           stored: false,
         };
-      const now = Date.now();
-      const expiresAt = now + lifetimeMs(ttl, this.l2 !== undefined);
-      const entry: CacheEntry = {
-        ...res,
-        storedAt: now,
-        expiresAt,
-        staleUntil: res.status === 404 ? expiresAt : expiresAt + this.#opts.staleMs,
-      };
-      this.l1.set(req.key, poolOf(req.cls), entry, ttl.memoryMs, now);
-      if (this.l2 && ttl.diskMs > 0) {
-        await this.l2.set(req.key, entry, entry.staleUntil - now).catch(() => undefined);
-      }
       return { entry, source: 'MISS', fwdStatus: res.status, stored: true };
     } finally {
       if (leased) this.l2?.releaseLease(req.key, this.#owner).catch(() => undefined);
     }
+  }
+
+  /** Stores an upstream answer in the tiers its class uses; undefined when it must not be stored. */
+  async store(req: CacheSlot, res: UpstreamResponse): Promise<CacheEntry | undefined> {
+    const ttl = ttlForStatus(res.status, req.ttl, this.#opts.notFoundMs);
+    if (!ttl) return undefined;
+    const now = Date.now();
+    const expiresAt = now + lifetimeMs(ttl, this.l2 !== undefined);
+    const entry: CacheEntry = {
+      ...res,
+      storedAt: now,
+      expiresAt,
+      staleUntil: res.status === 404 ? expiresAt : expiresAt + this.#opts.staleMs,
+    };
+    this.l1.set(req.key, poolOf(req.cls), entry, ttl.memoryMs, now);
+    if (this.l2 && ttl.diskMs > 0) {
+      await this.l2.set(req.key, entry, entry.staleUntil - now).catch(() => undefined);
+    }
+    return entry;
   }
 
   #staleOnError(stale: CacheEntry, fwdStatus: number): Served {

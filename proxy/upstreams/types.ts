@@ -7,13 +7,17 @@ export interface UpstreamResponse {
   body: Buffer;
 }
 
-/** One cacheable request, resolved by an upstream from the client's path and query. */
-export interface UpstreamRequest {
+/** Where an answer lives in the cache: its key and content class. */
+export interface CacheSlot {
   /** Cache key (credential-free). */
   key: string;
   /** Content class: decides the TTLs and the L1 pool. */
   cls: string;
   ttl: TtlPair;
+}
+
+/** One cacheable request, resolved by an upstream from the client's path and query. */
+export interface UpstreamRequest extends CacheSlot {
   /** Calls the upstream; rejects with a TiercacheError when it cannot. */
   fetch: () => Promise<UpstreamResponse>;
 }
