@@ -20,10 +20,17 @@ import { TieredCache } from './cache/tiered.ts';
 import type { ProxyConfig } from './config.ts';
 import { createProxyMetrics } from './metrics.ts';
 import { cacheAdminRoutes } from './routes/cache-admin.ts';
+import { cryptoRoutes } from './routes/crypto.ts';
 import { statsReader } from './routes/stats.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tmdbRoutes } from './routes/tmdb.ts';
-import { DEMO_LABEL, type DemoUpstream, startDemoUpstream } from './upstreams/demo-server.ts';
+import { COINGECKO_API, CryptoUpstream } from './upstreams/crypto.ts';
+import {
+  DEMO_LABEL,
+  DEMO_LABEL_CRYPTO,
+  type DemoUpstream,
+  startDemoUpstream,
+} from './upstreams/demo-server.ts';
 import { HttpUpstream } from './upstreams/http.ts';
 import { TMDB_API_ORIGIN, TMDB_IMAGE_ORIGIN, TmdbUpstream } from './upstreams/tmdb.ts';
 
@@ -40,13 +47,18 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
   const instance = randomUUID();
 
   // No key and no upstream URL: serve the built-in demo upstream, and say so everywhere.
+  const tmdbDemo = !config.tmdb.apiKey && !config.tmdb.apiUrl;
+  const cryptoDemo = !config.crypto.apiKey && !config.crypto.apiUrl;
   let demo: DemoUpstream | undefined;
-  if (!config.tmdb.apiKey && !config.tmdb.apiUrl) {
+  if (tmdbDemo || cryptoDemo) {
     demo = await startDemoUpstream();
-    log.warn({ upstream: demo.url }, `TMDB_API_KEY is not set: serving ${DEMO_LABEL}`);
+    if (tmdbDemo)
+      log.warn({ upstream: demo.url }, `TMDB_API_KEY is not set: serving ${DEMO_LABEL}`);
+    if (cryptoDemo)
+      log.warn({ upstream: demo.url }, `CRYPTO_API_KEY is not set: serving ${DEMO_LABEL_CRYPTO}`);
   }
-  const apiUrl = demo?.url ?? config.tmdb.apiUrl ?? TMDB_API_ORIGIN;
-  const imageUrl = demo?.url ?? config.tmdb.imageUrl ?? TMDB_IMAGE_ORIGIN;
+  const apiUrl = tmdbDemo ? demo!.url : (config.tmdb.apiUrl ?? TMDB_API_ORIGIN);
+  const imageUrl = tmdbDemo ? demo!.url : (config.tmdb.imageUrl ?? TMDB_IMAGE_ORIGIN);
 
   const l1 = new MemoryTier(config.l1);
   const l2 = config.redis
@@ -86,6 +98,18 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     log,
     metrics,
   });
+  const cryptoHttp = new HttpUpstream({
+    name: 'crypto',
+    timeoutMs: config.upstreamTimeoutMs,
+    log,
+    metrics,
+  });
+  const crypto = new CryptoUpstream({
+    apiUrl: cryptoDemo ? `${demo!.url}/api/v3` : (config.crypto.apiUrl ?? COINGECKO_API),
+    apiKey: config.crypto.apiKey,
+    ttl: config.ttl,
+    http: cryptoHttp,
+  });
   const tmdb = new TmdbUpstream({
     apiKey: config.tmdb.apiKey,
     apiUrl,
@@ -123,15 +147,19 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
       .send({ error: 'NOT_FOUND', message: `no route for ${req.method} ${req.url.split('?')[0]}` }),
   );
 
-  const labels: Record<string, string> = demo ? { 'x-demo-data': DEMO_LABEL } : {};
+  const labels: Record<string, string> = tmdbDemo ? { 'x-demo-data': DEMO_LABEL } : {};
   await app.register(tmdbRoutes, { cache, tmdb, headers: labels });
+  const cryptoLabels: Record<string, string> = cryptoDemo
+    ? { 'x-demo-data': DEMO_LABEL_CRYPTO }
+    : {};
+  await app.register(cryptoRoutes, { cache, crypto, headers: cryptoLabels });
   await app.register(cacheAdminRoutes, { config, cache, bus, stats });
   await app.register(systemRoutes, {
     config,
     cache,
     metrics,
     stats,
-    upstream: { name: 'tmdb', demo: demo !== undefined },
+    upstream: { name: 'tmdb', demo: tmdbDemo },
     version: pkg.version,
   });
 
@@ -145,6 +173,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
       await bus?.close();
       await l2?.close();
       await http.close();
+      await cryptoHttp.close();
       await demo?.close();
     },
   };

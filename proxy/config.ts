@@ -144,6 +144,23 @@ export const proxyEnv = {
     5,
     'how long one replica holds the cross-replica fetch lease for a key',
   ),
+  cryptoApiUrl: httpUrl('CRYPTO_API_URL', {
+    default: undefined,
+    help: 'CoinGecko-compatible API base (default https://api.coingecko.com/api/v3, or the demo upstream when no CRYPTO_API_KEY is set)',
+  }),
+  cryptoApiKey: text('CRYPTO_API_KEY', {
+    default: undefined,
+    secret: true,
+    help: 'CoinGecko API key (sent as x-cg-pro-api-key to pro-api hosts, else x-cg-demo-api-key); injected server-side only',
+  }),
+  cryptoPriceTtl: decimal('CRYPTO_PRICE_TTL', {
+    default: 30,
+    min: 0,
+    max: 86_400,
+    unit: 'seconds',
+    help: 'TTL of latest prices (both tiers); 0 disables caching them',
+  }),
+  cryptoIndicatorTtl: minutes('CRYPTO_INDICATOR_TTL', 5, 'TTL of market indicators (both tiers)'),
   adminToken: text('ADMIN_TOKEN', {
     default: undefined,
     secret: true,
@@ -169,6 +186,7 @@ export interface ProxyConfig {
   region: string;
   logLevel: string;
   tmdb: { apiKey: string | undefined; apiUrl: string | undefined; imageUrl: string | undefined };
+  crypto: { apiKey: string | undefined; apiUrl: string | undefined };
   redis: RedisConfig | undefined;
   ttl: Record<string, TtlPair>;
   notFoundTtlMs: number;
@@ -202,6 +220,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
     region: v.region,
     logLevel: v.logLevel,
     tmdb: { apiKey: v.tmdbApiKey, apiUrl: v.tmdbApiUrl, imageUrl: v.tmdbImageUrl ?? v.tmdbApiUrl },
+    crypto: { apiKey: v.cryptoApiKey, apiUrl: v.cryptoApiUrl },
     redis: useRedis
       ? {
           nodes: v.redisNodes,
@@ -219,6 +238,12 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
       json: { memoryMs: v.jsonMemoryTtl * MINUTE, diskMs: v.jsonDiskTtl * MINUTE },
       image: { memoryMs: v.imageMemoryTtl * MINUTE, diskMs: v.imageDiskTtl * MINUTE },
       search: { memoryMs: v.searchMemoryTtl * MINUTE, diskMs: v.searchDiskTtl * MINUTE },
+      prices: { memoryMs: v.cryptoPriceTtl * 1000, diskMs: v.cryptoPriceTtl * 1000 },
+      indicators: {
+        memoryMs: v.cryptoIndicatorTtl * MINUTE,
+        diskMs: v.cryptoIndicatorTtl * MINUTE,
+      },
+      meta: { memoryMs: 24 * 60 * MINUTE, diskMs: 24 * 60 * MINUTE },
     },
     notFoundTtlMs: v.notFoundTtl * MINUTE,
     staleMs: v.staleTtl * MINUTE,

@@ -26,6 +26,8 @@ export interface DemoStats {
   /** How the last API request authenticated: 'query' (v3 api_key), 'bearer' (v4) or 'none'. */
   lastAuth: 'query' | 'bearer' | 'header' | 'none';
   rejected: number;
+  /** The query string of the last request per path (credentials are never sent in queries to the demo). */
+  lastQuery: Record<string, string>;
 }
 
 export interface DemoUpstream {
@@ -94,13 +96,14 @@ export async function startDemoUpstream(
 ): Promise<DemoUpstream> {
   const app = Fastify({ logger: false });
   const control: DemoControl = { delayMs: 0, failStatus: undefined, rateLimitSeconds: undefined };
-  const stats: DemoStats = { total: 0, byPath: {}, lastAuth: 'none', rejected: 0 };
+  const stats: DemoStats = { total: 0, byPath: {}, lastAuth: 'none', rejected: 0, lastQuery: {} };
 
   app.addHook('onRequest', async (req, reply) => {
     if (req.url.startsWith('/__demo/')) return;
     const path = req.url.split('?')[0]!;
     stats.total += 1;
     stats.byPath[path] = (stats.byPath[path] ?? 0) + 1;
+    stats.lastQuery[path] = req.url.split('?')[1] ?? '';
     reply.header('x-demo-data', 'true');
     if (control.delayMs > 0) await new Promise((r) => setTimeout(r, control.delayMs));
     if (control.rateLimitSeconds != null) {
@@ -197,7 +200,7 @@ export async function startDemoUpstream(
     stats,
     reset() {
       Object.assign(control, { delayMs: 0, failStatus: undefined, rateLimitSeconds: undefined });
-      Object.assign(stats, { total: 0, byPath: {}, lastAuth: 'none', rejected: 0 });
+      Object.assign(stats, { total: 0, byPath: {}, lastAuth: 'none', rejected: 0, lastQuery: {} });
     },
     close: () => app.close(),
   };

@@ -1,0 +1,75 @@
+/**
+ * The crypto market-data upstream (CoinGecko-compatible): the coin list that maps symbols to
+ * ids, batched simple prices, and the global market indicators. The API key goes in a header
+ * server-side only; cache keys are grouped by category (`tc:crypto:<category>:…`) so each
+ * category can be listed and cleared on its own.
+ */
+import type { TtlPair } from '../cache/policy.ts';
+import type { HttpUpstream } from './http.ts';
+import type { UpstreamRequest, UpstreamResponse } from './types.ts';
+
+export const COINGECKO_API = 'https://api.coingecko.com/api/v3';
+export const CRYPTO_CATEGORIES = ['prices', 'charts', 'analysis', 'indicators'] as const;
+export type CryptoCategory = (typeof CRYPTO_CATEGORIES)[number];
+
+export const cryptoKey = (category: CryptoCategory | 'meta', rest: string) =>
+  `tc:crypto:${category}:${rest}`;
+
+export interface CryptoOptions {
+  apiUrl: string;
+  apiKey: string | undefined;
+  ttl: Record<string, TtlPair>;
+  http: HttpUpstream;
+}
+
+export class CryptoUpstream {
+  readonly #opts: CryptoOptions;
+
+  constructor(opts: CryptoOptions) {
+    this.#opts = opts;
+  }
+
+  ttl(cls: string): TtlPair {
+    return this.#opts.ttl[cls]!;
+  }
+
+  #get(path: string, query: Record<string, string> = {}): Promise<UpstreamResponse> {
+    const { apiUrl, apiKey, http } = this.#opts;
+    const url = new URL(apiUrl + path);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const headers: Record<string, string> = {};
+    if (apiKey)
+      headers[url.hostname.startsWith('pro-api.') ? 'x-cg-pro-api-key' : 'x-cg-demo-api-key'] =
+        apiKey;
+    return http.get(url, headers);
+  }
+
+  coinList(): UpstreamRequest {
+    return {
+      key: cryptoKey('meta', 'coins'),
+      cls: 'meta',
+      ttl: this.ttl('meta'),
+      fetch: () => this.#get('/coins/list'),
+    };
+  }
+
+  /** One call for every id, as CoinGecko's simple/price takes them. */
+  simplePrice(ids: string[], vs: string): Promise<UpstreamResponse> {
+    return this.#get('/simple/price', {
+      ids: ids.join(','),
+      vs_currencies: vs,
+      include_24hr_change: 'true',
+      include_24hr_vol: 'true',
+      include_market_cap: 'true',
+    });
+  }
+
+  global(): UpstreamRequest {
+    return {
+      key: cryptoKey('indicators', 'global'),
+      cls: 'indicators',
+      ttl: this.ttl('indicators'),
+      fetch: () => this.#get('/global'),
+    };
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The crypto routes against the CoinGecko-shaped fake upstream: batched prices cached per
+ * symbol, one upstream call for all missing symbols, shared through L2, stale-if-error,
+ * symbol validation, and the key kept server-side.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
+import { json } from '../helpers/json.ts';
+import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
+import { type RedisNode, startRedis } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const KEY = 'CG-demo-key-123';
+let upstream: DemoUpstream;
+let redis: RedisNode;
+const proxies: RunningProxy[] = [];
+
+async function proxy(env: Record<string, string> = {}): Promise<RunningProxy> {
+  const p = await startProxy({
+    CRYPTO_API_URL: `${upstream.url}/api/v3`,
+    CRYPTO_API_KEY: KEY,
+    ...env,
+  });
+  proxies.push(p);
+  return p;
+}
+const PRICE = '/api/v3/simple/price';
+
+beforeAll(async () => {
+  [upstream, redis] = await Promise.all([startDemoUpstream({ apiKey: KEY }), startRedis()]);
+});
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+  upstream.reset();
+  await redis.client().flushall();
+});
+afterAll(async () => {
+  await Promise.all([upstream?.close(), redis?.stop()]);
+});
+
+describe('GET /api/latest_prices', () => {
+  it('answers many symbols with one upstream call, then from L1', async () => {
+    const p = await proxy();
+    const first = await fetch(`${p.url}/api/latest_prices?symbols=btc,ETH,sol`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    const body = await json(first);
+    expect(Object.keys(body.prices)).toEqual(['BTC', 'ETH', 'SOL']);
+    expect(body.prices.BTC.price).toBeGreaterThan(1000);
+    expect(body.prices.ETH).toMatchObject({
+      source: 'MISS',
+      change_24h: expect.any(Number),
+      market_cap: expect.any(Number),
+    });
+    expect(upstream.stats.byPath[PRICE]).toBe(1);
+    expect(new URLSearchParams(upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
+      'bitcoin,ethereum,solana',
+    );
+    expect(upstream.stats.lastAuth).toBe('header');
+
+    const again = await fetch(`${p.url}/api/latest_prices?symbols=BTC,ETH,SOL`);
+    expect(again.headers.get('x-cache')).toBe('L1');
+    expect((await json(again)).prices.BTC.price).toBe(body.prices.BTC.price);
+    expect(upstream.stats.byPath[PRICE]).toBe(1);
+  });
+
+  it('fetches only the symbols it does not have, in one call', async () => {
+    const p = await proxy();
+    await fetch(`${p.url}/api/latest_prices?symbols=BTC,ETH`);
+    const mixed = await json(fetch(`${p.url}/api/latest_prices?symbols=BTC,ETH,XRP,C0042`));
+    expect(mixed.prices.BTC.source).toBe('L1');
+    expect(mixed.prices.XRP.source).toBe('MISS');
+    expect(upstream.stats.byPath[PRICE]).toBe(2);
+    expect(new URLSearchParams(upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
+      'ripple,demo-coin-0042',
+    );
+  });
+
+  it('shares prices between replicas through L2', async () => {
+    const spec = `${redis.host}:${redis.port}`;
+    const a = await proxy({ REDIS_CLUSTER_NODES: spec });
+    const b = await proxy({ REDIS_CLUSTER_NODES: spec });
+    for (const p of [a, b])
+      await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
+    await fetch(`${a.url}/api/latest_prices?symbols=BTC,DOGE`);
+    const fromB = await json(fetch(`${b.url}/api/latest_prices?symbols=BTC,DOGE`));
+    expect(fromB.prices.BTC.source).toBe('L2');
+    expect(fromB.prices.DOGE.source).toBe('L2');
+    expect(upstream.stats.byPath[PRICE]).toBe(1);
+    expect(await redis.client().exists('tc:crypto:prices:BTC:usd')).toBe(1);
+  });
+
+  it('serves stale prices when the upstream fails after they expired', async () => {
+    const p = await proxy({ CRYPTO_PRICE_TTL: '0.05' });
+    const fresh = await json(fetch(`${p.url}/api/latest_prices?symbols=ADA`));
+    await new Promise((r) => setTimeout(r, 100)); // let the 50 ms TTL pass
+    upstream.control.failStatus = 500;
+    const res = await fetch(`${p.url}/api/latest_prices?symbols=ADA`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-cache')).toBe('STALE');
+    const stale = await json(res);
+    expect(stale.prices.ADA).toMatchObject({ source: 'STALE', price: fresh.prices.ADA.price });
+  });
+
+  it('rejects unknown, malformed and too many symbols with a 4xx naming them', async () => {
+    const p = await proxy();
+    const unknown = await fetch(`${p.url}/api/latest_prices?symbols=BTC,NOSUCH1,NOSUCH2`);
+    expect(unknown.status).toBe(404);
+    expect((await json(unknown)).unknown).toEqual(['NOSUCH1', 'NOSUCH2']);
+    const bad = await fetch(`${p.url}/api/latest_prices?symbols=BTC,b%40d`);
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).message).toMatch(/B@D/);
+    expect((await fetch(`${p.url}/api/latest_prices`)).status).toBe(400);
+    const many = Array.from({ length: 251 }, (_, i) => `C${String(i + 1).padStart(4, '0')}`).join(
+      ',',
+    );
+    expect((await fetch(`${p.url}/api/latest_prices?symbols=${many}`)).status).toBe(400);
+    expect(upstream.stats.byPath[PRICE]).toBeUndefined();
+  });
+
+  it('keeps the API key server-side', async () => {
+    const p = await proxy();
+    const res = await fetch(`${p.url}/api/latest_prices?symbols=BTC`);
+    const text = await res.text();
+    const keys = await (await fetch(`${p.url}/cache/keys?limit=100`)).text();
+    for (const seen of [
+      text,
+      keys,
+      p.logs(),
+      JSON.stringify([...res.headers]),
+      upstream.stats.lastQuery[PRICE] ?? '',
+    ]) {
+      expect(seen).not.toContain(KEY);
+    }
+  });
+});
+
+describe('GET /api/market_indicators', () => {
+  it('serves the global market indicators, cached', async () => {
+    const p = await proxy();
+    const first = await fetch(`${p.url}/api/market_indicators`);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    const body = await json(first);
+    expect(body).toMatchObject({
+      active_cryptocurrencies: 2000,
+      btc_dominance: expect.any(Number),
+    });
+    expect(body.total_market_cap_usd).toBeGreaterThan(0);
+    expect((await fetch(`${p.url}/api/market_indicators`)).headers.get('x-cache')).toBe('L1');
+    expect(upstream.stats.byPath['/api/v3/global']).toBe(1);
+  });
+});
