@@ -111,7 +111,10 @@ export async function cryptoRoutes(app: FastifyInstance, opts: CryptoRouteOption
       const found = await Promise.all(slots.map((slot) => cache.lookup(slot)));
       const served = new Map<string, Served>();
       const missing: number[] = [];
-      found.forEach((f, i) => (f.hit ? served.set(symbols[i]!, f.hit) : missing.push(i)));
+      for (const [i, f] of found.entries()) {
+        if (f.hit) served.set(symbols[i]!, f.hit);
+        else missing.push(i);
+      }
 
       if (missing.length > 0) {
         try {
