@@ -82,6 +82,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
         instance,
         (msg, origin) => {
           if (msg.action === 'clear') cache.clearMemory();
+          else if (msg.action === 'prefix') l1.deletePrefix(msg.prefix);
           else for (const key of msg.keys) l1.delete(key);
           log.info(
             { component: 'bus', action: msg.action, origin },

@@ -9,7 +9,10 @@ import { BUS_CHANNEL } from './keys.ts';
 import type { RedisTier } from './l2.ts';
 import type { RedisClient } from './redis-target.ts';
 
-export type Invalidation = { action: 'clear' } | { action: 'delete'; keys: string[] };
+export type Invalidation =
+  | { action: 'clear' }
+  | { action: 'delete'; keys: string[] }
+  | { action: 'prefix'; prefix: string };
 type Envelope = Invalidation & { id: string; origin: string };
 
 const ATTACH_POLL_MS = 250;
@@ -91,7 +94,11 @@ export class InvalidationBus {
     // Main and fallback may both deliver the same message; apply it once.
     if (typeof msg.id !== 'string' || this.#seen.has(msg.id)) return;
     this.#remember(msg.id);
-    if (msg.action === 'clear' || (msg.action === 'delete' && Array.isArray(msg.keys))) {
+    if (
+      msg.action === 'clear' ||
+      (msg.action === 'delete' && Array.isArray(msg.keys)) ||
+      (msg.action === 'prefix' && typeof msg.prefix === 'string')
+    ) {
       this.#apply(msg, msg.origin);
     }
   }

@@ -75,6 +75,36 @@ export class MemoryTier {
     return n;
   }
 
+  /** Drops every entry whose key starts with `prefix`; returns how many. */
+  deletePrefix(prefix: string): number {
+    let n = 0;
+    for (const lru of [this.#pools.default, this.#pools.image]) {
+      if (!lru) continue;
+      for (const key of [...lru.keys()]) {
+        if (key.startsWith(prefix)) {
+          lru.delete(key);
+          n += 1;
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Entries and bytes held under `prefix`. */
+  usage(prefix: string): { entries: number; bytes: number } {
+    let entries = 0;
+    let bytes = 0;
+    for (const lru of [this.#pools.default, this.#pools.image]) {
+      if (!lru) continue;
+      for (const [key, item] of lru.entries()) {
+        if (!key.startsWith(prefix)) continue;
+        entries += 1;
+        bytes += entryCost(key, item.entry);
+      }
+    }
+    return { entries, bytes };
+  }
+
   /** Keys of both pools, most recently used first. */
   *keys(): Generator<string> {
     if (this.#pools.default) yield* this.#pools.default.keys();

@@ -120,21 +120,42 @@ export class RedisTier {
     return found;
   }
 
-  /** Deletes every cache entry, master by master, one key per UNLINK. Returns how many went. */
-  async clear(): Promise<number> {
+  /**
+   * Deletes the cache entries matching `pattern` (a glob after the entry prefix; all of them by
+   * default), master by master, one key per UNLINK. Returns how many went.
+   */
+  async clear(pattern = '*'): Promise<number> {
     const target = this.active();
     if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
     let deleted = 0;
-    for (const node of target.masters()) deleted += await this.#clearNode(target, node);
+    for (const node of target.masters()) deleted += await this.#clearNode(target, node, pattern);
     return deleted;
   }
 
-  async #clearNode(target: RedisTarget, node: Redis): Promise<number> {
+  /** How many entries match `pattern`, counted with SCAN on every master. */
+  async count(pattern: string): Promise<number> {
+    const target = this.active();
+    if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
+    let n = 0;
+    for (const node of target.masters()) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await target.call('scan', false, () =>
+          node.scan(cursor, 'MATCH', `${ENTRY_PREFIX}${pattern}`, 'COUNT', SCAN_COUNT),
+        );
+        cursor = next;
+        n += keys.length;
+      } while (cursor !== '0');
+    }
+    return n;
+  }
+
+  async #clearNode(target: RedisTarget, node: Redis, pattern: string): Promise<number> {
     let deleted = 0;
     let cursor = '0';
     do {
       const [next, keys] = await target.call('scan', false, () =>
-        node.scan(cursor, 'MATCH', `${ENTRY_PREFIX}*`, 'COUNT', SCAN_COUNT),
+        node.scan(cursor, 'MATCH', `${ENTRY_PREFIX}${pattern}`, 'COUNT', SCAN_COUNT),
       );
       cursor = next;
       if (keys.length > 0) {

@@ -9,6 +9,7 @@ import type { InvalidationBus } from '../cache/bus.ts';
 import { displayKey, ENTRY_PREFIX, globEscape } from '../cache/keys.ts';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { ProxyConfig } from '../config.ts';
+import { CRYPTO_CATEGORIES, type CryptoCategory, cryptoKey } from '../upstreams/crypto.ts';
 import { adminGuard } from './admin-auth.ts';
 import type { StatsReader } from './stats.ts';
 
@@ -137,26 +138,31 @@ export async function cacheAdminRoutes(
     },
   );
 
-  const clearHandler = async (req: { query: { type?: 'all' | 'memory' | 'l2' } }) => {
+  type ClearQuery = { type?: 'all' | 'memory' | 'l2'; category?: CryptoCategory };
+  const clearL2 = async (pattern?: string) => {
+    if (!cache.l2) return 0;
+    try {
+      return await cache.l2.clear(pattern);
+    } catch (err) {
+      throw new TiercacheError(
+        'L2_UNAVAILABLE',
+        `L2 could not be cleared: ${(err as Error).message}`,
+      );
+    }
+  };
+  /** Clears a tier (memory on every replica, and/or L2), optionally only one crypto category. */
+  const clearHandler = async (req: { query: ClearQuery }) => {
     const type = req.query.type ?? 'all';
-    const result: Record<string, unknown> = { type };
+    const category = req.query.category;
+    const result: Record<string, unknown> = { type, ...(category ? { category } : {}) };
+    const prefix = category ? cryptoKey(category, '') : undefined;
     if (type === 'memory' || type === 'all') {
-      result.memory_cleared = cache.clearMemory();
-      result.replicas_notified = bus ? (await bus.publish({ action: 'clear' })) > 0 : false;
+      result.memory_cleared = prefix ? cache.l1.deletePrefix(prefix) : cache.clearMemory();
+      const msg = prefix ? ({ action: 'prefix', prefix } as const) : ({ action: 'clear' } as const);
+      result.replicas_notified = bus ? (await bus.publish(msg)) > 0 : false;
     }
-    if (type === 'l2' || type === 'all') {
-      if (!cache.l2) result.l2_cleared = 0;
-      else {
-        try {
-          result.l2_cleared = await cache.l2.clear();
-        } catch (err) {
-          throw new TiercacheError(
-            'L2_UNAVAILABLE',
-            `L2 could not be cleared: ${(err as Error).message}`,
-          );
-        }
-      }
-    }
+    if (type === 'l2' || type === 'all')
+      result.l2_cleared = await clearL2(prefix ? `${displayKey(prefix)}*` : undefined);
     return result;
   };
   const clearSchema = {
@@ -164,20 +170,15 @@ export async function cacheAdminRoutes(
     schema: {
       querystring: {
         type: 'object',
-        properties: { type: { type: 'string', enum: ['all', 'memory', 'l2'] } },
+        properties: {
+          type: { type: 'string', enum: ['all', 'memory', 'l2'] },
+          category: { type: 'string', enum: [...CRYPTO_CATEGORIES] },
+        },
       },
     },
   };
-  app.post<{ Querystring: { type?: 'all' | 'memory' | 'l2' } }>(
-    '/cache/clear',
-    clearSchema,
-    clearHandler,
-  );
-  app.post<{ Querystring: { type?: 'all' | 'memory' | 'l2' } }>(
-    '/api/cache/clear',
-    clearSchema,
-    clearHandler,
-  );
+  app.post<{ Querystring: ClearQuery }>('/cache/clear', clearSchema, clearHandler);
+  app.post<{ Querystring: ClearQuery }>('/api/cache/clear', clearSchema, clearHandler);
 
   app.post<{ Querystring: { key: string } }>(
     '/cache/invalidate',
@@ -200,5 +201,17 @@ export async function cacheAdminRoutes(
     },
   );
 
-  app.get('/api/cache/stats', async () => stats.read());
+  /** Seed 002's statistics: hit rates, plus keys and bytes per crypto category and tier. */
+  app.get('/api/cache/stats', async () => {
+    const categories: Record<string, unknown> = {};
+    for (const c of CRYPTO_CATEGORIES) {
+      const prefix = cryptoKey(c, '');
+      const l1 = cache.l1.usage(prefix);
+      const l2Keys = cache.l2
+        ? await cache.l2.count(`${displayKey(prefix)}*`).catch(() => null)
+        : 0;
+      categories[c] = { l1_keys: l1.entries, l1_bytes: l1.bytes, l2_keys: l2Keys };
+    }
+    return { ...(await stats.read()), categories };
+  });
 }

@@ -135,6 +135,54 @@ describe('GET /api/latest_prices', () => {
   });
 });
 
+describe('cache categories', () => {
+  it('counts keys per category and clears one category on every replica and in L2', async () => {
+    const spec = `${redis.host}:${redis.port}`;
+    const env = { REDIS_CLUSTER_NODES: spec, ADMIN_TOKEN: 'cat-admin' };
+    const a = await proxy(env);
+    const b = await proxy(env);
+    for (const p of [a, b])
+      await waitFor(
+        'L2 and the bus',
+        async () =>
+          (await json(fetch(`${p.url}/ready`))).l2 === 'ok' && p.proxy.bus!.subscribed > 0,
+      );
+    await fetch(`${a.url}/api/latest_prices?symbols=BTC,ETH`);
+    await fetch(`${a.url}/api/market_indicators`);
+    await fetch(`${b.url}/api/latest_prices?symbols=BTC,ETH`);
+
+    const before = await json(fetch(`${a.url}/api/cache/stats`));
+    expect(before.categories.prices).toMatchObject({ l1_keys: 2, l2_keys: 2 });
+    expect(before.categories.indicators).toMatchObject({ l1_keys: 1, l2_keys: 1 });
+    expect(before.categories.prices.l1_bytes).toBeGreaterThan(0);
+
+    const bad = await fetch(`${a.url}/api/cache/clear?category=everything`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer cat-admin' },
+    });
+    expect(bad.status).toBe(400);
+    const cleared = await json(
+      fetch(`${a.url}/api/cache/clear?category=prices`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer cat-admin' },
+      }),
+    );
+    expect(cleared).toMatchObject({
+      category: 'prices',
+      memory_cleared: 2,
+      l2_cleared: 2,
+      replicas_notified: true,
+    });
+    await waitFor(
+      'b to drop its prices',
+      () => b.proxy.cache.l1.usage('tc:crypto:prices:').entries === 0,
+    );
+    const after = await json(fetch(`${b.url}/api/cache/stats`));
+    expect(after.categories.prices).toMatchObject({ l1_keys: 0, l2_keys: 0 });
+    expect(after.categories.indicators.l2_keys).toBe(1);
+  });
+});
+
 describe('GET /api/market_indicators', () => {
   it('serves the global market indicators, cached', async () => {
     const p = await proxy();
