@@ -21,6 +21,7 @@ import type { ProxyConfig } from './config.ts';
 import { createProxyMetrics } from './metrics.ts';
 import { cacheAdminRoutes } from './routes/cache-admin.ts';
 import { cryptoRoutes } from './routes/crypto.ts';
+import { cryptoChartRoutes } from './routes/crypto-charts.ts';
 import { statsReader } from './routes/stats.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tmdbRoutes } from './routes/tmdb.ts';
@@ -134,7 +135,9 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
       if (retry !== undefined) reply.header('retry-after', String(retry));
       if (err.httpStatus >= 500)
         req.log.warn({ url: redactUrl(req.url), code: err.code }, err.message);
-      return reply.code(err.httpStatus).send({ error: err.code, message: err.message });
+      return reply
+        .code(err.httpStatus)
+        .send({ ...err.details, error: err.code, message: err.message });
     }
     if (err.statusCode !== undefined && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: 'BAD_REQUEST', message: err.message });
@@ -154,6 +157,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     ? { 'x-demo-data': DEMO_LABEL_CRYPTO }
     : {};
   await app.register(cryptoRoutes, { cache, crypto, headers: cryptoLabels });
+  await app.register(cryptoChartRoutes, { cache, crypto, headers: cryptoLabels });
   await app.register(cacheAdminRoutes, { config, cache, bus, stats });
   await app.register(systemRoutes, {
     config,

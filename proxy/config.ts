@@ -161,6 +161,18 @@ export const proxyEnv = {
     help: 'TTL of latest prices (both tiers); 0 disables caching them',
   }),
   cryptoIndicatorTtl: minutes('CRYPTO_INDICATOR_TTL', 5, 'TTL of market indicators (both tiers)'),
+  cryptoOpenCandleTtl: decimal('CRYPTO_OPEN_CANDLE_TTL', {
+    default: 60,
+    min: 0,
+    max: 86_400,
+    unit: 'seconds',
+    help: "TTL of today's chart points (the open candle) and of analysis computed from them",
+  }),
+  cryptoClosedCandleTtl: minutes(
+    'CRYPTO_CLOSED_CANDLE_TTL',
+    1440,
+    'TTL of chart points of past days (closed candles never change)',
+  ),
   adminToken: text('ADMIN_TOKEN', {
     default: undefined,
     secret: true,
@@ -244,6 +256,15 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
         diskMs: v.cryptoIndicatorTtl * MINUTE,
       },
       meta: { memoryMs: 24 * 60 * MINUTE, diskMs: 24 * 60 * MINUTE },
+      'charts-open': {
+        memoryMs: v.cryptoOpenCandleTtl * 1000,
+        diskMs: v.cryptoOpenCandleTtl * 1000,
+      },
+      'charts-closed': {
+        memoryMs: v.cryptoClosedCandleTtl * MINUTE,
+        diskMs: v.cryptoClosedCandleTtl * MINUTE,
+      },
+      analysis: { memoryMs: v.cryptoOpenCandleTtl * 1000, diskMs: v.cryptoOpenCandleTtl * 1000 },
     },
     notFoundTtlMs: v.notFoundTtl * MINUTE,
     staleMs: v.staleTtl * MINUTE,

@@ -35,6 +35,26 @@ function symbolMap(entry: CacheEntry): Map<string, string> {
   return map;
 }
 
+/** Coin ids of the symbols, from the cached coin list; unknown symbols are a 404 listing them. */
+export async function resolveIds(
+  cache: TieredCache,
+  crypto: CryptoUpstream,
+  symbols: string[],
+): Promise<Map<string, string>> {
+  const list = await cache.serve(crypto.coinList());
+  if (list.entry.status !== 200) {
+    throw new TiercacheError(
+      'UPSTREAM_FAILED',
+      `coin list unavailable (upstream status ${list.entry.status})`,
+    );
+  }
+  const ids = symbolMap(list.entry);
+  const unknown = symbols.filter((s) => !ids.has(s));
+  if (unknown.length > 0)
+    throw new TiercacheError('NOT_FOUND', `unknown symbols: ${unknown.join(', ')}`, { unknown });
+  return ids;
+}
+
 export function parseSymbols(raw: string | undefined): string[] {
   const symbols = [
     ...new Set(
@@ -87,21 +107,7 @@ export async function cryptoRoutes(app: FastifyInstance, opts: CryptoRouteOption
       if (!/^[a-z]{3,5}$/.test(vs))
         throw new TiercacheError('BAD_REQUEST', 'vs_currency must be a currency code such as usd');
 
-      const list = await cache.serve(crypto.coinList());
-      if (list.entry.status !== 200)
-        throw new TiercacheError(
-          'UPSTREAM_FAILED',
-          `coin list unavailable (upstream status ${list.entry.status})`,
-        );
-      const ids = symbolMap(list.entry);
-      const unknown = symbols.filter((s) => !ids.has(s));
-      if (unknown.length > 0) {
-        return reply.code(404).send({
-          error: 'UNKNOWN_SYMBOLS',
-          message: `unknown symbols: ${unknown.join(', ')}`,
-          unknown,
-        });
-      }
+      const ids = await resolveIds(cache, crypto, symbols);
 
       const slots: CacheSlot[] = symbols.map((s) => ({
         key: cryptoKey('prices', `${s}:${vs}`),

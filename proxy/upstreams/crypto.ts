@@ -64,6 +64,20 @@ export class CryptoUpstream {
     });
   }
 
+  /** Price points between two times (CoinGecko picks 5-minute, hourly or daily steps by span). */
+  marketChartRange(
+    id: string,
+    vs: string,
+    fromMs: number,
+    toMs: number,
+  ): Promise<UpstreamResponse> {
+    return this.#get(`/coins/${encodeURIComponent(id)}/market_chart/range`, {
+      vs_currency: vs,
+      from: String(Math.floor(fromMs / 1000)),
+      to: String(Math.ceil(toMs / 1000)),
+    });
+  }
+
   global(): UpstreamRequest {
     return {
       key: cryptoKey('indicators', 'global'),

@@ -93,6 +93,23 @@ export async function coingeckoRoutes(
     },
   );
 
+  app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>(
+    '/api/v3/coins/:id/market_chart/range',
+    async (req, reply) => {
+      if (!byId.has(req.params.id)) return reply.code(404).send({ error: 'coin not found' });
+      const from = Number(req.query.from) * 1000;
+      const to = Number(req.query.to) * 1000;
+      if (!(from < to)) return reply.code(400).send({ error: 'from must be before to' });
+      // CoinGecko's granularity by span: 5-minute up to a day, hourly up to 90 days, else daily.
+      const span = to - from;
+      const step = span <= 86_400_000 ? 300_000 : span <= 90 * 86_400_000 ? 3_600_000 : 86_400_000;
+      const prices: [number, number][] = [];
+      for (let t = Math.ceil(from / step) * step; t <= Math.min(to, now()); t += step)
+        prices.push([t, demoPrice(req.params.id, t)]);
+      return { _demo: opts.label, prices, market_caps: [], total_volumes: [] };
+    },
+  );
+
   app.get('/api/v3/global', async () => {
     const t = now();
     const btc = demoPrice('bitcoin', t) * 19_700_000;

@@ -1,0 +1,136 @@
+/**
+ * Chart data cached in day chunks (closed days long, today briefly, a wider range fetching only
+ * the missing span) and technical analysis computed from the cached series.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sma } from '../../proxy/crypto/analysis.ts';
+import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
+import { json } from '../helpers/json.ts';
+import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
+
+const DAY = 86_400_000;
+const RANGE = '/api/v3/coins/bitcoin/market_chart/range';
+let upstream: DemoUpstream;
+const proxies: RunningProxy[] = [];
+
+async function proxy(env: Record<string, string> = {}): Promise<RunningProxy> {
+  const p = await startProxy({ CRYPTO_API_URL: `${upstream.url}/api/v3`, ...env });
+  proxies.push(p);
+  return p;
+}
+const lastRange = () => {
+  const q = new URLSearchParams(upstream.stats.lastQuery[RANGE]);
+  return { from: Number(q.get('from')) * 1000, to: Number(q.get('to')) * 1000 };
+};
+
+beforeAll(async () => {
+  upstream = await startDemoUpstream();
+});
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+  upstream.reset();
+});
+afterAll(async () => {
+  await upstream.close();
+});
+
+describe('GET /api/chart_data', () => {
+  it('serves hourly points for a range, then a wider range fetches only the missing days', async () => {
+    const p = await proxy();
+    const today = Math.floor(Date.now() / DAY) * DAY;
+    const three = await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=hourly&range=3d`);
+    expect(three.headers.get('x-cache')).toBe('MISS');
+    const body = await json(three);
+    expect(body.points.length).toBeGreaterThanOrEqual(71);
+    const steps = new Set(
+      body.points.slice(1).map((pt: number[], i: number) => pt[0]! - body.points[i][0]),
+    );
+    expect([...steps]).toEqual([3_600_000]);
+    expect(upstream.stats.byPath[RANGE]).toBe(1);
+    expect(lastRange().from).toBe(today - 3 * DAY);
+
+    expect(
+      (await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=hourly&range=3d`)).headers.get(
+        'x-cache',
+      ),
+    ).toBe('L1');
+    expect(upstream.stats.byPath[RANGE]).toBe(1);
+
+    const seven = await json(fetch(`${p.url}/api/chart_data?symbol=BTC&interval=hourly&range=7d`));
+    expect(upstream.stats.byPath[RANGE]).toBe(2);
+    expect(lastRange()).toEqual({ from: today - 7 * DAY, to: today - 3 * DAY });
+    expect(seven.points.length).toBeGreaterThan(body.points.length);
+    // The overlapping part is the same series.
+    const last = body.points.at(-1);
+    expect(seven.points.find((pt: number[]) => pt[0] === last[0])).toEqual(last);
+  });
+
+  it('refreshes only today’s chunk when the open candle expires', async () => {
+    const p = await proxy({ CRYPTO_OPEN_CANDLE_TTL: '0.05' });
+    const today = Math.floor(Date.now() / DAY) * DAY;
+    await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=daily&range=30d`);
+    await new Promise((r) => setTimeout(r, 100)); // let the 50 ms open-candle TTL pass
+    const res = await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=daily&range=30d`);
+    expect(res.status).toBe(200);
+    expect(upstream.stats.byPath[RANGE]).toBe(2);
+    expect(lastRange().from).toBe(today);
+    const { points } = await json(res);
+    expect(points.length).toBeGreaterThanOrEqual(30);
+  });
+
+  it('rejects a bad interval, range or symbol list with a 400', async () => {
+    const p = await proxy();
+    for (const q of [
+      'symbol=BTC&interval=weekly',
+      'symbol=BTC&range=90d',
+      'symbol=BTC&range=7',
+      'symbol=BTC,ETH',
+      'range=1d',
+    ]) {
+      const res = await fetch(`${p.url}/api/chart_data?${q}`);
+      expect(res.status, q).toBe(400);
+    }
+    expect((await fetch(`${p.url}/api/chart_data?symbol=NOPE9`)).status).toBe(404);
+  });
+});
+
+describe('GET /api/analysis', () => {
+  it('computes indicators from the cached series and caches the result', async () => {
+    const p = await proxy();
+    const chart = await json(fetch(`${p.url}/api/chart_data?symbol=ETH&interval=hourly&range=10d`));
+    const calls = upstream.stats.byPath['/api/v3/coins/ethereum/market_chart/range'];
+    const first = await fetch(
+      `${p.url}/api/analysis?symbol=ETH&interval=hourly&range=10d&indicators=sma:5,rsi:14,macd,bollinger:20`,
+    );
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    const a = await json(first);
+    expect(upstream.stats.byPath['/api/v3/coins/ethereum/market_chart/range']).toBe(calls); // from the cached series
+    expect(a.timestamps).toEqual(chart.points.map((pt: number[]) => pt[0]));
+    expect(a.indicators['sma:5']).toEqual(
+      sma(
+        chart.points.map((pt: number[]) => pt[1]),
+        5,
+      ),
+    );
+    expect(
+      a.indicators['rsi:14']
+        .filter((v: number | null) => v !== null)
+        .every((v: number) => v >= 0 && v <= 100),
+    ).toBe(true);
+    expect(Object.keys(a.indicators.macd)).toEqual(['macd', 'signal', 'histogram']);
+    expect(
+      (
+        await fetch(
+          `${p.url}/api/analysis?symbol=ETH&interval=hourly&range=10d&indicators=sma:5,rsi:14,macd,bollinger:20`,
+        )
+      ).headers.get('x-cache'),
+    ).toBe('L1');
+  });
+
+  it('rejects unknown indicators and bad periods before fetching anything', async () => {
+    const p = await proxy();
+    expect((await fetch(`${p.url}/api/analysis?symbol=BTC&indicators=vwap`)).status).toBe(400);
+    expect((await fetch(`${p.url}/api/analysis?symbol=BTC&indicators=sma:0`)).status).toBe(400);
+    expect(upstream.stats.total).toBe(0);
+  });
+});
