@@ -94,17 +94,25 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
       )
     : undefined;
 
+  const shared = l2
+    ? {
+        until: (u: string) => l2.backoffUntil(u),
+        hold: (u: string, t: number) => l2.holdBackoff(u, t),
+      }
+    : undefined;
   const http = new HttpUpstream({
     name: 'tmdb',
     timeoutMs: config.upstreamTimeoutMs,
     log,
     metrics,
+    shared,
   });
   const cryptoHttp = new HttpUpstream({
     name: 'crypto',
     timeoutMs: config.upstreamTimeoutMs,
     log,
     metrics,
+    shared,
   });
   const crypto = new CryptoUpstream({
     apiUrl: cryptoDemo ? `${demo!.url}/api/v3` : (config.crypto.apiUrl ?? COINGECKO_API),

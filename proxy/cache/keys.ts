@@ -11,6 +11,8 @@ import { TiercacheError } from '../../lib/errors.ts';
 export const ENTRY_PREFIX = 'tc:';
 /** Prefix of the short cross-replica fetch leases (kept apart so SCAN of entries skips them). */
 export const LEASE_PREFIX = 'tc-lease:';
+/** Prefix of the shared upstream back-off deadlines (a 429 seen by one replica holds them all). */
+export const BACKOFF_PREFIX = 'tc-backoff:';
 /** Pub/sub channel that carries L1 invalidations to every replica. */
 export const BUS_CHANNEL = 'tiercache:invalidate';
 

@@ -10,7 +10,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { RedisConfig } from '../config.ts';
 import type { BreakerState } from './breaker.ts';
 import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
-import { ENTRY_PREFIX, leaseKey } from './keys.ts';
+import { BACKOFF_PREFIX, ENTRY_PREFIX, leaseKey } from './keys.ts';
 import { type RedisClient, RedisTarget } from './redis-target.ts';
 
 const RELEASE_LEASE =
@@ -68,6 +68,22 @@ export class RedisTier {
 
   async delete(key: string): Promise<void> {
     await this.#on('del', true, (c) => c.unlink(key));
+  }
+
+  /** A shared upstream back-off deadline (ms since epoch), 0 when none is set. */
+  async backoffUntil(upstream: string): Promise<number> {
+    return Number(
+      (await this.#on('backoff', false, (c) => c.get(`${BACKOFF_PREFIX}${upstream}`))) ?? 0,
+    );
+  }
+
+  /** Records a back-off deadline for every replica; it expires by itself when it has passed. */
+  async holdBackoff(upstream: string, untilMs: number): Promise<void> {
+    const ms = Math.ceil(untilMs - Date.now());
+    if (ms > 0)
+      await this.#on('backoff', true, (c) =>
+        c.set(`${BACKOFF_PREFIX}${upstream}`, String(untilMs), 'PX', ms),
+      );
   }
 
   /** Takes the short cross-replica fetch lease for `key`; true when this replica holds it. */

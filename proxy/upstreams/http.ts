@@ -13,11 +13,19 @@ import type { UpstreamResponse } from './types.ts';
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
+/** Where replicas share a back-off: the time until which an upstream must not be called. */
+export interface SharedBackoff {
+  until(upstream: string): Promise<number>;
+  hold(upstream: string, untilMs: number): Promise<void>;
+}
+
 export interface HttpUpstreamOptions {
   name: string;
   timeoutMs: number;
   log: Logger;
   metrics: ProxyMetrics;
+  /** With L2: a 429 seen by one replica slows every replica, not just the one that saw it. */
+  shared?: SharedBackoff | undefined;
 }
 
 export class HttpUpstream {
@@ -39,7 +47,10 @@ export class HttpUpstream {
   }
 
   async get(url: URL, headers: Record<string, string> = {}): Promise<UpstreamResponse> {
-    const wait = this.gate.waitMs(Date.now());
+    const sharedUntil = this.#opts.shared
+      ? await this.#opts.shared.until(this.name).catch(() => 0)
+      : 0;
+    const wait = Math.max(this.gate.waitMs(Date.now()), sharedUntil - Date.now());
     if (wait > 0) {
       this.#opts.metrics.upstreamBackoff.labels(this.name).inc();
       throw new TiercacheError(
@@ -82,7 +93,9 @@ export class HttpUpstream {
         .labels(this.name, String(res.statusCode))
         .observe((performance.now() - started) / 1000);
       if (res.statusCode === 429) {
-        const wait = Math.max(1, Math.ceil(this.gate.waitMs(Date.now()) / 1000));
+        const waitMs = this.gate.waitMs(Date.now());
+        await this.#opts.shared?.hold(this.name, Date.now() + waitMs).catch(() => undefined);
+        const wait = Math.max(1, Math.ceil(waitMs / 1000));
         this.#log.warn(
           { url: safeUrl, retryAfterSeconds: wait },
           'upstream rate limit hit; backing off',

@@ -135,6 +135,27 @@ describe('GET /api/latest_prices', () => {
   });
 });
 
+describe('quota back-off across replicas', () => {
+  it('a 429 seen by one replica holds the others too, through Redis', async () => {
+    const spec = `${redis.host}:${redis.port}`;
+    const a = await proxy({ REDIS_CLUSTER_NODES: spec });
+    const b = await proxy({ REDIS_CLUSTER_NODES: spec });
+    for (const p of [a, b])
+      await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
+    await fetch(`${a.url}/api/latest_prices?symbols=BTC`); // warms the coin list for both
+    upstream.control.rateLimitSeconds = 30;
+    const limited = await fetch(`${a.url}/api/latest_prices?symbols=ETH`);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBe('30');
+    const calls = upstream.stats.total;
+    const other = await fetch(`${b.url}/api/latest_prices?symbols=SOL`);
+    expect(other.status).toBe(429);
+    expect(Number(other.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(upstream.stats.total).toBe(calls); // b never called the upstream
+    expect(Number(await redis.client().get('tc-backoff:crypto'))).toBeGreaterThan(Date.now());
+  });
+});
+
 describe('cache categories', () => {
   it('counts keys per category and clears one category on every replica and in L2', async () => {
     const spec = `${redis.host}:${redis.port}`;
