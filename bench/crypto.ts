@@ -21,7 +21,10 @@ const symbols = demoCoins.map((c) => c.symbol.toUpperCase());
 function zipf(n: number, s: number): () => number {
   const cdf: number[] = [];
   let total = 0;
-  for (let i = 0; i < n; i++) cdf.push((total += 1 / (i + 1) ** s));
+  for (let i = 0; i < n; i++) {
+    total += 1 / (i + 1) ** s;
+    cdf.push(total);
+  }
   return () => {
     const x = Math.random() * total;
     let lo = 0;
