@@ -215,18 +215,18 @@ export class TieredCache {
           stored: false,
         };
       }
-      const entry = await this.store(req, res);
-      if (!entry)
-        return {
-          entry: this.#transient(res),
-          source: 'MISS',
-          fwdStatus: res.status,
-          stored: false,
-        };
-      return { entry, source: 'MISS', fwdStatus: res.status, stored: true };
+      return await this.keep(req, res);
     } finally {
       if (leased) this.l2?.releaseLease(req.key, this.#owner).catch(() => undefined);
     }
+  }
+
+  /** An upstream answer as served: stored in the tiers when it may be, passed through when not. */
+  async keep(req: CacheSlot, res: UpstreamResponse): Promise<Served> {
+    const entry = await this.store(req, res);
+    return entry
+      ? { entry, source: 'MISS', fwdStatus: res.status, stored: true }
+      : { entry: this.#transient(res), source: 'MISS', fwdStatus: res.status, stored: false };
   }
 
   /** Stores an upstream answer in the tiers its class uses; undefined when it must not be stored. */

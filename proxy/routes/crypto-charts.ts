@@ -102,14 +102,11 @@ async function chartSeries(
       for (const [i, start] of chunks.entries()) {
         if (served[i]) continue;
         const body = Buffer.from(JSON.stringify(byDay.get(start) ?? []));
-        const res2 = { status: 200, contentType: 'application/json', body };
-        const entry = (await cache.store(slots[i]!, res2)) ?? {
-          ...res2,
-          storedAt: now,
-          expiresAt: now,
-          staleUntil: now,
-        };
-        served[i] = { entry, source: 'MISS', stored: true };
+        served[i] = await cache.keep(slots[i]!, {
+          status: 200,
+          contentType: 'application/json',
+          body,
+        });
       }
     } catch (err) {
       if (chunks.some((_, i) => !served[i] && !found[i]!.stale)) throw err;

@@ -140,19 +140,10 @@ export async function cryptoRoutes(app: FastifyInstance, opts: CryptoRouteOption
                 `upstream has no price for ${symbols[i]}`,
               );
             const body = Buffer.from(JSON.stringify(quote));
-            const entry = (await cache.store(slots[i]!, {
-              status: 200,
-              contentType: 'application/json',
-              body,
-            })) ?? {
-              status: 200,
-              contentType: 'application/json',
-              body,
-              storedAt: Date.now(),
-              expiresAt: Date.now(),
-              staleUntil: Date.now(),
-            };
-            served.set(symbols[i]!, { entry, source: 'MISS', stored: true });
+            served.set(
+              symbols[i]!,
+              await cache.keep(slots[i]!, { status: 200, contentType: 'application/json', body }),
+            );
           }
         } catch (err) {
           // Stale-if-error: every missing symbol with a stale copy is served from it.
