@@ -28,6 +28,8 @@ export interface RedisNode {
   client(): Redis;
 }
 
+class PortTaken extends Error {}
+
 function exited(proc: ChildProcess): Promise<void> {
   return proc.exitCode !== null || proc.signalCode !== null
     ? Promise.resolve()
@@ -70,27 +72,47 @@ export async function startRedis(
   let proc: ChildProcess;
   const clients: Redis[] = [];
 
+  const answers = async (): Promise<boolean> => {
+    const probe = new Redis({
+      port,
+      host,
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    });
+    probe.on('error', () => {});
+    try {
+      await probe.connect();
+      return (await probe.ping()) === 'PONG';
+    } catch {
+      return false;
+    } finally {
+      probe.disconnect();
+    }
+  };
   const launch = async () => {
     args[1] = String(port);
     proc = spawn('redis-server', args, { stdio: 'ignore' });
-    await waitFor(`redis-server on ${port}`, async () => {
-      const probe = new Redis({
-        port,
-        host,
-        lazyConnect: true,
-        retryStrategy: () => null,
-        maxRetriesPerRequest: 0,
-      });
-      probe.on('error', () => {});
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } finally {
-        probe.disconnect();
-      }
-    });
+    const started = proc;
+    const deadline = Date.now() + 10_000;
+    while (!(await answers())) {
+      // A server that exited (its port taken meanwhile by another test worker) will never answer.
+      if (started.exitCode !== null)
+        throw new PortTaken(`redis-server on ${port} exited with ${started.exitCode}`);
+      if (Date.now() > deadline)
+        throw new Error(`redis-server on ${port} did not answer within 10 s`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
   };
-  await launch();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch();
+      break;
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 5 || !(err instanceof PortTaken)) throw err;
+      port = await freeRedisPort(host); // another worker took the port between check and start
+    }
+  }
 
   const node: RedisNode = {
     host,
