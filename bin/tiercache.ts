@@ -16,7 +16,7 @@ interface Command {
 
 const commands: Record<string, Command> = {
   proxy: {
-    summary: 'run the caching proxy (TMDB routes, cache management, metrics)',
+    summary: 'run the caching proxy (TMDB and crypto routes, cache management, metrics)',
     help: () =>
       `Usage: tiercache proxy\n\nRuns the three-tier caching proxy: L1 memory, L2 Redis (Cluster), L3 the upstream API.\nWith no TMDB_API_KEY and no TMDB_API_URL it serves built-in demo data, labelled as such.\n\nEnvironment variables:\n${formatHelp(proxyEnv)}\n`,
     run: async () => {
@@ -44,7 +44,7 @@ const commands: Record<string, Command> = {
     },
   },
   'demo-upstream': {
-    summary: 'run the TMDB-shaped demo upstream (fake API for tests and demos)',
+    summary: 'run the TMDB- and CoinGecko-shaped demo upstream (fake API for tests and demos)',
     help: () =>
       'Usage: tiercache demo-upstream [--port N] [--host ADDR] [--api-key KEY]\n\nServes deterministic TMDB-shaped demo data (labelled as such). POST /__demo/control\nwith {"delayMs", "failStatus", "rateLimitSeconds"} makes it slow, failing or rate-limited;\nGET /__demo/stats counts requests.\n\nOptions:\n  --port N        port to listen on (default 0: a free port, printed on start)\n  --host ADDR     address to listen on (default 127.0.0.1)\n  --api-key KEY   reject API requests that do not carry this key (default: accept any)\n',
     run: async (args) => {

@@ -113,13 +113,14 @@ export class RedisTier {
   }
 
   /**
-   * Entry keys matching `pattern` (a Redis glob after the entry prefix), visiting every master
-   * with SCAN until `limit` keys are found.
+   * SCANs every master of the active target for entry keys matching `pattern` (a Redis glob
+   * after the entry prefix), yielding each batch with the node it came from.
    */
-  async scan(pattern: string, limit: number): Promise<string[]> {
+  async *#batches(
+    pattern: string,
+  ): AsyncGenerator<{ target: RedisTarget; node: Redis; keys: string[] }> {
     const target = this.active();
     if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
-    const found: string[] = [];
     for (const node of target.masters()) {
       let cursor = '0';
       do {
@@ -127,62 +128,42 @@ export class RedisTier {
           node.scan(cursor, 'MATCH', `${ENTRY_PREFIX}${pattern}`, 'COUNT', SCAN_COUNT),
         );
         cursor = next;
-        for (const k of keys) {
-          found.push(k);
-          if (found.length >= limit) return found;
-        }
+        if (keys.length > 0) yield { target, node, keys };
       } while (cursor !== '0');
+    }
+  }
+
+  /** Entry keys matching `pattern`, every master visited until `limit` keys are found. */
+  async scan(pattern: string, limit: number): Promise<string[]> {
+    const found: string[] = [];
+    for await (const { keys } of this.#batches(pattern)) {
+      found.push(...keys);
+      if (found.length >= limit) return found.slice(0, limit);
     }
     return found;
   }
 
-  /**
-   * Deletes the cache entries matching `pattern` (a glob after the entry prefix; all of them by
-   * default), master by master, one key per UNLINK. Returns how many went.
-   */
-  async clear(pattern = '*'): Promise<number> {
-    const target = this.active();
-    if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
-    let deleted = 0;
-    for (const node of target.masters()) deleted += await this.#clearNode(target, node, pattern);
-    return deleted;
-  }
-
-  /** How many entries match `pattern`, counted with SCAN on every master. */
+  /** How many entries match `pattern`. */
   async count(pattern: string): Promise<number> {
-    const target = this.active();
-    if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
     let n = 0;
-    for (const node of target.masters()) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await target.call('scan', false, () =>
-          node.scan(cursor, 'MATCH', `${ENTRY_PREFIX}${pattern}`, 'COUNT', SCAN_COUNT),
-        );
-        cursor = next;
-        n += keys.length;
-      } while (cursor !== '0');
-    }
+    for await (const { keys } of this.#batches(pattern)) n += keys.length;
     return n;
   }
 
-  async #clearNode(target: RedisTarget, node: Redis, pattern: string): Promise<number> {
+  /**
+   * Deletes the cache entries matching `pattern` (all of them by default), master by master,
+   * one key per UNLINK — never a cross-slot command. Returns how many went.
+   */
+  async clear(pattern = '*'): Promise<number> {
     let deleted = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await target.call('scan', false, () =>
-        node.scan(cursor, 'MATCH', `${ENTRY_PREFIX}${pattern}`, 'COUNT', SCAN_COUNT),
-      );
-      cursor = next;
-      if (keys.length > 0) {
-        const results = await target.call('unlink', true, () => {
-          const pipe = node.pipeline();
-          for (const k of keys) pipe.unlink(k);
-          return pipe.exec();
-        });
-        deleted += (results ?? []).reduce((n, [err, count]) => n + (err ? 0 : Number(count)), 0);
-      }
-    } while (cursor !== '0');
+    for await (const { target, node, keys } of this.#batches(pattern)) {
+      const results = await target.call('unlink', true, () => {
+        const pipe = node.pipeline();
+        for (const k of keys) pipe.unlink(k);
+        return pipe.exec();
+      });
+      deleted += (results ?? []).reduce((n, [err, count]) => n + (err ? 0 : Number(count)), 0);
+    }
     return deleted;
   }
 
