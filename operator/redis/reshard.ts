@@ -100,6 +100,8 @@ async function runMoves(
   }
   if (moves.length > 0) {
     report();
+    // A source that missed its SETSLOT NODE (best effort) still shows the slot as migrating.
+    await fixCluster(conns, all, { ...opts, log: () => {} });
     await converged(conns, all, opts.timeoutMs ?? 60_000);
   }
   const seconds = (Date.now() - started) / 1000;
@@ -140,7 +142,10 @@ export async function fixCluster(
         `slot ${open.slot}: cannot find both ends of its migration`,
       );
     if (source.id === target.id) {
-      await conns.call(source.addr, 'CLUSTER', 'SETSLOT', open.slot, 'STABLE');
+      // The migration finished (its target owns the slot) but this node's own state was never
+      // closed, e.g. a manager killed between SETSLOT NODE on the target and on the source.
+      await conns.call(open.node, 'CLUSTER', 'SETSLOT', open.slot, 'STABLE');
+      log(`slot ${open.slot}: closed a finished migration left open on ${open.node}`);
       continue;
     }
     log(`slot ${open.slot}: finishing its migration ${source.addr} → ${target.addr}`);

@@ -173,6 +173,30 @@ describe('fix', () => {
   });
 });
 
+describe('fix after a manager killed between the two SETSLOT NODE calls', () => {
+  it('closes the migrating state the source kept for a slot its target already owns', async () => {
+    const list = await nodes(3);
+    const conns = connections();
+    await createCluster(conns, list.map(addr), { replicas: 0 });
+    const { slot, owner, target } = await openSlot(conns, list[0]!, '{half}');
+    await conns.call(target.addr, 'CLUSTER', 'SETSLOT', slot, 'NODE', target.id); // the source never hears it
+    await waitFor('the target to own the slot everywhere', async () => {
+      const v = await observe(conns, [addr(list[0]!)]);
+      return v.reports.every((r) =>
+        r.nodes
+          .find((n) => n.id === target.id)!
+          .slots.some((x) => x.start <= slot && slot <= x.end),
+      );
+    });
+    const before = checkCluster(await observe(conns, [addr(list[0]!)]));
+    expect(before.openSlots.map((o) => o.node)).toContain(owner.addr);
+
+    const fixed = await runCli(['cluster', 'fix', addr(list[0]!)], {});
+    expect(fixed.code).toBe(0);
+    expect(checkCluster(await observe(conns, [addr(list[0]!)])).problems).toEqual([]);
+  });
+});
+
 describe('slot migration edge cases', () => {
   it('resolves BUSYKEY (the target already has the key) in favour of the source, and moves a big key', async () => {
     const list = await nodes(3);
