@@ -6,7 +6,7 @@
 
 import { createSocket } from 'node:dgram';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { tcpPortFree } from '../../lib/ports.ts';
 import { network, paths, ports, STATE } from './layout.ts';
 import { recorded, stopRecorded } from './processes.ts';
 
@@ -28,9 +28,7 @@ function portFree(ip: string, port: number): Promise<boolean> {
       sock.bind(port, ip, () => sock.close(() => resolve(true)));
       return;
     }
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, ip, () => srv.close(() => resolve(true)));
+    void tcpPortFree(port, ip).then(resolve);
   });
 }
 

@@ -7,11 +7,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../lib/log.ts';
 import { tryInstallDebianPackage } from '../../lib/packages.ts';
+import { tcpPortFree as free } from '../../lib/ports.ts';
 import { Connections } from '../../operator/redis/connections.ts';
 import { createCluster } from '../../operator/redis/create.ts';
 import { buildProxy, type ProxyInstance } from '../../proxy/app.ts';
@@ -25,14 +25,6 @@ const REGIONS = [
 const PREFERRED_REDIS_PORTS = [7001, 7002, 7003, 7004, 7005, 7006]; // as in seed 002
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
-
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
 
 async function redisPorts(): Promise<number[]> {
   const preferred = await Promise.all(

@@ -17,8 +17,4 @@ export class Singleflight<T> {
   has(key: string): boolean {
     return this.#inflight.has(key);
   }
-
-  get size(): number {
-    return this.#inflight.size;
-  }
 }

@@ -22,7 +22,7 @@ import {
 } from '../crypto/candles.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
 import type { CacheSlot } from '../upstreams/types.ts';
-import { parseSymbols, resolveIds } from './crypto.ts';
+import { overallSource, parseSymbols, parseVs, resolveIds } from './crypto.ts';
 
 export interface ChartRouteOptions {
   cache: TieredCache;
@@ -60,10 +60,7 @@ function parseChart(q: ChartQuery): ChartRequest {
       `range must be 1d to ${MAX_DAYS[interval]}d for interval ${interval}`,
     );
   }
-  const vs = (q.vs_currency ?? 'usd').toLowerCase();
-  if (!/^[a-z]{3,5}$/.test(vs))
-    throw new TiercacheError('BAD_REQUEST', 'vs_currency must be a currency code such as usd');
-  return { symbol: symbol!, vs, interval, days };
+  return { symbol: symbol!, vs: parseVs(q.vs_currency), interval, days };
 }
 
 const points = (e: CacheEntry): Point[] => JSON.parse(e.body.toString('utf8'));
@@ -121,15 +118,7 @@ async function chartSeries(
   }
   const from = now - r.days * 86_400_000;
   const series = served.flatMap((s) => points(s!.entry)).filter(([t]) => t >= from);
-  const sources = served.map((s) => s!.source);
-  const source = sources.includes('MISS')
-    ? 'MISS'
-    : sources.includes('STALE')
-      ? 'STALE'
-      : sources.every((s) => s === 'L1')
-        ? 'L1'
-        : 'L2';
-  return { series, source };
+  return { series, source: overallSource(served.map((s) => s!.source)) };
 }
 
 const DEFAULT_INDICATORS = 'sma:20,ema:12,rsi:14,macd,bollinger:20';

@@ -55,6 +55,13 @@ export async function resolveIds(
   return ids;
 }
 
+export function parseVs(raw: string | undefined): string {
+  const vs = (raw ?? 'usd').toLowerCase();
+  if (!/^[a-z]{3,5}$/.test(vs))
+    throw new TiercacheError('BAD_REQUEST', 'vs_currency must be a currency code such as usd');
+  return vs;
+}
+
 export function parseSymbols(raw: string | undefined): string[] {
   const symbols = [
     ...new Set(
@@ -74,7 +81,8 @@ export function parseSymbols(raw: string | undefined): string[] {
   return symbols;
 }
 
-function overallSource(sources: string[]): string {
+/** X-Cache of an answer assembled from several entries: the weakest source wins. */
+export function overallSource(sources: string[]): string {
   if (sources.includes('MISS')) return 'MISS';
   if (sources.includes('STALE')) return 'STALE';
   return sources.every((s) => s === 'L1') ? 'L1' : 'L2';
@@ -103,9 +111,7 @@ export async function cryptoRoutes(app: FastifyInstance, opts: CryptoRouteOption
     '/api/latest_prices',
     async (req, reply) => {
       const symbols = parseSymbols(req.query.symbols);
-      const vs = (req.query.vs_currency ?? 'usd').toLowerCase();
-      if (!/^[a-z]{3,5}$/.test(vs))
-        throw new TiercacheError('BAD_REQUEST', 'vs_currency must be a currency code such as usd');
+      const vs = parseVs(req.query.vs_currency);
 
       const ids = await resolveIds(cache, crypto, symbols);
 

@@ -1,13 +1,5 @@
 /** Free loopback ports for servers the tests start (Redis Cluster also needs port + 10000). */
-import { createServer } from 'node:net';
-
-function canBind(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, host, () => srv.close(() => resolve(true)));
-  });
-}
+import { tcpPortFree as canBind } from '../../lib/ports.ts';
 
 const taken = new Set<number>();
 
