@@ -148,6 +148,24 @@ export async function startRedis(
   return node;
 }
 
+/**
+ * `count` nodes started in parallel; if any fails to start, the ones that did are stopped
+ * before the error is thrown, so a failed start leaves no process behind.
+ */
+export async function startNodes(
+  count: number,
+  opts: Parameters<typeof startRedis>[0] = {},
+): Promise<RedisNode[]> {
+  const results = await Promise.allSettled(Array.from({ length: count }, () => startRedis(opts)));
+  const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((n) => n.stop()));
+    throw failed.reason;
+  }
+  return started;
+}
+
 export interface TestCluster {
   nodes: RedisNode[];
   /** "127.0.0.1:p1,127.0.0.1:p2,…" as REDIS_CLUSTER_NODES takes it. */
@@ -157,9 +175,7 @@ export interface TestCluster {
 
 /** N masters (no replicas), 16384 slots split evenly, cluster_state:ok on every node. */
 export async function startCluster(masters = 3): Promise<TestCluster> {
-  const nodes = await Promise.all(
-    Array.from({ length: masters }, () => startRedis({ cluster: true })),
-  );
+  const nodes = await startNodes(masters, { cluster: true });
   const clients = nodes.map((n) => n.client());
   const per = Math.ceil(16384 / masters);
   await Promise.all(

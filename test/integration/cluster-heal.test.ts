@@ -10,7 +10,7 @@ import { Connections } from '../../operator/redis/connections.ts';
 import { createCluster } from '../../operator/redis/create.ts';
 import { observe } from '../../operator/redis/observe.ts';
 import { runCli } from '../helpers/proxy.ts';
-import { type RedisNode, startRedis } from '../helpers/redis.ts';
+import { type RedisNode, startNodes } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -19,9 +19,7 @@ afterEach(async () => {
 });
 
 async function nodes(count: number, persist = false): Promise<RedisNode[]> {
-  const list = await Promise.all(
-    Array.from({ length: count }, () => startRedis({ cluster: true, persist })),
-  );
+  const list = await startNodes(count, { cluster: true, persist });
   cleanups.push(() => Promise.all(list.map((n) => n.stop())).then(() => undefined));
   return list;
 }

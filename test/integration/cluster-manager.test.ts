@@ -13,7 +13,7 @@ import { createCluster } from '../../operator/redis/create.ts';
 import { observe } from '../../operator/redis/observe.ts';
 import { addShard, removeShard } from '../../operator/redis/reshard.ts';
 import { runCli } from '../helpers/proxy.ts';
-import { type RedisNode, startRedis } from '../helpers/redis.ts';
+import { type RedisNode, startNodes } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -22,9 +22,7 @@ afterEach(async () => {
 });
 
 async function nodes(count: number, host = '127.0.0.1'): Promise<RedisNode[]> {
-  const list = await Promise.all(
-    Array.from({ length: count }, () => startRedis({ cluster: true, host })),
-  );
+  const list = await startNodes(count, { cluster: true, host });
   cleanups.push(() => Promise.all(list.map((n) => n.stop())).then(() => undefined));
   return list;
 }
