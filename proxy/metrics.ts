@@ -22,22 +22,64 @@ function cell(): Cell {
   };
 }
 
-/** A counter whose per-label values live in cells (cheap to bump on every request). */
-function cellCounter(
+/** Hits and misses of one cache category, per tier. */
+export interface CategoryCells {
+  hit: { L1: Cell; L2: Cell };
+  miss: { L1: Cell; L2: Cell };
+}
+
+/**
+ * The category a cache class is counted under: the class itself, except that the open and
+ * closed chunks of charts (`charts-open`, `charts-closed`) are both `charts`.
+ */
+export function categoryOf(cls: string): string {
+  const dash = cls.indexOf('-');
+  return dash < 0 ? cls : cls.slice(0, dash);
+}
+
+/** Hits and misses per tier and category, as plain numbers read by Prometheus at scrape time. */
+export class LookupCounts {
+  readonly #byCategory = new Map<string, CategoryCells>();
+  readonly #byClass = new Map<string, CategoryCells>();
+
+  /** The cells a lookup of class `cls` bumps (one map lookup on the hot path). */
+  of(cls: string): CategoryCells {
+    let cells = this.#byClass.get(cls);
+    if (!cells) {
+      const category = categoryOf(cls);
+      cells = this.#byCategory.get(category);
+      if (!cells) {
+        cells = { hit: { L1: cell(), L2: cell() }, miss: { L1: cell(), L2: cell() } };
+        this.#byCategory.set(category, cells);
+      }
+      this.#byClass.set(cls, cells);
+    }
+    return cells;
+  }
+
+  categories(): IterableIterator<[string, CategoryCells]> {
+    return this.#byCategory.entries();
+  }
+}
+
+function lookupCounter(
   registry: Registry,
   name: string,
   help: string,
-  label: string,
-  cells: Record<string, Cell>,
+  counts: LookupCounts,
+  kind: 'hit' | 'miss',
 ) {
   return new Counter({
     name,
     help,
-    labelNames: [label],
+    labelNames: ['tier', 'category'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const [value, c] of Object.entries(cells)) this.labels(value).inc(c.value);
+      for (const [category, cells] of counts.categories()) {
+        this.labels('l1', category).inc(cells[kind].L1.value);
+        this.labels('l2', category).inc(cells[kind].L2.value);
+      }
     },
   });
 }
@@ -47,21 +89,20 @@ export function createProxyMetrics(region: string) {
   registry.setDefaultLabels({ region });
   collectDefaultMetrics({ register: registry });
 
-  const hit = { L1: cell(), L2: cell() };
-  const miss = { L1: cell(), L2: cell() };
-  cellCounter(
+  const lookups = new LookupCounts();
+  lookupCounter(
     registry,
     'tiercache_cache_hits_total',
-    'Requests answered from a cache tier',
-    'tier',
-    { l1: hit.L1, l2: hit.L2 },
+    'Requests answered from a cache tier, per cache category',
+    lookups,
+    'hit',
   );
-  cellCounter(
+  lookupCounter(
     registry,
     'tiercache_cache_misses_total',
-    'Lookups that missed a cache tier',
-    'tier',
-    { l1: miss.L1, l2: miss.L2 },
+    'Lookups that missed a cache tier, per cache category',
+    lookups,
+    'miss',
   );
   const upstreamSeconds = new Histogram({
     name: 'tiercache_upstream_request_duration_seconds',
@@ -109,8 +150,7 @@ export function createProxyMetrics(region: string) {
 
   return {
     registry,
-    hit,
-    miss,
+    lookups,
     upstreamSeconds,
     coalesced: { process: coalesced.labels('process'), cluster: coalesced.labels('cluster') },
     stale: {

@@ -7,6 +7,12 @@
 import type { Redis } from 'ioredis';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import {
+  formatRanges,
+  isMaster,
+  parseClusterNodes,
+  slotCount,
+} from '../../operator/redis/topology.ts';
 import type { RedisConfig } from '../config.ts';
 import type { BreakerState } from './breaker.ts';
 import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
@@ -31,6 +37,29 @@ export interface L2Info {
   total_size: number;
   breaker: Record<string, BreakerState>;
 }
+
+/** One Redis node as this proxy sees it (for /cache/nodes and the dashboard). */
+export interface L2NodeView {
+  id: string;
+  address: string;
+  role: 'master' | 'replica' | 'standalone';
+  /** For replicas: the master's id. */
+  master_id?: string;
+  /** Slot ranges, e.g. "0-5460" ("" for replicas; every key for a standalone node). */
+  slots: string;
+  slot_count: number;
+  /** DBSIZE, or null when this proxy has no connection to the node. */
+  keys: number | null;
+  flags: string[];
+}
+
+export interface L2Topology {
+  type: 'redis-cluster' | 'redis';
+  target: 'main' | 'fallback';
+  nodes: L2NodeView[];
+}
+
+const addressOf = (r: Redis) => `${r.options.host}:${r.options.port}`;
 
 export class RedisTier {
   readonly targets: RedisTarget[];
@@ -194,6 +223,54 @@ export class RedisTier {
       current_size: size,
       total_size: bytes,
     };
+  }
+
+  /** The nodes and slots of the active target as this proxy sees them, with each node's key count. */
+  async topology(): Promise<L2Topology> {
+    const target = this.active();
+    const [first] = target?.masters() ?? [];
+    if (!target?.kind || !first) throw new TiercacheError('L2_UNAVAILABLE', 'Redis is unavailable');
+    const connections = new Map(target.connections().map((r) => [addressOf(r), r]));
+    const keysOf = async (address: string) => {
+      const conn = connections.get(address);
+      return conn ? target.call('dbsize', false, () => conn.dbsize()).catch(() => null) : null;
+    };
+    if (target.kind === 'standalone') {
+      const address = addressOf(first);
+      return {
+        type: 'redis',
+        target: target.name,
+        nodes: [
+          {
+            id: '-',
+            address,
+            role: 'standalone',
+            slots: '',
+            slot_count: 0,
+            keys: await keysOf(address),
+            flags: [],
+          },
+        ],
+      };
+    }
+    const text = await target.call('cluster nodes', false, () => first.cluster('NODES'));
+    const nodes = await Promise.all(
+      parseClusterNodes(String(text)).map(
+        async (n): Promise<L2NodeView> => ({
+          id: n.id,
+          address: n.addr,
+          role: isMaster(n) ? 'master' : 'replica',
+          ...(n.masterId ? { master_id: n.masterId } : {}),
+          slots: formatRanges(n.slots),
+          slot_count: slotCount(n.slots),
+          keys: await keysOf(n.addr),
+          // Only what is worth a look (fail, pfail, handshake, …): role and "myself" are not.
+          flags: [...n.flags].filter((f) => !['master', 'slave', 'myself', 'noflags'].includes(f)),
+        }),
+      ),
+    );
+    nodes.sort((a, b) => a.address.localeCompare(b.address, 'en', { numeric: true }));
+    return { type: 'redis-cluster', target: target.name, nodes };
   }
 
   /** Master connections of the active target (empty while connecting). */

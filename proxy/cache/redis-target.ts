@@ -93,6 +93,13 @@ export class RedisTarget {
     return client instanceof Cluster ? client.nodes('master') : [client];
   }
 
+  /** Every node connection the client holds (masters and, in a cluster, replicas). */
+  connections(): Redis[] {
+    const client = this.#client;
+    if (!client) return [];
+    return client instanceof Cluster ? client.nodes('all') : [client];
+  }
+
   /** A second connection for pub/sub (a subscribed connection can do nothing else). */
   duplicate(): RedisClient | undefined {
     const client = this.#client;

@@ -62,7 +62,7 @@ export class TieredCache {
     const now = Date.now();
     const item = this.l1.get(key, poolOf(cls), now);
     if (item && now < item.freshUntil) {
-      this.#opts.metrics.hit.L1.inc();
+      this.#opts.metrics.lookups.of(cls).hit.L1.inc();
       return item.entry;
     }
     return undefined;
@@ -74,13 +74,13 @@ export class TieredCache {
    */
   async lookup(req: CacheSlot): Promise<{ hit?: Served; stale?: CacheEntry }> {
     const now = Date.now();
-    const { metrics } = this.#opts;
+    const counts = this.#opts.metrics.lookups.of(req.cls);
     const l1Item = this.l1.get(req.key, poolOf(req.cls), now);
     if (l1Item && now < l1Item.freshUntil) {
-      metrics.hit.L1.inc();
+      counts.hit.L1.inc();
       return { hit: { entry: l1Item.entry, source: 'L1', stored: true } };
     }
-    metrics.miss.L1.inc();
+    counts.miss.L1.inc();
     let candidate =
       l1Item && freshness(l1Item.entry.expiresAt, l1Item.entry.staleUntil, now) !== 'dead'
         ? l1Item.entry
@@ -91,22 +91,22 @@ export class TieredCache {
       if (fromL2 === 'unavailable') {
         // L1's own copy is still within its upstream lifetime: better than asking upstream.
         if (candidate && now < candidate.expiresAt) {
-          metrics.hit.L1.inc();
+          counts.hit.L1.inc();
           return { hit: { entry: candidate, source: 'L1', stored: true } };
         }
       } else if (fromL2) {
         const state = freshness(fromL2.expiresAt, fromL2.staleUntil, now);
         if (state === 'fresh') {
-          metrics.hit.L2.inc();
+          counts.hit.L2.inc();
           this.l1.set(req.key, poolOf(req.cls), fromL2, req.ttl.memoryMs, now);
           return { hit: { entry: fromL2, source: 'L2', stored: true } };
         }
         if (state === 'stale' && (!candidate || fromL2.storedAt > candidate.storedAt))
           candidate = fromL2;
       }
-      metrics.miss.L2.inc();
+      counts.miss.L2.inc();
     } else if (candidate && now < candidate.expiresAt) {
-      metrics.hit.L1.inc();
+      counts.hit.L1.inc();
       return { hit: { entry: candidate, source: 'L1', stored: true } };
     }
     return candidate ? { stale: candidate } : {};
@@ -184,7 +184,7 @@ export class TieredCache {
       const got = await this.#l2Get(req.key);
       if (got && got !== 'unavailable' && Date.now() < got.expiresAt) {
         this.#opts.metrics.coalesced.cluster.inc();
-        this.#opts.metrics.hit.L2.inc();
+        this.#opts.metrics.lookups.of(req.cls).hit.L2.inc();
         this.l1.set(req.key, poolOf(req.cls), got, req.ttl.memoryMs, Date.now());
         return { entry: got, source: 'L2', detail: 'coalesced', stored: true };
       }

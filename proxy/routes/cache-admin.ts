@@ -96,6 +96,12 @@ export async function cacheAdminRoutes(
     };
   });
 
+  /** The Redis nodes and slots as this proxy sees them, with keys per node. */
+  app.get('/cache/nodes', async () => {
+    if (!cache.l2) return { type: 'disabled', nodes: [] };
+    return cache.l2.topology();
+  });
+
   app.get<{ Querystring: { limit: number; offset: number } }>(
     '/cache/keys',
     { schema: { querystring: pageQuery } },
@@ -138,7 +144,11 @@ export async function cacheAdminRoutes(
     },
   );
 
-  type ClearQuery = { type?: 'all' | 'memory' | 'l2'; category?: CryptoCategory };
+  type ClearQuery = {
+    type?: 'all' | 'memory' | 'l2';
+    category?: CryptoCategory;
+    prefix?: string;
+  };
   const clearL2 = async (pattern?: string) => {
     if (!cache.l2) return 0;
     try {
@@ -150,19 +160,32 @@ export async function cacheAdminRoutes(
       );
     }
   };
-  /** Clears a tier (memory on every replica, and/or L2), optionally only one crypto category. */
+  /**
+   * Clears a tier (memory on every replica, and/or L2): everything, one crypto category, or
+   * the keys starting with a prefix (as /cache/keys shows them, e.g. `tmdb:/3/search/`).
+   */
   const clearHandler = async (req: { query: ClearQuery }) => {
+    const { category, prefix: shownPrefix } = req.query;
+    if (category && shownPrefix !== undefined)
+      throw new TiercacheError('BAD_REQUEST', 'give category or prefix, not both');
     const type = req.query.type ?? 'all';
-    const category = req.query.category;
-    const result: Record<string, unknown> = { type, ...(category ? { category } : {}) };
-    const prefix = category ? cryptoKey(category, '') : undefined;
+    const result: Record<string, unknown> = {
+      type,
+      ...(category ? { category } : {}),
+      ...(shownPrefix !== undefined ? { prefix: shownPrefix } : {}),
+    };
+    const prefix = category
+      ? cryptoKey(category, '')
+      : shownPrefix !== undefined
+        ? ENTRY_PREFIX + shownPrefix
+        : undefined;
     if (type === 'memory' || type === 'all') {
       result.memory_cleared = prefix ? cache.l1.deletePrefix(prefix) : cache.clearMemory();
       const msg = prefix ? ({ action: 'prefix', prefix } as const) : ({ action: 'clear' } as const);
       result.replicas_notified = bus ? (await bus.publish(msg)) > 0 : false;
     }
     if (type === 'l2' || type === 'all')
-      result.l2_cleared = await clearL2(prefix ? `${displayKey(prefix)}*` : undefined);
+      result.l2_cleared = await clearL2(prefix ? `${globEscape(displayKey(prefix))}*` : undefined);
     return result;
   };
   const clearSchema = {
@@ -173,6 +196,7 @@ export async function cacheAdminRoutes(
         properties: {
           type: { type: 'string', enum: ['all', 'memory', 'l2'] },
           category: { type: 'string', enum: [...CRYPTO_CATEGORIES] },
+          prefix: { type: 'string', minLength: 1, maxLength: 1024 },
         },
       },
     },
@@ -201,8 +225,12 @@ export async function cacheAdminRoutes(
     },
   );
 
-  /** Seed 002's statistics: hit rates, plus keys and bytes per crypto category and tier. */
+  /**
+   * Seed 002's statistics: hit rates overall and per cache category (TMDB's json, image and
+   * search classes, the crypto categories), with keys and bytes per tier for the crypto ones.
+   */
   app.get('/api/cache/stats', async () => {
+    const lookups = stats.categories();
     const categories: Record<string, unknown> = {};
     for (const c of CRYPTO_CATEGORIES) {
       const prefix = cryptoKey(c, '');
@@ -210,8 +238,14 @@ export async function cacheAdminRoutes(
       const l2Keys = cache.l2
         ? await cache.l2.count(`${displayKey(prefix)}*`).catch(() => null)
         : 0;
-      categories[c] = { l1_keys: l1.entries, l1_bytes: l1.bytes, l2_keys: l2Keys };
+      categories[c] = {
+        ...(lookups[c] ?? stats.empty()),
+        l1_keys: l1.entries,
+        l1_bytes: l1.bytes,
+        l2_keys: l2Keys,
+      };
     }
-    return { ...(await stats.read()), categories };
+    for (const [c, counts] of Object.entries(lookups)) categories[c] ??= counts;
+    return { ...(await stats.read()), categories, upstreams: await stats.upstreams() };
   });
 }

@@ -287,11 +287,17 @@ describe('cache management and system routes', () => {
     expect(config.env.TMDB_API_KEY).toBe('(set, redacted)');
     expect(config.env.ADMIN_TOKEN).toBe('(set, redacted)');
     const metrics = await (await fetch(`${p.url}/metrics`)).text();
-    expect(metrics).toContain('tiercache_cache_hits_total{tier="l1",region="eu-west-1"} 1');
+    expect(metrics).toContain(
+      'tiercache_cache_hits_total{tier="l1",category="json",region="eu-west-1"} 1',
+    );
     expect(metrics).toContain(
       'tiercache_upstream_request_duration_seconds_count{region="eu-west-1",upstream="tmdb",status="200"} 1',
     );
-    expect(await json(fetch(`${p.url}/api/cache/stats`))).toMatchObject({ l1_hits: 1 });
+    expect(await json(fetch(`${p.url}/api/cache/stats`))).toMatchObject({
+      l1_hits: 1,
+      categories: { json: { l1_hits: 1, l1_misses: 1, l1_hit_rate: 0.5 } },
+      upstreams: { tmdb: { requests: 1, errors: 0 } },
+    });
   });
 
   it('labels built-in demo data when no key and no upstream URL are given', async () => {
