@@ -22,6 +22,7 @@ import { createProxyMetrics } from './metrics.ts';
 import { cacheAdminRoutes } from './routes/cache-admin.ts';
 import { cryptoRoutes } from './routes/crypto.ts';
 import { cryptoChartRoutes } from './routes/crypto-charts.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { statsReader } from './routes/stats.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tmdbRoutes } from './routes/tmdb.ts';
@@ -167,6 +168,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
   await app.register(cryptoRoutes, { cache, crypto, headers: cryptoLabels });
   await app.register(cryptoChartRoutes, { cache, crypto, headers: cryptoLabels });
   await app.register(cacheAdminRoutes, { config, cache, bus, stats });
+  await app.register(dashboardRoutes);
   await app.register(systemRoutes, {
     config,
     cache,

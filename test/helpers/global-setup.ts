@@ -15,4 +15,5 @@ export function ensureDebianPackage(binary: string, pkg: string): void {
 export default function setup(): void {
   ensureDebianPackage('redis-server', 'redis-server');
   ensureDebianPackage('redis-cli', 'redis-tools');
+  ensureDebianPackage('chromium', 'chromium'); // the dashboard tests
 }
