@@ -165,7 +165,12 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
   const cryptoLabels: Record<string, string> = cryptoDemo
     ? { 'x-demo-data': DEMO_LABEL_CRYPTO }
     : {};
-  await app.register(cryptoRoutes, { cache, crypto, headers: cryptoLabels });
+  await app.register(cryptoRoutes, {
+    cache,
+    crypto,
+    headers: cryptoLabels,
+    onCoalesced: () => metrics.coalesced.process.inc(),
+  });
   await app.register(cryptoChartRoutes, { cache, crypto, headers: cryptoLabels });
   await app.register(cacheAdminRoutes, { config, cache, bus, stats });
   await app.register(dashboardRoutes);

@@ -4,6 +4,7 @@
  * stale-while-revalidate, stale-if-error, and L2 trouble never failing a request.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isTiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { ProxyMetrics } from '../metrics.ts';
@@ -36,7 +37,8 @@ export interface TieredOptions {
   log: Logger;
 }
 
-const LEASE_POLL_MS = 25;
+/** How often a replica waiting for another one's fetch looks in L2. */
+export const LEASE_POLL_MS = 25;
 
 export function poolOf(cls: string): L1Pool {
   return cls === 'image' ? 'image' : 'default';
@@ -86,7 +88,7 @@ export class TieredCache {
         ? l1Item.entry
         : undefined;
 
-    if (this.#usesL2(req)) {
+    if (this.usesL2(req)) {
       const fromL2 = await this.#l2Get(req.key);
       if (fromL2 === 'unavailable') {
         // L1's own copy is still within its upstream lifetime: better than asking upstream.
@@ -136,7 +138,8 @@ export class TieredCache {
     return this.l1.clear();
   }
 
-  #usesL2(req: CacheSlot): boolean {
+  /** Whether a slot's class is kept in L2 (and L2 is configured). */
+  usesL2(req: CacheSlot): boolean {
     return this.l2 !== undefined && req.ttl.diskMs > 0;
   }
 
@@ -168,29 +171,56 @@ export class TieredCache {
     stale: CacheEntry | undefined,
     wait: boolean,
   ): Promise<Served> {
-    if (!this.#usesL2(req)) return this.#fetchUpstream(req, stale, false);
-    const deadline = Date.now() + this.#opts.leaseMs;
+    if (!this.usesL2(req)) return this.#fetchUpstream(req, stale, false);
+    const deadline = Date.now() + this.leaseMs;
     for (;;) {
       let leased: boolean;
       try {
-        leased = await this.l2!.acquireLease(req.key, this.#owner, this.#opts.leaseMs);
+        leased = await this.l2!.acquireLease(req.key, this.#owner, this.leaseMs);
       } catch {
         return this.#fetchUpstream(req, stale, false);
       }
       if (leased) return this.#fetchUpstream(req, stale, true);
       if (!wait)
         return { entry: stale!, source: 'STALE', detail: 'stale-while-revalidate', stored: true };
-      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
-      const got = await this.#l2Get(req.key);
-      if (got && got !== 'unavailable' && Date.now() < got.expiresAt) {
-        this.#opts.metrics.coalesced.cluster.inc();
-        this.#opts.metrics.lookups.of(req.cls).hit.L2.inc();
-        this.l1.set(req.key, poolOf(req.cls), got, req.ttl.memoryMs, Date.now());
-        return { entry: got, source: 'L2', detail: 'coalesced', stored: true };
-      }
+      await sleep(LEASE_POLL_MS);
+      const got = await this.takeCoalesced(req);
+      if (got) return got;
       // The holder may have died: its lease expires and we take over, or the deadline passes.
       if (Date.now() > deadline) return this.#fetchUpstream(req, stale, false);
     }
+  }
+
+  /** How long a replica may hold a key's fetch lease (and others wait for its answer). */
+  get leaseMs(): number {
+    return this.#opts.leaseMs;
+  }
+
+  /**
+   * Takes the cross-replica fetch lease of a key: 'mine' when this replica should fetch it,
+   * 'taken' when another one is fetching it, 'none' when L2 cannot say (fetch, no lease held).
+   */
+  async lease(slot: CacheSlot): Promise<'mine' | 'taken' | 'none'> {
+    if (!this.usesL2(slot)) return 'none';
+    try {
+      return (await this.l2!.acquireLease(slot.key, this.#owner, this.leaseMs)) ? 'mine' : 'taken';
+    } catch {
+      return 'none';
+    }
+  }
+
+  releaseLease(slot: CacheSlot): void {
+    this.l2?.releaseLease(slot.key, this.#owner).catch(() => undefined);
+  }
+
+  /** One look in L2 for an entry another replica was fetching; found fresh, it is counted and kept in L1. */
+  async takeCoalesced(slot: CacheSlot): Promise<Served | undefined> {
+    const got = await this.#l2Get(slot.key);
+    if (!got || got === 'unavailable' || Date.now() >= got.expiresAt) return undefined;
+    this.#opts.metrics.coalesced.cluster.inc();
+    this.#opts.metrics.lookups.of(slot.cls).hit.L2.inc();
+    this.l1.set(slot.key, poolOf(slot.cls), got, slot.ttl.memoryMs, Date.now());
+    return { entry: got, source: 'L2', detail: 'coalesced', stored: true };
   }
 
   async #fetchUpstream(
@@ -217,7 +247,7 @@ export class TieredCache {
       }
       return await this.keep(req, res);
     } finally {
-      if (leased) this.l2?.releaseLease(req.key, this.#owner).catch(() => undefined);
+      if (leased) this.releaseLease(req);
     }
   }
 

@@ -5,10 +5,11 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { TiercacheError } from '../../lib/errors.ts';
+import { BatchCoalescer } from '../cache/batch.ts';
 import type { CacheEntry } from '../cache/entry.ts';
 import type { Served, TieredCache } from '../cache/tiered.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
-import type { CacheSlot } from '../upstreams/types.ts';
+import type { CacheSlot, UpstreamResponse } from '../upstreams/types.ts';
 
 const SYMBOL = /^[A-Z0-9]{1,15}$/;
 const MAX_SYMBOLS = 250;
@@ -17,6 +18,8 @@ export interface CryptoRouteOptions {
   cache: TieredCache;
   crypto: CryptoUpstream;
   headers: Record<string, string>;
+  /** Counts a symbol this process was already fetching for another request. */
+  onCoalesced: () => void;
 }
 
 const symbolMaps = new WeakMap<CacheEntry, Map<string, string>>();
@@ -106,6 +109,7 @@ function sendJson(
 
 export async function cryptoRoutes(app: FastifyInstance, opts: CryptoRouteOptions): Promise<void> {
   const { cache, crypto, headers } = opts;
+  const batches = new BatchCoalescer(cache, opts.onCoalesced);
 
   app.get<{ Querystring: { symbols?: string; vs_currency?: string } }>(
     '/api/latest_prices',
@@ -130,27 +134,35 @@ export async function cryptoRoutes(app: FastifyInstance, opts: CryptoRouteOption
 
       if (missing.length > 0) {
         try {
-          // One upstream call for every missing symbol, never one per symbol.
-          const res = await crypto.simplePrice(
-            missing.map((i) => ids.get(symbols[i]!)!),
-            vs,
-          );
-          if (res.status !== 200)
-            throw new TiercacheError('UPSTREAM_FAILED', `upstream answered ${res.status}`);
-          const prices = JSON.parse(res.body.toString('utf8')) as Record<string, unknown>;
-          for (const i of missing) {
-            const quote = prices[ids.get(symbols[i]!)!];
-            if (!quote)
-              throw new TiercacheError(
-                'UPSTREAM_FAILED',
-                `upstream has no price for ${symbols[i]}`,
+          // One upstream call for every missing symbol, never one per symbol; a symbol that
+          // another request or replica is already fetching is waited for, not asked again.
+          const symbolOf = new Map(missing.map((i) => [slots[i]!.key, symbols[i]!]));
+          const fetched = await batches.fetch(
+            missing.map((i) => slots[i]!),
+            async (batch) => {
+              const wanted = batch.map((slot) => symbolOf.get(slot.key)!);
+              const res = await crypto.simplePrice(
+                wanted.map((s) => ids.get(s)!),
+                vs,
               );
-            const body = Buffer.from(JSON.stringify(quote));
-            served.set(
-              symbols[i]!,
-              await cache.keep(slots[i]!, { status: 200, contentType: 'application/json', body }),
-            );
-          }
+              if (res.status !== 200)
+                throw new TiercacheError('UPSTREAM_FAILED', `upstream answered ${res.status}`);
+              const prices = JSON.parse(res.body.toString('utf8')) as Record<string, unknown>;
+              const answers = new Map<string, UpstreamResponse>();
+              for (const [i, slot] of batch.entries()) {
+                const quote = prices[ids.get(wanted[i]!)!];
+                if (!quote)
+                  throw new TiercacheError(
+                    'UPSTREAM_FAILED',
+                    `upstream has no price for ${wanted[i]}`,
+                  );
+                const body = Buffer.from(JSON.stringify(quote));
+                answers.set(slot.key, { status: 200, contentType: 'application/json', body });
+              }
+              return answers;
+            },
+          );
+          for (const i of missing) served.set(symbols[i]!, fetched.get(slots[i]!.key)!);
         } catch (err) {
           // Stale-if-error: every missing symbol with a stale copy is served from it.
           const noStale = missing.filter((i) => !found[i]!.stale);

@@ -28,7 +28,11 @@ export interface DemoStats {
   rejected: number;
   /** The query string of the last request per path (credentials are never sent in queries to the demo). */
   lastQuery: Record<string, string>;
+  /** The query strings of the latest requests per path (the last QUERY_HISTORY of them). */
+  queries: Record<string, string[]>;
 }
+
+const QUERY_HISTORY = 1000;
 
 export interface DemoUpstream {
   app: FastifyInstance;
@@ -96,7 +100,14 @@ export async function startDemoUpstream(
 ): Promise<DemoUpstream> {
   const app = Fastify({ logger: false });
   const control: DemoControl = { delayMs: 0, failStatus: undefined, rateLimitSeconds: undefined };
-  const stats: DemoStats = { total: 0, byPath: {}, lastAuth: 'none', rejected: 0, lastQuery: {} };
+  const stats: DemoStats = {
+    total: 0,
+    byPath: {},
+    lastAuth: 'none',
+    rejected: 0,
+    lastQuery: {},
+    queries: {},
+  };
 
   app.addHook('onRequest', async (req, reply) => {
     if (req.url.startsWith('/__demo/')) return;
@@ -104,6 +115,10 @@ export async function startDemoUpstream(
     stats.total += 1;
     stats.byPath[path] = (stats.byPath[path] ?? 0) + 1;
     stats.lastQuery[path] = req.url.split('?')[1] ?? '';
+    stats.queries[path] ??= [];
+    const queries = stats.queries[path];
+    queries.push(stats.lastQuery[path]);
+    if (queries.length > QUERY_HISTORY) queries.shift();
     reply.header('x-demo-data', 'true');
     if (control.delayMs > 0) await new Promise((r) => setTimeout(r, control.delayMs));
     if (control.rateLimitSeconds != null) {
@@ -200,7 +215,14 @@ export async function startDemoUpstream(
     stats,
     reset() {
       Object.assign(control, { delayMs: 0, failStatus: undefined, rateLimitSeconds: undefined });
-      Object.assign(stats, { total: 0, byPath: {}, lastAuth: 'none', rejected: 0, lastQuery: {} });
+      Object.assign(stats, {
+        total: 0,
+        byPath: {},
+        lastAuth: 'none',
+        rejected: 0,
+        lastQuery: {},
+        queries: {},
+      });
     },
     close: () => app.close(),
   };

@@ -90,6 +90,47 @@ describe('GET /api/latest_prices', () => {
     expect(await redis.client().exists('tc:crypto:prices:BTC:usd')).toBe(1);
   });
 
+  it('fetches each symbol once when overlapping batches run at once on two replicas', async () => {
+    const spec = `${redis.host}:${redis.port}`;
+    const a = await proxy({ REDIS_CLUSTER_NODES: spec });
+    const b = await proxy({ REDIS_CLUSTER_NODES: spec });
+    for (const p of [a, b]) {
+      await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
+      await fetch(`${p.url}/api/latest_prices?symbols=USDT`); // coin list cached first
+    }
+    upstream.reset();
+    upstream.control.delayMs = 300; // long enough for the batches to overlap
+    const batches = [
+      [a, 'BTC,ETH,SOL'],
+      [b, 'ETH,SOL,XRP'],
+      [a, 'SOL,ADA'],
+      [b, 'BTC,ADA,DOGE'],
+    ] as const;
+    const answers = await Promise.all(
+      batches.map(([p, symbols]) => json(fetch(`${p.url}/api/latest_prices?symbols=${symbols}`))),
+    );
+
+    const asked = (upstream.stats.queries[PRICE] ?? []).flatMap((q) =>
+      new URLSearchParams(q).get('ids')!.split(','),
+    );
+    expect(asked.sort()).toEqual([
+      'bitcoin',
+      'cardano',
+      'dogecoin',
+      'ethereum',
+      'ripple',
+      'solana',
+    ]);
+    // Everyone got the same quote for a symbol, whichever request fetched it.
+    const priceOf = (sym: string) =>
+      new Set(answers.flatMap((x) => (x.prices[sym] ? [x.prices[sym].price] : [])));
+    for (const sym of ['BTC', 'ETH', 'SOL', 'ADA']) expect(priceOf(sym).size).toBe(1);
+    const stats = await json(fetch(`${a.url}/api/cache/stats`));
+    const statsB = await json(fetch(`${b.url}/api/cache/stats`));
+    expect(stats.coalesced_in_process + statsB.coalesced_in_process).toBeGreaterThan(0);
+    expect(stats.coalesced_across_replicas + statsB.coalesced_across_replicas).toBeGreaterThan(0);
+  });
+
   it('serves stale prices when the upstream fails after they expired', async () => {
     const p = await proxy({ CRYPTO_PRICE_TTL: '0.05' });
     const fresh = await json(fetch(`${p.url}/api/latest_prices?symbols=ADA`));
