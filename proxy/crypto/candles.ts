@@ -1,33 +1,57 @@
 /**
- * Chart series in day chunks (pure). A past day never changes, so its chunk is cached for long;
- * only today's chunk — the open candle — is short-lived. A request names the chunks its range
+ * Chart series in chunks (pure): a day for hourly and daily points, an hour for 5-minute ones.
+ * A past chunk never changes, so it is cached for long; only the current chunk — the open
+ * candle — is short-lived. A request names the chunks its range
  * covers; whatever chunks are missing are fetched with one upstream call and split again.
  */
 
 export type Point = [number, number]; // [ms, price]
 
-export const INTERVALS = { hourly: 3_600_000, daily: 86_400_000 } as const;
-export type Interval = keyof typeof INTERVALS;
-/**
- * Longest range per interval. CoinGecko answers hourly points up to 90 days back and daily
- * beyond; a range of N days touches N + 1 day chunks, so hourly ranges stop at 89 days.
- */
-export const MAX_DAYS: Record<Interval, number> = { hourly: 89, daily: 365 };
-
+const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
-export function dayStart(ms: number): number {
-  return Math.floor(ms / DAY) * DAY;
+/** Step between points per interval. */
+export const INTERVALS = { '5m': 300_000, hourly: HOUR, daily: DAY } as const;
+export type Interval = keyof typeof INTERVALS;
+
+/** Chunk size per interval: an hour of 5-minute points, a day of hourly or daily ones. */
+export const CHUNK_MS: Record<Interval, number> = { '5m': HOUR, hourly: DAY, daily: DAY };
+
+/**
+ * Longest range per interval. CoinGecko answers 5-minute points for the last day only, hourly
+ * points up to 90 days back and daily beyond; a range of N days touches N + 1 day chunks, so
+ * hourly ranges stop at 89 days.
+ */
+export const MAX_DAYS: Record<Interval, number> = { '5m': 1, hourly: 89, daily: 365 };
+
+/**
+ * How far back the upstream still answers at the interval's granularity: a fetch never starts
+ * earlier, so a 5-minute fetch may fill its oldest hour only from 24 hours ago onwards — the
+ * part no later request needs.
+ */
+export const UPSTREAM_WINDOW_MS: Record<Interval, number> = {
+  '5m': DAY,
+  hourly: 90 * DAY,
+  daily: Number.POSITIVE_INFINITY,
+};
+
+export function chunkStart(ms: number, interval: Interval): number {
+  const size = CHUNK_MS[interval];
+  return Math.floor(ms / size) * size;
 }
 
-export function dayLabel(ms: number): string {
-  return new Date(dayStart(ms)).toISOString().slice(0, 10);
+/** A chunk's name in its cache key: the UTC day (2026-11-23), or day and hour (2026-11-23T14). */
+export function chunkLabel(ms: number, interval: Interval): string {
+  const iso = new Date(chunkStart(ms, interval)).toISOString();
+  return CHUNK_MS[interval] === DAY ? iso.slice(0, 10) : iso.slice(0, 13);
 }
 
-/** The day chunks (their start times, oldest first) covering the last `days` days up to now. */
-export function chunksFor(days: number, now: number): number[] {
-  const today = dayStart(now);
-  return Array.from({ length: days + 1 }, (_, i) => today - (days - i) * DAY);
+/** The chunks (their start times, oldest first) covering the last `days` days up to now. */
+export function chunksFor(interval: Interval, days: number, now: number): number[] {
+  const size = CHUNK_MS[interval];
+  const first = chunkStart(now - days * DAY, interval);
+  const last = chunkStart(now, interval);
+  return Array.from({ length: (last - first) / size + 1 }, (_, i) => first + i * size);
 }
 
 /** One point per interval step: the last price seen in each step (the candle's close). */
@@ -39,12 +63,14 @@ export function resample(points: Point[], interval: Interval): Point[] {
   return [...byStep.values()].sort((a, b) => a[0] - b[0]);
 }
 
-/** Splits points into day chunks keyed by the chunk's start. */
-export function splitByDay(points: Point[]): Map<number, Point[]> {
+/** Splits points into chunks keyed by the chunk's start. */
+export function splitByChunk(points: Point[], interval: Interval): Map<number, Point[]> {
   const out = new Map<number, Point[]>();
   for (const pt of points) {
-    const d = dayStart(pt[0]);
-    out.set(d, [...(out.get(d) ?? []), pt]);
+    const c = chunkStart(pt[0], interval);
+    const chunk = out.get(c);
+    if (chunk) chunk.push(pt);
+    else out.set(c, [pt]);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 /**
  * `GET /api/chart_data` (seed 002's get_chart_data) and `GET /api/analysis`. Series are cached
- * in day chunks: past days for long (closed candles), today briefly (the open candle); a range
+ * in chunks (days; hours for 5-minute points): past ones for long (closed candles), the current
+ * one briefly (the open candle); a range
  * reuses every chunk it has and fetches what is missing in one upstream call. Analysis is
  * computed from the cached series and cached itself with the open candle's freshness.
  */
@@ -10,15 +11,17 @@ import type { CacheEntry } from '../cache/entry.ts';
 import type { Served, TieredCache } from '../cache/tiered.ts';
 import { bollinger, ema, macd, rsi, sma } from '../crypto/analysis.ts';
 import {
+  CHUNK_MS,
+  chunkLabel,
+  chunkStart,
   chunksFor,
-  dayLabel,
-  dayStart,
   INTERVALS,
   type Interval,
   MAX_DAYS,
   type Point,
   resample,
-  splitByDay,
+  splitByChunk,
+  UPSTREAM_WINDOW_MS,
 } from '../crypto/candles.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
 import type { CacheSlot } from '../upstreams/types.ts';
@@ -57,7 +60,9 @@ function parseChart(q: ChartQuery): ChartRequest {
   if (!(days >= 1 && days <= MAX_DAYS[interval])) {
     throw new TiercacheError(
       'BAD_REQUEST',
-      `range must be 1d to ${MAX_DAYS[interval]}d for interval ${interval}`,
+      MAX_DAYS[interval] === 1
+        ? `range must be 1d for interval ${interval} (the upstream keeps that granularity for the last 24 hours only)`
+        : `range must be 1d to ${MAX_DAYS[interval]}d for interval ${interval}`,
     );
   }
   return { symbol: symbol!, vs: parseVs(q.vs_currency), interval, days };
@@ -73,12 +78,15 @@ async function chartSeries(
 ): Promise<{ series: Point[]; source: string }> {
   const ids = await resolveIds(cache, crypto, [r.symbol]);
   const now = Date.now();
-  const today = dayStart(now);
-  const chunks = chunksFor(r.days, now);
+  const open = chunkStart(now, r.interval);
+  const chunks = chunksFor(r.interval, r.days, now);
   const slots: CacheSlot[] = chunks.map((start) => {
-    const cls = start === today ? 'charts-open' : 'charts-closed';
+    const cls = start === open ? 'charts-open' : 'charts-closed';
     return {
-      key: cryptoKey('charts', `${r.symbol}:${r.vs}:${r.interval}:${dayLabel(start)}`),
+      key: cryptoKey(
+        'charts',
+        `${r.symbol}:${r.vs}:${r.interval}:${chunkLabel(start, r.interval)}`,
+      ),
       cls,
       ttl: crypto.ttl(cls),
     };
@@ -88,17 +96,20 @@ async function chartSeries(
   const missing = chunks.filter((_, i) => !served[i]);
   if (missing.length > 0) {
     try {
-      // Only the missing span: from the oldest missing day to the end of the newest (or now).
-      const to = Math.min(Math.max(...missing) + 86_400_000, now);
-      const res = await crypto.marketChartRange(ids.get(r.symbol)!, r.vs, Math.min(...missing), to);
+      // Only the missing span: from the oldest missing chunk (or as far back as the upstream
+      // answers at this granularity) to the end of the newest (or now).
+      const from = Math.max(Math.min(...missing), now - UPSTREAM_WINDOW_MS[r.interval]);
+      const to = Math.min(Math.max(...missing) + CHUNK_MS[r.interval], now);
+      const res = await crypto.marketChartRange(ids.get(r.symbol)!, r.vs, from, to);
       if (res.status !== 200)
         throw new TiercacheError('UPSTREAM_FAILED', `upstream answered ${res.status}`);
-      const byDay = splitByDay(
+      const byChunk = splitByChunk(
         resample(JSON.parse(res.body.toString('utf8')).prices as Point[], r.interval),
+        r.interval,
       );
       for (const [i, start] of chunks.entries()) {
         if (served[i]) continue;
-        const body = Buffer.from(JSON.stringify(byDay.get(start) ?? []));
+        const body = Buffer.from(JSON.stringify(byChunk.get(start) ?? []));
         served[i] = await cache.keep(slots[i]!, {
           status: 200,
           contentType: 'application/json',

@@ -100,9 +100,10 @@ export async function coingeckoRoutes(
       const from = Number(req.query.from) * 1000;
       const to = Number(req.query.to) * 1000;
       if (!(from < to)) return reply.code(400).send({ error: 'from must be before to' });
-      // CoinGecko's granularity by span: 5-minute up to a day, hourly up to 90 days, else daily.
-      const span = to - from;
-      const step = span <= 86_400_000 ? 300_000 : span <= 90 * 86_400_000 ? 3_600_000 : 86_400_000;
+      // CoinGecko's granularity by how far back `from` lies: 5-minute within a day of now,
+      // hourly within 90 days, else daily (a minute of slack for the request's own travel).
+      const back = now() - from - 60_000;
+      const step = back <= 86_400_000 ? 300_000 : back <= 90 * 86_400_000 ? 3_600_000 : 86_400_000;
       const prices: [number, number][] = [];
       for (let t = Math.ceil(from / step) * step; t <= Math.min(to, now()); t += step)
         prices.push([t, demoPrice(req.params.id, t)]);

@@ -1,6 +1,6 @@
 /**
- * Chart data cached in day chunks (closed days long, today briefly, a wider range fetching only
- * the missing span) and technical analysis computed from the cached series.
+ * Chart data cached in chunks (closed days or hours long, the open one briefly, a wider range
+ * fetching only the missing span) and technical analysis computed from the cached series.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sma } from '../../proxy/crypto/analysis.ts';
@@ -76,6 +76,31 @@ describe('GET /api/chart_data', () => {
     expect(lastRange().from).toBe(today);
     const { points } = await json(res);
     expect(points.length).toBeGreaterThanOrEqual(30);
+  });
+
+  it('serves 5-minute points for the last day in hour chunks, refreshing only the open hour', async () => {
+    const p = await proxy({ CRYPTO_OPEN_CANDLE_TTL: '0.05' });
+    const before = Date.now();
+    const first = await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=5m&range=1d`);
+    expect(first.status).toBe(200);
+    const { points } = await json(first);
+    // One upstream call, never reaching back more than a day (older spans answer hourly).
+    expect(upstream.stats.byPath[RANGE]).toBe(1);
+    expect(lastRange().from).toBeGreaterThanOrEqual(before - DAY - 1000);
+    const steps = points.slice(1).map((pt: number[], i: number) => pt[0]! - points[i]![0]!);
+    expect(new Set(steps)).toEqual(new Set([300_000]));
+    expect(points.length).toBeGreaterThanOrEqual(287);
+    expect(points[0][0]).toBeGreaterThanOrEqual(before - DAY);
+
+    await new Promise((r) => setTimeout(r, 100)); // let the 50 ms open-candle TTL pass
+    const again = await json(fetch(`${p.url}/api/chart_data?symbol=BTC&interval=5m&range=1d`));
+    expect(upstream.stats.byPath[RANGE]).toBe(2);
+    const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    expect(lastRange().from).toBe(hour); // only the open hour was fetched again
+    expect(again.points.length).toBeGreaterThanOrEqual(287);
+    expect((await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=5m&range=2d`)).status).toBe(
+      400,
+    );
   });
 
   it('rejects a bad interval, range or symbol list with a 400', async () => {
