@@ -180,6 +180,32 @@ export class RedisTier {
   }
 
   /**
+   * Keys and bytes (MEMORY USAGE) of the entries matching `pattern`, grouped by the first of
+   * `prefixes` each key starts with (display form, e.g. `crypto:prices:`). One SCAN walk.
+   */
+  async usage(
+    pattern: string,
+    prefixes: string[],
+  ): Promise<Record<string, { keys: number; bytes: number }>> {
+    const out = Object.fromEntries(prefixes.map((p) => [p, { keys: 0, bytes: 0 }]));
+    for await (const { target, node, keys } of this.#batches(pattern)) {
+      const sizes = await target.call('memory usage', false, () => {
+        const pipe = node.pipeline();
+        for (const k of keys) pipe.memory('USAGE', k, 'SAMPLES', '0');
+        return pipe.exec();
+      });
+      for (const [i, key] of keys.entries()) {
+        const shown = key.slice(ENTRY_PREFIX.length);
+        const group = prefixes.find((p) => shown.startsWith(p));
+        if (!group) continue;
+        out[group]!.keys += 1;
+        out[group]!.bytes += Number(sizes?.[i]?.[1] ?? 0);
+      }
+    }
+    return out;
+  }
+
+  /**
    * Deletes the cache entries matching `pattern` (all of them by default), master by master,
    * one key per UNLINK — never a cross-slot command. Returns how many went.
    */

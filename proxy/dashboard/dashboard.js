@@ -145,6 +145,7 @@ function renderCategories(categories) {
       cell(c.l1_keys === undefined ? '–' : fmt.format(c.l1_keys), 'l1-keys'),
       cell(c.l1_bytes === undefined ? '–' : bytes(c.l1_bytes)),
       cell(c.l2_keys == null ? '–' : fmt.format(c.l2_keys), 'l2-keys'),
+      cell(c.l2_bytes == null ? '–' : bytes(c.l2_bytes)),
     );
     return tr;
   });

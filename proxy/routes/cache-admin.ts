@@ -20,6 +20,9 @@ export interface CacheAdminOptions {
   stats: StatsReader;
 }
 
+/** How long one walk of L2 for per-category sizes is reused by /api/cache/stats. */
+const L2_USAGE_REUSE_MS = 2000;
+
 interface KeyRow {
   key: string;
   tiers: ('l1' | 'l2')[];
@@ -144,6 +147,22 @@ export async function cacheAdminRoutes(
     },
   );
 
+  /**
+   * L2 keys and bytes per crypto category: one SCAN walk over the crypto entries, reused for
+   * a few seconds so a dashboard polling every two seconds does not walk a large L2 each time.
+   */
+  const cryptoPrefixes = CRYPTO_CATEGORIES.map((c) => displayKey(cryptoKey(c, '')));
+  let l2Usage:
+    | { at: number; value: Promise<Record<string, { keys: number; bytes: number }>> }
+    | undefined;
+  const l2UsageByCategory = () => {
+    if (!cache.l2) return Promise.resolve(undefined);
+    if (!l2Usage || Date.now() - l2Usage.at > L2_USAGE_REUSE_MS) {
+      l2Usage = { at: Date.now(), value: cache.l2.usage('crypto:*', cryptoPrefixes) };
+    }
+    return l2Usage.value.catch(() => null);
+  };
+
   type ClearQuery = {
     type?: 'all' | 'memory' | 'l2';
     category?: CryptoCategory;
@@ -186,6 +205,7 @@ export async function cacheAdminRoutes(
     }
     if (type === 'l2' || type === 'all')
       result.l2_cleared = await clearL2(prefix ? `${globEscape(displayKey(prefix))}*` : undefined);
+    l2Usage = undefined; // after the clear: a walk started earlier may have seen the keys
     return result;
   };
   const clearSchema = {
@@ -220,6 +240,7 @@ export async function cacheAdminRoutes(
       const key = ENTRY_PREFIX + req.query.key;
       cache.l1.delete(key);
       if (cache.l2) await cache.l2.delete(key);
+      l2Usage = undefined;
       const notified = bus ? (await bus.publish({ action: 'delete', keys: [key] })) > 0 : false;
       return { invalidated: req.query.key, replicas_notified: notified };
     },
@@ -231,18 +252,18 @@ export async function cacheAdminRoutes(
    */
   app.get('/api/cache/stats', async () => {
     const lookups = stats.categories();
+    const l2 = await l2UsageByCategory();
     const categories: Record<string, unknown> = {};
-    for (const c of CRYPTO_CATEGORIES) {
-      const prefix = cryptoKey(c, '');
-      const l1 = cache.l1.usage(prefix);
-      const l2Keys = cache.l2
-        ? await cache.l2.count(`${displayKey(prefix)}*`).catch(() => null)
-        : 0;
+    for (const [i, c] of CRYPTO_CATEGORIES.entries()) {
+      const l1 = cache.l1.usage(cryptoKey(c, ''));
+      // 0 without L2, null while L2 cannot be read.
+      const inL2 = l2 === undefined ? { keys: 0, bytes: 0 } : (l2?.[cryptoPrefixes[i]!] ?? null);
       categories[c] = {
         ...(lookups[c] ?? stats.empty()),
         l1_keys: l1.entries,
         l1_bytes: l1.bytes,
-        l2_keys: l2Keys,
+        l2_keys: inL2?.keys ?? null,
+        l2_bytes: inL2?.bytes ?? null,
       };
     }
     for (const [c, counts] of Object.entries(lookups)) categories[c] ??= counts;

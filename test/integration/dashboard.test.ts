@@ -85,7 +85,9 @@ describe('/dashboard', () => {
     const json = page.locator('#categories tr[data-category="json"] .hit-rate');
     expect(await json.innerText()).toBe('80.0 %'); // 4 hits of 5 lookups of /3/movie/550
     await expect
-      .poll(() => page.locator('#categories tr[data-category="prices"] .l2-keys').innerText())
+      .poll(() => page.locator('#categories tr[data-category="prices"] .l2-keys').innerText(), {
+        timeout: 10_000,
+      })
       .toBe('2');
     await expect.poll(() => page.locator('#upstreams tbody tr').count()).toBeGreaterThanOrEqual(2);
     // Keys per node add up to what L2 holds.

@@ -215,6 +215,7 @@ describe('cache categories', () => {
 
     const before = await json(fetch(`${a.url}/api/cache/stats`));
     expect(before.categories.prices).toMatchObject({ l1_keys: 2, l2_keys: 2 });
+    expect(before.categories.prices.l2_bytes).toBeGreaterThan(0);
     expect(before.categories.indicators).toMatchObject({ l1_keys: 1, l2_keys: 1 });
     expect(before.categories.prices.l1_bytes).toBeGreaterThan(0);
 
@@ -240,7 +241,7 @@ describe('cache categories', () => {
       () => b.proxy.cache.l1.usage('tc:crypto:prices:').entries === 0,
     );
     const after = await json(fetch(`${b.url}/api/cache/stats`));
-    expect(after.categories.prices).toMatchObject({ l1_keys: 0, l2_keys: 0 });
+    expect(after.categories.prices).toMatchObject({ l1_keys: 0, l2_keys: 0, l2_bytes: 0 });
     expect(after.categories.indicators.l2_keys).toBe(1);
   });
 });
