@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterDown } from '../../hack/local-cluster/down.ts';
 import { network, ports } from '../../hack/local-cluster/layout.ts';
 import { isAlive } from '../../hack/local-cluster/processes.ts';
+import { clusterUp } from '../../hack/local-cluster/up.ts';
 import { execInPod, kubectl, pods, waitForReadyPods } from '../helpers/kube.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -233,10 +234,13 @@ describe('the local control plane', () => {
     await agent.close();
   });
 
-  it('cluster:down leaves no process behind', async () => {
+  it('cluster:down leaves no process behind, and cluster:up brings it back', async () => {
     const pids = pods(ns, 'app=redis').flatMap((p) => (p.pid ? [p.pid] : []));
     expect(pids.length).toBe(3);
     await clusterDown();
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
+    // The other e2e suites of this run use the same control plane.
+    await clusterUp();
+    expect(kubectl(['get', '--raw', '/readyz'])).toBe('ok');
   });
 });

@@ -13,12 +13,20 @@ export const kubeconfigPath = () =>
 const kubectlBin = () =>
   process.env.E2E_KUBECONFIG ? 'kubectl' : join(REPO, '.local', 'bin', 'kubectl');
 
+/** Runs kubectl; a failure throws an error whose message (and `stderr`) carries kubectl's stderr. */
 export function kubectl(args: string[], input?: string): string {
-  return execFileSync(kubectlBin(), [`--kubeconfig=${kubeconfigPath()}`, ...args], {
-    input,
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  try {
+    return execFileSync(kubectlBin(), [`--kubeconfig=${kubeconfigPath()}`, ...args], {
+      input,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? '');
+    throw Object.assign(new Error(`kubectl ${args.join(' ')} failed: ${stderr.trim()}`), {
+      stderr,
+    });
+  }
 }
 
 export function kubectlJson<T>(args: string[]): T {

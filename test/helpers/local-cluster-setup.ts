@@ -1,5 +1,6 @@
 /**
- * Global setup of the local-cluster suite: the local control plane is started (its binaries
+ * Global setup of the e2e suites: with E2E_KUBECONFIG (kind, hack/kind-e2e.sh) they use that
+ * cluster and nothing is started. Otherwise the local control plane is started (its binaries
  * built first when they are not cached — that first build takes about ten minutes on 2 cores)
  * and stopped again at the end whatever the tests did. State the suite created is removed;
  * a cluster that was already running is reused and its state kept.
@@ -11,7 +12,10 @@ import { ensureDebianPackage } from './global-setup.ts';
 
 let startedHere = false;
 
+const external = () => process.env.E2E_KUBECONFIG !== undefined;
+
 export async function setup(): Promise<void> {
+  if (external()) return;
   ensureDebianPackage('redis-server', 'redis-server');
   ensureDebianPackage('openssl', 'openssl');
   ensureDebianPackage('nsenter', 'util-linux');
@@ -20,5 +24,6 @@ export async function setup(): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
+  if (external()) return;
   await clusterDown(startedHere);
 }
