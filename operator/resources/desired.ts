@@ -1,0 +1,42 @@
+/**
+ * Everything a CacheCluster should own, as plain objects (pure): the reconciler applies them
+ * with server-side apply. Secrets are built from values the reconciler read or generated.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
+import { proxyAdminSecret, proxyDeployment, proxyService } from './proxy.ts';
+import { authSecret, configMap } from './redis-config.ts';
+import {
+  type Placement,
+  redisService,
+  shardDisruptionBudget,
+  shardStatefulSet,
+} from './redis-shard.ts';
+
+export interface DesiredInputs {
+  spec: CacheClusterSpec;
+  /** Shards to keep: the spec's, or more while a scale-in is still draining shards. */
+  shards: number;
+  /** Redis password (when auth is enabled). */
+  password: string | undefined;
+  adminToken: string;
+  placement: Placement;
+  /** Image of the proxies unless a proxy names its own (the operator's image). */
+  proxyImage: string;
+}
+
+export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): KubernetesObject[] {
+  const { redis, proxies } = inputs.spec;
+  const out: KubernetesObject[] = [configMap(cc, redis), redisService(cc)];
+  if (redis.auth.enabled) out.push(authSecret(cc, inputs.password!));
+  for (let shard = 0; shard < inputs.shards; shard++) {
+    out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
+    out.push(shardDisruptionBudget(cc, shard));
+  }
+  out.push(proxyAdminSecret(cc, inputs.adminToken));
+  for (const proxy of proxies) {
+    out.push(proxyDeployment(cc, proxy, redis, inputs.proxyImage));
+    out.push(proxyService(cc, proxy));
+  }
+  return out;
+}

@@ -1,0 +1,54 @@
+/**
+ * Names and labels of everything a CacheCluster owns (pure). Every object carries the
+ * recommended app.kubernetes.io labels plus tiercache.io/cluster, so one selector finds them.
+ */
+import type { CacheCluster } from '../api/types.ts';
+
+export const REDIS_PORT = 6379;
+export const PROXY_PORT = 6635;
+export const FIELD_MANAGER = 'tiercache-operator';
+
+export const LABEL_CLUSTER = 'tiercache.io/cluster';
+export const LABEL_SHARD = 'tiercache.io/shard';
+export const LABEL_PROXY = 'tiercache.io/proxy';
+export const LABEL_COMPONENT = 'app.kubernetes.io/component';
+
+export const names = {
+  /** Headless Service governing every Redis pod: <pod>.<cc>-redis.<ns>.svc */
+  redisService: (cc: string) => `${cc}-redis`,
+  redisConfig: (cc: string) => `${cc}-redis-config`,
+  /** Generated password Secret (keys `password` and `auth.conf`). */
+  authSecret: (cc: string) => `${cc}-redis-auth`,
+  shard: (cc: string, shard: number) => `${cc}-shard-${shard}`,
+  pod: (cc: string, shard: number, ordinal: number) => `${cc}-shard-${shard}-${ordinal}`,
+  proxy: (cc: string, proxy: string) => `${cc}-proxy-${proxy}`,
+};
+
+/** DNS name clients use for one Redis pod. */
+export function podAddress(cc: CacheCluster, shard: number, ordinal: number): string {
+  const { name, namespace } = cc.metadata;
+  return `${names.pod(name, shard, ordinal)}.${names.redisService(name)}.${namespace}.svc:${REDIS_PORT}`;
+}
+
+export function clusterLabels(cc: CacheCluster, component: string): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'tiercache',
+    'app.kubernetes.io/instance': cc.metadata.name,
+    'app.kubernetes.io/managed-by': FIELD_MANAGER,
+    [LABEL_COMPONENT]: component,
+    [LABEL_CLUSTER]: cc.metadata.name,
+  };
+}
+
+/** Labels selecting the Redis pods of one shard (stable: part of the StatefulSet selector). */
+export function shardSelector(cc: CacheCluster, shard: number): Record<string, string> {
+  return {
+    [LABEL_CLUSTER]: cc.metadata.name,
+    [LABEL_COMPONENT]: 'redis',
+    [LABEL_SHARD]: String(shard),
+  };
+}
+
+export function proxySelector(cc: CacheCluster, proxy: string): Record<string, string> {
+  return { [LABEL_CLUSTER]: cc.metadata.name, [LABEL_COMPONENT]: 'proxy', [LABEL_PROXY]: proxy };
+}

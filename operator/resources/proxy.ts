@@ -1,0 +1,134 @@
+/**
+ * A regional proxy of a CacheCluster (pure): a Deployment running `tiercache proxy` and its
+ * Service. The proxies are given the headless Service's name as their one Redis seed: it
+ * resolves to whichever Redis pods exist, and ioredis learns the slot map from them, so a
+ * topology change (failover, new IPs, shards added or removed) never changes the Deployment
+ * and never restarts a proxy.
+ */
+import type { V1Deployment, V1EnvVar, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { CacheCluster, ProxySpec, RedisSpec } from '../api/types.ts';
+import {
+  clusterLabels,
+  LABEL_PROXY,
+  names,
+  PROXY_PORT,
+  proxySelector,
+  REDIS_PORT,
+} from './names.ts';
+import { ownedMeta } from './owner.ts';
+
+export const REGION_LABEL = 'topology.kubernetes.io/region';
+const NONROOT_UID = 65532;
+
+/** The admin token of a CacheCluster's proxies (cache clears, the dashboard's clear buttons). */
+export function proxyAdminSecret(cc: CacheCluster, token: string): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: ownedMeta(cc, `${cc.metadata.name}-proxy-admin`, clusterLabels(cc, 'proxy')),
+    type: 'Opaque',
+    stringData: { token },
+  };
+}
+
+export function redisSeed(cc: CacheCluster): string {
+  return `${names.redisService(cc.metadata.name)}.${cc.metadata.namespace}.svc:${REDIS_PORT}`;
+}
+
+const API_KEY_VARIABLE = { tmdb: 'TMDB_API_KEY', crypto: 'CRYPTO_API_KEY' } as const;
+
+function proxyEnv(cc: CacheCluster, proxy: ProxySpec, redis: RedisSpec): V1EnvVar[] {
+  const env: V1EnvVar[] = [
+    ...Object.entries(proxy.env ?? {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([name, value]) => ({ name, value })),
+    { name: 'PORT', value: String(PROXY_PORT) },
+    { name: 'REGION', value: proxy.region },
+    { name: 'USE_REDIS', value: 'true' },
+    { name: 'REDIS_CLUSTER_NODES', value: redisSeed(cc) },
+    {
+      name: 'ADMIN_TOKEN',
+      valueFrom: { secretKeyRef: { name: `${cc.metadata.name}-proxy-admin`, key: 'token' } },
+    },
+  ];
+  if (redis.auth.enabled) {
+    env.push({
+      name: 'REDIS_PASSWORD',
+      valueFrom: { secretKeyRef: { name: names.authSecret(cc.metadata.name), key: 'password' } },
+    });
+  }
+  if (proxy.apiKeySecretRef) {
+    env.push({
+      name: API_KEY_VARIABLE[proxy.upstream],
+      valueFrom: { secretKeyRef: { ...proxy.apiKeySecretRef } },
+    });
+  }
+  return env;
+}
+
+export function proxyDeployment(
+  cc: CacheCluster,
+  proxy: ProxySpec,
+  redis: RedisSpec,
+  defaultImage: string,
+): V1Deployment {
+  const selector = proxySelector(cc, proxy.name);
+  const labels = { ...clusterLabels(cc, 'proxy'), [LABEL_PROXY]: proxy.name };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: ownedMeta(cc, names.proxy(cc.metadata.name, proxy.name), labels),
+    spec: {
+      replicas: proxy.replicas,
+      selector: { matchLabels: selector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels },
+        spec: {
+          nodeSelector: proxy.nodeSelector ?? { [REGION_LABEL]: proxy.region },
+          enableServiceLinks: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: NONROOT_UID,
+            runAsGroup: NONROOT_UID,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'proxy',
+              image: proxy.image ?? defaultImage,
+              args: ['proxy'],
+              env: proxyEnv(cc, proxy, redis),
+              ports: [{ name: 'http', containerPort: PROXY_PORT }],
+              readinessProbe: { httpGet: { path: '/ready', port: PROXY_PORT }, periodSeconds: 2 },
+              livenessProbe: {
+                httpGet: { path: '/health', port: PROXY_PORT },
+                initialDelaySeconds: 10,
+                periodSeconds: 10,
+              },
+              ...(proxy.resources ? { resources: proxy.resources } : {}),
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export function proxyService(cc: CacheCluster, proxy: ProxySpec): V1Service {
+  const labels = { ...clusterLabels(cc, 'proxy'), [LABEL_PROXY]: proxy.name };
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: ownedMeta(cc, names.proxy(cc.metadata.name, proxy.name), labels),
+    spec: {
+      selector: proxySelector(cc, proxy.name),
+      ports: [{ name: 'http', port: PROXY_PORT, targetPort: PROXY_PORT }],
+    },
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * redis.conf of every node of a CacheCluster, its ConfigMap, and the auth Secret (pure).
+ * The password never appears on a command line or in an environment variable of Redis: it
+ * reaches redis-server through an `include` of a file from the Secret.
+ */
+
+import { createHash } from 'node:crypto';
+import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
+import type { CacheCluster, RedisSpec } from '../api/types.ts';
+import { clusterLabels, names, REDIS_PORT } from './names.ts';
+import { ownedMeta } from './owner.ts';
+
+export const CONFIG_DIR = '/etc/redis';
+export const AUTH_DIR = '/etc/redis-auth';
+export const DATA_DIR = '/data';
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+};
+
+/** Bytes of a Kubernetes quantity such as 256Mi or 1G (the forms the CRD allows). */
+export function quantityBytes(q: string): number {
+  const m = /^(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(q);
+  if (!m) throw new Error(`not a memory quantity: ${q}`);
+  return Number(m[1]) * UNITS[m[2] ?? '']!;
+}
+
+export function redisConf(redis: RedisSpec): string {
+  const p = redis.persistence;
+  const lines = [
+    `port ${REDIS_PORT}`,
+    'bind 0.0.0.0 -::*',
+    'protected-mode no',
+    `dir ${DATA_DIR}`,
+    'cluster-enabled yes',
+    `cluster-config-file ${DATA_DIR}/nodes.conf`,
+    `cluster-node-timeout ${redis.nodeTimeoutMs}`,
+    // A cache keeps serving the shards that are up while one is failing over.
+    'cluster-require-full-coverage no',
+    // Any replica may take over, however long its link was down: availability first.
+    'cluster-replica-validity-factor 0',
+    'cluster-allow-replica-migration yes',
+    `maxmemory ${quantityBytes(redis.maxMemory)}`,
+    `maxmemory-policy ${redis.evictionPolicy}`,
+    // Without a volume, files die with the pod: no snapshots, no AOF.
+    `appendonly ${p.enabled && p.appendOnly ? 'yes' : 'no'}`,
+    p.enabled ? 'save 3600 1 300 100 60 10000' : 'save ""',
+  ];
+  if (redis.auth.enabled) lines.push(`include ${AUTH_DIR}/auth.conf`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function configMap(cc: CacheCluster, redis: RedisSpec): V1ConfigMap {
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: ownedMeta(cc, names.redisConfig(cc.metadata.name), clusterLabels(cc, 'redis')),
+    data: { 'redis.conf': redisConf(redis) },
+  };
+}
+
+/** Short digest of the configuration, put on the pod template so a change is a new revision. */
+export function configHash(redis: RedisSpec): string {
+  return createHash('sha256').update(redisConf(redis)).digest('hex').slice(0, 16);
+}
+
+/** The Secret redis-server includes (`auth.conf`) and clients read (`password`). */
+export function authSecret(cc: CacheCluster, password: string): V1Secret {
+  const quoted = `"${password.replace(/(["\\])/g, '\\$1')}"`;
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: ownedMeta(cc, names.authSecret(cc.metadata.name), clusterLabels(cc, 'redis')),
+    type: 'Opaque',
+    stringData: {
+      password,
+      'auth.conf': `requirepass ${quoted}\nmasterauth ${quoted}\n`,
+    },
+  };
+}

@@ -1,0 +1,224 @@
+/**
+ * One shard of a CacheCluster (pure): a StatefulSet of 1 + replicasPerShard Redis pods and its
+ * PodDisruptionBudget, plus the headless Service all shards share for stable pod DNS names.
+ *
+ * Pods of a shard never share a node, nor a zone when the cluster has a zone for each of them.
+ * Updates are OnDelete: the operator restarts pods itself, replicas first and a master only
+ * after handing its slots to a replica.
+ */
+import type {
+  V1Affinity,
+  V1PodDisruptionBudget,
+  V1PodSpec,
+  V1Service,
+  V1StatefulSet,
+  V1Volume,
+  V1WeightedPodAffinityTerm,
+} from '@kubernetes/client-node';
+import type { CacheCluster, RedisSpec } from '../api/types.ts';
+import {
+  clusterLabels,
+  LABEL_COMPONENT,
+  LABEL_SHARD,
+  names,
+  REDIS_PORT,
+  shardSelector,
+} from './names.ts';
+import { ownedMeta } from './owner.ts';
+import { AUTH_DIR, CONFIG_DIR, configHash, DATA_DIR } from './redis-config.ts';
+
+export const BUS_PORT = REDIS_PORT + 10000;
+export const CONFIG_HASH_ANNOTATION = 'tiercache.io/config-hash';
+const ZONE = 'topology.kubernetes.io/zone';
+const HOSTNAME = 'kubernetes.io/hostname';
+const REDIS_UID = 999; // the redis user of the official images
+
+/** What the operator knows of the nodes when it builds a shard. */
+export interface Placement {
+  /** Distinct zones among schedulable nodes (0 when nodes carry no zone label). */
+  zones: number;
+}
+
+export function redisService(cc: CacheCluster): V1Service {
+  const labels = clusterLabels(cc, 'redis');
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: ownedMeta(cc, names.redisService(cc.metadata.name), labels),
+    spec: {
+      clusterIP: 'None',
+      // Nodes find each other by name before they are ready (bootstrap, heal).
+      publishNotReadyAddresses: true,
+      selector: { 'tiercache.io/cluster': cc.metadata.name, [LABEL_COMPONENT]: 'redis' },
+      ports: [
+        { name: 'redis', port: REDIS_PORT, targetPort: REDIS_PORT },
+        { name: 'bus', port: BUS_PORT, targetPort: BUS_PORT },
+      ],
+    },
+  };
+}
+
+/** Keeps the pods of one shard apart: never on one node; never in one zone when zones allow. */
+export function shardAffinity(
+  cc: CacheCluster,
+  shard: number,
+  redis: RedisSpec,
+  placement: Placement,
+): V1Affinity {
+  const selector = { matchLabels: shardSelector(cc, shard) };
+  const podsPerShard = 1 + redis.replicasPerShard;
+  const zoneTerm = { labelSelector: selector, topologyKey: ZONE };
+  const required = [{ labelSelector: selector, topologyKey: HOSTNAME }];
+  const preferred: V1WeightedPodAffinityTerm[] = [];
+  if (placement.zones >= podsPerShard) required.push(zoneTerm);
+  else if (placement.zones > 1) preferred.push({ weight: 100, podAffinityTerm: zoneTerm });
+  const user = redis.affinity ?? {};
+  return {
+    ...user,
+    podAntiAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: [
+        ...required,
+        ...(user.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []),
+      ],
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        ...preferred,
+        ...(user.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []),
+      ],
+    },
+  };
+}
+
+function podSpec(
+  cc: CacheCluster,
+  shard: number,
+  redis: RedisSpec,
+  placement: Placement,
+): V1PodSpec {
+  const svc = `${names.redisService(cc.metadata.name)}.${cc.metadata.namespace}.svc`;
+  const volumes: V1Volume[] = [
+    { name: 'config', configMap: { name: names.redisConfig(cc.metadata.name) } },
+  ];
+  const mounts = [
+    { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+    { name: 'data', mountPath: DATA_DIR },
+  ];
+  if (redis.auth.enabled) {
+    volumes.push({
+      name: 'auth',
+      secret: {
+        secretName: names.authSecret(cc.metadata.name),
+        items: [{ key: 'auth.conf', path: 'auth.conf' }],
+        defaultMode: 0o400,
+      },
+    });
+    mounts.push({ name: 'auth', mountPath: AUTH_DIR, readOnly: true });
+  }
+  if (!redis.persistence.enabled) volumes.push({ name: 'data', emptyDir: {} });
+  return {
+    affinity: shardAffinity(cc, shard, redis, placement),
+    ...(redis.tolerations ? { tolerations: redis.tolerations } : {}),
+    ...(redis.nodeSelector ? { nodeSelector: redis.nodeSelector } : {}),
+    terminationGracePeriodSeconds: 30,
+    enableServiceLinks: false,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: REDIS_UID,
+      runAsGroup: REDIS_UID,
+      fsGroup: REDIS_UID,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    containers: [
+      {
+        name: 'redis',
+        image: redis.image,
+        command: ['redis-server'],
+        args: [
+          `${CONFIG_DIR}/redis.conf`,
+          // Nodes gossip the address they are reached at: the pod's IP, and its DNS name.
+          '--cluster-announce-ip',
+          '$(POD_IP)',
+          '--cluster-announce-hostname',
+          `$(POD_NAME).${svc}`,
+        ],
+        env: [
+          { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+          { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+        ],
+        ports: [
+          { name: 'redis', containerPort: REDIS_PORT },
+          { name: 'bus', containerPort: BUS_PORT },
+        ],
+        readinessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 2, failureThreshold: 2 },
+        livenessProbe: {
+          tcpSocket: { port: REDIS_PORT },
+          initialDelaySeconds: 15,
+          periodSeconds: 10,
+          failureThreshold: 6,
+        },
+        ...(redis.resources ? { resources: redis.resources } : {}),
+        volumeMounts: mounts,
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        },
+      },
+    ],
+    volumes,
+  };
+}
+
+export function shardStatefulSet(
+  cc: CacheCluster,
+  shard: number,
+  redis: RedisSpec,
+  placement: Placement,
+): V1StatefulSet {
+  const selector = shardSelector(cc, shard);
+  const labels = { ...clusterLabels(cc, 'redis'), [LABEL_SHARD]: String(shard) };
+  const p = redis.persistence;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: ownedMeta(cc, names.shard(cc.metadata.name, shard), labels),
+    spec: {
+      serviceName: names.redisService(cc.metadata.name),
+      replicas: 1 + redis.replicasPerShard,
+      podManagementPolicy: 'Parallel',
+      updateStrategy: { type: 'OnDelete' },
+      selector: { matchLabels: selector },
+      template: {
+        metadata: { labels, annotations: { [CONFIG_HASH_ANNOTATION]: configHash(redis) } },
+        spec: podSpec(cc, shard, redis, placement),
+      },
+      ...(p.enabled
+        ? {
+            volumeClaimTemplates: [
+              {
+                metadata: { name: 'data', labels },
+                spec: {
+                  accessModes: ['ReadWriteOnce'],
+                  ...(p.storageClassName ? { storageClassName: p.storageClassName } : {}),
+                  resources: { requests: { storage: p.size } },
+                },
+              },
+            ],
+            // A removed shard was drained first, and a deleted CacheCluster takes its data along.
+            persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Delete', whenScaled: 'Delete' },
+          }
+        : {}),
+    },
+  };
+}
+
+export function shardDisruptionBudget(cc: CacheCluster, shard: number): V1PodDisruptionBudget {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: ownedMeta(cc, names.shard(cc.metadata.name, shard), {
+      ...clusterLabels(cc, 'redis'),
+      [LABEL_SHARD]: String(shard),
+    }),
+    spec: { maxUnavailable: 1, selector: { matchLabels: shardSelector(cc, shard) } },
+  };
+}

@@ -1,0 +1,185 @@
+import type { V1Deployment, V1StatefulSet } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { type CacheCluster, withDefaults } from '../../operator/api/types.ts';
+import { desiredObjects } from '../../operator/resources/desired.ts';
+import { proxyDeployment } from '../../operator/resources/proxy.ts';
+import { quantityBytes, redisConf } from '../../operator/resources/redis-config.ts';
+import { shardAffinity, shardStatefulSet } from '../../operator/resources/redis-shard.ts';
+
+const cc = (spec: Parameters<typeof withDefaults>[0] = {}): CacheCluster => ({
+  apiVersion: 'tiercache.io/v1alpha1',
+  kind: 'CacheCluster',
+  metadata: { name: 'cache', namespace: 'apps', uid: 'uid-1', generation: 1 },
+  spec: withDefaults(spec),
+});
+const PASSWORD = 's3cr3t-p4ss';
+
+describe('CacheCluster defaults', () => {
+  it('match the CRD schema', () => {
+    const spec = withDefaults({ proxies: [{ name: 'a', upstream: 'tmdb', region: 'r' }] });
+    expect(spec.redis).toMatchObject({
+      image: 'redis:7.2',
+      shards: 3,
+      replicasPerShard: 1,
+      maxMemory: '256Mi',
+      evictionPolicy: 'allkeys-lru',
+      nodeTimeoutMs: 5000,
+      persistence: { enabled: false, size: '1Gi', storageClassName: '', appendOnly: true },
+      auth: { enabled: true },
+    });
+    expect(spec.proxies[0]!.replicas).toBe(2);
+  });
+});
+
+describe('redis.conf', () => {
+  it('turns the spec into cluster, memory and persistence settings', () => {
+    const { redis } = withDefaults({ redis: { maxMemory: '1Gi', nodeTimeoutMs: 3000 } });
+    const conf = redisConf(redis);
+    expect(conf).toContain('cluster-enabled yes\n');
+    expect(conf).toContain('cluster-node-timeout 3000\n');
+    expect(conf).toContain(`maxmemory ${2 ** 30}\n`);
+    expect(conf).toContain('maxmemory-policy allkeys-lru\n');
+    expect(conf).toContain('appendonly no\nsave ""\n');
+    expect(conf).toContain('include /etc/redis-auth/auth.conf\n');
+    const durable = redisConf(
+      withDefaults({ redis: { persistence: { enabled: true }, auth: { enabled: false } } }).redis,
+    );
+    expect(durable).toContain('appendonly yes\n');
+    expect(durable).not.toContain('include');
+  });
+
+  it('reads Kubernetes quantities', () => {
+    expect(quantityBytes('256Mi')).toBe(256 * 2 ** 20);
+    expect(quantityBytes('2G')).toBe(2e9);
+    expect(quantityBytes('1000')).toBe(1000);
+    expect(() => quantityBytes('1 GB')).toThrow(/not a memory quantity/);
+  });
+});
+
+describe('shard StatefulSet', () => {
+  it('runs 1 + replicasPerShard pods, updated by the operator, owned by the CacheCluster', () => {
+    const c = cc({ redis: { replicasPerShard: 2 } });
+    const sts = shardStatefulSet(c, 1, c.spec.redis, { zones: 0 });
+    expect(sts.metadata!.name).toBe('cache-shard-1');
+    expect(sts.spec!.replicas).toBe(3);
+    expect(sts.spec!.serviceName).toBe('cache-redis');
+    expect(sts.spec!.updateStrategy!.type).toBe('OnDelete');
+    expect(sts.metadata!.ownerReferences![0]).toMatchObject({
+      kind: 'CacheCluster',
+      uid: 'uid-1',
+      controller: true,
+    });
+    expect(sts.spec!.volumeClaimTemplates).toBeUndefined();
+    const args = sts.spec!.template.spec!.containers[0]!.args!;
+    expect(args).toEqual(expect.arrayContaining(['--cluster-announce-ip', '$(POD_IP)']));
+  });
+
+  it('keeps a shard’s pods on different nodes, and zones when there are enough', () => {
+    const c = cc();
+    const hostnameOnly = shardAffinity(c, 0, c.spec.redis, { zones: 1 }).podAntiAffinity!;
+    expect(
+      hostnameOnly.requiredDuringSchedulingIgnoredDuringExecution!.map((t) => t.topologyKey),
+    ).toEqual(['kubernetes.io/hostname']);
+    expect(hostnameOnly.preferredDuringSchedulingIgnoredDuringExecution).toEqual([]);
+    const zones = shardAffinity(c, 0, c.spec.redis, { zones: 3 }).podAntiAffinity!;
+    expect(zones.requiredDuringSchedulingIgnoredDuringExecution!.map((t) => t.topologyKey)).toEqual(
+      ['kubernetes.io/hostname', 'topology.kubernetes.io/zone'],
+    );
+    const three = cc({ redis: { replicasPerShard: 2 } });
+    const few = shardAffinity(three, 0, three.spec.redis, { zones: 2 }).podAntiAffinity!;
+    expect(
+      few.preferredDuringSchedulingIgnoredDuringExecution![0]!.podAffinityTerm.topologyKey,
+    ).toBe('topology.kubernetes.io/zone');
+    const term = zones.requiredDuringSchedulingIgnoredDuringExecution![0]!;
+    expect(term.labelSelector!.matchLabels).toMatchObject({
+      'tiercache.io/cluster': 'cache',
+      'tiercache.io/shard': '0',
+    });
+  });
+
+  it('claims a volume per pod with persistence, and deletes it with the shard', () => {
+    const c = cc({
+      redis: { persistence: { enabled: true, size: '5Gi', storageClassName: 'fast' } },
+    });
+    const sts = shardStatefulSet(c, 0, c.spec.redis, { zones: 0 });
+    expect(sts.spec!.volumeClaimTemplates![0]!.spec).toMatchObject({
+      storageClassName: 'fast',
+      resources: { requests: { storage: '5Gi' } },
+    });
+    expect(sts.spec!.persistentVolumeClaimRetentionPolicy).toEqual({
+      whenDeleted: 'Delete',
+      whenScaled: 'Delete',
+    });
+  });
+});
+
+describe('regional proxy', () => {
+  it('runs tiercache proxy in its region with the API key from its Secret', () => {
+    const c = cc({
+      proxies: [
+        {
+          name: 'tmdb-apac',
+          upstream: 'tmdb',
+          region: 'ap-southeast-1',
+          apiKeySecretRef: { name: 'tmdb', key: 'apiKey' },
+          env: { JSON_MEMORY_TTL: '5' },
+        },
+      ],
+    });
+    const d: V1Deployment = proxyDeployment(c, c.spec.proxies[0]!, c.spec.redis, 'tiercache:0.1.0');
+    const pod = d.spec!.template.spec!;
+    expect(d.metadata!.name).toBe('cache-proxy-tmdb-apac');
+    expect(pod.nodeSelector).toEqual({ 'topology.kubernetes.io/region': 'ap-southeast-1' });
+    const env = Object.fromEntries(
+      pod.containers[0]!.env!.map((e) => [e.name, e.value ?? e.valueFrom]),
+    );
+    expect(env).toMatchObject({
+      REGION: 'ap-southeast-1',
+      REDIS_CLUSTER_NODES: 'cache-redis.apps.svc:6379',
+      JSON_MEMORY_TTL: '5',
+      TMDB_API_KEY: { secretKeyRef: { name: 'tmdb', key: 'apiKey' } },
+      REDIS_PASSWORD: { secretKeyRef: { name: 'cache-redis-auth', key: 'password' } },
+    });
+    expect(pod.containers[0]!.args).toEqual(['proxy']);
+    expect(pod.containers[0]!.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    });
+  });
+});
+
+describe('desired objects', () => {
+  it('own everything, and hold the password only in the auth Secret', () => {
+    const c = cc({ proxies: [{ name: 'p', upstream: 'crypto', region: 'eu-west-1' }] });
+    const objects = desiredObjects(c, {
+      spec: c.spec,
+      shards: 3,
+      password: PASSWORD,
+      adminToken: 'admin-token-1',
+      placement: { zones: 3 },
+      proxyImage: 'tiercache:0.1.0',
+    });
+    expect(objects.map((o) => `${o.kind}/${o.metadata!.name}`)).toEqual([
+      'ConfigMap/cache-redis-config',
+      'Service/cache-redis',
+      'Secret/cache-redis-auth',
+      'StatefulSet/cache-shard-0',
+      'PodDisruptionBudget/cache-shard-0',
+      'StatefulSet/cache-shard-1',
+      'PodDisruptionBudget/cache-shard-1',
+      'StatefulSet/cache-shard-2',
+      'PodDisruptionBudget/cache-shard-2',
+      'Secret/cache-proxy-admin',
+      'Deployment/cache-proxy-p',
+      'Service/cache-proxy-p',
+    ]);
+    for (const o of objects) {
+      expect(o.metadata!.ownerReferences![0]!.uid).toBe('uid-1');
+      if (o.kind !== 'Secret') expect(JSON.stringify(o)).not.toContain(PASSWORD);
+    }
+    const sts = objects[3] as V1StatefulSet;
+    expect(sts.spec!.template.metadata!.annotations!['tiercache.io/config-hash']).toMatch(
+      /^[0-9a-f]{16}$/,
+    );
+  });
+});
