@@ -43,3 +43,13 @@ export function launchFor(container: V1Container, podIp: string): Launch {
     `image ${image} is not runnable here (only redis/valkey and tiercache images are)`,
   );
 }
+
+/**
+ * Kubelet's `$(VAR)` references in command and args: replaced by the container's variable
+ * when it is defined, left as written when not; `$$` escapes a `$`.
+ */
+export function expandReferences(arg: string, env: Record<string, string>): string {
+  return arg.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (whole, name: string | undefined) =>
+    name === undefined ? '$' : (env[name] ?? whole),
+  );
+}

@@ -15,7 +15,7 @@ import type {
   V1PodStatus,
 } from '@kubernetes/client-node';
 import { network, paths } from '../layout.ts';
-import { launchFor } from './images.ts';
+import { expandReferences, launchFor } from './images.ts';
 import { type ClusterReader, containerEnv, containerMounts, renderVolumes } from './materialise.ts';
 import { probe } from './probes.ts';
 import { startSandboxed } from './sandbox.ts';
@@ -155,7 +155,7 @@ export class PodWorker {
         '/etc/hostname': `${hostname}\n`,
       },
       workingDir: spec.workingDir ?? '/',
-      argv: launch.argv,
+      argv: launch.argv.map((a) => expandReferences(a, env)),
       env,
       logFile: join(paths.logs, `pod-${ns}-${this.pod.metadata!.name}-${spec.name}.log`),
     });

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { expandReferences, launchFor } from '../../hack/local-cluster/pod-runner/images.ts';
+
+describe('pod runner: what runs for a container', () => {
+  it('expands $(VAR) references as kubelet does', () => {
+    const env = { POD_IP: '127.10.1.5', POD_NAME: 'cache-shard-0-1' };
+    expect(expandReferences('$(POD_IP)', env)).toBe('127.10.1.5');
+    expect(expandReferences('$(POD_NAME).cache-redis.ns.svc', env)).toBe(
+      'cache-shard-0-1.cache-redis.ns.svc',
+    );
+    expect(expandReferences('$(MISSING)', env)).toBe('$(MISSING)');
+    expect(expandReferences('$$(POD_IP) costs $$5', env)).toBe('$(POD_IP) costs $5');
+  });
+
+  it('runs a redis image as redis-server bound to the pod IP, keeping its arguments', () => {
+    const launch = launchFor(
+      {
+        name: 'redis',
+        image: 'redis:7.2',
+        command: ['redis-server'],
+        args: ['/etc/redis/redis.conf'],
+      },
+      '127.10.1.5',
+    );
+    expect(launch.argv).toEqual([
+      'redis-server',
+      '/etc/redis/redis.conf',
+      '--bind',
+      '127.10.1.5',
+      '--protected-mode',
+      'no',
+    ]);
+  });
+
+  it('refuses images it cannot run, naming them', () => {
+    expect(() => launchFor({ name: 'x', image: 'nginx:1.27' }, '127.10.1.5')).toThrow(/nginx:1.27/);
+  });
+});
