@@ -38,9 +38,18 @@ export async function createCluster(
   addrs: string[],
   opts: CreateOptions,
 ): Promise<CreatePlan> {
+  return formCluster(conns, planCreate(addrs, opts.replicas), opts);
+}
+
+/** Forms a cluster from empty nodes as `plan` says: slots, epochs, MEET, replicas, all in sync. */
+export async function formCluster(
+  conns: Connections,
+  plan: CreatePlan,
+  opts: Omit<CreateOptions, 'replicas'>,
+): Promise<CreatePlan> {
   const log = opts.log ?? (() => {});
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const plan = planCreate(addrs, opts.replicas);
+  const addrs = [...plan.masters.map((m) => m.addr), ...plan.replicas.map((r) => r.addr)];
   await Promise.all(addrs.map((a) => assertEmpty(conns, a)));
 
   const ids = new Map<string, string>();

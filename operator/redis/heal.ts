@@ -14,6 +14,8 @@ import { until } from './wait.ts';
 
 export interface HealOptions {
   spares?: string[];
+  /** Forget failed nodes (default true); off while a node's owner may still come back. */
+  forget?: boolean;
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -68,9 +70,12 @@ export async function healCluster(
 
   // 2. Forget the dead: failed, holding no slots, and not one of the nodes that answered.
   const liveIds = new Set(live().map((r) => r.id));
-  const dead = [...view.known.values()].filter(
-    (n) => !liveIds.has(n.id) && isFailed(n) && n.slots.length === 0,
-  );
+  const dead =
+    opts.forget === false
+      ? []
+      : [...view.known.values()].filter(
+          (n) => !liveIds.has(n.id) && isFailed(n) && n.slots.length === 0,
+        );
   for (const d of dead) {
     await Promise.all(
       live().map((r) => conns.call(r.addr, 'CLUSTER', 'FORGET', d.id).catch(() => undefined)),

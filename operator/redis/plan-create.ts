@@ -57,3 +57,16 @@ export function planCreate(addrs: string[], replicasPerMaster: number): CreatePl
   }
   return { masters, replicas };
 }
+
+/**
+ * The plan when membership is already decided (the operator: each shard is a StatefulSet whose
+ * pods the scheduler keeps apart): slots split evenly over the shards' masters, in order.
+ */
+export function planShards(shards: { master: string; replicas: string[] }[]): CreatePlan {
+  if (shards.length === 0) throw new TiercacheError('BAD_REQUEST', 'a cluster needs a master');
+  const ranges = splitSlots(shards.length);
+  return {
+    masters: shards.map((s, i) => ({ addr: s.master, slots: ranges[i]! })),
+    replicas: shards.flatMap((s) => s.replicas.map((addr) => ({ addr, master: s.master }))),
+  };
+}

@@ -24,6 +24,8 @@ export interface ReshardOptions {
   concurrency?: number;
   batch?: number;
   log?: (line: string) => void;
+  /** Called after each slot moved (the operator keeps it in status.migration). */
+  onProgress?: (p: { slotsDone: number; slotsTotal: number; keysMoved: number }) => void;
   timeoutMs?: number;
 }
 
@@ -86,6 +88,7 @@ async function runMoves(
         },
       });
       slots += 1;
+      opts.onProgress?.({ slotsDone: slots, slotsTotal: moves.length, keysMoved: keys });
     }
   };
   try {
@@ -296,11 +299,8 @@ export async function removeShard(
   const leaving = masters(view).find((m) => m.addr === masterAddr);
   if (!leaving)
     throw new TiercacheError('BAD_REQUEST', `${masterAddr} is not a master of this cluster`);
-  if (masters(view).length <= 3)
-    throw new TiercacheError(
-      'BAD_REQUEST',
-      'a cluster keeps at least 3 masters; add a shard before removing this one',
-    );
+  if (masters(view).length <= 1)
+    throw new TiercacheError('BAD_REQUEST', 'the last master of a cluster cannot be removed');
   // A master that loses its last slot would otherwise turn into a replica of the node that
   // took it (cluster-allow-replica-migration) and sync that node's data: it must stay empty.
   await conns.call(masterAddr, 'CONFIG', 'SET', 'cluster-allow-replica-migration', 'no');

@@ -1,0 +1,186 @@
+/**
+ * What the Redis Cluster of a CacheCluster needs next (pure), from its pods and what the
+ * nodes report. One step per reconcile, level-triggered: the next reconcile sees the result
+ * and picks the following step, so an operator restart anywhere just resumes.
+ */
+import type { ClusterView, NodeReport } from '../redis/observe.ts';
+import { planRebalance } from '../redis/plan-rebalance.ts';
+import { isMaster, type NodeInfo, slotCount, slotsOf } from '../redis/topology.ts';
+
+export interface PodRef {
+  name: string;
+  shard: number;
+  ordinal: number;
+  /** ip:port, once the pod has an IP. */
+  addr: string | undefined;
+  ready: boolean;
+}
+
+export type RedisStep =
+  | { kind: 'wait'; reason: string; message: string }
+  | { kind: 'bootstrap'; shards: { master: string; replicas: string[] }[] }
+  /** MEET nodes at their current addresses and, when `forget`, forget dead ones (`healCluster`). */
+  | { kind: 'heal'; forget: boolean }
+  /** New shards: each empty master joins with its replicas, then one rebalance gives them slots. */
+  | { kind: 'add-shards'; shards: { shard: number; master: string; replicas: string[] }[] }
+  | { kind: 'attach'; replicas: { addr: string; masterId: string; pod: string }[] }
+  | { kind: 'rebalance' }
+  | { kind: 'drain'; shard: number; master: string }
+  /** Nodes holding no slots that no kept pod answers for (a drained shard, a half-done removal). */
+  | { kind: 'forget'; nodes: { id: string; addr: string }[] }
+  | { kind: 'settled' };
+
+export const self = (r: NodeReport): NodeInfo => r.nodes.find((n) => n.flags.has('myself'))!;
+
+/** The node of each pod that answered, by pod name. */
+export function nodesByPod(pods: PodRef[], view: ClusterView): Map<string, NodeReport> {
+  const byAddr = new Map(view.reports.map((r) => [r.addr, r]));
+  const out = new Map<string, NodeReport>();
+  for (const p of pods) {
+    const r = p.addr ? byAddr.get(p.addr) : undefined;
+    if (r) out.set(p.name, r);
+  }
+  return out;
+}
+
+/** The pod of a shard whose node is a master holding slots (its shard's current master). */
+export function shardMaster(
+  pods: PodRef[],
+  nodes: Map<string, NodeReport>,
+  shard: number,
+): { pod: PodRef; node: NodeInfo } | undefined {
+  for (const pod of pods.filter((p) => p.shard === shard)) {
+    const r = nodes.get(pod.name);
+    const n = r && self(r);
+    if (n && isMaster(n) && n.slots.length > 0) return { pod, node: n };
+  }
+  return undefined;
+}
+
+/** True when every node sees every other at its current address (otherwise heal MEETs them). */
+function everyoneMet(reports: NodeReport[]): boolean {
+  return reports.every((a) =>
+    reports.every((b) => {
+      if (a.id === b.id) return true;
+      const n = a.nodes.find((x) => x.id === b.id);
+      return (
+        n !== undefined && n.addr === b.addr && !n.flags.has('fail') && !n.flags.has('handshake')
+      );
+    }),
+  );
+}
+
+/** Failed nodes without slots that no pod answers for: heal forgets them. */
+function deadNodes(view: ClusterView): NodeInfo[] {
+  const live = new Set(view.reports.map((r) => r.id));
+  return [...view.known.values()].filter(
+    (n) =>
+      !live.has(n.id) && (n.flags.has('fail') || n.flags.has('noaddr')) && n.slots.length === 0,
+  );
+}
+
+export function nextRedisStep(pods: PodRef[], view: ClusterView, shards: number): RedisStep {
+  const missing = pods.filter((p) => !p.addr || !p.ready);
+  if (missing.length > 0 && view.reports.every((r) => slotCount(self(r).slots) === 0)) {
+    return {
+      kind: 'wait',
+      reason: 'WaitingForPods',
+      message: `waiting for ${missing.map((p) => p.name).join(', ')} to run`,
+    };
+  }
+  const nodes = nodesByPod(pods, view);
+  const formed = view.reports.some((r) => self(r).slots.length > 0);
+
+  if (!formed) {
+    const fresh = view.reports.every(
+      (r) => r.keys === 0 && Number(r.info.cluster_known_nodes) <= 1,
+    );
+    const answered = pods.filter((p) => p.shard < shards).every((p) => nodes.has(p.name));
+    if (!answered)
+      return {
+        kind: 'wait',
+        reason: 'WaitingForRedis',
+        message: 'waiting for every Redis node to answer',
+      };
+    if (!fresh) return { kind: 'heal', forget: false };
+    return {
+      kind: 'bootstrap',
+      shards: Array.from({ length: shards }, (_, i) => {
+        const members = pods.filter((p) => p.shard === i).sort((a, b) => a.ordinal - b.ordinal);
+        return { master: members[0]!.addr!, replicas: members.slice(1).map((p) => p.addr!) };
+      }),
+    };
+  }
+
+  // Nodes are forgotten only while every pod answers: a pod that is restarting still owns its
+  // node, which comes back (with its id, from its volume) at the pod's new address.
+  const allAnswered = pods.every((p) => nodes.has(p.name));
+  if (!everyoneMet(view.reports)) return { kind: 'heal', forget: allAnswered };
+  if (allAnswered && deadNodes(view).length > 0) return { kind: 'heal', forget: true };
+
+  const podAddrs = new Set(pods.map((p) => p.addr));
+  const strays = [...view.known.values()].filter(
+    (n) => !podAddrs.has(n.addr) && n.slots.length === 0 && !n.flags.has('handshake'),
+  );
+  if (allAnswered && strays.length > 0)
+    return { kind: 'forget', nodes: strays.map((n) => ({ id: n.id, addr: n.addr })) };
+
+  const shardCount = Math.max(shards, ...pods.map((p) => p.shard + 1));
+  // Replicas first: every pod of a shard replicates that shard's master.
+  const attach: { addr: string; masterId: string; pod: string }[] = [];
+  for (let i = 0; i < shardCount; i++) {
+    const master = shardMaster(pods, nodes, i);
+    if (!master) continue;
+    for (const pod of pods.filter((p) => p.shard === i && p !== master.pod)) {
+      const r = nodes.get(pod.name);
+      if (!r) continue;
+      const n = self(r);
+      const wrong = isMaster(n) ? n.slots.length === 0 : n.masterId !== master.node.id;
+      if (wrong) attach.push({ addr: pod.addr!, masterId: master.node.id, pod: pod.name });
+    }
+  }
+  if (attach.length > 0) return { kind: 'attach', replicas: attach };
+
+  // Scale-out: wanted shards without a master holding slots get one, with replicas.
+  const added: { shard: number; master: string; replicas: string[] }[] = [];
+  for (let i = 0; i < shards; i++) {
+    if (shardMaster(pods, nodes, i)) continue;
+    const members = pods.filter((p) => p.shard === i).sort((a, b) => a.ordinal - b.ordinal);
+    if (members.length === 0 || members.some((p) => !nodes.has(p.name)))
+      return { kind: 'wait', reason: 'WaitingForPods', message: `waiting for shard ${i}'s pods` };
+    const emptyMaster = members.find((p) => {
+      const n = self(nodes.get(p.name)!);
+      return isMaster(n) && n.slots.length === 0;
+    });
+    if (!emptyMaster) {
+      return {
+        kind: 'wait',
+        reason: 'ShardWithoutMaster',
+        message: `shard ${i} has no master; waiting for Redis to fail over`,
+      };
+    }
+    added.push({
+      shard: i,
+      master: emptyMaster.addr!,
+      replicas: members.filter((p) => p !== emptyMaster).map((p) => p.addr!),
+    });
+  }
+  if (added.length > 0) return { kind: 'add-shards', shards: added };
+
+  // Scale-in: shards beyond the wanted count are drained, the highest first.
+  for (let i = shardCount - 1; i >= shards; i--) {
+    const master = shardMaster(pods, nodes, i);
+    if (master) return { kind: 'drain', shard: i, master: master.pod.addr! };
+  }
+
+  // Balanced? Every master its share within 2 % (the same plan `rebalance` carries out).
+  const masters = [...view.known.values()].filter(
+    (n) => isMaster(n) && !n.flags.has('fail') && !n.flags.has('handshake'),
+  );
+  const moves = planRebalance(
+    masters.map((m) => ({ id: m.id, addr: m.addr, slots: [...slotsOf(m.slots)], weight: 1 })),
+    2,
+  );
+  if (moves.length > 0) return { kind: 'rebalance' };
+  return { kind: 'settled' };
+}

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { nextRedisStep, type PodRef } from '../../operator/controller/redis-plan.ts';
+import type { ClusterView, NodeReport } from '../../operator/redis/observe.ts';
+import type { NodeInfo, SlotRange } from '../../operator/redis/topology.ts';
+
+/** A node as the cluster describes it: id `n<shard><ordinal>` at 10.0.<shard>.<ordinal>. */
+interface Node {
+  id: string;
+  addr: string;
+  master?: string;
+  slots?: SlotRange[];
+  keys?: number;
+  flags?: string[];
+}
+
+function view(nodes: Node[], opts: { alone?: boolean } = {}): ClusterView {
+  const info = (n: Node): NodeInfo => ({
+    id: n.id,
+    addr: n.addr,
+    busPort: 16379,
+    hostname: undefined,
+    flags: new Set([n.master ? 'slave' : 'master', ...(n.flags ?? [])]),
+    masterId: n.master,
+    configEpoch: 1,
+    connected: true,
+    slots: n.slots ?? [],
+    migrating: new Map(),
+    importing: new Map(),
+  });
+  const reports: NodeReport[] = nodes
+    .filter((n) => !n.flags?.includes('fail'))
+    .map((me) => {
+      const seen = opts.alone ? [me] : nodes;
+      const lines = seen.map((n) => {
+        const i = info(n);
+        if (n.id === me.id) i.flags.add('myself');
+        return i;
+      });
+      return {
+        addr: me.addr,
+        id: me.id,
+        nodes: lines,
+        info: { cluster_known_nodes: String(seen.length) },
+        keys: me.keys ?? 0,
+      };
+    });
+  const known = new Map<string, NodeInfo>();
+  for (const r of reports)
+    for (const n of r.nodes) if (!known.has(n.id) || n.flags.has('myself')) known.set(n.id, n);
+  return { reports, unreachable: [], known };
+}
+
+const addr = (shard: number, ordinal: number) => `10.0.${shard}.${ordinal}:6379`;
+const pod = (shard: number, ordinal: number, ready = true): PodRef => ({
+  name: `cache-shard-${shard}-${ordinal}`,
+  shard,
+  ordinal,
+  addr: addr(shard, ordinal),
+  ready,
+});
+const pods = (shards: number, replicas = 1) =>
+  Array.from({ length: shards }, (_, s) =>
+    Array.from({ length: 1 + replicas }, (_, o) => pod(s, o)),
+  ).flat();
+
+/** A formed cluster of `shards` masters (ordinal 0) with their replicas, slots split evenly. */
+function formed(shards: number, replicas = 1, total = shards): Node[] {
+  const per = Math.floor(16384 / total);
+  return Array.from({ length: shards }, (_, s) => [
+    {
+      id: `n${s}0`,
+      addr: addr(s, 0),
+      slots: [{ start: s * per, end: s === total - 1 ? 16383 : (s + 1) * per - 1 }],
+    },
+    ...Array.from({ length: replicas }, (_, r) => ({
+      id: `n${s}${r + 1}`,
+      addr: addr(s, r + 1),
+      master: `n${s}0`,
+    })),
+  ]).flat();
+}
+
+describe('nextRedisStep', () => {
+  it('waits for pods that are not running yet', () => {
+    const ps = pods(3);
+    ps[4]!.ready = false;
+    const step = nextRedisStep(ps, view(formed(0)), 3);
+    expect(step).toMatchObject({ kind: 'wait', reason: 'WaitingForPods' });
+  });
+
+  it('bootstraps empty nodes: ordinal 0 of each shard a master, the others its replicas', () => {
+    const lonely = pods(3).map((p) => ({ id: `x${p.name}`, addr: p.addr! }));
+    const step = nextRedisStep(pods(3), view(lonely, { alone: true }), 3);
+    expect(step).toEqual({
+      kind: 'bootstrap',
+      shards: [0, 1, 2].map((s) => ({ master: addr(s, 0), replicas: [addr(s, 1)] })),
+    });
+  });
+
+  it('is settled when every shard has its master, replicas and share of slots', () => {
+    expect(nextRedisStep(pods(3), view(formed(3)), 3)).toEqual({ kind: 'settled' });
+  });
+
+  it('attaches a replaced pod (an empty master) to its shard’s master, which may be ordinal 1', () => {
+    const nodes = formed(3);
+    // Shard 1 failed over: ordinal 1 is master now; ordinal 0 came back empty as a new node.
+    nodes[2] = { id: 'new10', addr: addr(1, 0) };
+    nodes[3] = { id: 'n11', addr: addr(1, 1), slots: [{ start: 5461, end: 10921 }] };
+    const step = nextRedisStep(pods(3), view(nodes), 3);
+    expect(step).toEqual({
+      kind: 'attach',
+      replicas: [{ addr: addr(1, 0), masterId: 'n11', pod: 'cache-shard-1-0' }],
+    });
+  });
+
+  it('adds a new shard, then rebalances onto it', () => {
+    const nodes = [...formed(3), { id: 'n30', addr: addr(3, 0) }, { id: 'n31', addr: addr(3, 1) }];
+    expect(nextRedisStep(pods(4), view(nodes), 4)).toEqual({
+      kind: 'add-shards',
+      shards: [{ shard: 3, master: addr(3, 0), replicas: [addr(3, 1)] }],
+    });
+    // A rebalance stopped after one slot: shard 3 has a master with slots, far below its share.
+    nodes[6] = { id: 'n30', addr: addr(3, 0), slots: [{ start: 0, end: 0 }] };
+    nodes[7] = { id: 'n31', addr: addr(3, 1), master: 'n30' };
+    nodes[0]!.slots = [{ start: 1, end: 5460 }];
+    expect(nextRedisStep(pods(4), view(nodes), 4)).toEqual({ kind: 'rebalance' });
+  });
+
+  it('drains the highest shard beyond the wanted count', () => {
+    expect(nextRedisStep(pods(4), view(formed(4)), 3)).toEqual({
+      kind: 'drain',
+      shard: 3,
+      master: addr(3, 0),
+    });
+  });
+
+  it('meets nodes that do not see each other, and forgets a dead node only when every pod answers', () => {
+    const nodes = formed(3);
+    const dead: Node = { id: 'gone', addr: '10.9.9.9:6379', master: 'n00', flags: ['fail'] };
+    expect(nextRedisStep(pods(3), view([...nodes, dead]), 3)).toEqual({
+      kind: 'heal',
+      forget: true,
+    });
+    const restarting = pods(3);
+    restarting[5] = { ...restarting[5]!, addr: undefined, ready: false };
+    const step = nextRedisStep(restarting, view([...nodes.slice(0, 5), dead]), 3);
+    expect(step).not.toMatchObject({ kind: 'heal', forget: true });
+  });
+
+  it('forgets a node no kept pod answers for once it holds no slots', () => {
+    const nodes = [...formed(3), { id: 'drained', addr: addr(3, 0) }];
+    expect(nextRedisStep(pods(3), view(nodes), 3)).toEqual({
+      kind: 'forget',
+      nodes: [{ id: 'drained', addr: addr(3, 0) }],
+    });
+  });
+});
