@@ -5,6 +5,7 @@ import { formatHelp } from '../lib/env.ts';
  * Kubernetes manifests and the seed documents use); `tiercache <command> --help` lists them.
  */
 import { isTiercacheError } from '../lib/errors.ts';
+import { operatorEnv } from '../operator/config.ts';
 import { CLUSTER_USAGE } from '../operator/redis/cli.ts';
 import { proxyEnv } from '../proxy/config.ts';
 
@@ -22,6 +23,15 @@ const commands: Record<string, Command> = {
     run: async () => {
       const { runProxy } = await import('../proxy/server.ts');
       await runProxy();
+    },
+  },
+  operator: {
+    summary: 'run the Kubernetes operator: CacheClusters → Redis Clusters and regional proxies',
+    help: () =>
+      `Usage: tiercache operator\n\nWatches CacheCluster resources (tiercache.io/v1alpha1) and reconciles each into a sharded\nRedis Cluster (one StatefulSet per shard) and its regional proxies. Uses the pod's\nServiceAccount in a cluster, else KUBECONFIG. Replicas elect a leader through a Lease.\n\nEnvironment variables:\n${formatHelp(operatorEnv)}\n`,
+    run: async () => {
+      const { runOperator } = await import('../operator/main.ts');
+      await runOperator();
     },
   },
   cluster: {

@@ -79,8 +79,25 @@ function deadNodes(view: ClusterView): NodeInfo[] {
   );
 }
 
-export function nextRedisStep(pods: PodRef[], view: ClusterView, shards: number): RedisStep {
+export interface Wanted {
+  shards: number;
+  /** 1 + replicasPerShard. */
+  podsPerShard: number;
+}
+
+export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted): RedisStep {
+  const { shards, podsPerShard } = wanted;
   const missing = pods.filter((p) => !p.addr || !p.ready);
+  const formed = view.reports.some((r) => self(r).slots.length > 0);
+  for (let i = 0; i < shards && !formed; i++) {
+    const have = pods.filter((p) => p.shard === i).length;
+    if (have < podsPerShard)
+      return {
+        kind: 'wait',
+        reason: 'WaitingForPods',
+        message: `waiting for shard ${i}'s pods (${have} of ${podsPerShard} exist)`,
+      };
+  }
   if (missing.length > 0 && view.reports.every((r) => slotCount(self(r).slots) === 0)) {
     return {
       kind: 'wait',
@@ -89,7 +106,6 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, shards: number)
     };
   }
   const nodes = nodesByPod(pods, view);
-  const formed = view.reports.some((r) => self(r).slots.length > 0);
 
   if (!formed) {
     const fresh = view.reports.every(
@@ -146,7 +162,7 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, shards: number)
   for (let i = 0; i < shards; i++) {
     if (shardMaster(pods, nodes, i)) continue;
     const members = pods.filter((p) => p.shard === i).sort((a, b) => a.ordinal - b.ordinal);
-    if (members.length === 0 || members.some((p) => !nodes.has(p.name)))
+    if (members.length < podsPerShard || members.some((p) => !nodes.has(p.name)))
       return { kind: 'wait', reason: 'WaitingForPods', message: `waiting for shard ${i}'s pods` };
     const emptyMaster = members.find((p) => {
       const n = self(nodes.get(p.name)!);

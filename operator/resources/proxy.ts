@@ -17,6 +17,8 @@ import {
 } from './names.ts';
 import { ownedMeta } from './owner.ts';
 
+const base64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
 export const REGION_LABEL = 'topology.kubernetes.io/region';
 const NONROOT_UID = 65532;
 
@@ -27,7 +29,7 @@ export function proxyAdminSecret(cc: CacheCluster, token: string): V1Secret {
     kind: 'Secret',
     metadata: ownedMeta(cc, `${cc.metadata.name}-proxy-admin`, clusterLabels(cc, 'proxy')),
     type: 'Opaque',
-    stringData: { token },
+    data: { token: base64(token) },
   };
 }
 

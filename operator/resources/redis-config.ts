@@ -10,6 +10,8 @@ import type { CacheCluster, RedisSpec } from '../api/types.ts';
 import { clusterLabels, names, REDIS_PORT } from './names.ts';
 import { ownedMeta } from './owner.ts';
 
+const base64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
 export const CONFIG_DIR = '/etc/redis';
 export const AUTH_DIR = '/etc/redis-auth';
 export const DATA_DIR = '/data';
@@ -80,9 +82,10 @@ export function authSecret(cc: CacheCluster, password: string): V1Secret {
     kind: 'Secret',
     metadata: ownedMeta(cc, names.authSecret(cc.metadata.name), clusterLabels(cc, 'redis')),
     type: 'Opaque',
-    stringData: {
-      password,
-      'auth.conf': `requirepass ${quoted}\nmasterauth ${quoted}\n`,
+    // data, not stringData: server-side apply then compares like with like.
+    data: {
+      password: base64(password),
+      'auth.conf': base64(`requirepass ${quoted}\nmasterauth ${quoted}\n`),
     },
   };
 }

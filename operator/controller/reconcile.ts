@@ -1,0 +1,394 @@
+/**
+ * Reconciles one CacheCluster: applies everything it owns (server-side apply), removes what it
+ * no longer wants, carries out the next step its Redis Cluster needs, and writes the status.
+ * Level-triggered and idempotent: it reads the world each time and never trusts a cache it
+ * did not just read (the informer's objects are cloned, never changed).
+ */
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Logger } from '../../lib/log.ts';
+import {
+  type CacheCluster,
+  type CacheClusterSpec,
+  type MigrationStatus,
+  withDefaults,
+} from '../api/types.ts';
+import type { OperatorMetrics } from '../metrics.ts';
+import { Connections } from '../redis/connections.ts';
+import { formCluster } from '../redis/create.ts';
+import { healCluster } from '../redis/heal.ts';
+import { type ClusterView, observe } from '../redis/observe.ts';
+import { planShards } from '../redis/plan-create.ts';
+import { addShard, type ReshardOptions, rebalance, removeShard } from '../redis/reshard.ts';
+import { desiredObjects } from '../resources/desired.ts';
+import {
+  LABEL_CLUSTER,
+  LABEL_COMPONENT,
+  LABEL_PROXY,
+  LABEL_SHARD,
+  REDIS_PORT,
+} from '../resources/names.ts';
+import type { EventRecorder } from './events.ts';
+import { apply, applyStatus, isNotFound, type Kube } from './kube.ts';
+import {
+  nextRedisStep,
+  nodesByPod,
+  type PodRef,
+  type RedisStep,
+  shardMaster,
+} from './redis-plan.ts';
+import { adminToken, redisPassword } from './secrets.ts';
+import { buildStatus, type ProxyReadiness } from './status.ts';
+
+export interface ReconcilerOptions {
+  kube: Kube;
+  log: Logger;
+  metrics: OperatorMetrics;
+  events: EventRecorder;
+  /** The image proxies run unless they name one (the operator's own). */
+  image: string;
+  redisTimeoutMs: number;
+  /** The informer's copy of a CacheCluster (never modified here). */
+  lookup: (key: string) => CacheCluster | undefined;
+}
+
+export interface Outcome {
+  /** Reconcile again after this long (something is still in progress). */
+  requeueAfterMs?: number;
+}
+
+const STEP_TIMEOUT_MS = 120_000;
+const PROGRESS_WRITE_MS = 1000;
+
+function isReady(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+export class Reconciler {
+  readonly #o: ReconcilerOptions;
+
+  constructor(options: ReconcilerOptions) {
+    this.#o = options;
+  }
+
+  async reconcile(key: string): Promise<Outcome> {
+    const cached = this.#o.lookup(key);
+    // Gone, or going: everything it owns goes with it (owner references).
+    if (!cached || cached.metadata.deletionTimestamp) return {};
+    const cc = structuredClone(cached);
+    const spec = withDefaults(cc.spec);
+    const log = this.#o.log.child({ cachecluster: key });
+
+    const password = spec.redis.auth.enabled
+      ? await redisPassword(this.#o.kube, cc, spec)
+      : undefined;
+    const conns = new Connections({ password, timeoutMs: this.#o.redisTimeoutMs });
+    try {
+      const allPods = await this.#redisPods(cc);
+      let view = await observe(conns, addrs(allPods));
+      // Shards beyond the spec stay while they still hold slots (a scale-in drains them first).
+      const nodes = nodesByPod(allPods, view);
+      let keep = spec.redis.shards;
+      for (const p of allPods)
+        if (p.shard >= keep && shardMaster(allPods, nodes, p.shard)) keep = p.shard + 1;
+
+      await this.#applyOwned(cc, spec, keep, password);
+      await this.#prune(cc, spec, keep);
+
+      const pods = allPods.filter((p) => p.shard < keep);
+      const wanted = { shards: spec.redis.shards, podsPerShard: 1 + spec.redis.replicasPerShard };
+      let step = nextRedisStep(pods, view, wanted);
+      let migration: MigrationStatus | undefined;
+      if (step.kind !== 'wait' && step.kind !== 'settled') {
+        migration = await this.#carryOut(cc, step, conns, pods, log);
+        view = await observe(conns, addrs(pods));
+        step = nextRedisStep(pods, view, wanted);
+      }
+      await this.#writeStatus(cc, spec, pods, keep, view, step, migration);
+      if (step.kind === 'settled') return {};
+      return { requeueAfterMs: step.kind === 'wait' ? 2000 : 250 };
+    } finally {
+      conns.close();
+    }
+  }
+
+  async #redisPods(cc: CacheCluster): Promise<PodRef[]> {
+    const list = await this.#o.kube.core.listNamespacedPod({
+      namespace: cc.metadata.namespace,
+      labelSelector: `${LABEL_CLUSTER}=${cc.metadata.name},${LABEL_COMPONENT}=redis`,
+    });
+    return list.items.map((pod) => {
+      const name = pod.metadata!.name!;
+      const terminating = pod.metadata?.deletionTimestamp !== undefined;
+      const ip = terminating ? undefined : pod.status?.podIP;
+      return {
+        name,
+        shard: Number(pod.metadata?.labels?.[LABEL_SHARD]),
+        ordinal: Number(name.slice(name.lastIndexOf('-') + 1)),
+        addr: ip ? `${ip}:${REDIS_PORT}` : undefined,
+        ready: !terminating && isReady(pod),
+      };
+    });
+  }
+
+  async #applyOwned(
+    cc: CacheCluster,
+    spec: CacheClusterSpec,
+    shards: number,
+    password: string | undefined,
+  ): Promise<void> {
+    const { kube, image } = this.#o;
+    const objects = desiredObjects(cc, {
+      spec,
+      shards,
+      password,
+      adminToken: await adminToken(kube, cc),
+      placement: { zones: await this.#zones() },
+      proxyImage: image,
+    });
+    for (const obj of objects) await apply(kube, obj);
+  }
+
+  /** Distinct zones among the nodes (what the anti-affinity can spread a shard over). */
+  async #zones(): Promise<number> {
+    const nodes = await this.#o.kube.core.listNode();
+    const zones = new Set(
+      nodes.items.map((n) => n.metadata?.labels?.['topology.kubernetes.io/zone']).filter(Boolean),
+    );
+    return zones.size;
+  }
+
+  /** Deletes drained shards and proxies the spec no longer names (only objects this CacheCluster owns). */
+  async #prune(cc: CacheCluster, spec: CacheClusterSpec, keep: number): Promise<void> {
+    const { apps, core, policy } = this.#o.kube;
+    const namespace = cc.metadata.namespace;
+    const owned = (o: { metadata?: { ownerReferences?: { uid: string }[] } }) =>
+      o.metadata?.ownerReferences?.some((r) => r.uid === cc.metadata.uid) ?? false;
+    const selector = (component: string) =>
+      `${LABEL_CLUSTER}=${cc.metadata.name},${LABEL_COMPONENT}=${component}`;
+    const ignoreGone = (err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    };
+
+    const sets = await apps.listNamespacedStatefulSet({
+      namespace,
+      labelSelector: selector('redis'),
+    });
+    for (const sts of sets.items.filter(owned)) {
+      const shard = Number(sts.metadata?.labels?.[LABEL_SHARD]);
+      if (!(shard >= keep)) continue;
+      const name = sts.metadata!.name!;
+      await apps.deleteNamespacedStatefulSet({ name, namespace }).catch(ignoreGone);
+      await policy.deleteNamespacedPodDisruptionBudget({ name, namespace }).catch(ignoreGone);
+      await this.#o.events.record(cc, 'Normal', 'ShardRemoved', `${name} was drained and deleted`);
+    }
+    const proxies = new Set(spec.proxies.map((p) => p.name));
+    const deployments = await apps.listNamespacedDeployment({
+      namespace,
+      labelSelector: selector('proxy'),
+    });
+    for (const d of deployments.items.filter(owned)) {
+      if (proxies.has(d.metadata?.labels?.[LABEL_PROXY] ?? '')) continue;
+      const name = d.metadata!.name!;
+      await apps.deleteNamespacedDeployment({ name, namespace }).catch(ignoreGone);
+      await core.deleteNamespacedService({ name, namespace }).catch(ignoreGone);
+      await this.#o.events.record(cc, 'Normal', 'ProxyRemoved', `${name} is no longer in the spec`);
+    }
+  }
+
+  /** Carries out one step; returns the migration it ran, if any (for the status). */
+  async #carryOut(
+    cc: CacheCluster,
+    step: RedisStep,
+    conns: Connections,
+    pods: PodRef[],
+    log: Logger,
+  ): Promise<MigrationStatus | undefined> {
+    const { events } = this.#o;
+    const seeds = addrs(pods);
+    const say = (line: string) => log.info(line);
+    const opts = { timeoutMs: STEP_TIMEOUT_MS, log: say };
+    switch (step.kind) {
+      case 'bootstrap': {
+        await events.record(cc, 'Normal', 'Bootstrapping', `forming ${step.shards.length} shards`);
+        await formCluster(conns, planShards(step.shards), opts);
+        await events.record(
+          cc,
+          'Normal',
+          'Bootstrapped',
+          `${step.shards.length} shards serve all 16384 slots`,
+        );
+        return undefined;
+      }
+      case 'heal': {
+        const healed = await healCluster(conns, seeds, { ...opts, forget: step.forget });
+        if (healed.met > 0 || healed.forgotten.length > 0)
+          await events.record(
+            cc,
+            'Normal',
+            'Healed',
+            `re-introduced nodes (${healed.met} MEETs), forgot ${healed.forgotten.length} dead nodes`,
+          );
+        return undefined;
+      }
+      case 'attach': {
+        for (const r of step.replicas) {
+          await conns.call(r.addr, 'CLUSTER', 'REPLICATE', r.masterId);
+          await events.record(
+            cc,
+            'Normal',
+            'ReplicaAttached',
+            `${r.pod} replicates its shard's master`,
+          );
+        }
+        return undefined;
+      }
+      case 'forget': {
+        const live = (await observe(conns, seeds)).reports;
+        for (const n of step.nodes) {
+          for (const r of live.filter((x) => x.id !== n.id))
+            await conns.call(r.addr, 'CLUSTER', 'FORGET', n.id).catch(() => undefined);
+          if ((await conns.call<number>(n.addr, 'DBSIZE').catch(() => -1)) === 0)
+            await conns.call(n.addr, 'CLUSTER', 'RESET', 'SOFT').catch(() => undefined);
+        }
+        await events.record(
+          cc,
+          'Normal',
+          'NodesForgotten',
+          `forgot ${step.nodes.map((n) => n.addr).join(', ')}`,
+        );
+        return undefined;
+      }
+      case 'add-shards': {
+        const [seed] = seeds;
+        for (const s of step.shards) {
+          await addShard(
+            conns,
+            seed!,
+            { master: s.master, replicas: s.replicas },
+            { ...opts, rebalance: false },
+          );
+          await events.record(cc, 'Normal', 'ShardAdded', `shard ${s.shard} joined the cluster`);
+        }
+        return this.#migrate(cc, { state: 'ScalingOut', toShard: step.shards.at(-1)!.shard }, (o) =>
+          rebalance(conns, seeds, o),
+        );
+      }
+      case 'rebalance':
+        return this.#migrate(cc, { state: 'Rebalancing' }, (o) => rebalance(conns, seeds, o));
+      case 'drain':
+        return this.#migrate(cc, { state: 'Draining', fromShard: step.shard }, (o) =>
+          removeShard(conns, seeds[0]!, step.master, o),
+        );
+      case 'wait':
+      case 'settled':
+        return undefined;
+    }
+  }
+
+  /** Runs a slot migration, keeping status.migration current and counting what moved. */
+  async #migrate(
+    cc: CacheCluster,
+    base: MigrationStatus,
+    run: (
+      opts: ReshardOptions,
+    ) => Promise<{ slotsMoved: number; keysMoved: number; seconds: number }>,
+  ): Promise<MigrationStatus> {
+    const { events, metrics, kube } = this.#o;
+    const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
+    let migration: MigrationStatus = { ...base, slotsDone: 0, slotsTotal: 0 };
+    let lastWrite = 0;
+    let counted = { slots: 0, keys: 0 };
+    const write = () =>
+      applyStatus(kube, cc.metadata.namespace, cc.metadata.name, { ...cc.status, migration }).catch(
+        () => undefined,
+      );
+    await events.record(
+      cc,
+      'Normal',
+      'MigrationStarted',
+      `${base.state}: moving slots with their keys`,
+    );
+    const result = await run({
+      timeoutMs: STEP_TIMEOUT_MS,
+      log: (line) => this.#o.log.info({ cachecluster: key }, line),
+      onProgress: (p) => {
+        migration = { ...migration, slotsDone: p.slotsDone, slotsTotal: p.slotsTotal };
+        metrics.slotsMigrated.labels(key).inc(p.slotsDone - counted.slots);
+        metrics.keysMigrated.labels(key).inc(p.keysMoved - counted.keys);
+        counted = { slots: p.slotsDone, keys: p.keysMoved };
+        if (Date.now() - lastWrite >= PROGRESS_WRITE_MS) {
+          lastWrite = Date.now();
+          void write();
+        }
+      },
+    });
+    await events.record(
+      cc,
+      'Normal',
+      'MigrationFinished',
+      `${base.state}: ${result.slotsMoved} slots and ${result.keysMoved} keys moved in ${result.seconds.toFixed(1)} s`,
+    );
+    return { state: 'Idle' };
+  }
+
+  async #proxies(cc: CacheCluster, spec: CacheClusterSpec): Promise<ProxyReadiness[]> {
+    const list = await this.#o.kube.apps.listNamespacedDeployment({
+      namespace: cc.metadata.namespace,
+      labelSelector: `${LABEL_CLUSTER}=${cc.metadata.name},${LABEL_COMPONENT}=proxy`,
+    });
+    return spec.proxies.map((p) => {
+      const d = list.items.find((x) => x.metadata?.labels?.[LABEL_PROXY] === p.name);
+      return {
+        name: p.name,
+        region: p.region,
+        replicas: p.replicas,
+        readyReplicas: d?.status?.readyReplicas ?? 0,
+      };
+    });
+  }
+
+  async #writeStatus(
+    cc: CacheCluster,
+    spec: CacheClusterSpec,
+    pods: PodRef[],
+    shards: number,
+    view: ClusterView,
+    step: RedisStep,
+    migration: MigrationStatus | undefined,
+  ): Promise<void> {
+    const { kube, metrics, events } = this.#o;
+    const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
+    const status = buildStatus({
+      cc,
+      spec,
+      pods,
+      shards,
+      view,
+      step,
+      migration,
+      proxies: await this.#proxies(cc, spec),
+      now: new Date(),
+    });
+    // A shard whose master moved to another pod failed over (Redis did it, or a handover).
+    for (const s of status.shards ?? []) {
+      const before = cc.status?.shards?.find((x) => x.name === s.name)?.master;
+      if (before && s.master && before !== s.master) {
+        metrics.failovers.labels(key).inc();
+        await events.record(
+          cc,
+          'Warning',
+          'FailedOver',
+          `${s.name}: ${s.master} took over from ${before}`,
+        );
+      }
+    }
+    const ok = view.reports.length > 0 && view.reports.every((r) => r.info.cluster_state === 'ok');
+    metrics.clusterState.labels(key).set(ok ? 1 : 0);
+    metrics.readyShards.labels(key).set(status.readyShards ?? 0);
+    await applyStatus(kube, cc.metadata.namespace, cc.metadata.name, status);
+  }
+}
+
+function addrs(pods: PodRef[]): string[] {
+  return pods.flatMap((p) => (p.addr ? [p.addr] : []));
+}
