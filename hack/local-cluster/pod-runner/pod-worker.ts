@@ -138,7 +138,12 @@ export class PodWorker {
 
   async #spawn(spec: V1Container): Promise<ChildProcess> {
     const launch = launchFor(spec, this.ip);
-    const env = { ...(await containerEnv(this.pod, spec, this.#deps.cluster)), ...launch.env };
+    // The pod object may not show its IP yet: fieldRefs see the IP this runner gave it.
+    const pod = {
+      ...this.pod,
+      status: { ...this.pod.status, podIP: this.ip, podIPs: [{ ip: this.ip }] },
+    };
+    const env = { ...(await containerEnv(pod, spec, this.#deps.cluster)), ...launch.env };
     const hostname = this.pod.spec?.hostname ?? this.pod.metadata!.name!;
     const ns = this.pod.metadata!.namespace!;
     const fqdn = this.pod.spec?.subdomain
