@@ -2,6 +2,7 @@
  * The Kubernetes API clients the operator uses, and the few call shapes it needs: server-side
  * apply with the operator's field manager, status apply of a CacheCluster, not-found checks.
  */
+import { existsSync } from 'node:fs';
 import {
   AppsV1Api,
   CoordinationV1Api,
@@ -40,9 +41,14 @@ export function connect(config = defaultConfig()): Kube {
   };
 }
 
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
 function defaultConfig(): KubeConfig {
   const config = new KubeConfig();
-  config.loadFromDefault();
+  // In a pod its ServiceAccount wins over any kubeconfig file the image may carry.
+  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN))
+    config.loadFromCluster();
+  else config.loadFromDefault();
   return config;
 }
 

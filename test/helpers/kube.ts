@@ -13,6 +13,22 @@ export const kubeconfigPath = () =>
 const kubectlBin = () =>
   process.env.E2E_KUBECONFIG ? 'kubectl' : join(REPO, '.local', 'bin', 'kubectl');
 
+const helmBin = () => (process.env.E2E_KUBECONFIG ? 'helm' : join(REPO, '.local', 'bin', 'helm'));
+
+/** Runs helm against the suite's cluster; a failure throws with helm's stderr. */
+export function helm(args: string[]): string {
+  try {
+    return execFileSync(helmBin(), [`--kubeconfig=${kubeconfigPath()}`, ...args], {
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    throw new Error(
+      `helm ${args.join(' ')} failed: ${String((err as { stderr?: string }).stderr ?? err).trim()}`,
+    );
+  }
+}
+
 /** Runs kubectl; a failure throws an error whose message (and `stderr`) carries kubectl's stderr. */
 export function kubectl(args: string[], input?: string): string {
   try {
