@@ -28,6 +28,7 @@ import {
   REDIS_PORT,
 } from '../resources/names.ts';
 import type { EventRecorder } from './events.ts';
+import { type Handover, handOverLeavingMasters } from './handover.ts';
 import { apply, applyStatus, isNotFound, type Kube } from './kube.ts';
 import {
   nextRedisStep,
@@ -85,6 +86,16 @@ export class Reconciler {
     try {
       const allPods = await this.#redisPods(cc);
       let view = await observe(conns, addrs(allPods));
+      // First, before anything slower: masters whose pods are going away hand over.
+      const handovers = await handOverLeavingMasters(conns, allPods, view);
+      for (const h of handovers)
+        await this.#o.events.record(
+          cc,
+          'Normal',
+          'HandedOver',
+          `${h.from} is going away: ${h.to} took over its slots (CLUSTER FAILOVER, ${h.ms} ms)`,
+        );
+      if (handovers.length > 0) view = await observe(conns, addrs(allPods));
       // Shards beyond the spec stay while they still hold slots (a scale-in drains them first).
       const nodes = nodesByPod(allPods, view);
       let keep = spec.redis.shards;
@@ -103,7 +114,7 @@ export class Reconciler {
         view = await observe(conns, addrs(pods));
         step = nextRedisStep(pods, view, wanted);
       }
-      await this.#writeStatus(cc, spec, pods, keep, view, step, migration);
+      await this.#writeStatus(cc, spec, pods, keep, view, step, migration, handovers);
       if (step.kind === 'settled') return {};
       return { requeueAfterMs: step.kind === 'wait' ? 2000 : 250 };
     } finally {
@@ -118,14 +129,15 @@ export class Reconciler {
     });
     return list.items.map((pod) => {
       const name = pod.metadata!.name!;
-      const terminating = pod.metadata?.deletionTimestamp !== undefined;
-      const ip = terminating ? undefined : pod.status?.podIP;
+      const terminating = pod.metadata?.deletionTimestamp != null;
+      const ip = pod.status?.podIP;
       return {
         name,
         shard: Number(pod.metadata?.labels?.[LABEL_SHARD]),
         ordinal: Number(name.slice(name.lastIndexOf('-') + 1)),
         addr: ip ? `${ip}:${REDIS_PORT}` : undefined,
         ready: !terminating && isReady(pod),
+        terminating,
       };
     });
   }
@@ -355,8 +367,10 @@ export class Reconciler {
     view: ClusterView,
     step: RedisStep,
     migration: MigrationStatus | undefined,
+    handovers: Handover[],
   ): Promise<void> {
     const { kube, metrics, events } = this.#o;
+    const planned = new Set(handovers.map((h) => h.to));
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
     const status = buildStatus({
       cc,
@@ -374,12 +388,14 @@ export class Reconciler {
       const before = cc.status?.shards?.find((x) => x.name === s.name)?.master;
       if (before && s.master && before !== s.master) {
         metrics.failovers.labels(key).inc();
-        await events.record(
-          cc,
-          'Warning',
-          'FailedOver',
-          `${s.name}: ${s.master} took over from ${before}`,
-        );
+        // A planned handover has its own Normal event already.
+        if (!planned.has(s.master))
+          await events.record(
+            cc,
+            'Warning',
+            'FailedOver',
+            `${s.name}: ${s.master} took over from ${before}`,
+          );
       }
     }
     const ok = view.reports.length > 0 && view.reports.every((r) => r.info.cluster_state === 'ok');

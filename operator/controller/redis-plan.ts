@@ -11,9 +11,11 @@ export interface PodRef {
   name: string;
   shard: number;
   ordinal: number;
-  /** ip:port, once the pod has an IP. */
+  /** ip:port, once the pod has an IP (kept while it terminates: its node still answers). */
   addr: string | undefined;
   ready: boolean;
+  /** Deleted, evicted or drained: its containers are stopping (preStop first). */
+  terminating: boolean;
 }
 
 export type RedisStep =

@@ -32,6 +32,7 @@ export const CONFIG_HASH_ANNOTATION = 'tiercache.io/config-hash';
 const ZONE = 'topology.kubernetes.io/zone';
 const HOSTNAME = 'kubernetes.io/hostname';
 const REDIS_UID = 999; // the redis user of the official images
+export const PRESTOP_SECONDS = 5;
 
 /** What the operator knows of the nodes when it builds a shard. */
 export interface Placement {
@@ -149,6 +150,9 @@ function podSpec(
           { name: 'bus', containerPort: BUS_PORT },
         ],
         readinessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 2, failureThreshold: 2 },
+        // Time for the operator to hand a master's slots to its replica before SIGTERM: a
+        // planned disruption then pauses writes for a coordinated CLUSTER FAILOVER only.
+        lifecycle: { preStop: { sleep: { seconds: PRESTOP_SECONDS } } },
         livenessProbe: {
           tcpSocket: { port: REDIS_PORT },
           initialDelaySeconds: 15,

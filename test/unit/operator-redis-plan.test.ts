@@ -57,6 +57,7 @@ const pod = (shard: number, ordinal: number, ready = true): PodRef => ({
   ordinal,
   addr: addr(shard, ordinal),
   ready,
+  terminating: false,
 });
 const pods = (shards: number, replicas = 1) =>
   Array.from({ length: shards }, (_, s) =>

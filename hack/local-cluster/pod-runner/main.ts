@@ -154,7 +154,7 @@ function onPodGone(pod: V1Pod): void {
   if (!worker) return;
   workers.delete(pod.metadata!.uid!);
   log(`${worker.name}: deleted from the API; stopping its processes`);
-  void worker.stop(2);
+  void worker.stop(2, false); // already gone from the API: no hooks
 }
 
 /** Informers restart with back-off when their watch fails. */
@@ -199,7 +199,8 @@ async function shutdown(signal: string): Promise<void> {
   await pvcInformer.stop();
   await Promise.all(
     [...workers.values()].map((w) =>
-      w.stop(Math.min(w.pod.spec?.terminationGracePeriodSeconds ?? 30, 10)),
+      // The whole cluster is going down: no preStop hooks, a short grace.
+      w.stop(Math.min(w.pod.spec?.terminationGracePeriodSeconds ?? 30, 10), false),
     ),
   );
   await stopDns();

@@ -4,7 +4,7 @@
  * back-off (restartCount rises); readiness probes; SIGTERM and the grace period on deletion;
  * and the pod's status written back after every change.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
@@ -97,21 +97,28 @@ export class PodWorker {
     }
   }
 
-  /** SIGTERM every container, SIGKILL what is left after the grace period. */
-  async stop(graceSeconds: number): Promise<void> {
+  /**
+   * As kubelet: each container's preStop hook (sleep, or exec inside the container) runs
+   * first, then SIGTERM; whatever is left when the grace period ends is SIGKILLed.
+   */
+  async stop(graceSeconds: number, hooks = true): Promise<void> {
     this.#stopping = true;
+    const started = Date.now();
     const running = [...this.#containers.values()];
     for (const c of running) {
       clearTimeout(c.backoff);
       clearInterval(c.probeTimer);
-      c.proc?.kill('SIGTERM');
     }
+    if (hooks)
+      await Promise.all(running.map((c) => runPreStop(c.spec, c.proc, graceSeconds * 1000)));
+    for (const c of running) c.proc?.kill('SIGTERM');
     const exited = running.map((c) =>
       c.proc && c.proc.exitCode === null && c.proc.signalCode === null
         ? new Promise((r) => c.proc!.once('exit', r))
         : Promise.resolve(),
     );
-    const timer = new Promise((r) => setTimeout(r, graceSeconds * 1000));
+    const left = Math.max(0, graceSeconds * 1000 - (Date.now() - started));
+    const timer = new Promise((r) => setTimeout(r, left));
     await Promise.race([Promise.all(exited), timer]);
     for (const c of running)
       if (c.proc && c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
@@ -294,4 +301,32 @@ export class PodWorker {
         this.#deps.log(`${this.name}: status write failed: ${(err as Error).message}`),
       );
   }
+}
+
+/** A container's preStop hook, bounded by the grace period (its failure does not stop the stop). */
+async function runPreStop(
+  spec: V1Container,
+  proc: ChildProcess | undefined,
+  limitMs: number,
+): Promise<void> {
+  const hook = spec.lifecycle?.preStop;
+  if (!hook || !proc?.pid || proc.exitCode !== null) return;
+  if (hook.sleep) {
+    await new Promise((r) => setTimeout(r, Math.min(hook.sleep!.seconds * 1000, limitMs)));
+    return;
+  }
+  const command = hook.exec?.command;
+  if (!command?.length) return;
+  await new Promise<void>((resolve) => {
+    const child = spawn(
+      'nsenter',
+      ['--target', String(proc.pid), '--mount', '--root', '--wd', '--', ...command],
+      {
+        stdio: 'ignore',
+        timeout: limitMs,
+      },
+    );
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
 }

@@ -1,0 +1,66 @@
+/**
+ * Planned disruption: a Redis pod that is being deleted, evicted or drained gets a few
+ * seconds (its preStop hook) before SIGTERM. If its node is a master, the operator asks the
+ * most caught-up replica of its shard to take over with a coordinated CLUSTER FAILOVER, so
+ * writes pause for the handover only, instead of waiting out cluster-node-timeout.
+ */
+import { type Connections, parseInfo } from '../redis/connections.ts';
+import type { ClusterView } from '../redis/observe.ts';
+import { isMaster } from '../redis/topology.ts';
+import { until } from '../redis/wait.ts';
+import { nodesByPod, type PodRef, self } from './redis-plan.ts';
+
+export interface Handover {
+  from: string;
+  to: string;
+  ms: number;
+}
+
+const HANDOVER_TIMEOUT_MS = 4000;
+
+export async function handOverLeavingMasters(
+  conns: Connections,
+  pods: PodRef[],
+  view: ClusterView,
+): Promise<Handover[]> {
+  const nodes = nodesByPod(pods, view);
+  const done: Handover[] = [];
+  for (const leaving of pods.filter((p) => p.terminating)) {
+    const report = nodes.get(leaving.name);
+    const master = report && self(report);
+    if (!master || !isMaster(master) || master.slots.length === 0) continue;
+    const replicas = pods.filter((p) => {
+      const r = nodes.get(p.name);
+      return p.shard === leaving.shard && !p.terminating && r && self(r).masterId === master.id;
+    });
+    // The most caught-up replica whose link is up (the least data to wait for).
+    let best: { pod: PodRef; offset: number } | undefined;
+    for (const pod of replicas) {
+      const info = parseInfo(
+        await conns.call<string>(pod.addr!, 'INFO', 'replication').catch(() => ''),
+      );
+      const offset = Number(info.slave_repl_offset ?? -1);
+      if (info.master_link_status === 'up' && (!best || offset > best.offset))
+        best = { pod, offset };
+    }
+    if (!best) continue;
+    const started = performance.now();
+    await conns.call(best.pod.addr!, 'CLUSTER', 'FAILOVER');
+    const target = best.pod.addr!;
+    await until(
+      `${best.pod.name} to take over from ${leaving.name}`,
+      async () => {
+        const role = await conns.call<unknown[]>(target, 'ROLE');
+        return role[0] === 'master';
+      },
+      HANDOVER_TIMEOUT_MS,
+      10,
+    );
+    done.push({
+      from: leaving.name,
+      to: best.pod.name,
+      ms: Math.round(performance.now() - started),
+    });
+  }
+  return done;
+}
