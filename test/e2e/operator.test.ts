@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadYaml, type V1Pod } from '@kubernetes/client-node';
+import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { checkCluster } from '../../operator/redis/check.ts';
@@ -73,6 +74,174 @@ function redisPassword(): string {
     'jsonpath={.data.password}',
   ]);
   return Buffer.from(b64, 'base64').toString('utf8');
+}
+
+const REDIS = 'tiercache.io/cluster=cache,app.kubernetes.io/component=redis';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function leaseHolder(): string | undefined {
+  return kubectlJson<{ spec: { holderIdentity?: string } }>([
+    'get',
+    'lease',
+    'tiercache-operator',
+    '-n',
+    OPERATOR_NS,
+  ]).spec.holderIdentity;
+}
+
+/** Ready for the current generation, with every shard's replicas attached. */
+async function waitReadyWithReplicas(timeoutMs = 180_000, shards = 3): Promise<CacheCluster> {
+  return waitFor(
+    `Ready with ${shards} shards and their replicas`,
+    () => {
+      const cc = cacheCluster();
+      const ready = condition(cc, 'Ready');
+      const ok =
+        ready?.status === 'True' &&
+        ready.observedGeneration === cc.metadata.generation &&
+        cc.status?.readyShards === shards &&
+        cc.status.shards?.length === shards &&
+        cc.status.shards.every((s) => s.replicas.length === 1);
+      return ok ? cc : undefined;
+    },
+    timeoutMs,
+    250,
+  );
+}
+
+function slotCountOf(ranges: string): number {
+  return ranges
+    .split(',')
+    .filter(Boolean)
+    .reduce((n, r) => {
+      const [a, b] = r.split('-').map(Number);
+      return n + (b === undefined ? 1 : b - a! + 1);
+    }, 0);
+}
+
+function expectBalanced(cc: CacheCluster, shards: number): void {
+  const counts = cc.status!.shards!.map((s) => slotCountOf(s.slots));
+  expect(counts).toHaveLength(shards);
+  expect(counts.reduce((a, b) => a + b, 0)).toBe(16384);
+  for (const c of counts)
+    expect(Math.abs(c - 16384 / shards)).toBeLessThanOrEqual((16384 / shards) * 0.02 + 1);
+}
+
+async function withCluster<T>(fn: (cluster: Cluster) => Promise<T>): Promise<T> {
+  const ips = podsOf(REDIS).map((p) => p.status!.podIP!);
+  const cluster = new Cluster(
+    ips.map((ip) => ({ host: ip, port: 6379 })),
+    {
+      redisOptions: { password: redisPassword(), connectTimeout: 2000, commandTimeout: 2000 },
+      enableAutoPipelining: true,
+      slotsRefreshTimeout: 2000,
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 50,
+      retryDelayOnTryAgain: 50,
+      maxRedirections: 32,
+    },
+  );
+  cluster.on('error', () => {});
+  try {
+    return await fn(cluster);
+  } finally {
+    cluster.disconnect();
+  }
+}
+
+async function writeKeys(cluster: Cluster, prefix: string, n: number, size = 16): Promise<void> {
+  const value = 'v'.repeat(size);
+  for (let i = 0; i < n; i += 1000)
+    await Promise.all(
+      Array.from({ length: Math.min(1000, n - i) }, (_, j) =>
+        cluster.set(`${prefix}:${i + j}`, value),
+      ),
+    );
+}
+
+async function missingKeys(cluster: Cluster, prefix: string, n: number): Promise<string[]> {
+  const missing: string[] = [];
+  for (let i = 0; i < n; i += 1000) {
+    const keys = Array.from({ length: Math.min(1000, n - i) }, (_, j) => `${prefix}:${i + j}`);
+    const found = await Promise.all(keys.map((k) => cluster.exists(k)));
+    keys.forEach((k, j) => {
+      if (found[j] !== 1) missing.push(k);
+    });
+  }
+  return missing;
+}
+
+/** `count` keys whose slots lie in `ranges` (one shard's). */
+async function keysInSlots(ranges: string, count: number): Promise<string[]> {
+  const bounds = ranges.split(',').map((r) => r.split('-').map(Number) as [number, number?]);
+  const inRange = (slot: number) => bounds.some(([a, b]) => slot >= a && slot <= (b ?? a));
+  const conns = new Connections({ password: redisPassword(), timeoutMs: 3000 });
+  try {
+    const [addr] = podsOf(REDIS).map((p) => `${p.status!.podIP}:6379`);
+    const keys: string[] = [];
+    for (let i = 0; keys.length < count; i++) {
+      const key = `w:${i}`;
+      if (inRange(await conns.call<number>(addr!, 'CLUSTER', 'KEYSLOT', key))) keys.push(key);
+    }
+    return keys;
+  } finally {
+    conns.close();
+  }
+}
+
+/** Writes to `keys` back to back; the longest time between two successful writes is the write pause. */
+function startWriter(cluster: Cluster, keys: string[]) {
+  let stopped = false;
+  let successes = 0;
+  let failures = 0;
+  let last = performance.now();
+  let longestMs = 0;
+  const loop = (async () => {
+    for (let i = 0; !stopped; i++) {
+      try {
+        await cluster.set(keys[i % keys.length]!, String(i));
+        const now = performance.now();
+        longestMs = Math.max(longestMs, now - last);
+        last = now;
+        successes++;
+      } catch {
+        failures++;
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return { successes, failures, longestMs: Math.round(longestMs) };
+    },
+  };
+}
+
+/** Requests through both regional proxies until stopped; counts answers by status. */
+function startProxyTraffic() {
+  const urls = ['tmdb-apac', 'crypto-eu'].map((name) => {
+    const pod = podsOf(`tiercache.io/proxy=${name}`).find((p) => p.status?.podIP)!;
+    return `http://${pod.status!.podIP}:6635`;
+  });
+  let stopped = false;
+  let total = 0;
+  let serverErrors = 0;
+  const loops = urls.map(async (base, n) => {
+    for (let i = 0; !stopped; i++) {
+      const res = await fetch(`${base}/3/movie/${(i * 7 + n) % 400}`).catch(() => undefined);
+      total++;
+      if (!res || res.status >= 500) serverErrors++;
+      await res?.arrayBuffer();
+    }
+  });
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      return { total, serverErrors };
+    },
+  };
 }
 
 const FAKE_UPSTREAM = {
@@ -224,6 +393,128 @@ describe('the operator, installed with helm', () => {
     expect(prices.status).toBe(200);
     const body = (await prices.json()) as { prices: Record<string, unknown> };
     expect(Object.keys(body.prices)).toEqual(['BTC', 'ETH']);
+  });
+
+  it('hands a deleted master pod over to its replica, then is Ready again with every key', async () => {
+    await withCluster(async (cluster) => {
+      await writeKeys(cluster, 'before-delete', 2000);
+      const cc = cacheCluster();
+      const shard = cc.status!.shards![1]!;
+      const keys = await keysInSlots(shard.slots, 20);
+      const writer = startWriter(cluster, keys);
+      await sleep(500);
+      kubectl(['delete', 'pod', shard.master, '-n', NS, '--wait=false']);
+      await timed('2. master pod deleted → Ready', async () => {
+        await waitFor(
+          'the pod to be replaced',
+          () => cacheCluster().status!.shards![1]!.master !== shard.master,
+          60_000,
+          100,
+        );
+        await waitReadyWithReplicas();
+      });
+      const gaps = await writer.stop();
+      timings['2. longest write gap (ms)'] = gaps.longestMs;
+      expect(gaps.failures).toBeLessThan(gaps.successes);
+      expect(await missingKeys(cluster, 'before-delete', 2000)).toEqual([]);
+    });
+  });
+
+  it('re-forms the cluster with every key after every Redis pod is deleted at once', async () => {
+    await withCluster(async (cluster) => {
+      await writeKeys(cluster, 'before-all', 2000);
+    });
+    const uidsBefore = podsOf(REDIS).map((p) => p.metadata!.uid!);
+    kubectl([
+      'delete',
+      'pods',
+      '-n',
+      NS,
+      '-l',
+      'tiercache.io/cluster=cache,app.kubernetes.io/component=redis',
+      '--wait=false',
+    ]);
+    await timed('3. all Redis pods deleted → Ready', async () => {
+      await waitFor(
+        'the pods to be replaced',
+        () => {
+          const now = podsOf(REDIS);
+          return (
+            now.length === 6 &&
+            now.every((p) => !uidsBefore.includes(p.metadata!.uid!) && p.status?.podIP)
+          );
+        },
+        90_000,
+        250,
+      );
+      await waitReadyWithReplicas();
+    });
+    await withCluster(async (cluster) => {
+      expect(await missingKeys(cluster, 'before-all', 2000)).toEqual([]);
+      expect(await missingKeys(cluster, 'before-delete', 2000)).toEqual([]);
+    });
+  });
+
+  it('scales 3 → 4 → 3 under proxy traffic with no 5xx and no key lost, surviving the loss of the leading operator mid-migration', async () => {
+    await withCluster(async (cluster) => {
+      await writeKeys(cluster, 'scale', 30_000, 1024);
+      const traffic = startProxyTraffic();
+      const leaderBefore = leaseHolder()!;
+      expect(leaderBefore).toBeTruthy();
+
+      kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=4']);
+      await timed('4. scale 3 → 4 → Ready', async () => {
+        await timed('5. leader killed mid-migration', async () => {
+          await waitFor(
+            'the migration to start',
+            () => cacheCluster().status?.migration?.state !== 'Idle',
+            60_000,
+            50,
+          );
+          kubectl([
+            'delete',
+            'pod',
+            leaderBefore,
+            '-n',
+            OPERATOR_NS,
+            '--grace-period=0',
+            '--force',
+          ]);
+          await waitFor(
+            'another operator to lead',
+            () => {
+              const h = leaseHolder();
+              return h !== undefined && h !== leaderBefore;
+            },
+            60_000,
+            250,
+          );
+        });
+        await waitReadyWithReplicas(240_000, 4);
+      });
+      expectBalanced(cacheCluster(), 4);
+
+      kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=3']);
+      await timed('4. scale 4 → 3 → Ready', async () => {
+        await waitReadyWithReplicas(240_000, 3);
+        await waitFor(
+          'shard 3 to be deleted',
+          () =>
+            kubectl(['get', 'statefulsets', '-n', NS, '-o', 'name']).includes('cache-shard-3')
+              ? undefined
+              : true,
+          60_000,
+          500,
+        );
+      });
+      expectBalanced(cacheCluster(), 3);
+
+      const served = await traffic.stop();
+      timings['4. proxy requests during scaling'] = served.total;
+      expect(served.total).toBeGreaterThan(100);
+      expect(served.serverErrors).toBe(0);
+      expect(await missingKeys(cluster, 'scale', 30_000)).toEqual([]);
+    });
   });
 
   it('removes everything the CacheCluster owned when it is deleted', async () => {
