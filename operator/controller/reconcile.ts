@@ -218,7 +218,9 @@ export class Reconciler {
     const { events } = this.#o;
     const seeds = addrs(pods);
     const say = (line: string) => log.info(line);
-    const opts = { timeoutMs: STEP_TIMEOUT_MS, log: say };
+    // MIGRATE authenticates to the target node with the cluster's password.
+    const password = conns.opts.password;
+    const opts = { timeoutMs: STEP_TIMEOUT_MS, log: say, password };
     switch (step.kind) {
       case 'bootstrap': {
         await events.record(cc, 'Normal', 'Bootstrapping', `forming ${step.shards.length} shards`);
@@ -282,14 +284,16 @@ export class Reconciler {
           await events.record(cc, 'Normal', 'ShardAdded', `shard ${s.shard} joined the cluster`);
         }
         return this.#migrate(cc, { state: 'ScalingOut', toShard: step.shards.at(-1)!.shard }, (o) =>
-          rebalance(conns, seeds, o),
+          rebalance(conns, seeds, { ...o, password }),
         );
       }
       case 'rebalance':
-        return this.#migrate(cc, { state: 'Rebalancing' }, (o) => rebalance(conns, seeds, o));
+        return this.#migrate(cc, { state: 'Rebalancing' }, (o) =>
+          rebalance(conns, seeds, { ...o, password }),
+        );
       case 'drain':
         return this.#migrate(cc, { state: 'Draining', fromShard: step.shard }, (o) =>
-          removeShard(conns, seeds[0]!, step.master, o),
+          removeShard(conns, seeds[0]!, step.master, { ...o, password }),
         );
       case 'wait':
       case 'settled':

@@ -133,7 +133,7 @@ async function withCluster<T>(fn: (cluster: Cluster) => Promise<T>): Promise<T> 
     ips.map((ip) => ({ host: ip, port: 6379 })),
     {
       redisOptions: { password: redisPassword(), connectTimeout: 2000, commandTimeout: 2000 },
-      enableAutoPipelining: true,
+      // No auto-pipelining: ioredis fails auto-pipelined commands that meet MOVED after slots moved.
       slotsRefreshTimeout: 2000,
       retryDelayOnFailover: 50,
       retryDelayOnClusterDown: 50,
