@@ -123,10 +123,14 @@ export class Reconciler {
   }
 
   async #redisPods(cc: CacheCluster): Promise<PodRef[]> {
-    const list = await this.#o.kube.core.listNamespacedPod({
-      namespace: cc.metadata.namespace,
-      labelSelector: `${LABEL_CLUSTER}=${cc.metadata.name},${LABEL_COMPONENT}=redis`,
-    });
+    const { namespace } = cc.metadata;
+    const labelSelector = `${LABEL_CLUSTER}=${cc.metadata.name},${LABEL_COMPONENT}=redis`;
+    const list = await this.#o.kube.core.listNamespacedPod({ namespace, labelSelector });
+    // The revision each shard's pods should run (OnDelete: the operator restarts them).
+    const sets = await this.#o.kube.apps.listNamespacedStatefulSet({ namespace, labelSelector });
+    const revision = new Map(
+      sets.items.map((s) => [s.metadata?.labels?.[LABEL_SHARD], s.status?.updateRevision]),
+    );
     return list.items.map((pod) => {
       const name = pod.metadata!.name!;
       const terminating = pod.metadata?.deletionTimestamp != null;
@@ -138,6 +142,7 @@ export class Reconciler {
         addr: ip ? `${ip}:${REDIS_PORT}` : undefined,
         ready: !terminating && isReady(pod),
         terminating,
+        outdated: isOutdated(pod, revision.get(pod.metadata?.labels?.[LABEL_SHARD])),
       };
     });
   }
@@ -295,6 +300,20 @@ export class Reconciler {
         return this.#migrate(cc, { state: 'Draining', fromShard: step.shard }, (o) =>
           removeShard(conns, seeds[0]!, step.master, { ...o, password }),
         );
+      case 'restart': {
+        // A master's pod hands over during its preStop (the next reconcile sees it leaving).
+        await this.#o.kube.core.deleteNamespacedPod({
+          name: step.pod,
+          namespace: cc.metadata.namespace,
+        });
+        await events.record(
+          cc,
+          'Normal',
+          'RollingUpdate',
+          `restarting ${step.pod}${step.master ? ' (a master: its replica takes over first)' : ''} for the new revision`,
+        );
+        return undefined;
+      }
       case 'wait':
       case 'settled':
         return undefined;
@@ -407,6 +426,11 @@ export class Reconciler {
     metrics.readyShards.labels(key).set(status.readyShards ?? 0);
     await applyStatus(kube, cc.metadata.namespace, cc.metadata.name, status);
   }
+}
+
+function isOutdated(pod: V1Pod, updateRevision: string | undefined): boolean {
+  const current = pod.metadata?.labels?.['controller-revision-hash'];
+  return updateRevision !== undefined && current !== undefined && current !== updateRevision;
 }
 
 function addrs(pods: PodRef[]): string[] {

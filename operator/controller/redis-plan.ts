@@ -16,6 +16,8 @@ export interface PodRef {
   ready: boolean;
   /** Deleted, evicted or drained: its containers are stopping (preStop first). */
   terminating: boolean;
+  /** Runs an older revision of its StatefulSet's template (image, config): to be restarted. */
+  outdated?: boolean;
 }
 
 export type RedisStep =
@@ -30,6 +32,8 @@ export type RedisStep =
   | { kind: 'drain'; shard: number; master: string }
   /** Nodes holding no slots that no kept pod answers for (a drained shard, a half-done removal). */
   | { kind: 'forget'; nodes: { id: string; addr: string }[] }
+  /** Rolling change: restart one outdated pod, replicas before masters (a master hands over first). */
+  | { kind: 'restart'; pod: string; master: boolean }
   | { kind: 'settled' };
 
 export const self = (r: NodeReport): NodeInfo => r.nodes.find((n) => n.flags.has('myself'))!;
@@ -200,5 +204,23 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
     2,
   );
   if (moves.length > 0) return { kind: 'rebalance' };
-  return { kind: 'settled' };
+  return rollingRestart(pods, nodes) ?? { kind: 'settled' };
+}
+
+/** The next pod of a rolling change: one at a time, once every pod is back and ready. */
+function rollingRestart(pods: PodRef[], nodes: Map<string, NodeReport>): RedisStep | undefined {
+  const outdated = pods.filter((p) => p.outdated);
+  if (outdated.length === 0) return undefined;
+  if (pods.some((p) => p.terminating || !p.ready))
+    return {
+      kind: 'wait',
+      reason: 'RollingUpdate',
+      message: `${outdated.length} pods still run the previous revision; waiting for the last restart`,
+    };
+  const isMasterPod = (p: PodRef) => {
+    const r = nodes.get(p.name);
+    return r !== undefined && isMaster(self(r)) && self(r).slots.length > 0;
+  };
+  const next = outdated.find((p) => !isMasterPod(p)) ?? outdated[0]!;
+  return { kind: 'restart', pod: next.name, master: isMasterPod(next) };
 }

@@ -46,6 +46,7 @@ const STEP_REASON: Record<RedisStep['kind'], string> = {
   rebalance: 'Rebalancing',
   drain: 'ScalingIn',
   forget: 'Healing',
+  restart: 'RollingUpdate',
   settled: 'Settled',
 };
 

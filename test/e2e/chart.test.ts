@@ -94,7 +94,7 @@ describe('charts/tiercache', () => {
     const nodes = role.rules!.find((r) => r.resources.includes('nodes'))!;
     expect(nodes.verbs).toEqual(['list']);
     const pods = role.rules!.find((r) => r.resources.includes('pods'))!;
-    expect(pods.verbs).toEqual(['get', 'list', 'watch']);
+    expect(pods.verbs).toEqual(['get', 'list', 'watch', 'delete']);
   });
 
   it('refuses values outside its schema, naming them', () => {

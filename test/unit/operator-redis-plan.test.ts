@@ -165,6 +165,27 @@ describe('nextRedisStep', () => {
     expect(step).not.toMatchObject({ kind: 'heal', forget: true });
   });
 
+  it('rolls a new revision one pod at a time, replicas before masters', () => {
+    const ps = pods(3).map((p) => ({ ...p, outdated: true }));
+    const wanted = { shards: 3, podsPerShard: 2 };
+    expect(nextRedisStep(ps, view(formed(3)), wanted)).toEqual({
+      kind: 'restart',
+      pod: 'cache-shard-0-1',
+      master: false,
+    });
+    const mastersLeft = ps.map((p) => ({ ...p, outdated: p.ordinal === 0 }));
+    expect(nextRedisStep(mastersLeft, view(formed(3)), wanted)).toEqual({
+      kind: 'restart',
+      pod: 'cache-shard-0-0',
+      master: true,
+    });
+    mastersLeft[3] = { ...mastersLeft[3]!, ready: false };
+    expect(nextRedisStep(mastersLeft, view(formed(3)), wanted)).toMatchObject({
+      kind: 'wait',
+      reason: 'RollingUpdate',
+    });
+  });
+
   it('forgets a node no kept pod answers for once it holds no slots', () => {
     const nodes = [...formed(3), { id: 'drained', addr: addr(3, 0) }];
     expect(nextRedisStep(pods(3), view(nodes), { shards: 3, podsPerShard: 2 })).toEqual({
