@@ -34,6 +34,21 @@ export interface DemoStats {
 
 const QUERY_HISTORY = 1000;
 
+const freshControl = (): DemoControl => ({
+  delayMs: 0,
+  failStatus: undefined,
+  rateLimitSeconds: undefined,
+});
+
+const freshStats = (): DemoStats => ({
+  total: 0,
+  byPath: {},
+  lastAuth: 'none',
+  rejected: 0,
+  lastQuery: {},
+  queries: {},
+});
+
 export interface DemoUpstream {
   app: FastifyInstance;
   url: string;
@@ -99,15 +114,8 @@ export async function startDemoUpstream(
   opts: { port?: number; host?: string; apiKey?: string } = {},
 ): Promise<DemoUpstream> {
   const app = Fastify({ logger: false });
-  const control: DemoControl = { delayMs: 0, failStatus: undefined, rateLimitSeconds: undefined };
-  const stats: DemoStats = {
-    total: 0,
-    byPath: {},
-    lastAuth: 'none',
-    rejected: 0,
-    lastQuery: {},
-    queries: {},
-  };
+  const control: DemoControl = freshControl();
+  const stats: DemoStats = freshStats();
 
   app.addHook('onRequest', async (req, reply) => {
     if (req.url.startsWith('/__demo/')) return;
@@ -214,15 +222,8 @@ export async function startDemoUpstream(
     control,
     stats,
     reset() {
-      Object.assign(control, { delayMs: 0, failStatus: undefined, rateLimitSeconds: undefined });
-      Object.assign(stats, {
-        total: 0,
-        byPath: {},
-        lastAuth: 'none',
-        rejected: 0,
-        lastQuery: {},
-        queries: {},
-      });
+      Object.assign(control, freshControl());
+      Object.assign(stats, freshStats());
     },
     close: () => app.close(),
   };

@@ -586,6 +586,27 @@ describe('the operator, installed with helm', () => {
     });
   }, 600_000);
 
+  it('reports controller-runtime and tiercache metrics, health and readiness on one port', async () => {
+    const holder = leaseHolder()!;
+    const leader = kubectlJson<V1Pod>(['get', 'pod', holder, '-n', OPERATOR_NS]);
+    const base = `http://${leader.status!.podIP}:8080`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const key = `${NS}/cache`;
+    expect(metrics).toMatch(
+      /controller_runtime_reconcile_total\{controller="cachecluster",result="(success|requeue_after)"\} [1-9]/,
+    );
+    expect(metrics).toContain('controller_runtime_reconcile_time_seconds_bucket');
+    expect(metrics).toContain('workqueue_depth{name="cachecluster"}');
+    expect(metrics).toContain('leader_election_master_status{name="tiercache-operator"} 1');
+    expect(metrics).toContain(`tiercache_cluster_state{cachecluster="${key}"} 1`);
+    expect(metrics).toContain(`tiercache_ready_shards{cachecluster="${key}"} 3`);
+    expect(metrics).toMatch(
+      new RegExp(`tiercache_slots_migrated_total\\{cachecluster="${key}"\\} [1-9]`),
+    );
+  });
+
   it('removes everything the CacheCluster owned when it is deleted', async () => {
     kubectl(['delete', 'cc', 'cache', '-n', NS, '--wait=false']);
     const selector = 'tiercache.io/cluster=cache';

@@ -5,6 +5,7 @@ import { desiredObjects } from '../../operator/resources/desired.ts';
 import { proxyDeployment } from '../../operator/resources/proxy.ts';
 import { quantityBytes, redisConf } from '../../operator/resources/redis-config.ts';
 import { shardAffinity, shardStatefulSet } from '../../operator/resources/redis-shard.ts';
+import { REDIS_DEFAULTS } from '../helpers/cachecluster-defaults.ts';
 
 const cc = (spec: Parameters<typeof withDefaults>[0] = {}): CacheCluster => ({
   apiVersion: 'tiercache.io/v1alpha1',
@@ -17,16 +18,7 @@ const PASSWORD = 's3cr3t-p4ss';
 describe('CacheCluster defaults', () => {
   it('match the CRD schema', () => {
     const spec = withDefaults({ proxies: [{ name: 'a', upstream: 'tmdb', region: 'r' }] });
-    expect(spec.redis).toMatchObject({
-      image: 'redis:7.2',
-      shards: 3,
-      replicasPerShard: 1,
-      maxMemory: '256Mi',
-      evictionPolicy: 'allkeys-lru',
-      nodeTimeoutMs: 5000,
-      persistence: { enabled: false, size: '1Gi', storageClassName: '', appendOnly: true },
-      auth: { enabled: true },
-    });
+    expect(spec.redis).toEqual(REDIS_DEFAULTS);
     expect(spec.proxies[0]!.replicas).toBe(2);
   });
 });
