@@ -13,7 +13,7 @@ import {
   withDefaults,
 } from '../api/types.ts';
 import type { OperatorMetrics } from '../metrics.ts';
-import { Connections } from '../redis/connections.ts';
+import { Connections, parseInfo } from '../redis/connections.ts';
 import { formCluster } from '../redis/create.ts';
 import { healCluster } from '../redis/heal.ts';
 import { type ClusterView, observe } from '../redis/observe.ts';
@@ -301,6 +301,9 @@ export class Reconciler {
           removeShard(conns, seeds[0]!, step.master, { ...o, password }),
         );
       case 'restart': {
+        // Only once every replica has caught up: the last restarted one may still be syncing,
+        // and a master's handover needs an in-sync replica.
+        if (!(await replicasInSync(conns, pods))) return undefined;
         // A master's pod hands over during its preStop (the next reconcile sees it leaving).
         await this.#o.kube.core.deleteNamespacedPod({
           name: step.pod,
@@ -426,6 +429,18 @@ export class Reconciler {
     metrics.readyShards.labels(key).set(status.readyShards ?? 0);
     await applyStatus(kube, cc.metadata.namespace, cc.metadata.name, status);
   }
+}
+
+async function replicasInSync(conns: Connections, pods: PodRef[]): Promise<boolean> {
+  for (const p of pods) {
+    const info = parseInfo(await conns.call<string>(p.addr!, 'INFO', 'replication'));
+    if (
+      info.role === 'slave' &&
+      (info.master_link_status !== 'up' || info.master_sync_in_progress !== '0')
+    )
+      return false;
+  }
+  return true;
 }
 
 function isOutdated(pod: V1Pod, updateRevision: string | undefined): boolean {
