@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { loadYaml, type V1Pod } from '@kubernetes/client-node';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -203,31 +204,30 @@ async function keysInSlots(ranges: string, count: number): Promise<string[]> {
   }
 }
 
-/** Writes to `keys` back to back; the longest time between two successful writes is the write pause. */
-function startWriter(cluster: Cluster, keys: string[]) {
-  let stopped = false;
-  let successes = 0;
-  let failures = 0;
-  let last = performance.now();
-  let longestMs = 0;
-  const loop = (async () => {
-    for (let i = 0; !stopped; i++) {
-      try {
-        await cluster.set(keys[i % keys.length]!, String(i));
-        const now = performance.now();
-        longestMs = Math.max(longestMs, now - last);
-        last = now;
-        successes++;
-      } catch {
-        failures++;
-      }
-    }
-  })();
+/**
+ * Writes to `keys` back to back in a worker thread; the longest time between two successful
+ * writes is the write pause.
+ */
+function startWriter(keys: string[]) {
+  const worker = new Worker(here('../helpers/write-pauses-worker.ts'), {
+    workerData: {
+      nodes: podsOf(REDIS).map((p) => ({ host: p.status!.podIP!, port: 6379 })),
+      password: redisPassword(),
+      keys,
+    },
+  });
+  const result = new Promise<{ successes: number; failures: number; longestMs: number }>(
+    (resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    },
+  );
   return {
     async stop() {
-      stopped = true;
-      await loop;
-      return { successes, failures, longestMs: Math.round(longestMs) };
+      worker.postMessage('stop');
+      const r = await result;
+      await worker.terminate();
+      return r;
     },
   };
 }
@@ -416,7 +416,7 @@ describe('the operator, installed with helm', () => {
       const shard = cc.status!.shards![1]!;
       const keys = await keysInSlots(shard.slots, 20);
       const uid = kubectlJson<V1Pod>(['get', 'pod', shard.master, '-n', NS]).metadata!.uid;
-      const writer = startWriter(cluster, keys);
+      const writer = startWriter(keys);
       await sleep(500);
       kubectl(['delete', 'pod', shard.master, '-n', NS, '--wait=false']);
       await timed('2. master pod deleted → replaced, Ready', async () => {
@@ -441,7 +441,7 @@ describe('the operator, installed with helm', () => {
     await withCluster(async (cluster) => {
       const shard = cacheCluster().status!.shards![2]!;
       const keys = await keysInSlots(shard.slots, 20);
-      const writer = startWriter(cluster, keys);
+      const writer = startWriter(keys);
       await sleep(500);
       crash(shard.master);
       await timed('2. crashed master process → Ready', async () => {
@@ -510,7 +510,7 @@ describe('the operator, installed with helm', () => {
           ]),
         );
       const before = revisions();
-      const writer = startWriter(cluster, keys);
+      const writer = startWriter(keys);
       kubectl([
         'patch',
         'cc',
