@@ -37,11 +37,8 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
   const watches = await startWatches(kube, log, (key) => queue.add(key));
   const health = Fastify({ logger: false });
   health.get('/healthz', async () => ({ status: 'ok' }));
-  health.get('/readyz', async (_req, reply) =>
-    watches.synced()
-      ? { status: 'ready', leading: elector?.leading ?? true }
-      : reply.code(503).send({ status: 'syncing' }),
-  );
+  // Listening starts once every watch has listed its objects: from then on, ready.
+  health.get('/readyz', async () => ({ status: 'ready', leading: elector?.leading ?? true }));
   health.get('/metrics', async (_req, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );

@@ -4,11 +4,11 @@
  * most caught-up replica of its shard to take over with a coordinated CLUSTER FAILOVER, so
  * writes pause for the handover only, instead of waiting out cluster-node-timeout.
  */
-import { type Connections, parseInfo } from '../redis/connections.ts';
+import type { Connections } from '../redis/connections.ts';
 import type { ClusterView } from '../redis/observe.ts';
 import { isMaster } from '../redis/topology.ts';
 import { until } from '../redis/wait.ts';
-import { nodesByPod, type PodRef, self } from './redis-plan.ts';
+import { inSync, nodesByPod, type PodRef, self } from './redis-plan.ts';
 
 export interface Handover {
   from: string;
@@ -29,19 +29,14 @@ export async function handOverLeavingMasters(
     const report = nodes.get(leaving.name);
     const master = report && self(report);
     if (!master || !isMaster(master) || master.slots.length === 0) continue;
-    const replicas = pods.filter((p) => {
-      const r = nodes.get(p.name);
-      return p.shard === leaving.shard && !p.terminating && r && self(r).masterId === master.id;
-    });
-    // The most caught-up replica whose link is up (the least data to wait for).
+    // The most caught-up replica of the shard whose link is up (the least data to wait for).
     let best: { pod: PodRef; offset: number } | undefined;
-    for (const pod of replicas) {
-      const info = parseInfo(
-        await conns.call<string>(pod.addr!, 'INFO', 'replication').catch(() => ''),
-      );
-      const offset = Number(info.slave_repl_offset ?? -1);
-      if (info.master_link_status === 'up' && (!best || offset > best.offset))
-        best = { pod, offset };
+    for (const pod of pods) {
+      const r = nodes.get(pod.name);
+      if (pod.shard !== leaving.shard || pod.terminating || !r) continue;
+      if (self(r).masterId !== master.id || !inSync(r)) continue;
+      const offset = Number(r.replication.slave_repl_offset ?? -1);
+      if (!best || offset > best.offset) best = { pod, offset };
     }
     if (!best) continue;
     const started = performance.now();

@@ -19,10 +19,9 @@ const MANAGED = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
 const RESTART_BASE_MS = 500;
 const RESTART_MAX_MS = 30_000;
 
+/** Started watches: every one has listed its objects by the time startWatches resolves. */
 export interface Watches {
   cacheClusters: ObjectCache<CacheCluster>;
-  /** True once every watch has listed its objects. */
-  synced(): boolean;
   stop(): Promise<void>;
 }
 
@@ -35,7 +34,6 @@ export async function startWatches(
 ): Promise<Watches> {
   const { custom, core, apps } = kube;
   const informers: Informer<KubernetesObject>[] = [];
-  let synced = 0;
   let stopped = false;
 
   const watch = async <T extends KubernetesObject>(
@@ -70,7 +68,6 @@ export async function startWatches(
       }, delay).unref();
     });
     await informer.start();
-    synced += 1;
     informers.push(informer as unknown as Informer<KubernetesObject>);
     return informer;
   };
@@ -85,31 +82,23 @@ export async function startWatches(
     () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
     keyOf,
   );
-  await watch(
-    'pods',
-    '/api/v1/pods',
-    () => core.listPodForAllNamespaces({ labelSelector: MANAGED }),
-    ownerKey,
-    MANAGED,
-  );
-  await watch(
-    'statefulsets',
-    '/apis/apps/v1/statefulsets',
-    () => apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED }),
-    ownerKey,
-    MANAGED,
-  );
-  await watch(
-    'deployments',
-    '/apis/apps/v1/deployments',
-    () => apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED }),
-    ownerKey,
-    MANAGED,
-  );
-  const total = informers.length;
+  // What the CacheClusters own, found by the managed-by label and keyed to their owner.
+  const owned: [string, string, ListPromise<KubernetesObject>][] = [
+    ['pods', '/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector: MANAGED })],
+    [
+      'statefulsets',
+      '/apis/apps/v1/statefulsets',
+      () => apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED }),
+    ],
+    [
+      'deployments',
+      '/apis/apps/v1/deployments',
+      () => apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED }),
+    ],
+  ];
+  for (const [what, path, list] of owned) await watch(what, path, list, ownerKey, MANAGED);
   return {
     cacheClusters,
-    synced: () => synced === total,
     async stop() {
       stopped = true;
       await Promise.all(informers.map((i) => i.stop()));

@@ -4,8 +4,9 @@
  * Level-triggered and idempotent: it reads the world each time and never trusts a cache it
  * did not just read (the informer's objects are cloned, never changed).
  */
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from '../../lib/log.ts';
+import { isPodReady } from '../../lib/pods.ts';
 import {
   type CacheCluster,
   type CacheClusterSpec,
@@ -13,7 +14,7 @@ import {
   withDefaults,
 } from '../api/types.ts';
 import type { OperatorMetrics } from '../metrics.ts';
-import { Connections, parseInfo } from '../redis/connections.ts';
+import { Connections } from '../redis/connections.ts';
 import { formCluster } from '../redis/create.ts';
 import { healCluster } from '../redis/heal.ts';
 import { type ClusterView, observe } from '../redis/observe.ts';
@@ -21,10 +22,10 @@ import { planShards } from '../redis/plan-create.ts';
 import { addShard, type ReshardOptions, rebalance, removeShard } from '../redis/reshard.ts';
 import { desiredObjects } from '../resources/desired.ts';
 import {
-  LABEL_CLUSTER,
-  LABEL_COMPONENT,
+  componentSelector,
   LABEL_PROXY,
   LABEL_SHARD,
+  labelSelector,
   REDIS_PORT,
 } from '../resources/names.ts';
 import type { EventRecorder } from './events.ts';
@@ -38,7 +39,7 @@ import {
   shardMaster,
 } from './redis-plan.ts';
 import { adminToken, redisPassword } from './secrets.ts';
-import { buildStatus, type ProxyReadiness } from './status.ts';
+import { buildStatus, clusterStateOk, type ProxyReadiness } from './status.ts';
 
 export interface ReconcilerOptions {
   kube: Kube;
@@ -60,10 +61,6 @@ export interface Outcome {
 const STEP_TIMEOUT_MS = 120_000;
 const PROGRESS_WRITE_MS = 1000;
 
-function isReady(pod: V1Pod): boolean {
-  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-}
-
 export class Reconciler {
   readonly #o: ReconcilerOptions;
 
@@ -84,7 +81,13 @@ export class Reconciler {
       : undefined;
     const conns = new Connections({ password, timeoutMs: this.#o.redisTimeoutMs });
     try {
-      const allPods = await this.#redisPods(cc);
+      const { apps } = this.#o.kube;
+      const { namespace } = cc.metadata;
+      const [sets, deployments] = await Promise.all([
+        apps.listNamespacedStatefulSet({ namespace, labelSelector: selectorOf(cc, 'redis') }),
+        apps.listNamespacedDeployment({ namespace, labelSelector: selectorOf(cc, 'proxy') }),
+      ]);
+      const allPods = await this.#redisPods(cc, sets.items);
       let view = await observe(conns, addrs(allPods));
       // First, before anything slower: masters whose pods are going away hand over.
       const handovers = await handOverLeavingMasters(conns, allPods, view);
@@ -103,18 +106,18 @@ export class Reconciler {
         if (p.shard >= keep && shardMaster(allPods, nodes, p.shard)) keep = p.shard + 1;
 
       await this.#applyOwned(cc, spec, keep, password);
-      await this.#prune(cc, spec, keep);
+      await this.#prune(cc, spec, keep, sets.items, deployments.items);
 
       const pods = allPods.filter((p) => p.shard < keep);
       const wanted = { shards: spec.redis.shards, podsPerShard: 1 + spec.redis.replicasPerShard };
       let step = nextRedisStep(pods, view, wanted);
-      let migration: MigrationStatus | undefined;
       if (step.kind !== 'wait' && step.kind !== 'settled') {
-        migration = await this.#carryOut(cc, step, conns, pods, log);
+        await this.#carryOut(cc, step, conns, pods, log);
         view = await observe(conns, addrs(pods));
         step = nextRedisStep(pods, view, wanted);
       }
-      await this.#writeStatus(cc, spec, pods, keep, view, step, migration, handovers);
+      const proxies = proxyReadiness(spec, deployments.items);
+      await this.#writeStatus(cc, spec, pods, keep, view, step, proxies, handovers);
       if (step.kind === 'settled') return {};
       return { requeueAfterMs: step.kind === 'wait' ? 2000 : 250 };
     } finally {
@@ -122,14 +125,14 @@ export class Reconciler {
     }
   }
 
-  async #redisPods(cc: CacheCluster): Promise<PodRef[]> {
-    const { namespace } = cc.metadata;
-    const labelSelector = `${LABEL_CLUSTER}=${cc.metadata.name},${LABEL_COMPONENT}=redis`;
-    const list = await this.#o.kube.core.listNamespacedPod({ namespace, labelSelector });
+  async #redisPods(cc: CacheCluster, sets: V1StatefulSet[]): Promise<PodRef[]> {
+    const list = await this.#o.kube.core.listNamespacedPod({
+      namespace: cc.metadata.namespace,
+      labelSelector: selectorOf(cc, 'redis'),
+    });
     // The revision each shard's pods should run (OnDelete: the operator restarts them).
-    const sets = await this.#o.kube.apps.listNamespacedStatefulSet({ namespace, labelSelector });
     const revision = new Map(
-      sets.items.map((s) => [s.metadata?.labels?.[LABEL_SHARD], s.status?.updateRevision]),
+      sets.map((s) => [s.metadata?.labels?.[LABEL_SHARD], s.status?.updateRevision]),
     );
     return list.items.map((pod) => {
       const name = pod.metadata!.name!;
@@ -140,7 +143,7 @@ export class Reconciler {
         shard: Number(pod.metadata?.labels?.[LABEL_SHARD]),
         ordinal: Number(name.slice(name.lastIndexOf('-') + 1)),
         addr: ip ? `${ip}:${REDIS_PORT}` : undefined,
-        ready: !terminating && isReady(pod),
+        ready: !terminating && isPodReady(pod),
         terminating,
         outdated: isOutdated(pod, revision.get(pod.metadata?.labels?.[LABEL_SHARD])),
       };
@@ -175,22 +178,22 @@ export class Reconciler {
   }
 
   /** Deletes drained shards and proxies the spec no longer names (only objects this CacheCluster owns). */
-  async #prune(cc: CacheCluster, spec: CacheClusterSpec, keep: number): Promise<void> {
+  async #prune(
+    cc: CacheCluster,
+    spec: CacheClusterSpec,
+    keep: number,
+    sets: V1StatefulSet[],
+    deployments: V1Deployment[],
+  ): Promise<void> {
     const { apps, core, policy } = this.#o.kube;
     const namespace = cc.metadata.namespace;
     const owned = (o: { metadata?: { ownerReferences?: { uid: string }[] } }) =>
       o.metadata?.ownerReferences?.some((r) => r.uid === cc.metadata.uid) ?? false;
-    const selector = (component: string) =>
-      `${LABEL_CLUSTER}=${cc.metadata.name},${LABEL_COMPONENT}=${component}`;
     const ignoreGone = (err: unknown) => {
       if (!isNotFound(err)) throw err;
     };
 
-    const sets = await apps.listNamespacedStatefulSet({
-      namespace,
-      labelSelector: selector('redis'),
-    });
-    for (const sts of sets.items.filter(owned)) {
+    for (const sts of sets.filter(owned)) {
       const shard = Number(sts.metadata?.labels?.[LABEL_SHARD]);
       if (!(shard >= keep)) continue;
       const name = sts.metadata!.name!;
@@ -199,11 +202,7 @@ export class Reconciler {
       await this.#o.events.record(cc, 'Normal', 'ShardRemoved', `${name} was drained and deleted`);
     }
     const proxies = new Set(spec.proxies.map((p) => p.name));
-    const deployments = await apps.listNamespacedDeployment({
-      namespace,
-      labelSelector: selector('proxy'),
-    });
-    for (const d of deployments.items.filter(owned)) {
+    for (const d of deployments.filter(owned)) {
       if (proxies.has(d.metadata?.labels?.[LABEL_PROXY] ?? '')) continue;
       const name = d.metadata!.name!;
       await apps.deleteNamespacedDeployment({ name, namespace }).catch(ignoreGone);
@@ -212,14 +211,14 @@ export class Reconciler {
     }
   }
 
-  /** Carries out one step; returns the migration it ran, if any (for the status). */
+  /** Carries out one step (a migration writes its own progress to status.migration). */
   async #carryOut(
     cc: CacheCluster,
     step: RedisStep,
     conns: Connections,
     pods: PodRef[],
     log: Logger,
-  ): Promise<MigrationStatus | undefined> {
+  ): Promise<void> {
     const { events } = this.#o;
     const seeds = addrs(pods);
     const say = (line: string) => log.info(line);
@@ -236,7 +235,7 @@ export class Reconciler {
           'Bootstrapped',
           `${step.shards.length} shards serve all 16384 slots`,
         );
-        return undefined;
+        return;
       }
       case 'heal': {
         const healed = await healCluster(conns, seeds, { ...opts, forget: step.forget });
@@ -247,7 +246,7 @@ export class Reconciler {
             'Healed',
             `re-introduced nodes (${healed.met} MEETs), forgot ${healed.forgotten.length} dead nodes`,
           );
-        return undefined;
+        return;
       }
       case 'attach': {
         for (const r of step.replicas) {
@@ -259,7 +258,7 @@ export class Reconciler {
             `${r.pod} replicates its shard's master`,
           );
         }
-        return undefined;
+        return;
       }
       case 'forget': {
         const live = (await observe(conns, seeds)).reports;
@@ -275,7 +274,7 @@ export class Reconciler {
           'NodesForgotten',
           `forgot ${step.nodes.map((n) => n.addr).join(', ')}`,
         );
-        return undefined;
+        return;
       }
       case 'add-shards': {
         const [seed] = seeds;
@@ -301,9 +300,6 @@ export class Reconciler {
           removeShard(conns, seeds[0]!, step.master, { ...o, password }),
         );
       case 'restart': {
-        // Only once every replica has caught up: the last restarted one may still be syncing,
-        // and a master's handover needs an in-sync replica.
-        if (!(await replicasInSync(conns, pods))) return undefined;
         // A master's pod hands over during its preStop (the next reconcile sees it leaving).
         await this.#o.kube.core.deleteNamespacedPod({
           name: step.pod,
@@ -315,11 +311,11 @@ export class Reconciler {
           'RollingUpdate',
           `restarting ${step.pod}${step.master ? ' (a master: its replica takes over first)' : ''} for the new revision`,
         );
-        return undefined;
+        return;
       }
       case 'wait':
       case 'settled':
-        return undefined;
+        return;
     }
   }
 
@@ -330,7 +326,7 @@ export class Reconciler {
     run: (
       opts: ReshardOptions,
     ) => Promise<{ slotsMoved: number; keysMoved: number; seconds: number }>,
-  ): Promise<MigrationStatus> {
+  ): Promise<void> {
     const { events, metrics, kube } = this.#o;
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
     let migration: MigrationStatus = { ...base, slotsDone: 0, slotsTotal: 0 };
@@ -366,23 +362,6 @@ export class Reconciler {
       'MigrationFinished',
       `${base.state}: ${result.slotsMoved} slots and ${result.keysMoved} keys moved in ${result.seconds.toFixed(1)} s`,
     );
-    return { state: 'Idle' };
-  }
-
-  async #proxies(cc: CacheCluster, spec: CacheClusterSpec): Promise<ProxyReadiness[]> {
-    const list = await this.#o.kube.apps.listNamespacedDeployment({
-      namespace: cc.metadata.namespace,
-      labelSelector: `${LABEL_CLUSTER}=${cc.metadata.name},${LABEL_COMPONENT}=proxy`,
-    });
-    return spec.proxies.map((p) => {
-      const d = list.items.find((x) => x.metadata?.labels?.[LABEL_PROXY] === p.name);
-      return {
-        name: p.name,
-        region: p.region,
-        replicas: p.replicas,
-        readyReplicas: d?.status?.readyReplicas ?? 0,
-      };
-    });
   }
 
   async #writeStatus(
@@ -392,7 +371,7 @@ export class Reconciler {
     shards: number,
     view: ClusterView,
     step: RedisStep,
-    migration: MigrationStatus | undefined,
+    proxies: ProxyReadiness[],
     handovers: Handover[],
   ): Promise<void> {
     const { kube, metrics, events } = this.#o;
@@ -405,8 +384,7 @@ export class Reconciler {
       shards,
       view,
       step,
-      migration,
-      proxies: await this.#proxies(cc, spec),
+      proxies,
       now: new Date(),
     });
     // A shard whose master moved to another pod failed over (Redis did it, or a handover).
@@ -424,24 +402,27 @@ export class Reconciler {
           );
       }
     }
-    const ok = view.reports.length > 0 && view.reports.every((r) => r.info.cluster_state === 'ok');
-    metrics.clusterState.labels(key).set(ok ? 1 : 0);
+    metrics.clusterState.labels(key).set(clusterStateOk(view) ? 1 : 0);
     metrics.readyShards.labels(key).set(status.readyShards ?? 0);
     await applyStatus(kube, cc.metadata.namespace, cc.metadata.name, status);
   }
 }
 
-async function replicasInSync(conns: Connections, pods: PodRef[]): Promise<boolean> {
-  for (const p of pods) {
-    const info = parseInfo(await conns.call<string>(p.addr!, 'INFO', 'replication'));
-    if (
-      info.role === 'slave' &&
-      (info.master_link_status !== 'up' || info.master_sync_in_progress !== '0')
-    )
-      return false;
-  }
-  return true;
+/** Ready pods of each spec proxy, from its Deployment. */
+function proxyReadiness(spec: CacheClusterSpec, deployments: V1Deployment[]): ProxyReadiness[] {
+  return spec.proxies.map((p) => {
+    const d = deployments.find((x) => x.metadata?.labels?.[LABEL_PROXY] === p.name);
+    return {
+      name: p.name,
+      region: p.region,
+      replicas: p.replicas,
+      readyReplicas: d?.status?.readyReplicas ?? 0,
+    };
+  });
 }
+
+const selectorOf = (cc: CacheCluster, component: string) =>
+  labelSelector(componentSelector(cc, component));
 
 function isOutdated(pod: V1Pod, updateRevision: string | undefined): boolean {
   const current = pod.metadata?.labels?.['controller-revision-hash'];

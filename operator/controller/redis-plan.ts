@@ -38,6 +38,10 @@ export type RedisStep =
 
 export const self = (r: NodeReport): NodeInfo => r.nodes.find((n) => n.flags.has('myself'))!;
 
+/** A replica whose link to its master is up and that is not in the middle of a full sync. */
+export const inSync = (r: NodeReport): boolean =>
+  r.replication.master_link_status === 'up' && r.replication.master_sync_in_progress === '0';
+
 /** The node of each pod that answered, by pod name. */
 export function nodesByPod(pods: PodRef[], view: ClusterView): Map<string, NodeReport> {
   const byAddr = new Map(view.reports.map((r) => [r.addr, r]));
@@ -211,7 +215,13 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
 function rollingRestart(pods: PodRef[], nodes: Map<string, NodeReport>): RedisStep | undefined {
   const outdated = pods.filter((p) => p.outdated);
   if (outdated.length === 0) return undefined;
-  if (pods.some((p) => p.terminating || !p.ready))
+  // The last restarted pod must be back and its node caught up: a master's handover needs an
+  // in-sync replica.
+  const settling = pods.some((p) => {
+    const r = nodes.get(p.name);
+    return p.terminating || !p.ready || !r || (r.replication.role === 'slave' && !inSync(r));
+  });
+  if (settling)
     return {
       kind: 'wait',
       reason: 'RollingUpdate',

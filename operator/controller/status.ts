@@ -8,7 +8,6 @@ import type {
   CacheClusterSpec,
   CacheClusterStatus,
   Condition,
-  MigrationStatus,
   ShardStatus,
 } from '../api/types.ts';
 import { checkCluster } from '../redis/check.ts';
@@ -32,7 +31,6 @@ export interface StatusInputs {
   view: ClusterView;
   /** The step this reconcile found (after carrying it out, the next one will see the result). */
   step: RedisStep;
-  migration: MigrationStatus | undefined;
   proxies: ProxyReadiness[];
   now: Date;
 }
@@ -49,6 +47,11 @@ const STEP_REASON: Record<RedisStep['kind'], string> = {
   restart: 'RollingUpdate',
   settled: 'Settled',
 };
+
+/** Every node answered and reports cluster_state:ok. */
+export function clusterStateOk(view: ClusterView): boolean {
+  return view.reports.length > 0 && view.reports.every((r) => r.info.cluster_state === 'ok');
+}
 
 export function shardStatuses(inputs: StatusInputs): ShardStatus[] {
   const { cc, pods, view } = inputs;
@@ -163,7 +166,8 @@ export function buildStatus(inputs: StatusInputs): CacheClusterStatus {
     nodes: inputs.pods
       .filter((p) => p.shard < inputs.shards)
       .map((p) => podAddress(cc, p.shard, p.ordinal)),
-    migration: inputs.migration ?? { state: 'Idle' },
+    // A migration runs inside one reconcile and writes its own progress; it is over by now.
+    migration: { state: 'Idle' },
     proxies: inputs.proxies.map((p) => ({
       name: p.name,
       region: p.region,

@@ -11,6 +11,8 @@ export interface NodeReport {
   /** This node's view of the whole cluster. */
   nodes: NodeInfo[];
   info: Record<string, string>;
+  /** `INFO replication`: role, and for a replica its link and sync state and offset. */
+  replication: Record<string, string>;
   keys: number;
 }
 
@@ -23,9 +25,10 @@ export interface ClusterView {
 }
 
 export async function reportOf(conns: Connections, addr: string): Promise<NodeReport> {
-  const [nodesText, infoText, keys] = await Promise.all([
+  const [nodesText, infoText, replicationText, keys] = await Promise.all([
     conns.call<string>(addr, 'CLUSTER', 'NODES'),
     conns.call<string>(addr, 'CLUSTER', 'INFO'),
+    conns.call<string>(addr, 'INFO', 'replication'),
     conns.call<number>(addr, 'DBSIZE'),
   ]);
   const nodes = parseClusterNodes(nodesText);
@@ -34,6 +37,7 @@ export async function reportOf(conns: Connections, addr: string): Promise<NodeRe
     id: nodes.find((n) => n.flags.has('myself'))!.id,
     nodes,
     info: parseInfo(infoText),
+    replication: parseInfo(replicationText),
     keys,
   };
 }

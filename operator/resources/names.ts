@@ -40,15 +40,33 @@ export function clusterLabels(cc: CacheCluster, component: string): Record<strin
   };
 }
 
+/** Labels selecting a CacheCluster's objects of one component (`redis` or `proxy`). */
+export function componentSelector(cc: CacheCluster, component: string): Record<string, string> {
+  return { [LABEL_CLUSTER]: cc.metadata.name, [LABEL_COMPONENT]: component };
+}
+
+/** The same selector as an API labelSelector string. */
+export function labelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
 /** Labels selecting the Redis pods of one shard (stable: part of the StatefulSet selector). */
 export function shardSelector(cc: CacheCluster, shard: number): Record<string, string> {
-  return {
-    [LABEL_CLUSTER]: cc.metadata.name,
-    [LABEL_COMPONENT]: 'redis',
-    [LABEL_SHARD]: String(shard),
-  };
+  return { ...componentSelector(cc, 'redis'), [LABEL_SHARD]: String(shard) };
 }
 
 export function proxySelector(cc: CacheCluster, proxy: string): Record<string, string> {
-  return { [LABEL_CLUSTER]: cc.metadata.name, [LABEL_COMPONENT]: 'proxy', [LABEL_PROXY]: proxy };
+  return { ...componentSelector(cc, 'proxy'), [LABEL_PROXY]: proxy };
+}
+
+/** Every label of a shard's objects (StatefulSet, its pods and claims, PDB). */
+export function shardLabels(cc: CacheCluster, shard: number): Record<string, string> {
+  return { ...clusterLabels(cc, 'redis'), [LABEL_SHARD]: String(shard) };
+}
+
+/** Every label of a proxy's objects (Deployment, its pods, Service). */
+export function proxyLabels(cc: CacheCluster, proxy: string): Record<string, string> {
+  return { ...clusterLabels(cc, 'proxy'), [LABEL_PROXY]: proxy };
 }

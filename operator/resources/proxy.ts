@@ -9,9 +9,9 @@ import type { V1Deployment, V1EnvVar, V1Secret, V1Service } from '@kubernetes/cl
 import type { CacheCluster, ProxySpec, RedisSpec } from '../api/types.ts';
 import {
   clusterLabels,
-  LABEL_PROXY,
   names,
   PROXY_PORT,
+  proxyLabels,
   proxySelector,
   REDIS_PORT,
 } from './names.ts';
@@ -75,7 +75,7 @@ export function proxyDeployment(
   defaultImage: string,
 ): V1Deployment {
   const selector = proxySelector(cc, proxy.name);
-  const labels = { ...clusterLabels(cc, 'proxy'), [LABEL_PROXY]: proxy.name };
+  const labels = proxyLabels(cc, proxy.name);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -123,7 +123,7 @@ export function proxyDeployment(
 }
 
 export function proxyService(cc: CacheCluster, proxy: ProxySpec): V1Service {
-  const labels = { ...clusterLabels(cc, 'proxy'), [LABEL_PROXY]: proxy.name };
+  const labels = proxyLabels(cc, proxy.name);
   return {
     apiVersion: 'v1',
     kind: 'Service',

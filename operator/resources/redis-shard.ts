@@ -18,10 +18,10 @@ import type {
 import type { CacheCluster, RedisSpec } from '../api/types.ts';
 import {
   clusterLabels,
-  LABEL_COMPONENT,
-  LABEL_SHARD,
+  componentSelector,
   names,
   REDIS_PORT,
+  shardLabels,
   shardSelector,
 } from './names.ts';
 import { ownedMeta } from './owner.ts';
@@ -50,7 +50,7 @@ export function redisService(cc: CacheCluster): V1Service {
       clusterIP: 'None',
       // Nodes find each other by name before they are ready (bootstrap, heal).
       publishNotReadyAddresses: true,
-      selector: { 'tiercache.io/cluster': cc.metadata.name, [LABEL_COMPONENT]: 'redis' },
+      selector: componentSelector(cc, 'redis'),
       ports: [
         { name: 'redis', port: REDIS_PORT, targetPort: REDIS_PORT },
         { name: 'bus', port: BUS_PORT, targetPort: BUS_PORT },
@@ -179,7 +179,7 @@ export function shardStatefulSet(
   placement: Placement,
 ): V1StatefulSet {
   const selector = shardSelector(cc, shard);
-  const labels = { ...clusterLabels(cc, 'redis'), [LABEL_SHARD]: String(shard) };
+  const labels = shardLabels(cc, shard);
   const p = redis.persistence;
   return {
     apiVersion: 'apps/v1',
@@ -219,10 +219,7 @@ export function shardDisruptionBudget(cc: CacheCluster, shard: number): V1PodDis
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
-    metadata: ownedMeta(cc, names.shard(cc.metadata.name, shard), {
-      ...clusterLabels(cc, 'redis'),
-      [LABEL_SHARD]: String(shard),
-    }),
+    metadata: ownedMeta(cc, names.shard(cc.metadata.name, shard), shardLabels(cc, shard)),
     spec: { maxUnavailable: 1, selector: { matchLabels: shardSelector(cc, shard) } },
   };
 }

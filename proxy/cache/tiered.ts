@@ -171,16 +171,10 @@ export class TieredCache {
     stale: CacheEntry | undefined,
     wait: boolean,
   ): Promise<Served> {
-    if (!this.usesL2(req)) return this.#fetchUpstream(req, stale, false);
     const deadline = Date.now() + this.leaseMs;
     for (;;) {
-      let leased: boolean;
-      try {
-        leased = await this.l2!.acquireLease(req.key, this.#owner, this.leaseMs);
-      } catch {
-        return this.#fetchUpstream(req, stale, false);
-      }
-      if (leased) return this.#fetchUpstream(req, stale, true);
+      const lease = await this.lease(req);
+      if (lease !== 'taken') return this.#fetchUpstream(req, stale, lease === 'mine');
       if (!wait)
         return { entry: stale!, source: 'STALE', detail: 'stale-while-revalidate', stored: true };
       await sleep(LEASE_POLL_MS);

@@ -25,7 +25,7 @@ import {
 } from '../crypto/candles.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
 import type { CacheSlot } from '../upstreams/types.ts';
-import { overallSource, parseSymbols, parseVs, resolveIds } from './crypto.ts';
+import { overallSource, parseSymbols, parseVs, resolveIds, sendJson } from './crypto.ts';
 
 export interface ChartRouteOptions {
   cache: TieredCache;
@@ -181,16 +181,18 @@ export async function cryptoChartRoutes(
   app.get<{ Querystring: ChartQuery }>('/api/chart_data', async (req, reply) => {
     const r = parseChart(req.query);
     const { series, source } = await chartSeries(cache, crypto, r);
-    return reply
-      .headers(headers)
-      .header('x-cache', source)
-      .send({
+    return sendJson(
+      reply,
+      {
         symbol: r.symbol,
         vs_currency: r.vs,
         interval: r.interval,
         range: `${r.days}d`,
         points: series,
-      });
+      },
+      source,
+      headers,
+    );
   });
 
   app.get<{ Querystring: ChartQuery & { indicators?: string } }>(

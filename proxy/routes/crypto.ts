@@ -91,7 +91,8 @@ export function overallSource(sources: string[]): string {
   return sources.every((s) => s === 'L1') ? 'L1' : 'L2';
 }
 
-function sendJson(
+/** An answer assembled from several cached entries: JSON, with where the weakest part came from. */
+export function sendJson(
   reply: FastifyReply,
   body: unknown,
   source: string,

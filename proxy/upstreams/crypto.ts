@@ -44,13 +44,18 @@ export class CryptoUpstream {
     return http.get(url, headers);
   }
 
-  coinList(): UpstreamRequest {
+  /** A cacheable request for one upstream path, cached under its category's key. */
+  #cached(category: 'meta' | 'indicators', name: string, path: string): UpstreamRequest {
     return {
-      key: cryptoKey('meta', 'coins'),
-      cls: 'meta',
-      ttl: this.ttl('meta'),
-      fetch: () => this.#get('/coins/list'),
+      key: cryptoKey(category, name),
+      cls: category,
+      ttl: this.ttl(category),
+      fetch: () => this.#get(path),
     };
+  }
+
+  coinList(): UpstreamRequest {
+    return this.#cached('meta', 'coins', '/coins/list');
   }
 
   /** One call for every id, as CoinGecko's simple/price takes them. */
@@ -79,11 +84,6 @@ export class CryptoUpstream {
   }
 
   global(): UpstreamRequest {
-    return {
-      key: cryptoKey('indicators', 'global'),
-      cls: 'indicators',
-      ttl: this.ttl('indicators'),
-      fetch: () => this.#get('/global'),
-    };
+    return this.#cached('indicators', 'global', '/global');
   }
 }

@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { loadYaml, type V1Pod } from '@kubernetes/client-node';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isPodReady } from '../../lib/pods.ts';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { checkCluster } from '../../operator/redis/check.ts';
 import { Connections } from '../../operator/redis/connections.ts';
@@ -391,9 +392,7 @@ describe('the operator, installed with helm', () => {
     }
 
     const proxyIp = (name: string) =>
-      podsOf(`tiercache.io/proxy=${name}`).find((p) =>
-        p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-      )!.status!.podIP!;
+      podsOf(`tiercache.io/proxy=${name}`).find(isPodReady)!.status!.podIP!;
     const apac = `http://${proxyIp('tmdb-apac')}:6635`;
     const eu = `http://${proxyIp('crypto-eu')}:6635`;
     const first = await fetch(`${apac}/3/movie/550`);

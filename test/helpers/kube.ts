@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { V1PodList } from '@kubernetes/client-node';
 import { REPO } from '../../hack/local-cluster/layout.ts';
+import { isPodReady } from '../../lib/pods.ts';
 import { waitFor } from './wait.ts';
 
 export const kubeconfigPath = () =>
@@ -63,7 +64,7 @@ export function pods(ns: string, selector: string): PodView[] {
     name: p.metadata!.name!,
     uid: p.metadata!.uid!,
     ip: p.status?.podIP ?? '',
-    ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    ready: isPodReady(p),
     pid:
       Number(/^pid:\/\/(\d+)$/.exec(p.status?.containerStatuses?.[0]?.containerID ?? '')?.[1]) ||
       undefined,

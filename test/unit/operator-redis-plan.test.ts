@@ -41,6 +41,9 @@ function view(nodes: Node[], opts: { alone?: boolean } = {}): ClusterView {
         id: me.id,
         nodes: lines,
         info: { cluster_known_nodes: String(seen.length) },
+        replication: (me.master
+          ? { role: 'slave', master_link_status: 'up', master_sync_in_progress: '0' }
+          : { role: 'master' }) as Record<string, string>,
         keys: me.keys ?? 0,
       };
     });

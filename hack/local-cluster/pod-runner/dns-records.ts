@@ -6,14 +6,11 @@
  * Pods run on loopback IPs, which Endpoints may not hold, so DNS reads pods directly.
  */
 import type { V1Pod, V1Service } from '@kubernetes/client-node';
+import { isPodReady } from '../../../lib/pods.ts';
 
 export interface Snapshot {
   pods: readonly V1Pod[];
   services: readonly V1Service[];
-}
-
-function ready(pod: V1Pod): boolean {
-  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
 function selects(selector: Record<string, string> | undefined, pod: V1Pod): boolean {
@@ -41,7 +38,7 @@ export function resolve(snapshot: Snapshot, name: string, domain: string): strin
         (p) =>
           p.metadata?.namespace === ns &&
           selects(svc.spec?.selector, p) &&
-          (publishAll || ready(p)),
+          (publishAll || isPodReady(p)),
       )
       .map((p) => p.status!.podIP!);
   }
