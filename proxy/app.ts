@@ -3,12 +3,7 @@
  * so tests drive it with `inject` or `listen` as they need; `close` releases everything.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  LogController,
-} from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { isTiercacheError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import pkg from '../package.json' with { type: 'json' };
@@ -130,20 +125,19 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
   });
   const stats = statsReader(metrics);
 
+  // Fastify gets no logger: with one it builds a child logger, a request id and two response
+  // listeners for every request (~4 µs, 5 % of an L1 hit) only to write access lines a cache
+  // answering thousands of requests a second must not write anyway. The proxy logs through
+  // `log`, with the URL redacted, where something is worth saying.
   const app = Fastify({
-    loggerInstance: log as FastifyBaseLogger,
-    // A cache answers thousands of requests a second: no per-request access log lines.
-    logController: new LogController({ disableRequestLogging: true }),
-    // and no per-request child logger: handlers log with the URL (redacted) when they must.
-    childLoggerFactory: (logger) => logger,
+    logger: false,
     routerOptions: { maxParamLength: 2048 },
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (isTiercacheError(err)) {
       const retry = err.details?.retryAfterSeconds;
       if (retry !== undefined) reply.header('retry-after', String(retry));
-      if (err.httpStatus >= 500)
-        req.log.warn({ url: redactUrl(req.url), code: err.code }, err.message);
+      if (err.httpStatus >= 500) log.warn({ url: redactUrl(req.url), code: err.code }, err.message);
       return reply
         .code(err.httpStatus)
         .send({ ...err.details, error: err.code, message: err.message });
@@ -151,7 +145,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     if (err.statusCode !== undefined && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: 'BAD_REQUEST', message: err.message });
     }
-    req.log.error({ url: redactUrl(req.url), err }, 'unexpected error');
+    log.error({ url: redactUrl(req.url), err }, 'unexpected error');
     return reply.code(500).send({ error: 'INTERNAL', message: 'internal error' });
   });
   app.setNotFoundHandler((req, reply) =>

@@ -36,8 +36,8 @@ export function canonicalQuery(query: URLSearchParams): URLSearchParams {
   return new URLSearchParams(pairs);
 }
 
-export function cacheKey(upstream: string, path: string, query: URLSearchParams): string {
-  const q = canonicalQuery(query).toString();
+export function cacheKey(upstream: string, path: string, query?: URLSearchParams): string {
+  const q = query ? canonicalQuery(query).toString() : '';
   const key = `${ENTRY_PREFIX}${upstream}:${path}${q ? `?${q}` : ''}`;
   if (key.length <= MAX_KEY_LENGTH) return key;
   const digest = createHash('sha256').update(key).digest('hex');

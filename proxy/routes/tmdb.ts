@@ -1,7 +1,7 @@
 /**
  * TMDB routes: `GET /3/*` (v3 JSON) and `GET /t/p/<size>/<file>` (images), through the tiers.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { checkPath } from '../cache/keys.ts';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { TmdbUpstream } from '../upstreams/tmdb.ts';
@@ -14,23 +14,25 @@ export interface TmdbRouteOptions {
   headers: Record<string, string>;
 }
 
-function splitUrl(req: FastifyRequest): { path: string; query: URLSearchParams } {
-  const url = req.raw.url ?? '/';
-  const q = url.indexOf('?');
-  return q < 0
-    ? { path: url, query: new URLSearchParams() }
-    : { path: url.slice(0, q), query: new URLSearchParams(url.slice(q + 1)) };
-}
-
 export async function tmdbRoutes(app: FastifyInstance, opts: TmdbRouteOptions): Promise<void> {
   const { cache, tmdb, headers } = opts;
 
-  const handler = async (req: FastifyRequest, reply: import('fastify').FastifyReply) => {
-    const { path, query } = splitUrl(req);
-    const request = tmdb.request(checkPath(path), query);
+  // Not async: an L1 hit is written before the handler returns, with no promise made for it.
+  const handler = (req: FastifyRequest, reply: FastifyReply): Promise<void> | undefined => {
+    const url = req.raw.url ?? '/';
+    const q = url.indexOf('?');
+    const request =
+      q < 0
+        ? tmdb.request(checkPath(url))
+        : tmdb.request(checkPath(url.slice(0, q)), url.slice(q + 1));
     const hit = cache.peek(request.key, request.cls);
-    if (hit) return sendL1(reply, hit, headers);
-    return sendServed(reply, await cache.serve(request), headers);
+    if (hit) {
+      sendL1(reply, hit, headers);
+      return undefined;
+    }
+    return cache.serve(request).then((served) => {
+      sendServed(reply, served, headers);
+    });
   };
 
   app.get('/3/*', handler);

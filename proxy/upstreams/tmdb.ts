@@ -40,10 +40,11 @@ export class TmdbUpstream {
     this.#opts = opts;
   }
 
-  /** Builds the cacheable request for a client path (already checked) and query. */
-  request(path: string, query: URLSearchParams): UpstreamRequest {
+  /** Builds the cacheable request for a client path (already checked) and raw query string. */
+  request(path: string, rawQuery = ''): UpstreamRequest {
     const cls = classifyTmdb(path);
-    const clean = canonicalQuery(query);
+    // Most requests carry no query: no URLSearchParams is built for them.
+    const clean = rawQuery ? canonicalQuery(new URLSearchParams(rawQuery)) : undefined;
     return {
       key: cacheKey('tmdb', path, clean),
       cls,
@@ -52,7 +53,7 @@ export class TmdbUpstream {
     };
   }
 
-  #fetch(cls: TmdbClass, path: string, query: URLSearchParams) {
+  #fetch(cls: TmdbClass, path: string, query: URLSearchParams | undefined) {
     const { apiKey, apiUrl, imageUrl, http } = this.#opts;
     const url = new URL((cls === 'image' ? imageUrl : apiUrl) + path);
     const headers: Record<string, string> = {};
