@@ -92,5 +92,27 @@ describe('entry encoding', () => {
       staleUntil: 3,
     });
     expect(decodeEntry(enc.subarray(0, 12))).toBeUndefined();
+    // A content-type length pointing past the end of the value.
+    const bad = Buffer.from(enc);
+    bad.writeUInt16BE(500, 30);
+    expect(decodeEntry(bad)).toBeUndefined();
+  });
+
+  it('still reads entries in the TC1 format older proxies wrote (rolling upgrades keep L2)', () => {
+    const header = Buffer.from(
+      JSON.stringify({ s: 404, t: 'application/json', a: 10, e: 20, x: 30 }),
+    );
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(header.length);
+    const body = Buffer.from('{"status_code":34}');
+    const v1 = Buffer.concat([Buffer.from('TC1\n'), length, header, body]);
+    expect(decodeEntry(v1)).toEqual({
+      status: 404,
+      contentType: 'application/json',
+      storedAt: 10,
+      expiresAt: 20,
+      staleUntil: 30,
+      body,
+    });
   });
 });
