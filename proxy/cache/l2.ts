@@ -78,15 +78,18 @@ export class RedisTier {
     return this.targets.find((t) => t.available);
   }
 
-  async #on<T>(op: string, write: boolean, fn: (c: RedisClient) => Promise<T>): Promise<T> {
+  // Not async (nor get below): each async layer adds a promise and a microtask to every L2 hit.
+  #on<T>(op: string, write: boolean, fn: (c: RedisClient) => Promise<T>): Promise<T> {
     const target = this.active();
-    if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
+    if (!target)
+      return Promise.reject(new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available'));
     return target.call(op, write, fn);
   }
 
-  async get(key: string): Promise<CacheEntry | undefined> {
-    const raw = await this.#on('get', false, (c) => c.getBuffer(key));
-    return raw ? decodeEntry(raw) : undefined;
+  get(key: string): Promise<CacheEntry | undefined> {
+    return this.#on('get', false, (c) => c.getBuffer(key)).then((raw) =>
+      raw ? decodeEntry(raw) : undefined,
+    );
   }
 
   async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {

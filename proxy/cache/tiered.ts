@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isTiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
-import type { ProxyMetrics } from '../metrics.ts';
+import type { CategoryCells, ProxyMetrics } from '../metrics.ts';
 import type { CacheSlot, UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
 import type { CacheEntry } from './entry.ts';
 import type { L1Pool, MemoryTier } from './l1.ts';
@@ -25,6 +25,12 @@ export interface Served {
   /** Status the upstream gave when we forwarded (RFC 9211 fwd-status). */
   fwdStatus?: number;
   stored: boolean;
+}
+
+/** What lookup finds: a fresh answer, or the freshest entry still inside its stale window. */
+export interface Lookup {
+  hit?: Served;
+  stale?: CacheEntry;
 }
 
 export interface TieredOptions {
@@ -73,52 +79,71 @@ export class TieredCache {
   /**
    * What the tiers hold for a key, without asking the upstream: a fresh answer (from L1 or
    * L2), or else the freshest entry still inside its stale window.
+   *
+   * Written with `then` rather than async/await: an L2 hit passes through here and `serve`,
+   * and every async layer costs it a promise and a microtask.
    */
-  async lookup(req: CacheSlot): Promise<{ hit?: Served; stale?: CacheEntry }> {
+  lookup(req: CacheSlot): Promise<Lookup> {
     const now = Date.now();
     const counts = this.#opts.metrics.lookups.of(req.cls);
     const l1Item = this.l1.get(req.key, poolOf(req.cls), now);
     if (l1Item && now < l1Item.freshUntil) {
       counts.hit.L1.inc();
-      return { hit: { entry: l1Item.entry, source: 'L1', stored: true } };
+      return Promise.resolve({ hit: { entry: l1Item.entry, source: 'L1', stored: true } });
     }
     counts.miss.L1.inc();
-    let candidate =
+    const candidate =
       l1Item && freshness(l1Item.entry.expiresAt, l1Item.entry.staleUntil, now) !== 'dead'
         ? l1Item.entry
         : undefined;
-
-    if (this.usesL2(req)) {
-      const fromL2 = await this.#l2Get(req.key);
-      if (fromL2 === 'unavailable') {
-        // L1's own copy is still within its upstream lifetime: better than asking upstream.
-        if (candidate && now < candidate.expiresAt) {
-          counts.hit.L1.inc();
-          return { hit: { entry: candidate, source: 'L1', stored: true } };
-        }
-      } else if (fromL2) {
-        const state = freshness(fromL2.expiresAt, fromL2.staleUntil, now);
-        if (state === 'fresh') {
-          counts.hit.L2.inc();
-          this.l1.set(req.key, poolOf(req.cls), fromL2, req.ttl.memoryMs, now);
-          return { hit: { entry: fromL2, source: 'L2', stored: true } };
-        }
-        if (state === 'stale' && (!candidate || fromL2.storedAt > candidate.storedAt))
-          candidate = fromL2;
+    if (!this.usesL2(req)) {
+      if (candidate && now < candidate.expiresAt) {
+        counts.hit.L1.inc();
+        return Promise.resolve({ hit: { entry: candidate, source: 'L1', stored: true } });
       }
-      counts.miss.L2.inc();
-    } else if (candidate && now < candidate.expiresAt) {
-      counts.hit.L1.inc();
-      return { hit: { entry: candidate, source: 'L1', stored: true } };
+      return Promise.resolve(candidate ? { stale: candidate } : {});
     }
+    return this.l2!.get(req.key).then(
+      (fromL2) => this.#afterL2(req, fromL2, candidate, now, counts),
+      () => this.#afterL2(req, 'unavailable', candidate, now, counts),
+    );
+  }
+
+  #afterL2(
+    req: CacheSlot,
+    fromL2: CacheEntry | undefined | 'unavailable',
+    l1Candidate: CacheEntry | undefined,
+    now: number,
+    counts: CategoryCells,
+  ): Lookup {
+    let candidate = l1Candidate;
+    if (fromL2 === 'unavailable') {
+      // L1's own copy is still within its upstream lifetime: better than asking upstream.
+      if (candidate && now < candidate.expiresAt) {
+        counts.hit.L1.inc();
+        return { hit: { entry: candidate, source: 'L1', stored: true } };
+      }
+    } else if (fromL2) {
+      const state = freshness(fromL2.expiresAt, fromL2.staleUntil, now);
+      if (state === 'fresh') {
+        counts.hit.L2.inc();
+        this.l1.set(req.key, poolOf(req.cls), fromL2, req.ttl.memoryMs, now);
+        return { hit: { entry: fromL2, source: 'L2', stored: true } };
+      }
+      if (state === 'stale' && (!candidate || fromL2.storedAt > candidate.storedAt))
+        candidate = fromL2;
+    }
+    counts.miss.L2.inc();
     return candidate ? { stale: candidate } : {};
   }
 
-  async serve(req: UpstreamRequest): Promise<Served> {
-    const { hit, stale: candidate } = await this.lookup(req);
-    if (hit) return hit;
-    const { metrics } = this.#opts;
+  serve(req: UpstreamRequest): Promise<Served> {
+    return this.lookup(req).then(({ hit, stale }) => hit ?? this.#serveMiss(req, stale));
+  }
 
+  /** No fresh entry in L1 or L2: the stale one while it is refreshed, else the upstream's answer. */
+  async #serveMiss(req: UpstreamRequest, candidate: CacheEntry | undefined): Promise<Served> {
+    const { metrics } = this.#opts;
     if (candidate) {
       metrics.stale.revalidate.inc();
       this.#revalidate(req, candidate);
@@ -141,14 +166,6 @@ export class TieredCache {
   /** Whether a slot's class is kept in L2 (and L2 is configured). */
   usesL2(req: CacheSlot): boolean {
     return this.l2 !== undefined && req.ttl.diskMs > 0;
-  }
-
-  async #l2Get(key: string): Promise<CacheEntry | undefined | 'unavailable'> {
-    try {
-      return await this.l2!.get(key);
-    } catch {
-      return 'unavailable';
-    }
   }
 
   /** Background refresh of a stale entry: one per key per process, and skipped when another replica holds the lease. */
@@ -209,8 +226,8 @@ export class TieredCache {
 
   /** One look in L2 for an entry another replica was fetching; found fresh, it is counted and kept in L1. */
   async takeCoalesced(slot: CacheSlot): Promise<Served | undefined> {
-    const got = await this.#l2Get(slot.key);
-    if (!got || got === 'unavailable' || Date.now() >= got.expiresAt) return undefined;
+    const got = await this.l2!.get(slot.key).catch(() => undefined);
+    if (!got || Date.now() >= got.expiresAt) return undefined;
     this.#opts.metrics.coalesced.cluster.inc();
     this.#opts.metrics.lookups.of(slot.cls).hit.L2.inc();
     this.l1.set(slot.key, poolOf(slot.cls), got, slot.ttl.memoryMs, Date.now());
