@@ -81,6 +81,20 @@ describe('entry encoding', () => {
     expect(back!.body.equals(body)).toBe(true);
   });
 
+  it('gives each entry its own content type when types alternate', () => {
+    const of = (contentType: string) =>
+      encodeEntry({
+        status: 200,
+        contentType,
+        body: Buffer.from('x'),
+        storedAt: 1,
+        expiresAt: 2,
+        staleUntil: 3,
+      });
+    const types = ['application/json', 'image/jpeg', 'application/json', 'application/jsoN', 'x'];
+    expect(types.map((t) => decodeEntry(of(t))!.contentType)).toEqual(types);
+  });
+
   it('rejects foreign or truncated values', () => {
     expect(decodeEntry(Buffer.from('hello world'))).toBeUndefined();
     const enc = encodeEntry({
