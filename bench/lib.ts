@@ -1,9 +1,12 @@
-/** Shared benchmark plumbing: servers as child processes, autocannon runs, a printed table. */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+/** Shared benchmark plumbing: servers as child processes, wrk/autocannon runs, a printed table. */
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import autocannon, { type Request } from 'autocannon';
+
+const run = promisify(execFile);
 
 export interface Server {
   url: string;
@@ -71,9 +74,9 @@ function cpuTimeUs(pid: number | undefined): number {
   }
 }
 
-function hasWrk(): boolean {
+function has(command: string): boolean {
   try {
-    execFileSync('sh', ['-c', 'command -v wrk'], { stdio: 'ignore' });
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
@@ -81,19 +84,53 @@ function hasWrk(): boolean {
 }
 
 /** The load generator: wrk (one thread, as the design's baselines were measured) when installed, else autocannon. */
-export const loadGenerator = hasWrk() ? 'wrk -t1 -c50' : 'autocannon -c50';
+export const loadGenerator = has('wrk') ? 'wrk -t1 -c50' : 'autocannon -c50';
+
+/** The CPU reserved for the servers being measured, once reserveServerCpu() has run. */
+let serverCpu: number | undefined;
+
+/**
+ * CPU placement: the servers being measured get the last CPU to themselves; this process and
+ * everything it starts afterwards (load generator, Redis, upstream) run on the others. With the
+ * load generator and the server on one core, each run measured their fight for it as much as
+ * the server. Off with BENCH_PIN=0, or where taskset or a second CPU is missing.
+ */
+export function reserveServerCpu(): string {
+  const cpus = availableParallelism();
+  if (process.env.BENCH_PIN === '0' || cpus < 2 || !has('taskset')) return 'no CPU pinning';
+  execFileSync('taskset', ['-a', '-cp', `0-${cpus - 2}`, String(process.pid)], { stdio: 'ignore' });
+  serverCpu = cpus - 1;
+  return `measured servers pinned to CPU ${serverCpu}, load generator and Redis on CPU 0-${cpus - 2}`;
+}
+
+/** Moves a server (all its threads, and its child processes such as nginx workers) onto the CPU reserved for measured servers. */
+export function pinServer(server: Server): void {
+  if (serverCpu === undefined || server.proc.pid === undefined) return;
+  const pids = [String(server.proc.pid)];
+  try {
+    pids.push(
+      ...execFileSync('pgrep', ['-P', String(server.proc.pid)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean),
+    );
+  } catch {
+    // pgrep exits 1 when there are no children
+  }
+  for (const pid of pids)
+    execFileSync('taskset', ['-a', '-cp', String(serverCpu), pid], { stdio: 'ignore' });
+}
 
 function wrkMs(value: string, unit: string): number {
   const n = Number(value);
   return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
 }
 
-function measureWrk(
+async function measureWrk(
   name: string,
   url: string,
   seconds: number,
   uniquePaths?: string,
-): Omit<Result, 'cpuUs'> & { total: number } {
+): Promise<Omit<Result, 'cpuUs'> & { total: number }> {
   const args = ['-t1', '-c50', `-d${seconds}s`, '--latency'];
   if (uniquePaths) {
     const script = join(mkdtempSync(join(tmpdir(), 'tiercache-bench-')), 'unique.lua');
@@ -103,7 +140,7 @@ function measureWrk(
     );
     args.push('-s', script);
   }
-  const out = execFileSync('wrk', [...args, url], { encoding: 'utf8' });
+  const { stdout: out } = await run('wrk', [...args, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
@@ -128,7 +165,7 @@ export async function measure(
   const url = server.url + path;
   const cpuBefore = cpuTimeUs(server.proc.pid);
   let r: Omit<Result, 'cpuUs'> & { total: number };
-  if (loadGenerator.startsWith('wrk')) r = measureWrk(name, url, seconds, opts.uniquePaths);
+  if (loadGenerator.startsWith('wrk')) r = await measureWrk(name, url, seconds, opts.uniquePaths);
   else {
     let n = 0;
     const requests = opts.uniquePaths

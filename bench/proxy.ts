@@ -1,18 +1,25 @@
 /**
  * Proxy benchmark: the proxy's L1-hit, L2-hit and miss paths against bare baselines started in
  * the same run — fastify + lru-cache (memory) and fastify + ioredis (one Redis) serving the same
- * 4 KB body — with 50 connections (wrk -t1 when installed, else autocannon). Prints req/s, p99 and the ratios; the
- * targets are L1 ≥ 0.9× bare LRU and L2 ≥ 0.9× bare ioredis.
+ * 4 KB body — with 50 connections (wrk -t1 when installed, else autocannon). Prints req/s, p99
+ * and the ratios; the targets are L1 ≥ 0.9× bare LRU and L2 ≥ 0.9× bare ioredis.
  *
- *   npm run bench:proxy      (BENCH_SECONDS=5 per run, BENCH_ROUNDS=3 alternating rounds)
+ * Each pair is measured twice: one server at a time (alternating rounds, medians), and side by
+ * side — both servers on the same CPU at the same time, each under its own load generator — so
+ * that the host's noise, which on a shared VM swings single runs by ±20 %, hits both alike.
+ *
+ *   npm run bench:proxy   (BENCH_SECONDS=5 per run, BENCH_ROUNDS=3 alternating rounds,
+ *                          BENCH_SIDE_ROUNDS=5 side-by-side rounds, BENCH_PIN=0 to not pin CPUs)
  */
 import { fileURLToPath } from 'node:url';
 import { startRedis } from '../test/helpers/redis.ts';
 import {
   loadGenerator,
   measure,
+  pinServer,
   printTable,
   type Result,
+  reserveServerCpu,
   type Server,
   startServer,
 } from './lib.ts';
@@ -20,9 +27,16 @@ import { nginxPath, startNginxCache } from './nginx.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const sideRounds = Number(process.env.BENCH_SIDE_ROUNDS ?? 5);
+const pinning = reserveServerCpu();
 
 function median(results: Result[]): Result {
   const sorted = [...results].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
@@ -59,6 +73,7 @@ try {
   });
   const bareLru = await start([here('servers/bare-lru.ts')]);
   const bareRedis = await start([here('servers/bare-ioredis.ts'), String(redis.port)]);
+  for (const s of [proxyL1, proxyL2, bareLru, bareRedis]) pinServer(s);
 
   const path = '/3/movie/550';
   // Warm every cache (and give L2 time to connect), then measure.
@@ -77,6 +92,7 @@ try {
     ['bare fastify + ioredis', bareRedis, 'tiercache L2 hit', proxyL2],
   ];
   const rows: (Result & { vs?: string })[] = [];
+  const sideLines: string[] = [];
   for (const [baseName, baseServer, name, server] of pairs) {
     // Warm-up: let V8 optimise both servers' hot paths before anything is counted.
     await measure(baseName, baseServer, path, seconds);
@@ -94,6 +110,21 @@ try {
       ...o,
       vs: `${(o.rps / b.rps).toFixed(2)}× req/s, ${(b.cpuUs / o.cpuUs).toFixed(2)}× per CPU µs of ${baseName} (target ≥ 0.90); ${spread(ours)}`,
     });
+
+    // Side by side: both on the same CPU at once, so each round's ratio is free of drift.
+    const ratios: number[] = [];
+    for (let r = 0; r < sideRounds; r++) {
+      const [sb, so] = await Promise.all([
+        measure(baseName, baseServer, path, seconds),
+        measure(name, server, path, seconds),
+      ]);
+      ratios.push(so.rps / sb.rps);
+    }
+    sideLines.push(
+      `${name} / ${baseName}: ${medianOf(ratios).toFixed(2)}× (target ≥ 0.90; rounds ${ratios
+        .map((x) => x.toFixed(2))
+        .join(' ')})`,
+    );
   }
   // nginx proxy_cache, the reference caching reverse proxy, when installed. Its CPU column
   // counts only the master process (the worker is a child), so read its req/s.
@@ -101,6 +132,7 @@ try {
   if (nginx) {
     const cache = await startNginxCache(nginx, upstream.url);
     servers.push(cache);
+    pinServer(cache);
     await measure('nginx proxy_cache hit', cache, path, 1);
     const ng = median(await Promise.all([measure('nginx proxy_cache hit', cache, path, seconds)]));
     const l1 = rows.find((r) => r.name === 'tiercache L1 hit')!;
@@ -128,9 +160,13 @@ try {
   rows.push(direct, { ...miss, vs: `${(miss.rps / direct.rps).toFixed(2)}× upstream direct` });
 
   console.log(
-    `\nproxy benchmark: ${loadGenerator}, 4 KB JSON, ${rounds} alternating rounds of ${seconds} s, medians; node ${process.version}\n`,
+    `\nproxy benchmark: ${loadGenerator}, 4 KB JSON, ${rounds} alternating rounds of ${seconds} s, medians; node ${process.version}; ${pinning}\n`,
   );
   printTable(rows);
+  console.log(
+    `\nside by side (both servers on one CPU at the same time, ${sideRounds} rounds of ${seconds} s, median ratio of req/s):`,
+  );
+  for (const line of sideLines) console.log(`  ${line}`);
 } finally {
   await Promise.all(servers.map((s) => s.stop()));
   await redis.stop();
