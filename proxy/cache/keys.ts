@@ -28,16 +28,38 @@ export const SECRET_PARAMS: ReadonlySet<string> = new Set([
   'x_cg_demo_api_key',
 ]);
 
-/** Sorted, credential-free copy of the query: the canonical form keys and upstream URLs use. */
+type Pair = [string, string];
+
+const byNameThenValue = ([a, av]: Pair, [b, bv]: Pair) =>
+  a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0;
+
+/**
+ * Sorted, credential-free form of the query: the canonical form keys and upstream URLs use.
+ * A query already in that form is returned as it is (callers never mutate it).
+ */
 export function canonicalQuery(query: URLSearchParams): URLSearchParams {
   if (query.size === 0) return query;
-  const pairs = [...query].filter(([name]) => !SECRET_PARAMS.has(name.toLowerCase()));
-  pairs.sort(([a, av], [b, bv]) => (a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0));
-  return new URLSearchParams(pairs);
+  const pairs: Pair[] = [];
+  let canonical = true;
+  for (const pair of query) {
+    if (SECRET_PARAMS.has(pair[0].toLowerCase())) {
+      canonical = false;
+      continue;
+    }
+    if (canonical && pairs.length > 0 && byNameThenValue(pairs[pairs.length - 1]!, pair) > 0)
+      canonical = false;
+    pairs.push(pair);
+  }
+  return canonical ? query : new URLSearchParams(pairs.sort(byNameThenValue));
 }
 
 export function cacheKey(upstream: string, path: string, query?: URLSearchParams): string {
-  const q = query ? canonicalQuery(query).toString() : '';
+  return canonicalKey(upstream, path, query && canonicalQuery(query));
+}
+
+/** cacheKey for a query that is canonicalQuery's result already (the hot path builds it once). */
+export function canonicalKey(upstream: string, path: string, canonical?: URLSearchParams): string {
+  const q = canonical ? canonical.toString() : '';
   const key = `${ENTRY_PREFIX}${upstream}:${path}${q ? `?${q}` : ''}`;
   if (key.length <= MAX_KEY_LENGTH) return key;
   const digest = createHash('sha256').update(key).digest('hex');

@@ -2,7 +2,6 @@
  * TMDB routes: `GET /3/*` (v3 JSON) and `GET /t/p/<size>/<file>` (images), through the tiers.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { checkPath } from '../cache/keys.ts';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { TmdbUpstream } from '../upstreams/tmdb.ts';
 import { sendL1, sendServed } from './send.ts';
@@ -19,12 +18,7 @@ export async function tmdbRoutes(app: FastifyInstance, opts: TmdbRouteOptions): 
 
   // Not async: an L1 hit is written before the handler returns, with no promise made for it.
   const handler = (req: FastifyRequest, reply: FastifyReply): Promise<void> | undefined => {
-    const url = req.raw.url ?? '/';
-    const q = url.indexOf('?');
-    const request =
-      q < 0
-        ? tmdb.request(checkPath(url))
-        : tmdb.request(checkPath(url.slice(0, q)), url.slice(q + 1));
+    const request = tmdb.requestForUrl(req.raw.url ?? '/');
     const hit = cache.peek(request.key, request.cls);
     if (hit) {
       sendL1(reply, hit, headers);

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { TiercacheError } from '../../lib/errors.ts';
 import { decodeEntry, encodeEntry } from '../../proxy/cache/entry.ts';
 import { cacheKey, checkPath, displayKey, globEscape, redactUrl } from '../../proxy/cache/keys.ts';
+import type { HttpUpstream } from '../../proxy/upstreams/http.ts';
+import { TmdbUpstream } from '../../proxy/upstreams/tmdb.ts';
 
 describe('cache keys', () => {
   it('sorts the query so equivalent requests share one key', () => {
@@ -17,6 +19,30 @@ describe('cache keys', () => {
     );
     expect(a).toBe(b);
     expect(displayKey(a)).toBe('tmdb:/3/movie/550?append_to_response=videos&language=en');
+  });
+
+  it('orders repeated names by value, and keeps a query that is canonical already', () => {
+    const key = (q: string) => cacheKey('tmdb', '/3/discover/movie', new URLSearchParams(q));
+    expect(key('with_genres=2&with_genres=1')).toBe(key('with_genres=1&with_genres=2'));
+    expect(key('a=1&b=2')).toBe('tc:tmdb:/3/discover/movie?a=1&b=2');
+    expect(key('q=fight%20club')).toBe('tc:tmdb:/3/discover/movie?q=fight+club');
+  });
+
+  it('builds one request per client URL, and still refuses a bad path every time', () => {
+    const ttl = { memoryMs: 1, diskMs: 1 };
+    const tmdb = new TmdbUpstream({
+      apiKey: undefined,
+      apiUrl: 'http://127.0.0.1:9',
+      imageUrl: 'http://127.0.0.1:9',
+      ttl: { json: ttl, image: ttl, search: ttl },
+      http: undefined as unknown as HttpUpstream, // never fetched here
+    });
+    const a = tmdb.requestForUrl('/3/search/movie?query=x&page=2&api_key=SECRET');
+    expect(a.key).toBe('tc:tmdb:/3/search/movie?page=2&query=x');
+    expect(a.cls).toBe('search');
+    expect(tmdb.requestForUrl('/3/search/movie?page=2&query=x').key).toBe(a.key);
+    for (let i = 0; i < 2; i++)
+      expect(() => tmdb.requestForUrl('/3/../etc')).toThrow(TiercacheError);
   });
 
   it('drops credentials a client sends', () => {
