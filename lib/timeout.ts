@@ -1,48 +1,83 @@
 /**
- * Timeouts for hot-path calls (every Redis command): instead of one timer per call, armed
- * deadlines sit in a set that a single interval sweeps every few milliseconds, so bounding a
- * call costs a set insert and delete. A deadline may fire up to one sweep late.
+ * Timeouts for hot-path calls (every Redis command). Instead of one timer per call, a deadline
+ * is an entry in a queue per duration (so each queue is in deadline order) that a single
+ * interval sweeps every few milliseconds: arming costs an array push, disarming a flag. A
+ * deadline may fire up to one sweep late.
  */
 import { TiercacheError } from './errors.ts';
 
 const SWEEP_EVERY_MS = 5;
+/** Sweeps with nothing armed before the interval stops (re-arming it per call would cost more). */
+const IDLE_SWEEPS_BEFORE_STOP = 200;
 
 /** An armed deadline: `onExpire` runs once it passes, unless `disarm()` came first. */
 export interface Deadline {
   disarm(): void;
 }
 
-interface Armed extends Deadline {
-  at: number;
-  onExpire: () => void;
+class Armed implements Deadline {
+  readonly at: number;
+  /** Dropped on disarm: a disarmed entry may wait behind a slow one, and must not keep its call's result alive. */
+  onExpire: (() => void) | undefined;
+
+  constructor(at: number, onExpire: () => void) {
+    this.at = at;
+    this.onExpire = onExpire;
+  }
+
+  disarm(): void {
+    this.onExpire = undefined;
+  }
 }
 
-const armed = new Set<Armed>();
+/** Armed deadlines by duration; entries leave from the front once disarmed or expired. */
+const queues = new Map<number, { entries: Armed[]; head: number }>();
 let sweeper: NodeJS.Timeout | undefined;
+let idleSweeps = 0;
 
 function sweep(): void {
   const now = performance.now();
-  for (const d of armed) {
-    if (now >= d.at) {
-      armed.delete(d);
-      d.onExpire();
+  let armed = 0;
+  for (const queue of queues.values()) {
+    const { entries } = queue;
+    let { head } = queue;
+    while (head < entries.length) {
+      const d = entries[head]!;
+      const onExpire = d.onExpire;
+      if (onExpire) {
+        if (now < d.at) break;
+        d.onExpire = undefined;
+        onExpire();
+      }
+      head++;
     }
+    // Compact once the consumed front outweighs what is left.
+    if (head > 1024 && head * 2 > entries.length) {
+      queue.entries = entries.slice(head);
+      head = 0;
+    }
+    queue.head = head;
+    armed += queue.entries.length - head;
   }
-  if (armed.size === 0) {
+  idleSweeps = armed === 0 ? idleSweeps + 1 : 0;
+  if (idleSweeps >= IDLE_SWEEPS_BEFORE_STOP) {
     clearInterval(sweeper);
     sweeper = undefined;
+    queues.clear();
   }
-}
-
-function disarm(this: Armed): void {
-  armed.delete(this);
 }
 
 /** Runs `onExpire` in about `ms` unless disarmed first. */
 export function armDeadline(ms: number, onExpire: () => void): Deadline {
-  const d: Armed = { at: performance.now() + ms, onExpire, disarm };
-  armed.add(d);
+  const d = new Armed(performance.now() + ms, onExpire);
+  let queue = queues.get(ms);
+  if (!queue) {
+    queue = { entries: [], head: 0 };
+    queues.set(ms, queue);
+  }
+  queue.entries.push(d);
   if (!sweeper) {
+    idleSweeps = 0;
     sweeper = setInterval(sweep, SWEEP_EVERY_MS);
     sweeper.unref();
   }
