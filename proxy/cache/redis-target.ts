@@ -70,7 +70,13 @@ export class RedisTarget {
    * through here, so the timeout and the breaker share one promise (withTimeout plus a `then`
    * would cost the hit path two more promises and microtasks).
    */
-  call<T>(op: string, write: boolean, fn: (client: RedisClient) => Promise<T>): Promise<T> {
+  call<T, R = T>(
+    op: string,
+    write: boolean,
+    fn: (client: RedisClient) => Promise<T>,
+    /** Applied to the reply in the same step (saves the hot path a `then` of its own). */
+    map?: (reply: T) => R,
+  ): Promise<R> {
     const client = this.#client;
     if (!client || !this.breaker.allow()) {
       return Promise.reject(
@@ -78,8 +84,12 @@ export class RedisTarget {
       );
     }
     const ms = write ? this.#opts.writeTimeoutMs : this.#opts.readTimeoutMs;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<R>((resolve, reject) => {
+      // The first outcome counts: a reply arriving after its deadline fired is not a success.
+      let settled = false;
       const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
         this.breaker.failure();
         this.#opts.onError?.(this.name, op);
         this.#log.debug({ op, err: (err as Error).message }, 'Redis call failed');
@@ -99,9 +109,15 @@ export class RedisTarget {
       const deadline = armDeadline(ms, () => fail(timeoutError(`Redis ${op}`, ms)));
       pending.then(
         (value) => {
+          if (settled) return;
+          settled = true;
           deadline.disarm();
           this.breaker.success();
-          resolve(value);
+          try {
+            resolve(map ? map(value) : (value as unknown as R));
+          } catch (err) {
+            reject(err); // the reply's reader failed, not Redis: the breaker is not told
+          }
         },
         (err: unknown) => {
           deadline.disarm();

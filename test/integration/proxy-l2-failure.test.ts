@@ -135,6 +135,27 @@ describe('when Redis fails under load', () => {
     await waitFor('L2 to work again', () => l2Works(p, node, id++), 15_000);
   });
 
+  it('a reply that comes after its timeout is no success: the breaker stays open', async () => {
+    const node = await redis();
+    const p = await proxyOn(spec(node), {
+      REDIS_BREAKER_FAILURES: '1',
+      REDIS_BREAKER_COOLDOWN: '60',
+    });
+    const target = p.proxy.cache.l2!.targets[0]!;
+    node.pause();
+    try {
+      const res = await fetch(`${p.url}/3/movie/77`); // its L2 read times out; upstream answers
+      expect(res.status).toBe(200);
+      expect(target.breaker.state).toBe('open');
+    } finally {
+      node.resume();
+    }
+    // Replies on a connection come in order: once this PING is answered, the late reply to the
+    // timed-out read has been handled too.
+    await target.masters()[0]!.ping();
+    expect(target.breaker.state).toBe('open');
+  });
+
   it('moves to REDIS_FALLBACK_NODES while the main nodes are down, and back when they return', async () => {
     const main = await redis();
     const fallback = await redis();
