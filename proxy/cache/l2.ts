@@ -61,6 +61,8 @@ export interface L2Topology {
 
 const addressOf = (r: Redis) => `${r.options.host}:${r.options.port}`;
 
+const decodeStored = (raw: Buffer | null) => (raw ? decodeEntry(raw) : undefined);
+
 export class RedisTier {
   readonly targets: RedisTarget[];
 
@@ -79,17 +81,20 @@ export class RedisTier {
   }
 
   // Not async (nor get below): each async layer adds a promise and a microtask to every L2 hit.
-  #on<T>(op: string, write: boolean, fn: (c: RedisClient) => Promise<T>): Promise<T> {
+  #on<T, R = T>(
+    op: string,
+    write: boolean,
+    fn: (c: RedisClient) => Promise<T>,
+    map?: (reply: T) => R,
+  ): Promise<R> {
     const target = this.active();
     if (!target)
       return Promise.reject(new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available'));
-    return target.call(op, write, fn);
+    return target.call(op, write, fn, map);
   }
 
   get(key: string): Promise<CacheEntry | undefined> {
-    return this.#on('get', false, (c) => c.getBuffer(key)).then((raw) =>
-      raw ? decodeEntry(raw) : undefined,
-    );
+    return this.#on('get', false, (c) => c.getBuffer(key), decodeStored);
   }
 
   async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {

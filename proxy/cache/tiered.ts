@@ -79,17 +79,23 @@ export class TieredCache {
   /**
    * What the tiers hold for a key, without asking the upstream: a fresh answer (from L1 or
    * L2), or else the freshest entry still inside its stale window.
-   *
-   * Written with `then` rather than async/await: an L2 hit passes through here and `serve`,
-   * and every async layer costs it a promise and a microtask.
    */
   lookup(req: CacheSlot): Promise<Lookup> {
+    return this.#find(req, (found) => found);
+  }
+
+  /**
+   * Looks in L1, then L2, and hands what it found to `next` — in the same promise step as the
+   * L2 answer. Written with `then` rather than async/await: every L2 hit passes through here,
+   * and each extra layer (a promise and a microtask) measured ~1 % of an L2 hit.
+   */
+  #find<R>(req: CacheSlot, next: (found: Lookup) => R | Promise<R>): Promise<R> {
     const now = Date.now();
     const counts = this.#opts.metrics.lookups.of(req.cls);
     const l1Item = this.l1.get(req.key, poolOf(req.cls), now);
     if (l1Item && now < l1Item.freshUntil) {
       counts.hit.L1.inc();
-      return Promise.resolve({ hit: { entry: l1Item.entry, source: 'L1', stored: true } });
+      return Promise.resolve(next({ hit: { entry: l1Item.entry, source: 'L1', stored: true } }));
     }
     counts.miss.L1.inc();
     const candidate =
@@ -99,13 +105,13 @@ export class TieredCache {
     if (!this.usesL2(req)) {
       if (candidate && now < candidate.expiresAt) {
         counts.hit.L1.inc();
-        return Promise.resolve({ hit: { entry: candidate, source: 'L1', stored: true } });
+        return Promise.resolve(next({ hit: { entry: candidate, source: 'L1', stored: true } }));
       }
-      return Promise.resolve(candidate ? { stale: candidate } : {});
+      return Promise.resolve(next(candidate ? { stale: candidate } : {}));
     }
     return this.l2!.get(req.key).then(
-      (fromL2) => this.#afterL2(req, fromL2, candidate, now, counts),
-      () => this.#afterL2(req, 'unavailable', candidate, now, counts),
+      (fromL2) => next(this.#afterL2(req, fromL2, candidate, now, counts)),
+      () => next(this.#afterL2(req, 'unavailable', candidate, now, counts)),
     );
   }
 
@@ -138,7 +144,7 @@ export class TieredCache {
   }
 
   serve(req: UpstreamRequest): Promise<Served> {
-    return this.lookup(req).then(({ hit, stale }) => hit ?? this.#serveMiss(req, stale));
+    return this.#find(req, ({ hit, stale }) => hit ?? this.#serveMiss(req, stale));
   }
 
   /** No fresh entry in L1 or L2: the stale one while it is refreshed, else the upstream's answer. */
