@@ -61,8 +61,10 @@ function writeRaw(
   headers: Record<string, string | number>,
   body: Buffer,
 ): FastifyReply {
-  reply.hijack();
+  // Hijacked only once the headers are accepted: if writeHead throws (a header value Node
+  // refuses), fastify still owns the reply and its error handler answers.
   reply.raw.writeHead(status, headers);
+  reply.hijack();
   reply.raw.end(body);
   return reply;
 }
@@ -78,6 +80,33 @@ export function sendServed(
     servedHeaders(served, extraHeaders, Date.now()),
     served.entry.body,
   );
+}
+
+/**
+ * Answers with what `pending` serves once it settles; a failure reaches fastify's error
+ * handler. Returns nothing, so a handler can hand fastify `undefined` instead of a promise:
+ * fastify would add a promise step of its own to every L2 hit and miss.
+ */
+export function sendWhenServed(
+  reply: FastifyReply,
+  pending: Promise<Served>,
+  extraHeaders: Record<string, string>,
+): void {
+  pending.then(
+    (served) => {
+      try {
+        sendServed(reply, served, extraHeaders);
+      } catch (err) {
+        failReply(reply, err);
+      }
+    },
+    (err: unknown) => failReply(reply, err),
+  );
+}
+
+function failReply(reply: FastifyReply, err: unknown): void {
+  if (reply.raw.headersSent) reply.raw.destroy(err as Error);
+  else reply.send(err);
 }
 
 /** Headers of an L1 hit, rebuilt at most once a second per entry (Age and ttl count seconds). */

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { TmdbUpstream } from '../upstreams/tmdb.ts';
-import { sendL1, sendServed } from './send.ts';
+import { sendL1, sendWhenServed } from './send.ts';
 
 export interface TmdbRouteOptions {
   cache: TieredCache;
@@ -16,17 +16,13 @@ export interface TmdbRouteOptions {
 export async function tmdbRoutes(app: FastifyInstance, opts: TmdbRouteOptions): Promise<void> {
   const { cache, tmdb, headers } = opts;
 
-  // Not async: an L1 hit is written before the handler returns, with no promise made for it.
-  const handler = (req: FastifyRequest, reply: FastifyReply): Promise<void> | undefined => {
+  // Not async, and never returning a promise: an L1 hit is written before the handler
+  // returns, anything else once the tiers answer.
+  const handler = (req: FastifyRequest, reply: FastifyReply): void => {
     const request = tmdb.requestForUrl(req.raw.url ?? '/');
     const hit = cache.peek(request.key, request.cls);
-    if (hit) {
-      sendL1(reply, hit, headers);
-      return undefined;
-    }
-    return cache.serve(request).then((served) => {
-      sendServed(reply, served, headers);
-    });
+    if (hit) sendL1(reply, hit, headers);
+    else sendWhenServed(reply, cache.serve(request), headers);
   };
 
   app.get('/3/*', handler);
