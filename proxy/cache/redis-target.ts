@@ -25,6 +25,19 @@ export interface TargetOptions extends Omit<RedisConfig, 'nodes' | 'fallbackNode
 const RECONNECT_MAX_MS = 2000;
 const reconnectDelay = (attempt: number) => Math.min(100 * attempt, RECONNECT_MAX_MS);
 
+/** A failure as `call` reports it: `recover`'s answer when given, else a rejection. */
+export function settleFailure<R>(
+  err: TiercacheError,
+  recover: ((err: TiercacheError) => R | PromiseLike<R>) | undefined,
+): Promise<R> {
+  if (!recover) return Promise.reject(err);
+  try {
+    return Promise.resolve(recover(err));
+  } catch (recoverErr) {
+    return Promise.reject(recoverErr);
+  }
+}
+
 export class RedisTarget {
   readonly name: 'main' | 'fallback';
   readonly nodes: HostPort[];
@@ -75,12 +88,15 @@ export class RedisTarget {
     write: boolean,
     fn: (client: RedisClient) => Promise<T>,
     /** Applied to the reply in the same step (saves the hot path a `then` of its own). */
-    map?: (reply: T) => R,
+    map?: (reply: T) => R | PromiseLike<R>,
+    /** Turns a failed call into an answer, in the same step; without it the promise rejects. */
+    recover?: (err: TiercacheError) => R | PromiseLike<R>,
   ): Promise<R> {
     const client = this.#client;
     if (!client || !this.breaker.allow()) {
-      return Promise.reject(
+      return settleFailure(
         new TiercacheError('L2_UNAVAILABLE', `Redis ${this.name} is unavailable`),
+        recover,
       );
     }
     const ms = write ? this.#opts.writeTimeoutMs : this.#opts.readTimeoutMs;
@@ -93,11 +109,18 @@ export class RedisTarget {
         this.breaker.failure();
         this.#opts.onError?.(this.name, op);
         this.#log.debug({ op, err: (err as Error).message }, 'Redis call failed');
-        reject(
+        const failure =
           err instanceof TiercacheError
             ? err
-            : new TiercacheError('L2_UNAVAILABLE', `Redis ${op} failed`, undefined, err),
-        );
+            : new TiercacheError('L2_UNAVAILABLE', `Redis ${op} failed`, undefined, err);
+        if (!recover) reject(failure);
+        else {
+          try {
+            resolve(recover(failure));
+          } catch (recoverErr) {
+            reject(recoverErr);
+          }
+        }
       };
       let pending: Promise<T>;
       try {

@@ -85,9 +85,9 @@ export class TieredCache {
   }
 
   /**
-   * Looks in L1, then L2, and hands what it found to `next` — in the same promise step as the
-   * L2 answer. Written with `then` rather than async/await: every L2 hit passes through here,
-   * and each extra layer (a promise and a microtask) measured ~1 % of an L2 hit.
+   * Looks in L1, then L2, and hands what it found to `next` — in the same promise step as
+   * Redis's reply (RedisTier.read), not with async/await: every L2 hit passes through here, and
+   * each extra layer (a promise and a microtask) measured ~1 % of an L2 hit.
    */
   #find<R>(req: CacheSlot, next: (found: Lookup) => R | Promise<R>): Promise<R> {
     const now = Date.now();
@@ -109,9 +109,8 @@ export class TieredCache {
       }
       return Promise.resolve(next(candidate ? { stale: candidate } : {}));
     }
-    return this.l2!.get(req.key).then(
-      (fromL2) => next(this.#afterL2(req, fromL2, candidate, now, counts)),
-      () => next(this.#afterL2(req, 'unavailable', candidate, now, counts)),
+    return this.l2!.read(req.key, (fromL2) =>
+      next(this.#afterL2(req, fromL2, candidate, now, counts)),
     );
   }
 
