@@ -30,15 +30,12 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const sideRounds = Number(process.env.BENCH_SIDE_ROUNDS ?? 5);
 const pinning = reserveServerCpu();
 
-function median(results: Result[]): Result {
-  const sorted = [...results].sort((a, b) => a.rps - b.rps);
+/** The middle item by `value` (the upper one of an even count). */
+function median<T>(items: T[], value: (item: T) => number): T {
+  const sorted = [...items].sort((a, b) => value(a) - value(b));
   return sorted[Math.floor(sorted.length / 2)]!;
 }
-
-function medianOf(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
+const byRps = (r: Result) => r.rps;
 
 function spread(results: Result[]): string {
   const rps = results.map((r) => r.rps);
@@ -103,8 +100,8 @@ try {
       base.push(await measure(baseName, baseServer, path, seconds));
       ours.push(await measure(name, server, path, seconds));
     }
-    const b = median(base);
-    const o = median(ours);
+    const b = median(base, byRps);
+    const o = median(ours, byRps);
     rows.push({ ...b, vs: spread(base) });
     rows.push({
       ...o,
@@ -121,7 +118,7 @@ try {
       ratios.push(so.rps / sb.rps);
     }
     sideLines.push(
-      `${name} / ${baseName}: ${medianOf(ratios).toFixed(2)}× (target ≥ 0.90; rounds ${ratios
+      `${name} / ${baseName}: ${median(ratios, (x) => x).toFixed(2)}× (target ≥ 0.90; rounds ${ratios
         .map((x) => x.toFixed(2))
         .join(' ')})`,
     );
@@ -134,7 +131,7 @@ try {
     servers.push(cache);
     pinServer(cache);
     await measure('nginx proxy_cache hit', cache, path, 1);
-    const ng = median(await Promise.all([measure('nginx proxy_cache hit', cache, path, seconds)]));
+    const ng = await measure('nginx proxy_cache hit', cache, path, seconds);
     const l1 = rows.find((r) => r.name === 'tiercache L1 hit')!;
     rows.push({
       ...ng,
@@ -151,12 +148,10 @@ try {
       errors: 0,
     });
   }
-  const direct = median([await measure('upstream direct (4 KB)', upstream, path, seconds)]);
-  const miss = median([
-    await measure('tiercache miss (L3, L2 on)', proxyL2, '', seconds, {
-      uniquePaths: '/3/movie/miss-',
-    }),
-  ]);
+  const direct = await measure('upstream direct (4 KB)', upstream, path, seconds);
+  const miss = await measure('tiercache miss (L3, L2 on)', proxyL2, '', seconds, {
+    uniquePaths: '/3/movie/miss-',
+  });
   rows.push(direct, { ...miss, vs: `${(miss.rps / direct.rps).toFixed(2)}× upstream direct` });
 
   console.log(

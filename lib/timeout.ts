@@ -89,19 +89,39 @@ export function timeoutError(what: string, ms: number): TiercacheError {
   return new TiercacheError('TIMEOUT', `${what} timed out after ${ms} ms`);
 }
 
+/**
+ * Hands `promise`'s outcome to `onValue` or `onError`, or a TIMEOUT error to `onError` once `ms`
+ * have passed — exactly once: an outcome that arrives after its deadline fired is dropped.
+ */
+export function settleWithin<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+  onValue: (value: T) => void,
+  onError: (err: unknown) => void,
+): void {
+  let settled = false;
+  const deadline = armDeadline(ms, () => {
+    settled = true;
+    onError(timeoutError(what, ms));
+  });
+  promise.then(
+    (value) => {
+      if (settled) return;
+      settled = true;
+      deadline.disarm();
+      onValue(value);
+    },
+    (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      deadline.disarm();
+      onError(err);
+    },
+  );
+}
+
 /** Rejects with a TIMEOUT error when `promise` has not settled within `ms`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const deadline = armDeadline(ms, () => reject(timeoutError(what, ms)));
-    promise.then(
-      (value) => {
-        deadline.disarm();
-        resolve(value);
-      },
-      (err) => {
-        deadline.disarm();
-        reject(err);
-      },
-    );
-  });
+  return new Promise<T>((resolve, reject) => settleWithin(promise, ms, what, resolve, reject));
 }

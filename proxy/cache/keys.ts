@@ -53,12 +53,8 @@ export function canonicalQuery(query: URLSearchParams): URLSearchParams {
   return canonical ? query : new URLSearchParams(pairs.sort(byNameThenValue));
 }
 
-export function cacheKey(upstream: string, path: string, query?: URLSearchParams): string {
-  return canonicalKey(upstream, path, query && canonicalQuery(query));
-}
-
-/** cacheKey for a query that is canonicalQuery's result already (the hot path builds it once). */
-export function canonicalKey(upstream: string, path: string, canonical?: URLSearchParams): string {
+/** The Redis/L1 key of a request; `canonical` is canonicalQuery's result (built once per request). */
+export function cacheKey(upstream: string, path: string, canonical?: URLSearchParams): string {
   const q = canonical ? canonical.toString() : '';
   const key = `${ENTRY_PREFIX}${upstream}:${path}${q ? `?${q}` : ''}`;
   if (key.length <= MAX_KEY_LENGTH) return key;

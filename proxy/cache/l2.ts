@@ -17,7 +17,7 @@ import type { RedisConfig } from '../config.ts';
 import type { BreakerState } from './breaker.ts';
 import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
 import { BACKOFF_PREFIX, ENTRY_PREFIX, leaseKey } from './keys.ts';
-import { type RedisClient, RedisTarget, settleFailure } from './redis-target.ts';
+import { type Recover, type RedisClient, RedisTarget, refusedCall } from './redis-target.ts';
 
 const RELEASE_LEASE =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
@@ -86,24 +86,21 @@ export class RedisTier {
     write: boolean,
     fn: (c: RedisClient) => Promise<T>,
     map?: (reply: T) => R | PromiseLike<R>,
-    recover?: (err: TiercacheError) => R | PromiseLike<R>,
+    recover?: Recover<R>,
   ): Promise<R> {
     const target = this.active();
     if (!target)
-      return settleFailure(
+      return refusedCall(
         new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available'),
         recover,
       );
     return target.call(op, write, fn, map, recover);
   }
 
-  get(key: string): Promise<CacheEntry | undefined> {
-    return this.#on('get', false, (c) => c.getBuffer(key), decodeStored);
-  }
-
   /**
    * Reads `key` and hands `next` the entry (undefined when there is none, 'unavailable' when
-   * L2 cannot answer) in the same promise step as Redis's reply: the L2 hit path.
+   * L2 cannot answer) in the same promise step as Redis's reply (no extra `then` on the L2 hit
+   * path).
    */
   read<R>(
     key: string,

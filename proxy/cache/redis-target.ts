@@ -8,7 +8,7 @@ import { Cluster, Redis } from 'ioredis';
 import type { HostPort } from '../../lib/env.ts';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
-import { armDeadline, timeoutError, withTimeout } from '../../lib/timeout.ts';
+import { settleWithin, withTimeout } from '../../lib/timeout.ts';
 import type { RedisConfig } from '../config.ts';
 import { type BreakerState, CircuitBreaker } from './breaker.ts';
 
@@ -25,17 +25,30 @@ export interface TargetOptions extends Omit<RedisConfig, 'nodes' | 'fallbackNode
 const RECONNECT_MAX_MS = 2000;
 const reconnectDelay = (attempt: number) => Math.min(100 * attempt, RECONNECT_MAX_MS);
 
-/** A failure as `call` reports it: `recover`'s answer when given, else a rejection. */
-export function settleFailure<R>(
+/** Turns a failed L2 call into an answer (see RedisTarget.call). */
+export type Recover<R> = (err: TiercacheError) => R | PromiseLike<R>;
+
+/** Settles a failed call: with `recover`'s answer when given (its own throw rejects), else with `err`. */
+function settleFailure<R>(
   err: TiercacheError,
-  recover: ((err: TiercacheError) => R | PromiseLike<R>) | undefined,
-): Promise<R> {
-  if (!recover) return Promise.reject(err);
-  try {
-    return Promise.resolve(recover(err));
-  } catch (recoverErr) {
-    return Promise.reject(recoverErr);
+  recover: Recover<R> | undefined,
+  resolve: (answer: R | PromiseLike<R>) => void,
+  reject: (err: unknown) => void,
+): void {
+  if (!recover) {
+    reject(err);
+    return;
   }
+  try {
+    resolve(recover(err));
+  } catch (recoverErr) {
+    reject(recoverErr);
+  }
+}
+
+/** A call refused before it reached Redis, settled as `call` settles a failed one. */
+export function refusedCall<R>(err: TiercacheError, recover: Recover<R> | undefined): Promise<R> {
+  return new Promise<R>((resolve, reject) => settleFailure(err, recover, resolve, reject));
 }
 
 export class RedisTarget {
@@ -79,7 +92,8 @@ export class RedisTarget {
   }
 
   /**
-   * Runs `fn` against the client with a timeout; failures feed the breaker. Every L2 hit runs
+   * Runs `fn` against the client with a timeout; failures feed the breaker, and only the first
+   * outcome counts (a reply after its deadline fired is not a success). Every L2 hit runs
    * through here, so the timeout and the breaker share one promise (withTimeout plus a `then`
    * would cost the hit path two more promises and microtasks).
    */
@@ -90,22 +104,18 @@ export class RedisTarget {
     /** Applied to the reply in the same step (saves the hot path a `then` of its own). */
     map?: (reply: T) => R | PromiseLike<R>,
     /** Turns a failed call into an answer, in the same step; without it the promise rejects. */
-    recover?: (err: TiercacheError) => R | PromiseLike<R>,
+    recover?: Recover<R>,
   ): Promise<R> {
     const client = this.#client;
     if (!client || !this.breaker.allow()) {
-      return settleFailure(
+      return refusedCall(
         new TiercacheError('L2_UNAVAILABLE', `Redis ${this.name} is unavailable`),
         recover,
       );
     }
     const ms = write ? this.#opts.writeTimeoutMs : this.#opts.readTimeoutMs;
     return new Promise<R>((resolve, reject) => {
-      // The first outcome counts: a reply arriving after its deadline fired is not a success.
-      let settled = false;
       const fail = (err: unknown) => {
-        if (settled) return;
-        settled = true;
         this.breaker.failure();
         this.#opts.onError?.(this.name, op);
         this.#log.debug({ op, err: (err as Error).message }, 'Redis call failed');
@@ -113,14 +123,7 @@ export class RedisTarget {
           err instanceof TiercacheError
             ? err
             : new TiercacheError('L2_UNAVAILABLE', `Redis ${op} failed`, undefined, err);
-        if (!recover) reject(failure);
-        else {
-          try {
-            resolve(recover(failure));
-          } catch (recoverErr) {
-            reject(recoverErr);
-          }
-        }
+        settleFailure(failure, recover, resolve, reject);
       };
       let pending: Promise<T>;
       try {
@@ -129,12 +132,11 @@ export class RedisTarget {
         fail(err);
         return;
       }
-      const deadline = armDeadline(ms, () => fail(timeoutError(`Redis ${op}`, ms)));
-      pending.then(
+      settleWithin(
+        pending,
+        ms,
+        `Redis ${op}`,
         (value) => {
-          if (settled) return;
-          settled = true;
-          deadline.disarm();
           this.breaker.success();
           try {
             resolve(map ? map(value) : (value as unknown as R));
@@ -142,10 +144,7 @@ export class RedisTarget {
             reject(err); // the reply's reader failed, not Redis: the breaker is not told
           }
         },
-        (err: unknown) => {
-          deadline.disarm();
-          fail(err);
-        },
+        fail,
       );
     });
   }

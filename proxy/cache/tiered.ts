@@ -50,6 +50,12 @@ export function poolOf(cls: string): L1Pool {
   return cls === 'image' ? 'image' : 'default';
 }
 
+/** An answer from L1, counted as an L1 hit. */
+function l1Hit(entry: CacheEntry, counts: CategoryCells): Lookup {
+  counts.hit.L1.inc();
+  return { hit: { entry, source: 'L1', stored: true } };
+}
+
 export class TieredCache {
   readonly l1: MemoryTier;
   readonly l2: RedisTier | undefined;
@@ -93,20 +99,16 @@ export class TieredCache {
     const now = Date.now();
     const counts = this.#opts.metrics.lookups.of(req.cls);
     const l1Item = this.l1.get(req.key, poolOf(req.cls), now);
-    if (l1Item && now < l1Item.freshUntil) {
-      counts.hit.L1.inc();
-      return Promise.resolve(next({ hit: { entry: l1Item.entry, source: 'L1', stored: true } }));
-    }
+    if (l1Item && now < l1Item.freshUntil)
+      return Promise.resolve(next(l1Hit(l1Item.entry, counts)));
     counts.miss.L1.inc();
     const candidate =
       l1Item && freshness(l1Item.entry.expiresAt, l1Item.entry.staleUntil, now) !== 'dead'
         ? l1Item.entry
         : undefined;
     if (!this.usesL2(req)) {
-      if (candidate && now < candidate.expiresAt) {
-        counts.hit.L1.inc();
-        return Promise.resolve(next({ hit: { entry: candidate, source: 'L1', stored: true } }));
-      }
+      if (candidate && now < candidate.expiresAt)
+        return Promise.resolve(next(l1Hit(candidate, counts)));
       return Promise.resolve(next(candidate ? { stale: candidate } : {}));
     }
     return this.l2!.read(req.key, (fromL2) =>
@@ -124,10 +126,7 @@ export class TieredCache {
     let candidate = l1Candidate;
     if (fromL2 === 'unavailable') {
       // L1's own copy is still within its upstream lifetime: better than asking upstream.
-      if (candidate && now < candidate.expiresAt) {
-        counts.hit.L1.inc();
-        return { hit: { entry: candidate, source: 'L1', stored: true } };
-      }
+      if (candidate && now < candidate.expiresAt) return l1Hit(candidate, counts);
     } else if (fromL2) {
       const state = freshness(fromL2.expiresAt, fromL2.staleUntil, now);
       if (state === 'fresh') {
@@ -231,7 +230,9 @@ export class TieredCache {
 
   /** One look in L2 for an entry another replica was fetching; found fresh, it is counted and kept in L1. */
   async takeCoalesced(slot: CacheSlot): Promise<Served | undefined> {
-    const got = await this.l2!.get(slot.key).catch(() => undefined);
+    const got = await this.l2!.read(slot.key, (found) =>
+      found === 'unavailable' ? undefined : found,
+    );
     if (!got || Date.now() >= got.expiresAt) return undefined;
     this.#opts.metrics.coalesced.cluster.inc();
     this.#opts.metrics.lookups.of(slot.cls).hit.L2.inc();

@@ -5,7 +5,7 @@
  */
 
 import { LRUCache } from 'lru-cache';
-import { canonicalKey, canonicalQuery, checkPath } from '../cache/keys.ts';
+import { cacheKey, canonicalQuery, checkPath } from '../cache/keys.ts';
 import type { TtlPair } from '../cache/policy.ts';
 import type { HttpUpstream } from './http.ts';
 import type { UpstreamRequest } from './types.ts';
@@ -69,7 +69,7 @@ export class TmdbUpstream {
     // Most requests carry no query: no URLSearchParams is built for them.
     const clean = rawQuery ? canonicalQuery(new URLSearchParams(rawQuery)) : undefined;
     return {
-      key: canonicalKey('tmdb', path, clean),
+      key: cacheKey('tmdb', path, clean),
       cls,
       ttl: this.#opts.ttl[cls]!,
       fetch: () => this.#fetch(cls, path, clean),

@@ -1,28 +1,31 @@
 import { describe, expect, it } from 'vitest';
 import { TiercacheError } from '../../lib/errors.ts';
 import { decodeEntry, encodeEntry } from '../../proxy/cache/entry.ts';
-import { cacheKey, checkPath, displayKey, globEscape, redactUrl } from '../../proxy/cache/keys.ts';
+import {
+  cacheKey,
+  canonicalQuery,
+  checkPath,
+  displayKey,
+  globEscape,
+  redactUrl,
+} from '../../proxy/cache/keys.ts';
 import type { HttpUpstream } from '../../proxy/upstreams/http.ts';
 import { TmdbUpstream } from '../../proxy/upstreams/tmdb.ts';
 
+/** The key of a TMDB request for a client query, as the proxy builds it. */
+const keyFor = (path: string, query: URLSearchParams) =>
+  cacheKey('tmdb', path, canonicalQuery(query));
+
 describe('cache keys', () => {
   it('sorts the query so equivalent requests share one key', () => {
-    const a = cacheKey(
-      'tmdb',
-      '/3/movie/550',
-      new URLSearchParams('language=en&append_to_response=videos'),
-    );
-    const b = cacheKey(
-      'tmdb',
-      '/3/movie/550',
-      new URLSearchParams('append_to_response=videos&language=en'),
-    );
+    const a = keyFor('/3/movie/550', new URLSearchParams('language=en&append_to_response=videos'));
+    const b = keyFor('/3/movie/550', new URLSearchParams('append_to_response=videos&language=en'));
     expect(a).toBe(b);
     expect(displayKey(a)).toBe('tmdb:/3/movie/550?append_to_response=videos&language=en');
   });
 
   it('orders repeated names by value, and keeps a query that is canonical already', () => {
-    const key = (q: string) => cacheKey('tmdb', '/3/discover/movie', new URLSearchParams(q));
+    const key = (q: string) => keyFor('/3/discover/movie', new URLSearchParams(q));
     expect(key('with_genres=2&with_genres=1')).toBe(key('with_genres=1&with_genres=2'));
     expect(key('a=1&b=2')).toBe('tc:tmdb:/3/discover/movie?a=1&b=2');
     expect(key('q=fight%20club')).toBe('tc:tmdb:/3/discover/movie?q=fight+club');
@@ -46,21 +49,13 @@ describe('cache keys', () => {
   });
 
   it('drops credentials a client sends', () => {
-    const key = cacheKey(
-      'tmdb',
-      '/3/movie/1',
-      new URLSearchParams('api_key=SECRET&Access_Token=T&page=2'),
-    );
+    const key = keyFor('/3/movie/1', new URLSearchParams('api_key=SECRET&Access_Token=T&page=2'));
     expect(key).not.toMatch(/SECRET|T&|access_token/i);
     expect(key).toBe('tc:tmdb:/3/movie/1?page=2');
   });
 
   it('bounds very long keys with a digest', () => {
-    const key = cacheKey(
-      'tmdb',
-      `/3/search/movie`,
-      new URLSearchParams({ query: 'x'.repeat(5000) }),
-    );
+    const key = keyFor(`/3/search/movie`, new URLSearchParams({ query: 'x'.repeat(5000) }));
     expect(key.length).toBeLessThanOrEqual(1024);
     expect(key).toMatch(/#[0-9a-f]{64}$/);
   });
