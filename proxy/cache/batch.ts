@@ -81,7 +81,9 @@ export class BatchCoalescer {
   ): Promise<void> {
     const cache = this.#cache;
     const leases = await Promise.all(mine.map((slot) => cache.lease(slot)));
-    const here = mine.filter((_, i) => leases[i] !== 'taken');
+    for (const [i, lease] of leases.entries())
+      if (typeof lease === 'object') settle(mine[i]!, lease);
+    const here = mine.filter((_, i) => leases[i] === 'mine' || leases[i] === 'none');
     let elsewhere = mine.filter((_, i) => leases[i] === 'taken');
 
     const fetchNow = async (batch: CacheSlot[]) => {

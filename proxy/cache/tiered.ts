@@ -46,6 +46,9 @@ export interface TieredOptions {
 /** How often a replica waiting for another one's fetch looks in L2. */
 export const LEASE_POLL_MS = 25;
 
+/** What taking a key's fetch lease gave: see `TieredCache.lease`. */
+export type Lease = 'mine' | 'taken' | 'none' | Served;
+
 export function poolOf(cls: string): L1Pool {
   return cls === 'image' ? 'image' : 'default';
 }
@@ -195,6 +198,7 @@ export class TieredCache {
     const deadline = Date.now() + this.leaseMs;
     for (;;) {
       const lease = await this.lease(req);
+      if (typeof lease === 'object') return lease;
       if (lease !== 'taken') return this.#fetchUpstream(req, stale, lease === 'mine');
       if (!wait)
         return { entry: stale!, source: 'STALE', detail: 'stale-while-revalidate', stored: true };
@@ -213,15 +217,25 @@ export class TieredCache {
 
   /**
    * Takes the cross-replica fetch lease of a key: 'mine' when this replica should fetch it,
-   * 'taken' when another one is fetching it, 'none' when L2 cannot say (fetch, no lease held).
+   * 'taken' when another one is fetching it, 'none' when L2 cannot say (fetch, no lease held),
+   * or the entry itself when another replica stored it after this one last looked in L2.
    */
-  async lease(slot: CacheSlot): Promise<'mine' | 'taken' | 'none'> {
+  async lease(slot: CacheSlot): Promise<Lease> {
     if (!this.usesL2(slot)) return 'none';
+    let mine: boolean;
     try {
-      return (await this.l2!.acquireLease(slot.key, this.#owner, this.leaseMs)) ? 'mine' : 'taken';
+      mine = await this.l2!.acquireLease(slot.key, this.#owner, this.leaseMs);
     } catch {
       return 'none';
     }
+    if (!mine) return 'taken';
+    // The lease's last holder stores its answer before letting go, so a lease won after that
+    // finds the answer in L2. Without this look, a replica whose own look came just before
+    // the store would fetch the key a second time.
+    const found = await this.takeCoalesced(slot);
+    if (!found) return 'mine';
+    this.releaseLease(slot);
+    return found;
   }
 
   releaseLease(slot: CacheSlot): void {

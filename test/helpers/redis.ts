@@ -170,6 +170,8 @@ export interface TestCluster {
   nodes: RedisNode[];
   /** "127.0.0.1:p1,127.0.0.1:p2,…" as REDIS_CLUSTER_NODES takes it. */
   spec: string;
+  /** The master that holds a key's slot. */
+  masterOf(key: string): Promise<RedisNode>;
   stop(): Promise<void>;
 }
 
@@ -205,6 +207,10 @@ export async function startCluster(masters = 3): Promise<TestCluster> {
   return {
     nodes,
     spec: nodes.map((n) => `${n.host}:${n.port}`).join(','),
+    async masterOf(key) {
+      const slot = Number(await clients[0]!.call('CLUSTER', 'KEYSLOT', key));
+      return nodes[Math.floor(slot / per)]!;
+    },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop()));
     },

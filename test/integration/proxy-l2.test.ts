@@ -4,6 +4,7 @@
  * every master without cross-slot commands.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cacheKey, leaseKey } from '../../proxy/cache/keys.ts';
 import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
 import { json } from '../helpers/json.ts';
 import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
@@ -78,6 +79,50 @@ describe('L2 on a 3-master Redis Cluster', () => {
     expect(await json(fromL2)).toEqual(await json(first));
     expect((await fetch(`${b.url}/3/movie/100`)).headers.get('x-cache')).toBe('L1');
     expect(upstream.stats.byPath['/3/movie/100']).toBe(1);
+  });
+
+  it('serves an entry another replica stored between its own L2 look and its lease', async () => {
+    const a = await replica(cluster.spec, { REGION: 'ap-southeast-1' });
+    const b = await replica(cluster.spec, { REGION: 'eu-west-1' });
+    // A movie whose entry and lease live on different masters, so the lease's master can hold
+    // B's lease write while the entry's master takes A's store.
+    const keyOf = (id: number) => cacheKey('tmdb', `/3/movie/${id}`);
+    let id = 7000;
+    while ((await cluster.masterOf(keyOf(id))) === (await cluster.masterOf(leaseKey(keyOf(id)))))
+      id += 1;
+    const path = `/3/movie/${id}`;
+    const key = keyOf(id);
+    const leaseMaster = (await cluster.masterOf(leaseKey(key))).client();
+    const blocked = async () =>
+      Number(/blocked_clients:(\d+)/.exec(await leaseMaster.info('clients'))?.[1]);
+
+    await leaseMaster.call('CLIENT', 'PAUSE', '10000', 'WRITE');
+    try {
+      const answer = fetch(`${b.url}${path}`);
+      // B has looked in L2 (nothing there) and is now waiting to take the lease.
+      await waitFor("B's lease write held by the pause", async () => (await blocked()) === 1);
+      const now = Date.now();
+      const body = Buffer.from(JSON.stringify({ id, title: 'stored by the other replica' }));
+      await a.proxy.cache.l2!.set(
+        key,
+        {
+          status: 200,
+          contentType: 'application/json',
+          body,
+          storedAt: now,
+          expiresAt: now + 60_000,
+          staleUntil: now + 120_000,
+        },
+        120_000,
+      );
+      await leaseMaster.call('CLIENT', 'UNPAUSE');
+      const res = await answer;
+      expect(res.headers.get('x-cache')).toBe('L2');
+      expect(Buffer.from(await res.arrayBuffer())).toEqual(body);
+      expect(upstream.stats.byPath[path]).toBeUndefined();
+    } finally {
+      await leaseMaster.call('CLIENT', 'UNPAUSE');
+    }
   });
 
   it('keeps images binary-safe through Redis', async () => {
