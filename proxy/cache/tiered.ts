@@ -75,11 +75,12 @@ export class TieredCache {
   }
 
   /** The synchronous fast path: a fresh L1 entry, or undefined. */
-  peek(key: string, cls: string): CacheEntry | undefined {
+  peek(slot: CacheSlot): CacheEntry | undefined {
+    if (slot.ttl.memoryMs <= 0) return undefined;
     const now = Date.now();
-    const item = this.l1.get(key, poolOf(cls), now);
+    const item = this.l1.get(slot.key, poolOf(slot.cls), now);
     if (item && now < item.freshUntil) {
-      this.#opts.metrics.lookups.of(cls).hit.L1.inc();
+      this.#opts.metrics.lookups.of(slot.cls).hit.L1.inc();
       return item.entry;
     }
     return undefined;
@@ -101,7 +102,8 @@ export class TieredCache {
   #find<R>(req: CacheSlot, next: (found: Lookup) => R | Promise<R>): Promise<R> {
     const now = Date.now();
     const counts = this.#opts.metrics.lookups.of(req.cls);
-    const l1Item = this.l1.get(req.key, poolOf(req.cls), now);
+    // A class with no memory TTL is never stored in L1 (MemoryTier.set), so it is not looked for.
+    const l1Item = req.ttl.memoryMs > 0 ? this.l1.get(req.key, poolOf(req.cls), now) : undefined;
     if (l1Item && now < l1Item.freshUntil)
       return Promise.resolve(next(l1Hit(l1Item.entry, counts)));
     counts.miss.L1.inc();

@@ -20,7 +20,7 @@ export async function tmdbRoutes(app: FastifyInstance, opts: TmdbRouteOptions): 
   // returns, anything else once the tiers answer.
   const handler = (req: FastifyRequest, reply: FastifyReply): void => {
     const request = tmdb.requestForUrl(req.raw.url ?? '/');
-    const hit = cache.peek(request.key, request.cls);
+    const hit = cache.peek(request);
     if (hit) sendL1(reply, hit, headers);
     else sendWhenServed(reply, cache.serve(request), headers);
   };
