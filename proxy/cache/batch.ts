@@ -81,10 +81,14 @@ export class BatchCoalescer {
   ): Promise<void> {
     const cache = this.#cache;
     const leases = await Promise.all(mine.map((slot) => cache.lease(slot)));
-    for (const [i, lease] of leases.entries())
-      if (typeof lease === 'object') settle(mine[i]!, lease);
-    const here = mine.filter((_, i) => leases[i] === 'mine' || leases[i] === 'none');
-    let elsewhere = mine.filter((_, i) => leases[i] === 'taken');
+    const here: CacheSlot[] = [];
+    let elsewhere: CacheSlot[] = [];
+    for (const [i, lease] of leases.entries()) {
+      const slot = mine[i]!;
+      if (typeof lease === 'object') settle(slot, lease);
+      else if (lease === 'taken') elsewhere.push(slot);
+      else here.push(slot);
+    }
 
     const fetchNow = async (batch: CacheSlot[]) => {
       if (batch.length === 0) return;

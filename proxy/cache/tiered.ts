@@ -10,7 +10,7 @@ import type { Logger } from '../../lib/log.ts';
 import type { CategoryCells, ProxyMetrics } from '../metrics.ts';
 import type { CacheSlot, UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
 import type { CacheEntry } from './entry.ts';
-import type { L1Pool, MemoryTier } from './l1.ts';
+import type { L1Item, L1Pool, MemoryTier } from './l1.ts';
 import type { RedisTier } from './l2.ts';
 import { freshness, lifetimeMs, ttlForStatus } from './policy.ts';
 import { Singleflight } from './singleflight.ts';
@@ -76,9 +76,8 @@ export class TieredCache {
 
   /** The synchronous fast path: a fresh L1 entry, or undefined. */
   peek(slot: CacheSlot): CacheEntry | undefined {
-    if (slot.ttl.memoryMs <= 0) return undefined;
     const now = Date.now();
-    const item = this.l1.get(slot.key, poolOf(slot.cls), now);
+    const item = this.#inL1(slot, now);
     if (item && now < item.freshUntil) {
       this.#opts.metrics.lookups.of(slot.cls).hit.L1.inc();
       return item.entry;
@@ -102,8 +101,7 @@ export class TieredCache {
   #find<R>(req: CacheSlot, next: (found: Lookup) => R | Promise<R>): Promise<R> {
     const now = Date.now();
     const counts = this.#opts.metrics.lookups.of(req.cls);
-    // A class with no memory TTL is never stored in L1 (MemoryTier.set), so it is not looked for.
-    const l1Item = req.ttl.memoryMs > 0 ? this.l1.get(req.key, poolOf(req.cls), now) : undefined;
+    const l1Item = this.#inL1(req, now);
     if (l1Item && now < l1Item.freshUntil)
       return Promise.resolve(next(l1Hit(l1Item.entry, counts)));
     counts.miss.L1.inc();
@@ -170,6 +168,11 @@ export class TieredCache {
   /** Clears L1 only (this replica). */
   clearMemory(): number {
     return this.l1.clear();
+  }
+
+  /** L1's item for a slot; a class with no memory TTL is never stored there (MemoryTier.set), so it is not looked for. */
+  #inL1(slot: CacheSlot, now: number): L1Item | undefined {
+    return slot.ttl.memoryMs > 0 ? this.l1.get(slot.key, poolOf(slot.cls), now) : undefined;
   }
 
   /** Whether a slot's class is kept in L2 (and L2 is configured). */
