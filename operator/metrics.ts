@@ -84,6 +84,12 @@ export function createOperatorMetrics() {
     labelNames: ['cachecluster'],
     registers: [registry],
   });
+  const slotsLost = new Counter({
+    name: 'tiercache_slots_lost_total',
+    help: 'Slots whose shard lost every copy, given back empty to its new master',
+    labelNames: ['cachecluster'],
+    registers: [registry],
+  });
   const clusterState = new Gauge({
     name: 'tiercache_cluster_state',
     help: 'Redis Cluster state per CacheCluster: 1 ok, 0 not ok',
@@ -113,6 +119,7 @@ export function createOperatorMetrics() {
     failovers,
     slotsMigrated,
     keysMigrated,
+    slotsLost,
     clusterState,
     readyShards,
   };

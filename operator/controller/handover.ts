@@ -7,8 +7,8 @@
 import type { Connections } from '../redis/connections.ts';
 import type { ClusterView } from '../redis/observe.ts';
 import { isMaster } from '../redis/topology.ts';
-import { until } from '../redis/wait.ts';
-import { inSync, nodesByPod, type PodRef, self } from './redis-plan.ts';
+import { inSync, nodesByPod, type PodRef, self } from './cluster-pods.ts';
+import { failOverTo } from './failover.ts';
 
 export interface Handover {
   from: string;
@@ -16,15 +16,20 @@ export interface Handover {
   ms: number;
 }
 
-const HANDOVER_TIMEOUT_MS = 4000;
+export interface Handovers {
+  done: Handover[];
+  /** Leaving masters with no in-sync replica to hand over to: their shard goes down with them. */
+  unprotected: string[];
+}
 
 export async function handOverLeavingMasters(
   conns: Connections,
   pods: PodRef[],
   view: ClusterView,
-): Promise<Handover[]> {
+): Promise<Handovers> {
   const nodes = nodesByPod(pods, view);
   const done: Handover[] = [];
+  const unprotected: string[] = [];
   for (const leaving of pods.filter((p) => p.terminating)) {
     const report = nodes.get(leaving.name);
     const master = report && self(report);
@@ -38,24 +43,17 @@ export async function handOverLeavingMasters(
       const offset = Number(r.replication.slave_repl_offset ?? -1);
       if (!best || offset > best.offset) best = { pod, offset };
     }
-    if (!best) continue;
+    if (!best) {
+      unprotected.push(leaving.name);
+      continue;
+    }
     const started = performance.now();
-    await conns.call(best.pod.addr!, 'CLUSTER', 'FAILOVER');
-    const target = best.pod.addr!;
-    await until(
-      `${best.pod.name} to take over from ${leaving.name}`,
-      async () => {
-        const role = await conns.call<unknown[]>(target, 'ROLE');
-        return role[0] === 'master';
-      },
-      HANDOVER_TIMEOUT_MS,
-      10,
-    );
+    await failOverTo(conns, best.pod.addr!, 'COORDINATED');
     done.push({
       from: leaving.name,
       to: best.pod.name,
       ms: Math.round(performance.now() - started),
     });
   }
-  return done;
+  return { done, unprotected };
 }

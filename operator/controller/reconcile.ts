@@ -20,24 +20,23 @@ import { healCluster } from '../redis/heal.ts';
 import { type ClusterView, observe } from '../redis/observe.ts';
 import { planShards } from '../redis/plan-create.ts';
 import { addShard, type ReshardOptions, rebalance, removeShard } from '../redis/reshard.ts';
+import { formatRanges } from '../redis/topology.ts';
 import { desiredObjects } from '../resources/desired.ts';
 import {
   componentSelector,
   LABEL_PROXY,
   LABEL_SHARD,
   labelSelector,
+  names,
   REDIS_PORT,
 } from '../resources/names.ts';
+import type { PodRef } from './cluster-pods.ts';
 import type { EventRecorder } from './events.ts';
-import { type Handover, handOverLeavingMasters } from './handover.ts';
+import { admit, failOverTo, promote, reassignSlots } from './failover.ts';
+import { promotions, shardsToKeep, toAdmit } from './failure-plan.ts';
+import { handOverLeavingMasters } from './handover.ts';
 import { apply, applyStatus, isNotFound, type Kube } from './kube.ts';
-import {
-  nextRedisStep,
-  nodesByPod,
-  type PodRef,
-  type RedisStep,
-  shardMaster,
-} from './redis-plan.ts';
+import { nextRedisStep, type RedisStep } from './redis-plan.ts';
 import { adminToken, redisPassword } from './secrets.ts';
 import { buildStatus, clusterStateOk, type ProxyReadiness } from './status.ts';
 
@@ -60,9 +59,12 @@ export interface Outcome {
 
 const STEP_TIMEOUT_MS = 120_000;
 const PROGRESS_WRITE_MS = 1000;
+/** A warning about the same pod is repeated at most this often (reconciles run every ~250 ms). */
+const WARN_EVERY_MS = 60_000;
 
 export class Reconciler {
   readonly #o: ReconcilerOptions;
+  readonly #warned = new Map<string, number>();
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -89,21 +91,13 @@ export class Reconciler {
       ]);
       const allPods = await this.#redisPods(cc, sets.items);
       let view = await observe(conns, addrs(allPods));
-      // First, before anything slower: masters whose pods are going away hand over.
-      const handovers = await handOverLeavingMasters(conns, allPods, view);
-      for (const h of handovers)
-        await this.#o.events.record(
-          cc,
-          'Normal',
-          'HandedOver',
-          `${h.from} is going away: ${h.to} took over its slots (CLUSTER FAILOVER, ${h.ms} ms)`,
-        );
-      if (handovers.length > 0) view = await observe(conns, addrs(allPods));
-      // Shards beyond the spec stay while they still hold slots (a scale-in drains them first).
-      const nodes = nodesByPod(allPods, view);
-      let keep = spec.redis.shards;
-      for (const p of allPods)
-        if (p.shard >= keep && shardMaster(allPods, nodes, p.shard)) keep = p.shard + 1;
+      // First, before anything slower: masters that are going away hand over, replicas of
+      // masters that are down take over, and legitimate nodes may serve replication.
+      // Pods that became masters by the operator's hand this reconcile (they have their events).
+      const { tookOver, changed } = await this.#failovers(cc, conns, allPods, view);
+      if (changed) view = await observe(conns, addrs(allPods));
+      // Shards beyond the spec stay until they provably own nothing (a scale-in drains them first).
+      const keep = shardsToKeep(allPods, view, spec.redis.shards);
 
       await this.#applyOwned(cc, spec, keep, password);
       await this.#prune(cc, spec, keep, sets.items, deployments.items);
@@ -112,12 +106,13 @@ export class Reconciler {
       const wanted = { shards: spec.redis.shards, podsPerShard: 1 + spec.redis.replicasPerShard };
       let step = nextRedisStep(pods, view, wanted);
       if (step.kind !== 'wait' && step.kind !== 'settled') {
+        if (step.kind === 'move-master') tookOver.add(step.pod);
         await this.#carryOut(cc, step, conns, pods, log);
         view = await observe(conns, addrs(pods));
         step = nextRedisStep(pods, view, wanted);
       }
       const proxies = proxyReadiness(spec, deployments.items);
-      await this.#writeStatus(cc, spec, pods, keep, view, step, proxies, handovers);
+      await this.#writeStatus(cc, spec, pods, keep, view, step, proxies, tookOver);
       if (step.kind === 'settled') return {};
       return { requeueAfterMs: step.kind === 'wait' ? 2000 : 250 };
     } finally {
@@ -125,11 +120,75 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Handovers of leaving masters, promotions of replicas whose master is down, admission of
+   * quarantined nodes; Events for each. `changed` when the cluster's roles changed.
+   */
+  async #failovers(
+    cc: CacheCluster,
+    conns: Connections,
+    pods: PodRef[],
+    view: ClusterView,
+  ): Promise<{ tookOver: Set<string>; changed: boolean }> {
+    const { events } = this.#o;
+    const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
+    const handovers = await handOverLeavingMasters(conns, pods, view);
+    for (const h of handovers.done)
+      await events.record(
+        cc,
+        'Normal',
+        'HandedOver',
+        `${h.from} is going away: ${h.to} took over its slots (CLUSTER FAILOVER, ${h.ms} ms)`,
+      );
+    for (const pod of handovers.unprotected)
+      if (this.#firstWarning(`${key}/${pod}/unprotected`))
+        await events.record(
+          cc,
+          'Warning',
+          'NoInSyncReplica',
+          `${pod} is going away as a master with no in-sync replica: its shard's slots are unserved until it is back`,
+        );
+    const promoted = await promote(conns, promotions(pods, view), (p, err) =>
+      this.#o.log.warn(
+        { cachecluster: key, err: err.message },
+        `${p.to.pod} could not take over from ${p.from.pod ?? p.from.addr}`,
+      ),
+    );
+    for (const p of promoted) {
+      const how =
+        p.mode === 'TAKEOVER'
+          ? 'CLUSTER FAILOVER TAKEOVER: no majority of masters is up to hold an election'
+          : `CLUSTER FAILOVER ${p.mode}`;
+      await events.record(
+        cc,
+        'Warning',
+        'FailedOver',
+        `${names.shard(cc.metadata.name, p.shard)}: ${p.to.pod} took over from ${p.from.pod ?? p.from.addr} (${p.why}; ${how}, ${p.ms} ms)`,
+      );
+    }
+    const admitting = toAdmit(view);
+    if (admitting.length > 0) await admit(conns, admitting);
+    return {
+      tookOver: new Set([...handovers.done.map((h) => h.to), ...promoted.map((p) => p.to.pod)]),
+      changed: handovers.done.length + promoted.length + admitting.length > 0,
+    };
+  }
+
+  /** True once per pod and reason per minute: warnings are not repeated every reconcile. */
+  #firstWarning(key: string): boolean {
+    const now = Date.now();
+    for (const [k, at] of this.#warned) if (now - at > WARN_EVERY_MS) this.#warned.delete(k);
+    if (this.#warned.has(key)) return false;
+    this.#warned.set(key, now);
+    return true;
+  }
+
   async #redisPods(cc: CacheCluster, sets: V1StatefulSet[]): Promise<PodRef[]> {
     const list = await this.#o.kube.core.listNamespacedPod({
       namespace: cc.metadata.namespace,
       labelSelector: selectorOf(cc, 'redis'),
     });
+    const zones = await this.#zonesByNode();
     // The revision each shard's pods should run (OnDelete: the operator restarts them).
     const revision = new Map(
       sets.map((s) => [s.metadata?.labels?.[LABEL_SHARD], s.status?.updateRevision]),
@@ -138,14 +197,18 @@ export class Reconciler {
       const name = pod.metadata!.name!;
       const terminating = pod.metadata?.deletionTimestamp != null;
       const ip = pod.status?.podIP;
+      const node = pod.spec?.nodeName;
+      const redis = pod.status?.containerStatuses?.find((c) => c.name === 'redis');
       return {
         name,
         shard: Number(pod.metadata?.labels?.[LABEL_SHARD]),
         ordinal: Number(name.slice(name.lastIndexOf('-') + 1)),
         addr: ip ? `${ip}:${REDIS_PORT}` : undefined,
         ready: !terminating && isPodReady(pod),
+        running: redis?.state?.running !== undefined,
         terminating,
         outdated: isOutdated(pod, revision.get(pod.metadata?.labels?.[LABEL_SHARD])),
+        domain: node ? (zones.get(node) ?? node) : undefined,
       };
     });
   }
@@ -162,19 +225,21 @@ export class Reconciler {
       shards,
       password,
       adminToken: await adminToken(kube, cc),
-      placement: { zones: await this.#zones() },
+      placement: { zones: new Set((await this.#zonesByNode()).values()).size },
       proxyImage: image,
     });
     for (const obj of objects) await apply(kube, obj);
   }
 
-  /** Distinct zones among the nodes (what the anti-affinity can spread a shard over). */
-  async #zones(): Promise<number> {
+  /** The zone of every Kubernetes node that has one (failure domains; anti-affinity spread). */
+  async #zonesByNode(): Promise<Map<string, string>> {
     const nodes = await this.#o.kube.core.listNode();
-    const zones = new Set(
-      nodes.items.map((n) => n.metadata?.labels?.['topology.kubernetes.io/zone']).filter(Boolean),
-    );
-    return zones.size;
+    const out = new Map<string, string>();
+    for (const n of nodes.items) {
+      const zone = n.metadata?.labels?.['topology.kubernetes.io/zone'];
+      if (zone && n.metadata?.name) out.set(n.metadata.name, zone);
+    }
+    return out;
   }
 
   /** Deletes drained shards and proxies the spec no longer names (only objects this CacheCluster owns). */
@@ -228,6 +293,11 @@ export class Reconciler {
     switch (step.kind) {
       case 'bootstrap': {
         await events.record(cc, 'Normal', 'Bootstrapping', `forming ${step.shards.length} shards`);
+        // New masters' replicas sync from them at once (nodes start quarantined without persistence).
+        await admit(
+          conns,
+          step.shards.map((s) => s.master),
+        );
         await formCluster(conns, planShards(step.shards), opts);
         await events.record(
           cc,
@@ -279,6 +349,7 @@ export class Reconciler {
       case 'add-shards': {
         const [seed] = seeds;
         for (const s of step.shards) {
+          await admit(conns, [s.master]);
           await addShard(
             conns,
             seed!,
@@ -290,6 +361,28 @@ export class Reconciler {
         return this.#migrate(cc, { state: 'ScalingOut', toShard: step.shards.at(-1)!.shard }, (o) =>
           rebalance(conns, seeds, { ...o, password }),
         );
+      }
+      case 'reassign-slots': {
+        const view = await observe(conns, seeds);
+        const count = await reassignSlots(conns, view, step);
+        this.#o.metrics.slotsLost.labels(`${cc.metadata.namespace}/${cc.metadata.name}`).inc(count);
+        await events.record(
+          cc,
+          'Warning',
+          'SlotsLost',
+          `${names.shard(cc.metadata.name, step.shard)} lost every copy of slots ${formatRanges(step.slots)} (their keys are gone): ${step.master.pod} serves them again, empty`,
+        );
+        return;
+      }
+      case 'move-master': {
+        const mode = await failOverTo(conns, step.addr, 'COORDINATED');
+        await events.record(
+          cc,
+          'Normal',
+          'MasterMoved',
+          `${names.shard(cc.metadata.name, step.shard)}: ${step.pod} took the master role (CLUSTER FAILOVER ${mode}) so no failure domain holds most masters`,
+        );
+        return;
       }
       case 'rebalance':
         return this.#migrate(cc, { state: 'Rebalancing' }, (o) =>
@@ -372,10 +465,9 @@ export class Reconciler {
     view: ClusterView,
     step: RedisStep,
     proxies: ProxyReadiness[],
-    handovers: Handover[],
+    tookOver: Set<string>,
   ): Promise<void> {
     const { kube, metrics, events } = this.#o;
-    const planned = new Set(handovers.map((h) => h.to));
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
     const status = buildStatus({
       cc,
@@ -387,13 +479,13 @@ export class Reconciler {
       proxies,
       now: new Date(),
     });
-    // A shard whose master moved to another pod failed over (Redis did it, or a handover).
+    // A shard whose master moved to another pod failed over (Redis did it, or the operator:
+    // those have their own events already).
     for (const s of status.shards ?? []) {
       const before = cc.status?.shards?.find((x) => x.name === s.name)?.master;
       if (before && s.master && before !== s.master) {
         metrics.failovers.labels(key).inc();
-        // A planned handover has its own Normal event already.
-        if (!planned.has(s.master))
+        if (!tookOver.has(s.master))
           await events.record(
             cc,
             'Warning',

@@ -5,20 +5,9 @@
  */
 import type { ClusterView, NodeReport } from '../redis/observe.ts';
 import { planRebalance } from '../redis/plan-rebalance.ts';
-import { isMaster, type NodeInfo, slotCount, slotsOf } from '../redis/topology.ts';
-
-export interface PodRef {
-  name: string;
-  shard: number;
-  ordinal: number;
-  /** ip:port, once the pod has an IP (kept while it terminates: its node still answers). */
-  addr: string | undefined;
-  ready: boolean;
-  /** Deleted, evicted or drained: its containers are stopping (preStop first). */
-  terminating: boolean;
-  /** Runs an older revision of its StatefulSet's template (image, config): to be restarted. */
-  outdated?: boolean;
-}
+import { isMaster, type NodeInfo, type SlotRange, slotCount, slotsOf } from '../redis/topology.ts';
+import { inSync, nodesByPod, type PodRef, self, shardMaster } from './cluster-pods.ts';
+import { lostMasters, lostSlots, masterToMove, podNameOf, shardOfPodName } from './failure-plan.ts';
 
 export type RedisStep =
   | { kind: 'wait'; reason: string; message: string }
@@ -28,6 +17,16 @@ export type RedisStep =
   /** New shards: each empty master joins with its replicas, then one rebalance gives them slots. */
   | { kind: 'add-shards'; shards: { shard: number; master: string; replicas: string[] }[] }
   | { kind: 'attach'; replicas: { addr: string; masterId: string; pod: string }[] }
+  /** A shard lost every copy: its slots go to its new empty master (the keys are gone). */
+  | {
+      kind: 'reassign-slots';
+      shard: number;
+      deadId: string;
+      slots: SlotRange[];
+      master: { pod: string; addr: string };
+    }
+  /** Masters crowd one failure domain: this in-sync replica elsewhere takes over its shard. */
+  | { kind: 'move-master'; shard: number; pod: string; addr: string }
   | { kind: 'rebalance' }
   | { kind: 'drain'; shard: number; master: string }
   /** Nodes holding no slots that no kept pod answers for (a drained shard, a half-done removal). */
@@ -35,37 +34,6 @@ export type RedisStep =
   /** Rolling change: restart one outdated pod, replicas before masters (a master hands over first). */
   | { kind: 'restart'; pod: string; master: boolean }
   | { kind: 'settled' };
-
-export const self = (r: NodeReport): NodeInfo => r.nodes.find((n) => n.flags.has('myself'))!;
-
-/** A replica whose link to its master is up and that is not in the middle of a full sync. */
-export const inSync = (r: NodeReport): boolean =>
-  r.replication.master_link_status === 'up' && r.replication.master_sync_in_progress === '0';
-
-/** The node of each pod that answered, by pod name. */
-export function nodesByPod(pods: PodRef[], view: ClusterView): Map<string, NodeReport> {
-  const byAddr = new Map(view.reports.map((r) => [r.addr, r]));
-  const out = new Map<string, NodeReport>();
-  for (const p of pods) {
-    const r = p.addr ? byAddr.get(p.addr) : undefined;
-    if (r) out.set(p.name, r);
-  }
-  return out;
-}
-
-/** The pod of a shard whose node is a master holding slots (its shard's current master). */
-export function shardMaster(
-  pods: PodRef[],
-  nodes: Map<string, NodeReport>,
-  shard: number,
-): { pod: PodRef; node: NodeInfo } | undefined {
-  for (const pod of pods.filter((p) => p.shard === shard)) {
-    const r = nodes.get(pod.name);
-    const n = r && self(r);
-    if (n && isMaster(n) && n.slots.length > 0) return { pod, node: n };
-  }
-  return undefined;
-}
 
 /** True when every node sees every other at its current address (otherwise heal MEETs them). */
 function everyoneMet(reports: NodeReport[]): boolean {
@@ -97,7 +65,7 @@ export interface Wanted {
 
 export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted): RedisStep {
   const { shards, podsPerShard } = wanted;
-  const missing = pods.filter((p) => !p.addr || !p.ready);
+  const missing = pods.filter((p) => !p.addr || !p.running);
   const formed = view.reports.some((r) => self(r).slots.length > 0);
   for (let i = 0; i < shards && !formed; i++) {
     const have = pods.filter((p) => p.shard === i).length;
@@ -167,24 +135,51 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
   }
   if (attach.length > 0) return { kind: 'attach', replicas: attach };
 
-  // Scale-out: wanted shards without a master holding slots get one, with replicas.
+  const [lost] = lostSlots(pods, view);
+  if (lost) return { kind: 'reassign-slots', ...lost };
+
+  // Nothing moves while a master that owns slots does not answer: its replica takes over first
+  // (the operator promotes it as soon as the pod shows it down, or Redis does after node-timeout).
+  const silent = [...view.known.values()].filter(
+    (n) => isMaster(n) && n.slots.length > 0 && !view.reports.some((r) => r.id === n.id),
+  );
+  if (silent.length > 0) {
+    const down = new Set(lostMasters(pods, view).map((l) => l.node.id));
+    const who = silent.map((n) => podNameOf(n) ?? n.addr).join(', ');
+    return {
+      kind: 'wait',
+      reason: 'ShardWithoutMaster',
+      message: silent.every((n) => down.has(n.id))
+        ? `${who} is down; waiting for a replica to take over or its pod to come back`
+        : `${who} does not answer; waiting for it or for Redis to mark it failed`,
+    };
+  }
+
+  // Scale-out: wanted shards that never had a master get one, with replicas. A shard whose
+  // master is down is never re-created this way: its replica holds its data.
   const added: { shard: number; master: string; replicas: string[] }[] = [];
+  const owned = new Set(
+    [...view.known.values()]
+      .filter((n) => n.slots.length > 0)
+      .map((n) => shardOfPodName(podNameOf(n))),
+  );
   for (let i = 0; i < shards; i++) {
     if (shardMaster(pods, nodes, i)) continue;
     const members = pods.filter((p) => p.shard === i).sort((a, b) => a.ordinal - b.ordinal);
     if (members.length < podsPerShard || members.some((p) => !nodes.has(p.name)))
       return { kind: 'wait', reason: 'WaitingForPods', message: `waiting for shard ${i}'s pods` };
-    const emptyMaster = members.find((p) => {
-      const n = self(nodes.get(p.name)!);
-      return isMaster(n) && n.slots.length === 0;
-    });
-    if (!emptyMaster) {
+    const isEmpty = (p: PodRef) => {
+      const r = nodes.get(p.name)!;
+      return isMaster(self(r)) && self(r).slots.length === 0 && r.keys === 0;
+    };
+    if (owned.has(i) || !members.every(isEmpty)) {
       return {
         kind: 'wait',
         reason: 'ShardWithoutMaster',
-        message: `shard ${i} has no master; waiting for Redis to fail over`,
+        message: `shard ${i} has no master, and its nodes are not all new and empty`,
       };
     }
+    const emptyMaster = members[0]!;
     added.push({
       shard: i,
       master: emptyMaster.addr!,
@@ -208,6 +203,8 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
     2,
   );
   if (moves.length > 0) return { kind: 'rebalance' };
+  const move = masterToMove(pods, view);
+  if (move) return { kind: 'move-master', ...move };
   return rollingRestart(pods, nodes) ?? { kind: 'settled' };
 }
 

@@ -14,7 +14,8 @@ import { checkCluster } from '../redis/check.ts';
 import type { ClusterView } from '../redis/observe.ts';
 import { formatRanges } from '../redis/topology.ts';
 import { names, podAddress } from '../resources/names.ts';
-import { nodesByPod, type PodRef, type RedisStep, self, shardMaster } from './redis-plan.ts';
+import { nodesByPod, type PodRef, self, shardMaster } from './cluster-pods.ts';
+import type { RedisStep } from './redis-plan.ts';
 
 export interface ProxyReadiness {
   name: string;
@@ -44,6 +45,8 @@ const STEP_REASON: Record<RedisStep['kind'], string> = {
   rebalance: 'Rebalancing',
   drain: 'ScalingIn',
   forget: 'Healing',
+  'reassign-slots': 'SlotsLost',
+  'move-master': 'SpreadingMasters',
   restart: 'RollingUpdate',
   settled: 'Settled',
 };

@@ -14,6 +14,11 @@ export interface NodeReport {
   /** `INFO replication`: role, and for a replica its link and sync state and offset. */
   replication: Record<string, string>;
   keys: number;
+  /**
+   * Whether the node may serve replication (SYNC/PSYNC). A node the operator started
+   * quarantined (no persistence) may not until it is admitted as a legitimate owner of data.
+   */
+  servesReplication: boolean;
 }
 
 export interface ClusterView {
@@ -25,11 +30,12 @@ export interface ClusterView {
 }
 
 export async function reportOf(conns: Connections, addr: string): Promise<NodeReport> {
-  const [nodesText, infoText, replicationText, keys] = await Promise.all([
+  const [nodesText, infoText, replicationText, keys, acl] = await Promise.all([
     conns.call<string>(addr, 'CLUSTER', 'NODES'),
     conns.call<string>(addr, 'CLUSTER', 'INFO'),
     conns.call<string>(addr, 'INFO', 'replication'),
     conns.call<number>(addr, 'DBSIZE'),
+    conns.call<unknown[]>(addr, 'ACL', 'GETUSER', 'default'),
   ]);
   const nodes = parseClusterNodes(nodesText);
   return {
@@ -39,7 +45,15 @@ export async function reportOf(conns: Connections, addr: string): Promise<NodeRe
     info: parseInfo(infoText),
     replication: parseInfo(replicationText),
     keys,
+    servesReplication: servesReplication(acl),
   };
+}
+
+/** From `ACL GETUSER default`: true unless SYNC or PSYNC is denied. */
+export function servesReplication(getuser: unknown[]): boolean {
+  const i = getuser.indexOf('commands');
+  const rules = i >= 0 ? String(getuser[i + 1]) : '';
+  return !/(^|\s)-(p?sync)(\s|$)/.test(rules);
 }
 
 export async function observe(conns: Connections, seeds: string[]): Promise<ClusterView> {

@@ -28,7 +28,7 @@ export interface DesiredInputs {
 export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): KubernetesObject[] {
   const { redis, proxies } = inputs.spec;
   const out: KubernetesObject[] = [configMap(cc, redis), redisService(cc)];
-  if (redis.auth.enabled) out.push(authSecret(cc, inputs.password!));
+  if (redis.auth.enabled) out.push(authSecret(cc, redis, inputs.password!));
   for (let shard = 0; shard < inputs.shards; shard++) {
     out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
     out.push(shardDisruptionBudget(cc, shard));

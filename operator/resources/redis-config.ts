@@ -2,6 +2,11 @@
  * redis.conf of every node of a CacheCluster, its ConfigMap, and the auth Secret (pure).
  * The password never appears on a command line or in an environment variable of Redis: it
  * reaches redis-server through an `include` of a file from the Secret.
+ *
+ * Without persistence a node starts empty every time, so it starts *quarantined*: its default
+ * user may not run SYNC/PSYNC until the operator admits it (`ACL SETUSER default +sync
+ * +psync`) as a legitimate owner of data. A replica whose master restarted empty at the same
+ * address then cannot copy the empty dataset over the data it holds (docs/operator.md).
  */
 
 import { createHash } from 'node:crypto';
@@ -35,6 +40,12 @@ export function quantityBytes(q: string): number {
   return Number(m[1]) * UNITS[m[2] ?? '']!;
 }
 
+/** Whether nodes start quarantined: only when they never keep data across a restart. */
+export const startsQuarantined = (redis: RedisSpec): boolean => !redis.persistence.enabled;
+
+/** The default user's rules of a quarantined node: everything but serving replication. */
+const QUARANTINED = '~* &* +@all -sync -psync';
+
 export function redisConf(redis: RedisSpec): string {
   const p = redis.persistence;
   const lines = [
@@ -50,6 +61,8 @@ export function redisConf(redis: RedisSpec): string {
     // Any replica may take over, however long its link was down: availability first.
     'cluster-replica-validity-factor 0',
     'cluster-allow-replica-migration yes',
+    // Start a replica's full sync at once: a shard is exposed until its replica is in sync.
+    'repl-diskless-sync-delay 1',
     `maxmemory ${quantityBytes(redis.maxMemory)}`,
     `maxmemory-policy ${redis.evictionPolicy}`,
     // Without a volume, files die with the pod: no snapshots, no AOF.
@@ -57,6 +70,7 @@ export function redisConf(redis: RedisSpec): string {
     p.enabled ? 'save 3600 1 300 100 60 10000' : 'save ""',
   ];
   if (redis.auth.enabled) lines.push(`include ${AUTH_DIR}/auth.conf`);
+  else if (startsQuarantined(redis)) lines.push(`user default on nopass ${QUARANTINED}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -74,9 +88,18 @@ export function configHash(redis: RedisSpec): string {
   return createHash('sha256').update(redisConf(redis)).digest('hex').slice(0, 16);
 }
 
+/** What redis-server includes from the auth Secret: its password, and the quarantine if any. */
+export function authConf(redis: RedisSpec, password: string): string {
+  const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;
+  // A `user default` line resets the user, so the quarantined form carries the password itself.
+  const server = startsQuarantined(redis)
+    ? `user default on ${quote(`>${password}`)} ${QUARANTINED}`
+    : `requirepass ${quote(password)}`;
+  return `${server}\nmasterauth ${quote(password)}\n`;
+}
+
 /** The Secret redis-server includes (`auth.conf`) and clients read (`password`). */
-export function authSecret(cc: CacheCluster, password: string): V1Secret {
-  const quoted = `"${password.replace(/(["\\])/g, '\\$1')}"`;
+export function authSecret(cc: CacheCluster, redis: RedisSpec, password: string): V1Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -85,7 +108,7 @@ export function authSecret(cc: CacheCluster, password: string): V1Secret {
     // data, not stringData: server-side apply then compares like with like.
     data: {
       password: base64(password),
-      'auth.conf': base64(`requirepass ${quoted}\nmasterauth ${quoted}\n`),
+      'auth.conf': base64(authConf(redis, password)),
     },
   };
 }

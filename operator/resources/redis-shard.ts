@@ -89,6 +89,20 @@ export function shardAffinity(
   };
 }
 
+/**
+ * How redis-server starts. Without persistence a restarted container finds the emptyDir's
+ * nodes.conf but none of the data it describes; keeping it would bring the node back as the
+ * owner of its slots with nothing in them, and its replica would resync the empty dataset. So
+ * the node's identity lives exactly as long as its data: nodes.conf is removed at every start,
+ * and the node comes back as a new, empty, quarantined node while its replica takes over.
+ */
+function serverCommand(redis: RedisSpec): { command: string[] } {
+  if (redis.persistence.enabled) return { command: ['redis-server'] };
+  return {
+    command: ['sh', '-c', `rm -f ${DATA_DIR}/nodes.conf && exec redis-server "$@"`, 'redis-server'],
+  };
+}
+
 function podSpec(
   cc: CacheCluster,
   shard: number,
@@ -132,7 +146,7 @@ function podSpec(
       {
         name: 'redis',
         image: redis.image,
-        command: ['redis-server'],
+        ...serverCommand(redis),
         args: [
           `${CONFIG_DIR}/redis.conf`,
           // Nodes gossip the address they are reached at: the pod's IP, and its DNS name.

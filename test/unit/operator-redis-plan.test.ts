@@ -1,88 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { nextRedisStep, type PodRef } from '../../operator/controller/redis-plan.ts';
-import type { ClusterView, NodeReport } from '../../operator/redis/observe.ts';
-import type { NodeInfo, SlotRange } from '../../operator/redis/topology.ts';
+import { nextRedisStep } from '../../operator/controller/redis-plan.ts';
+import { addr, type FixtureNode, formed, pods, view } from '../helpers/cluster-view.ts';
 
-/** A node as the cluster describes it: id `n<shard><ordinal>` at 10.0.<shard>.<ordinal>. */
-interface Node {
-  id: string;
-  addr: string;
-  master?: string;
-  slots?: SlotRange[];
-  keys?: number;
-  flags?: string[];
-}
-
-function view(nodes: Node[], opts: { alone?: boolean } = {}): ClusterView {
-  const info = (n: Node): NodeInfo => ({
-    id: n.id,
-    addr: n.addr,
-    busPort: 16379,
-    hostname: undefined,
-    flags: new Set([n.master ? 'slave' : 'master', ...(n.flags ?? [])]),
-    masterId: n.master,
-    configEpoch: 1,
-    connected: true,
-    slots: n.slots ?? [],
-    migrating: new Map(),
-    importing: new Map(),
-  });
-  const reports: NodeReport[] = nodes
-    .filter((n) => !n.flags?.includes('fail'))
-    .map((me) => {
-      const seen = opts.alone ? [me] : nodes;
-      const lines = seen.map((n) => {
-        const i = info(n);
-        if (n.id === me.id) i.flags.add('myself');
-        return i;
-      });
-      return {
-        addr: me.addr,
-        id: me.id,
-        nodes: lines,
-        info: { cluster_known_nodes: String(seen.length) },
-        replication: (me.master
-          ? { role: 'slave', master_link_status: 'up', master_sync_in_progress: '0' }
-          : { role: 'master' }) as Record<string, string>,
-        keys: me.keys ?? 0,
-      };
-    });
-  const known = new Map<string, NodeInfo>();
-  for (const r of reports)
-    for (const n of r.nodes) if (!known.has(n.id) || n.flags.has('myself')) known.set(n.id, n);
-  return { reports, unreachable: [], known };
-}
-
-const addr = (shard: number, ordinal: number) => `10.0.${shard}.${ordinal}:6379`;
-const pod = (shard: number, ordinal: number, ready = true): PodRef => ({
-  name: `cache-shard-${shard}-${ordinal}`,
-  shard,
-  ordinal,
-  addr: addr(shard, ordinal),
-  ready,
-  terminating: false,
-});
-const pods = (shards: number, replicas = 1) =>
-  Array.from({ length: shards }, (_, s) =>
-    Array.from({ length: 1 + replicas }, (_, o) => pod(s, o)),
-  ).flat();
-
-/** A formed cluster of `shards` masters (ordinal 0) with their replicas, slots split evenly. */
-function formed(shards: number, replicas = 1, total = shards): Node[] {
-  const per = Math.floor(16384 / total);
-  return Array.from({ length: shards }, (_, s) => [
-    {
-      id: `n${s}0`,
-      addr: addr(s, 0),
-      slots: [{ start: s * per, end: s === total - 1 ? 16383 : (s + 1) * per - 1 }],
-    },
-    ...Array.from({ length: replicas }, (_, r) => ({
-      id: `n${s}${r + 1}`,
-      addr: addr(s, r + 1),
-      master: `n${s}0`,
-    })),
-  ]).flat();
-}
+type Node = FixtureNode;
 
 describe('nextRedisStep', () => {
   it('waits for the pods of every shard to exist', () => {
@@ -94,7 +14,7 @@ describe('nextRedisStep', () => {
 
   it('waits for pods that are not running yet', () => {
     const ps = pods(3);
-    ps[4]!.ready = false;
+    ps[4]!.running = false;
     const step = nextRedisStep(ps, view(formed(0)), { shards: 3, podsPerShard: 2 });
     expect(step).toMatchObject({ kind: 'wait', reason: 'WaitingForPods' });
   });
@@ -160,7 +80,7 @@ describe('nextRedisStep', () => {
       forget: true,
     });
     const restarting = pods(3);
-    restarting[5] = { ...restarting[5]!, addr: undefined, ready: false };
+    restarting[5] = { ...restarting[5]!, addr: undefined, ready: false, running: false };
     const step = nextRedisStep(restarting, view([...nodes.slice(0, 5), dead]), {
       shards: 3,
       podsPerShard: 2,

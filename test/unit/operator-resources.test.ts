@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { type CacheCluster, withDefaults } from '../../operator/api/types.ts';
 import { desiredObjects } from '../../operator/resources/desired.ts';
 import { proxyDeployment } from '../../operator/resources/proxy.ts';
-import { quantityBytes, redisConf } from '../../operator/resources/redis-config.ts';
+import { authConf, quantityBytes, redisConf } from '../../operator/resources/redis-config.ts';
 import { shardAffinity, shardStatefulSet } from '../../operator/resources/redis-shard.ts';
 import { REDIS_DEFAULTS } from '../helpers/cachecluster-defaults.ts';
 
@@ -40,6 +40,18 @@ describe('redis.conf', () => {
     expect(durable).not.toContain('include');
   });
 
+  it('starts nodes without persistence quarantined: no SYNC/PSYNC until the operator admits them', () => {
+    const { redis } = withDefaults({});
+    expect(authConf(redis, 'p"w')).toBe(
+      'user default on ">p\\"w" ~* &* +@all -sync -psync\nmasterauth "p\\"w"\n',
+    );
+    const open = withDefaults({ redis: { auth: { enabled: false } } }).redis;
+    expect(redisConf(open)).toContain('user default on nopass ~* &* +@all -sync -psync\n');
+    const durable = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
+    expect(authConf(durable, 'pw')).toBe('requirepass "pw"\nmasterauth "pw"\n');
+    expect(redisConf(durable)).not.toContain('user default');
+  });
+
   it('reads Kubernetes quantities', () => {
     expect(quantityBytes('256Mi')).toBe(256 * 2 ** 20);
     expect(quantityBytes('2G')).toBe(2e9);
@@ -49,6 +61,24 @@ describe('redis.conf', () => {
 });
 
 describe('shard StatefulSet', () => {
+  it('drops nodes.conf at every start without persistence, so a node never outlives its data', () => {
+    const ephemeral = cc({});
+    const c = shardStatefulSet(ephemeral, 0, ephemeral.spec.redis, { zones: 0 }).spec!.template
+      .spec!.containers[0]!;
+    expect(c.command).toEqual([
+      'sh',
+      '-c',
+      'rm -f /data/nodes.conf && exec redis-server "$@"',
+      'redis-server',
+    ]);
+    expect(c.args![0]).toBe('/etc/redis/redis.conf');
+    const durable = cc({ redis: { persistence: { enabled: true } } });
+    expect(
+      shardStatefulSet(durable, 0, durable.spec.redis, { zones: 0 }).spec!.template.spec!
+        .containers[0]!.command,
+    ).toEqual(['redis-server']);
+  });
+
   it('runs 1 + replicasPerShard pods, updated by the operator, owned by the CacheCluster', () => {
     const c = cc({ redis: { replicasPerShard: 2 } });
     const sts = shardStatefulSet(c, 1, c.spec.redis, { zones: 0 });

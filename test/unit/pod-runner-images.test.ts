@@ -32,6 +32,35 @@ describe('pod runner: what runs for a container', () => {
     ]);
   });
 
+  it('gives a shell wrapper that passes its arguments to redis-server the pod IP to bind', () => {
+    const script = 'rm -f /data/nodes.conf && exec redis-server "$@"';
+    const launch = launchFor(
+      {
+        name: 'redis',
+        image: 'redis:7.2',
+        command: ['sh', '-c', script, 'redis-server'],
+        args: ['/etc/redis/redis.conf'],
+      },
+      '127.10.1.5',
+    );
+    expect(launch.argv).toEqual([
+      'sh',
+      '-c',
+      script,
+      'redis-server',
+      '/etc/redis/redis.conf',
+      '--bind',
+      '127.10.1.5',
+      '--protected-mode',
+      'no',
+    ]);
+    const other = launchFor(
+      { name: 'redis', image: 'redis:7.2', command: ['sh', '-c', 'echo hi'] },
+      '127.10.1.5',
+    );
+    expect(other.argv).toEqual(['sh', '-c', 'echo hi']);
+  });
+
   it('refuses images it cannot run, naming them', () => {
     expect(() => launchFor({ name: 'x', image: 'nginx:1.27' }, '127.10.1.5')).toThrow(/nginx:1.27/);
   });

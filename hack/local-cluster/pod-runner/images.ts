@@ -25,12 +25,17 @@ export function launchFor(container: V1Container, podIp: string): Launch {
   const args = container.args ?? [];
   if (REDIS_IMAGE.test(image)) {
     const [first, ...rest] = command;
-    // A shell command (sh -c "...") runs as given: it is the container's own wrapper.
-    if (first && !REDIS_ENTRYPOINTS.has(first.split('/').pop()!))
-      return { argv: [...command, ...args], env: {} };
+    const own = ['--protected-mode', 'no'];
+    // A shell command (sh -c "...") runs as given: it is the container's own wrapper. One
+    // that ends in `exec redis-server "$@"` is given the pod's bind as further arguments.
+    if (first && !REDIS_ENTRYPOINTS.has(first.split('/').pop()!)) {
+      const passesArgs = command.some((c) => /exec (redis|valkey)-server "\$@"/.test(c));
+      const binds = passesArgs && !args.includes('--bind') ? ['--bind', podIp, ...own] : [];
+      return { argv: [...command, ...args, ...binds], env: {} };
+    }
     const redisArgs = first ? [...rest, ...args] : args;
     const binds = redisArgs.includes('--bind') ? [] : ['--bind', podIp];
-    return { argv: ['redis-server', ...redisArgs, ...binds, '--protected-mode', 'no'], env: {} };
+    return { argv: ['redis-server', ...redisArgs, ...binds, ...own], env: {} };
   }
   if (TIERCACHE_IMAGE.test(image)) {
     const rest = command[0]?.endsWith('tiercache') ? command.slice(1) : command;

@@ -1,0 +1,240 @@
+/**
+ * What failure needs (pure), from the pods and what the nodes report: masters that are
+ * provably down and the replica that takes over from each, shards with no surviving copy
+ * (their slots go to the shard's new empty master), quarantined nodes to admit, shards that
+ * are provably empty (only those may be deleted), and masters to move off a crowded failure
+ * domain. "Provably" means evidence from the pod (gone, not running, or answering as another
+ * node) or from Redis (marked failed) — never a timeout alone.
+ */
+import type { ClusterView, NodeReport } from '../redis/observe.ts';
+import { isMaster, type NodeInfo, type SlotRange } from '../redis/topology.ts';
+import { inSync, nodesByPod, type PodRef, self, shardMaster } from './cluster-pods.ts';
+
+/** The pod a node belongs to, from the hostname it announces (`<pod>.<service>.<ns>.svc`). */
+export function podNameOf(n: NodeInfo): string | undefined {
+  return n.hostname?.split('.')[0] || undefined;
+}
+
+/** The shard of a Redis pod, from its name (`<cc>-shard-<shard>-<ordinal>`). */
+export function shardOfPodName(name: string | undefined): number | undefined {
+  const m = name ? /-shard-(\d+)-\d+$/.exec(name) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A node that answered and holds data: it synced from a master once, or has keys. */
+export const holdsData = (r: NodeReport): boolean =>
+  Number(r.replication.slave_repl_offset ?? 0) > 0 || r.keys > 0;
+
+const slotOwners = (view: ClusterView): NodeInfo[] =>
+  [...view.known.values()].filter((n) => isMaster(n) && n.slots.length > 0);
+
+/**
+ * Why a master that did not answer is known to be down; undefined while it may be alive (it
+ * answers, or its pod runs at its address and Redis has not marked it failed).
+ */
+export function whyDown(m: NodeInfo, pods: PodRef[], view: ClusterView): string | undefined {
+  if (view.reports.some((r) => r.id === m.id)) return undefined;
+  if (m.flags.has('fail')) return 'the cluster marked it failed';
+  const name = podNameOf(m);
+  const pod = pods.find((p) => p.name === name);
+  if (!pod) return `its pod ${name ?? m.addr} is gone`;
+  if (pod.terminating) return `its pod ${pod.name} is being deleted`;
+  if (!pod.running || !pod.addr) return `its pod ${pod.name} is not running`;
+  const there = view.reports.find((r) => r.addr === pod.addr);
+  if (there) return `its pod ${pod.name} restarted as a new, empty node`;
+  return undefined;
+}
+
+export interface LostMaster {
+  shard: number;
+  node: NodeInfo;
+  why: string;
+}
+
+/** Masters holding slots that are provably down, with the shard their pod belongs to. */
+export function lostMasters(pods: PodRef[], view: ClusterView): LostMaster[] {
+  const out: LostMaster[] = [];
+  for (const m of slotOwners(view)) {
+    const why = whyDown(m, pods, view);
+    const shard = shardOfPodName(podNameOf(m));
+    if (why && shard !== undefined) out.push({ shard, node: m, why });
+  }
+  return out;
+}
+
+export interface Promotion {
+  shard: number;
+  from: { id: string; addr: string; pod: string | undefined };
+  to: { pod: string; addr: string };
+  /** No majority of masters is up to elect it: the replica takes over without a vote. */
+  takeover: boolean;
+  why: string;
+}
+
+/** A majority of the masters holding slots answer: Redis can still hold an election. */
+export function hasQuorum(view: ClusterView): boolean {
+  const owners = slotOwners(view);
+  const up = owners.filter((m) => view.reports.some((r) => r.id === m.id));
+  return up.length * 2 > owners.length;
+}
+
+/** The most caught-up replica of a lost master that holds its data, if any. */
+function bestReplica(
+  lost: NodeInfo,
+  pods: PodRef[],
+  view: ClusterView,
+): { pod: PodRef; report: NodeReport } | undefined {
+  const nodes = nodesByPod(pods, view);
+  let best: { pod: PodRef; report: NodeReport; offset: number } | undefined;
+  for (const pod of pods) {
+    const r = nodes.get(pod.name);
+    if (!r || pod.terminating || self(r).masterId !== lost.id || !holdsData(r)) continue;
+    const offset = Number(r.replication.slave_repl_offset ?? 0);
+    if (!best || offset > best.offset) best = { pod, report: r, offset };
+  }
+  return best;
+}
+
+/** For each lost master, the replica to promote (shards whose replicas hold nothing have none). */
+export function promotions(pods: PodRef[], view: ClusterView): Promotion[] {
+  const takeover = !hasQuorum(view);
+  const out: Promotion[] = [];
+  for (const lost of lostMasters(pods, view)) {
+    const best = bestReplica(lost.node, pods, view);
+    if (!best) continue;
+    out.push({
+      shard: lost.shard,
+      from: { id: lost.node.id, addr: lost.node.addr, pod: podNameOf(lost.node) },
+      to: { pod: best.pod.name, addr: best.pod.addr! },
+      takeover,
+      why: lost.why,
+    });
+  }
+  return out;
+}
+
+export interface LostSlots {
+  shard: number;
+  /** The dead master that still owns them. */
+  deadId: string;
+  slots: SlotRange[];
+  /** The shard's new empty master that takes them. */
+  master: { pod: string; addr: string };
+}
+
+/**
+ * Shards whose master is down with no copy left anywhere: every pod of the shard answers, as a
+ * new node holding nothing, and no node replicating the dead master holds data. Their slots go
+ * to the shard's new empty master, so the cluster serves the whole keyspace again.
+ */
+export function lostSlots(pods: PodRef[], view: ClusterView): LostSlots[] {
+  const nodes = nodesByPod(pods, view);
+  const out: LostSlots[] = [];
+  for (const lost of lostMasters(pods, view)) {
+    const copies = view.reports.some((r) => self(r).masterId === lost.node.id && holdsData(r));
+    if (copies) continue;
+    const members = pods
+      .filter((p) => p.shard === lost.shard)
+      .sort((a, b) => a.ordinal - b.ordinal);
+    if (members.length === 0 || members.some((p) => !nodes.has(p.name))) continue;
+    const empty = (r: NodeReport) => self(r).slots.length === 0 && !holdsData(r);
+    if (!members.every((p) => empty(nodes.get(p.name)!))) continue;
+    const master = members.find((p) => isMaster(self(nodes.get(p.name)!)));
+    if (!master) continue;
+    out.push({
+      shard: lost.shard,
+      deadId: lost.node.id,
+      slots: lost.node.slots,
+      master: { pod: master.name, addr: master.addr! },
+    });
+  }
+  return out;
+}
+
+/**
+ * Quarantined nodes that may serve replication now: masters holding slots (their data is the
+ * shard's), and replicas in sync with such a master.
+ */
+export function toAdmit(view: ClusterView): string[] {
+  const owners = new Set(slotOwners(view).map((m) => m.id));
+  return view.reports
+    .filter((r) => {
+      if (r.servesReplication) return false;
+      const me = self(r);
+      if (isMaster(me)) return me.slots.length > 0;
+      return me.masterId !== undefined && owners.has(me.masterId) && inSync(r);
+    })
+    .map((r) => r.addr);
+}
+
+/**
+ * Whether a shard provably owns nothing: every pod of it answers holding no slot and no key,
+ * and no node of the shard owns a slot in any node's view. A pod that does not answer keeps
+ * its shard.
+ */
+export function provablyEmpty(shard: number, pods: PodRef[], view: ClusterView): boolean {
+  const members = pods.filter((p) => p.shard === shard);
+  const nodes = nodesByPod(pods, view);
+  if (members.some((p) => !nodes.has(p.name))) return false;
+  const ids = new Set(members.map((p) => nodes.get(p.name)!.id));
+  if (members.some((p) => self(nodes.get(p.name)!).slots.length > 0 || nodes.get(p.name)!.keys > 0))
+    return false;
+  return !slotOwners(view).some((n) => ids.has(n.id) || shardOfPodName(podNameOf(n)) === shard);
+}
+
+/** Shards to keep: the wanted ones, and every one beyond them that is not provably empty. */
+export function shardsToKeep(pods: PodRef[], view: ClusterView, wanted: number): number {
+  let keep = wanted;
+  const beyond = new Set(pods.map((p) => p.shard));
+  for (const n of slotOwners(view)) {
+    const s = shardOfPodName(podNameOf(n));
+    if (s !== undefined) beyond.add(s);
+  }
+  for (const s of beyond) if (s >= keep && !provablyEmpty(s, pods, view)) keep = s + 1;
+  return keep;
+}
+
+export interface MasterMove {
+  shard: number;
+  /** The in-sync replica, in a less crowded failure domain, that takes the master role. */
+  pod: string;
+  addr: string;
+}
+
+/**
+ * Masters spread over failure domains (a pod's zone, or its node): when one domain holds two
+ * masters more than another, the replica of one of its shards in the emptier domain takes
+ * over (one shard at a time), so losing a domain never costs a majority of masters.
+ */
+export function masterToMove(pods: PodRef[], view: ClusterView): MasterMove | undefined {
+  const nodes = nodesByPod(pods, view);
+  const shards = [...new Set(pods.map((p) => p.shard))].sort((a, b) => a - b);
+  const count = new Map<string, number>();
+  for (const p of pods) if (p.domain) count.set(p.domain, count.get(p.domain) ?? 0);
+  const masters = shards.flatMap((s) => {
+    const m = shardMaster(pods, nodes, s);
+    return m?.pod.domain ? [{ shard: s, master: m }] : [];
+  });
+  for (const m of masters)
+    count.set(m.master.pod.domain!, (count.get(m.master.pod.domain!) ?? 0) + 1);
+  const ordered = [...masters].sort(
+    (a, b) => count.get(b.master.pod.domain!)! - count.get(a.master.pod.domain!)!,
+  );
+  for (const { shard, master } of ordered) {
+    const here = count.get(master.pod.domain!)!;
+    const replica = pods.find((p) => {
+      const r = nodes.get(p.name);
+      return (
+        p.shard === shard &&
+        p.domain !== undefined &&
+        r !== undefined &&
+        !p.terminating &&
+        self(r).masterId === master.node.id &&
+        inSync(r) &&
+        (count.get(p.domain) ?? 0) <= here - 2
+      );
+    });
+    if (replica) return { shard, pod: replica.name, addr: replica.addr! };
+  }
+  return undefined;
+}

@@ -1,0 +1,203 @@
+import { describe, expect, it } from 'vitest';
+import {
+  lostSlots,
+  masterToMove,
+  promotions,
+  provablyEmpty,
+  shardsToKeep,
+  toAdmit,
+  whyDown,
+} from '../../operator/controller/failure-plan.ts';
+import { nextRedisStep } from '../../operator/controller/redis-plan.ts';
+import { addr, type FixtureNode, formed, pod, pods, view } from '../helpers/cluster-view.ts';
+
+const wanted = { shards: 3, podsPerShard: 2 };
+const shard1 = [{ start: 5461, end: 10921 }];
+
+/** Shard 1's master (n10) is gone; what answers at its pod's address instead is `fresh`. */
+function masterRestartedEmpty(): FixtureNode[] {
+  const nodes = formed(3);
+  nodes[2] = { ...nodes[2]!, down: true, flags: ['noaddr'] };
+  return [...nodes, { id: 'new10', addr: addr(1, 0) }];
+}
+
+describe('a master that is down', () => {
+  it('is proven down by its pod answering as a new, empty node, and its replica takes over', () => {
+    const v = view(masterRestartedEmpty());
+    expect(whyDown(v.known.get('n10')!, pods(3), v)).toMatch(/restarted as a new, empty node/);
+    expect(promotions(pods(3), v)).toEqual([
+      {
+        shard: 1,
+        from: { id: 'n10', addr: addr(1, 0), pod: 'cache-shard-1-0' },
+        to: { pod: 'cache-shard-1-1', addr: addr(1, 1) },
+        takeover: false,
+        why: 'its pod cache-shard-1-0 restarted as a new, empty node',
+      },
+    ]);
+  });
+
+  it('is proven down by its pod being gone or not running', () => {
+    const nodes = formed(3);
+    nodes[2] = { ...nodes[2]!, down: true };
+    const v = view(nodes);
+    const gone = pods(3).filter((p) => p.name !== 'cache-shard-1-0');
+    expect(whyDown(v.known.get('n10')!, gone, v)).toMatch(/pod cache-shard-1-0 is gone/);
+    const stopped = pods(3).map((p) =>
+      p.name === 'cache-shard-1-0' ? { ...p, running: false } : p,
+    );
+    expect(promotions(stopped, v)).toMatchObject([{ to: { pod: 'cache-shard-1-1' } }]);
+  });
+
+  it('is not promoted away from while its pod runs at its address: a timeout alone proves nothing', () => {
+    const nodes = formed(3);
+    nodes[2] = { ...nodes[2]!, down: true };
+    const v = view(nodes);
+    expect(promotions(pods(3), v)).toEqual([]);
+    expect(nextRedisStep(pods(3), v, wanted)).toMatchObject({
+      kind: 'wait',
+      reason: 'ShardWithoutMaster',
+    });
+  });
+
+  it('is taken over without a vote when most masters are down (quorum lost)', () => {
+    const nodes = formed(3);
+    nodes[0] = { ...nodes[0]!, down: true };
+    nodes[2] = { ...nodes[2]!, down: true };
+    const left = pods(3).filter((p) => p.ordinal !== 0 || p.shard === 2);
+    const planned = promotions(left, view(nodes));
+    expect(planned.map((p) => [p.to.pod, p.takeover])).toEqual([
+      ['cache-shard-0-1', true],
+      ['cache-shard-1-1', true],
+    ]);
+  });
+
+  it('is never replaced by its shard’s new empty pod while its replica holds the data', () => {
+    // The issue's case: the replacement pod is empty, the replica still replicates the dead master.
+    const v = view(masterRestartedEmpty());
+    const step = nextRedisStep(pods(3), v, wanted);
+    expect(step.kind).toBe('wait');
+    expect(step).not.toMatchObject({ kind: 'add-shards' });
+    expect(lostSlots(pods(3), v)).toEqual([]);
+  });
+
+  it('prefers the most caught-up replica, and never one that never synced', () => {
+    const nodes = formed(3, 2);
+    nodes[3] = { ...nodes[3]!, down: true, flags: ['noaddr'] }; // n10
+    nodes[4] = { ...nodes[4]!, offset: 500 };
+    nodes[5] = { ...nodes[5]!, offset: 900 };
+    nodes.push({ id: 'new10', addr: addr(1, 0) });
+    expect(promotions(pods(3, 2), view(nodes))).toMatchObject([{ to: { pod: 'cache-shard-1-2' } }]);
+    nodes[4] = { ...nodes[4]!, offset: 0 };
+    nodes[5] = { ...nodes[5]!, offset: 0 };
+    expect(promotions(pods(3, 2), view(nodes))).toEqual([]);
+  });
+});
+
+describe('a shard with no surviving copy', () => {
+  it('gets its slots back on its new empty master once every pod of it answers empty', () => {
+    const nodes = formed(3);
+    nodes[2] = { ...nodes[2]!, down: true, flags: ['noaddr'] };
+    nodes[3] = { ...nodes[3]!, down: true, flags: ['noaddr'] };
+    const v = view([
+      ...nodes,
+      { id: 'new10', addr: addr(1, 0) },
+      { id: 'new11', addr: addr(1, 1) },
+    ]);
+    const lost = {
+      shard: 1,
+      deadId: 'n10',
+      slots: shard1,
+      master: { pod: 'cache-shard-1-0', addr: addr(1, 0) },
+    };
+    expect(lostSlots(pods(3), v)).toEqual([lost]);
+    // Its dead replica (no slots) is forgotten first, then the slots are given back.
+    expect(nextRedisStep(pods(3), v, wanted)).toEqual({ kind: 'heal', forget: true });
+    const healed = view([
+      ...nodes.filter((n) => n.id !== 'n11'),
+      { id: 'new10', addr: addr(1, 0) },
+      { id: 'new11', addr: addr(1, 1) },
+    ]);
+    expect(nextRedisStep(pods(3), healed, wanted)).toEqual({ kind: 'reassign-slots', ...lost });
+  });
+
+  it('waits while one of its pods does not answer yet (it may hold the data)', () => {
+    const nodes = formed(3);
+    nodes[2] = { ...nodes[2]!, down: true, flags: ['noaddr'] };
+    nodes[3] = { ...nodes[3]!, down: true, flags: ['noaddr'] };
+    const v = view([...nodes, { id: 'new10', addr: addr(1, 0) }]);
+    expect(lostSlots(pods(3), v)).toEqual([]);
+  });
+
+  it('with replicasPerShard 0: the restarted pod serves its shard again, empty', () => {
+    const nodes = formed(3, 0);
+    nodes[1] = { ...nodes[1]!, down: true, flags: ['noaddr'] };
+    const v = view([...nodes, { id: 'new10', addr: addr(1, 0) }]);
+    expect(lostSlots(pods(3, 0), v)).toMatchObject([
+      { shard: 1, master: { pod: 'cache-shard-1-0' } },
+    ]);
+  });
+});
+
+describe('quarantined nodes', () => {
+  it('are admitted as masters holding slots or replicas in sync with one, not as new empty nodes', () => {
+    const nodes: FixtureNode[] = formed(2).map((n) => ({ ...n, quarantined: true }));
+    nodes.push({ id: 'fresh', addr: addr(2, 0), quarantined: true });
+    nodes.push({
+      id: 'lagging',
+      addr: addr(2, 1),
+      master: 'n00',
+      linkDown: true,
+      quarantined: true,
+    });
+    expect(toAdmit(view(nodes)).sort()).toEqual([addr(0, 0), addr(0, 1), addr(1, 0), addr(1, 1)]);
+    expect(toAdmit(view(formed(2)))).toEqual([]);
+  });
+});
+
+describe('removing a shard', () => {
+  it('keeps a shard beyond the spec while its master is down with its slots', () => {
+    const nodes = formed(4);
+    nodes[6] = { ...nodes[6]!, down: true };
+    const v = view(nodes);
+    expect(provablyEmpty(3, pods(4), v)).toBe(false);
+    expect(shardsToKeep(pods(4), v, 3)).toBe(4);
+  });
+
+  it('keeps a shard whose pod does not answer, and removes one that answers empty everywhere', () => {
+    const drained: FixtureNode[] = [
+      ...formed(3),
+      { id: 'n30', addr: addr(3, 0) },
+      { id: 'n31', addr: addr(3, 1) },
+    ];
+    expect(shardsToKeep(pods(4), view(drained), 3)).toBe(3);
+    const silent = drained.map((n) => (n.id === 'n31' ? { ...n, down: true } : n));
+    expect(shardsToKeep(pods(4), view(silent), 3)).toBe(4);
+    const withKeys = drained.map((n) => (n.id === 'n30' ? { ...n, keys: 3 } : n));
+    expect(shardsToKeep(pods(4), view(withKeys), 3)).toBe(4);
+  });
+});
+
+describe('masters over failure domains', () => {
+  it('moves a master back when one domain holds two more than another', () => {
+    // Shard 1 failed over to ordinal 1 (zone-2, where shard 2's master is); zone-1 holds none.
+    const nodes = formed(3);
+    nodes[2] = { id: 'n10', addr: addr(1, 0), master: 'n11' };
+    nodes[3] = { id: 'n11', addr: addr(1, 1), slots: shard1 };
+    const v = view(nodes);
+    expect(masterToMove(pods(3), v)).toEqual({
+      shard: 1,
+      pod: 'cache-shard-1-0',
+      addr: addr(1, 0),
+    });
+    expect(nextRedisStep(pods(3), v, wanted)).toEqual({
+      kind: 'move-master',
+      shard: 1,
+      pod: 'cache-shard-1-0',
+      addr: addr(1, 0),
+    });
+    expect(masterToMove(pods(3), view(formed(3)))).toBeUndefined();
+    const sameDomain = pods(3).map((p) => ({ ...p, domain: 'one' }));
+    expect(masterToMove(sameDomain, v)).toBeUndefined();
+    expect(pod(0, 0).domain).toBe('zone-0');
+  });
+});
