@@ -65,6 +65,8 @@ const WARN_EVERY_MS = 60_000;
 export class Reconciler {
   readonly #o: ReconcilerOptions;
   readonly #warned = new Map<string, number>();
+  /** The master pod of each shard as this operator last wrote it (the informer's copy may lag). */
+  readonly #masters = new Map<string, Map<string, string>>();
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -73,7 +75,10 @@ export class Reconciler {
   async reconcile(key: string): Promise<Outcome> {
     const cached = this.#o.lookup(key);
     // Gone, or going: everything it owns goes with it (owner references).
-    if (!cached || cached.metadata.deletionTimestamp) return {};
+    if (!cached || cached.metadata.deletionTimestamp) {
+      this.#masters.delete(key);
+      return {};
+    }
     const cc = structuredClone(cached);
     const spec = withDefaults(cc.spec);
     const log = this.#o.log.child({ cachecluster: key });
@@ -481,8 +486,10 @@ export class Reconciler {
     });
     // A shard whose master moved to another pod failed over (Redis did it, or the operator:
     // those have their own events already).
+    const written = this.#masters.get(key);
     for (const s of status.shards ?? []) {
-      const before = cc.status?.shards?.find((x) => x.name === s.name)?.master;
+      const before =
+        written?.get(s.name) ?? cc.status?.shards?.find((x) => x.name === s.name)?.master;
       if (before && s.master && before !== s.master) {
         metrics.failovers.labels(key).inc();
         if (!tookOver.has(s.master))
@@ -497,6 +504,10 @@ export class Reconciler {
     metrics.clusterState.labels(key).set(clusterStateOk(view) ? 1 : 0);
     metrics.readyShards.labels(key).set(status.readyShards ?? 0);
     await applyStatus(kube, cc.metadata.namespace, cc.metadata.name, status);
+    // A shard without a master for a moment keeps its last one: the next master is a failover.
+    const masters = new Map(written);
+    for (const s of status.shards ?? []) if (s.master) masters.set(s.name, s.master);
+    this.#masters.set(key, masters);
   }
 }
 

@@ -3,6 +3,7 @@
  * nodes report. One step per reconcile, level-triggered: the next reconcile sees the result
  * and picks the following step, so an operator restart anywhere just resumes.
  */
+import { checkCluster } from '../redis/check.ts';
 import type { ClusterView, NodeReport } from '../redis/observe.ts';
 import { planRebalance } from '../redis/plan-rebalance.ts';
 import { isMaster, type NodeInfo, type SlotRange, slotCount, slotsOf } from '../redis/topology.ts';
@@ -34,6 +35,22 @@ export type RedisStep =
   /** Rolling change: restart one outdated pod, replicas before masters (a master hands over first). */
   | { kind: 'restart'; pod: string; master: boolean }
   | { kind: 'settled' };
+
+/**
+ * Why slots must not move yet: a slot claimed by two nodes (a master back with an old claim
+ * while its replica took over), nodes that disagree on the slot map, or one whose cluster
+ * state is not ok (a node that just joined does not accept keys yet).
+ */
+function converging(view: ClusterView): string | undefined {
+  const claims = checkCluster(view).problems.filter(
+    (p) => p.includes('claimed by both') || p.includes('do not agree'),
+  );
+  if (claims.length > 0) return `waiting for the nodes to agree on the slot map (${claims[0]})`;
+  const notOk = view.reports.filter((r) => r.info.cluster_state !== 'ok');
+  if (notOk.length > 0)
+    return `waiting for ${notOk.map((r) => r.addr).join(', ')} to report cluster_state ok`;
+  return undefined;
+}
 
 /** True when every node sees every other at its current address (otherwise heal MEETs them). */
 function everyoneMet(reports: NodeReport[]): boolean {
@@ -155,6 +172,10 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
     };
   }
 
+  // Slots move only on a cluster that agrees on who owns what.
+  const unsettled = converging(view);
+  if (unsettled) return { kind: 'wait', reason: 'Converging', message: unsettled };
+
   // Scale-out: wanted shards that never had a master get one, with replicas. A shard whose
   // master is down is never re-created this way: its replica holds its data.
   const added: { shard: number; master: string; replicas: string[] }[] = [];
@@ -168,18 +189,20 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
     const members = pods.filter((p) => p.shard === i).sort((a, b) => a.ordinal - b.ordinal);
     if (members.length < podsPerShard || members.some((p) => !nodes.has(p.name)))
       return { kind: 'wait', reason: 'WaitingForPods', message: `waiting for shard ${i}'s pods` };
-    const isEmpty = (p: PodRef) => {
+    // New: nothing of it owns a slot anywhere and its nodes hold no key (its replicas may
+    // replicate its empty master already: an add-shards cut short is simply run again).
+    const holdsNothing = (p: PodRef) => {
       const r = nodes.get(p.name)!;
-      return isMaster(self(r)) && self(r).slots.length === 0 && r.keys === 0;
+      return self(r).slots.length === 0 && r.keys === 0;
     };
-    if (owned.has(i) || !members.every(isEmpty)) {
+    const emptyMaster = members.find((p) => isMaster(self(nodes.get(p.name)!)));
+    if (owned.has(i) || !members.every(holdsNothing) || !emptyMaster) {
       return {
         kind: 'wait',
         reason: 'ShardWithoutMaster',
         message: `shard ${i} has no master, and its nodes are not all new and empty`,
       };
     }
-    const emptyMaster = members[0]!;
     added.push({
       shard: i,
       master: emptyMaster.addr!,
@@ -203,9 +226,11 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
     2,
   );
   if (moves.length > 0) return { kind: 'rebalance' };
+  // A rolling change first (its handovers move masters anyway), then masters are spread.
+  const restart = rollingRestart(pods, nodes);
+  if (restart) return restart;
   const move = masterToMove(pods, view);
-  if (move) return { kind: 'move-master', ...move };
-  return rollingRestart(pods, nodes) ?? { kind: 'settled' };
+  return move ? { kind: 'move-master', ...move } : { kind: 'settled' };
 }
 
 /** The next pod of a rolling change: one at a time, once every pod is back and ready. */

@@ -261,6 +261,13 @@ export async function addShard(
   const masterId = (await joined(shard.master))
     ? await conns.call<string>(shard.master, 'CLUSTER', 'MYID')
     : await meet(conns, seed, shard.master, timeoutMs);
+  // Joined earlier (a heal met it) or just now: it takes keys only once its cluster state is ok.
+  await until(
+    `${shard.master} to report cluster_state ok`,
+    async () =>
+      parseInfo(await conns.call<string>(shard.master, 'CLUSTER', 'INFO')).cluster_state === 'ok',
+    timeoutMs,
+  );
   opts.log?.(`${shard.master} is an empty master of the cluster`);
   for (const r of shard.replicas) {
     if (!(await joined(r))) await meet(conns, seed, r, timeoutMs);

@@ -61,7 +61,7 @@ export function view(nodes: FixtureNode[], opts: { alone?: boolean } = {}): Clus
       addr: me.addr,
       id: me.id,
       nodes: lines,
-      info: { cluster_known_nodes: String(seen.length) },
+      info: { cluster_known_nodes: String(seen.length), cluster_state: 'ok' },
       replication: (me.master
         ? {
             role: 'slave',

@@ -1,7 +1,11 @@
 /**
- * Runs in a worker thread: writes to the given keys back to back through an ioredis Cluster
- * client and records the longest time between two successful writes. A thread of its own, so
+ * Runs in a worker thread: writes back to back through an ioredis Cluster client and records
+ * the longest time between two successful writes (the write pause). A thread of its own, so
  * the test's synchronous kubectl calls cannot stall it and inflate the pause it measures.
+ *
+ * With `keys` it writes those keys in turn; with `prefix` it writes `<prefix>:<i>` = i for
+ * i = 0, 1, … and returns the indexes Redis acknowledged, so every acknowledged write can be
+ * looked for afterwards.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Cluster } from 'ioredis';
@@ -9,10 +13,11 @@ import { Cluster } from 'ioredis';
 interface Input {
   nodes: { host: string; port: number }[];
   password: string;
-  keys: string[];
+  keys?: string[];
+  prefix?: string;
 }
 
-const { nodes, password, keys } = workerData as Input;
+const { nodes, password, keys, prefix } = workerData as Input;
 const cluster = new Cluster(nodes, {
   redisOptions: { password, connectTimeout: 2000, commandTimeout: 2000 },
   retryDelayOnFailover: 50,
@@ -27,20 +32,23 @@ parentPort!.on('message', () => {
   stopped = true;
 });
 
+const acked: number[] = [];
 let successes = 0;
 let failures = 0;
 let longestMs = 0;
 let last = performance.now();
 for (let i = 0; !stopped; i++) {
   try {
-    await cluster.set(keys[i % keys.length]!, String(i));
+    const key = keys ? keys[i % keys.length]! : `${prefix}:${i}`;
+    await cluster.set(key, String(i));
     const now = performance.now();
     longestMs = Math.max(longestMs, now - last);
     last = now;
     successes++;
+    if (!keys) acked.push(i);
   } catch {
     failures++;
   }
 }
 cluster.disconnect();
-parentPort!.postMessage({ successes, failures, longestMs: Math.round(longestMs) });
+parentPort!.postMessage({ successes, failures, longestMs: Math.round(longestMs), acked });

@@ -80,6 +80,14 @@ describe('a master that is down', () => {
     expect(lostSlots(pods(3), v)).toEqual([]);
   });
 
+  it('moves no slot while a master that came back still claims what its replica took over', () => {
+    const nodes = formed(3);
+    // n10 restarted with its old claim (persistence); n11 took over meanwhile.
+    nodes[3] = { id: 'n11', addr: addr(1, 1), slots: shard1 };
+    const step = nextRedisStep(pods(3), view(nodes), wanted);
+    expect(step).toMatchObject({ kind: 'wait', reason: 'Converging' });
+  });
+
   it('prefers the most caught-up replica, and never one that never synced', () => {
     const nodes = formed(3, 2);
     nodes[3] = { ...nodes[3]!, down: true, flags: ['noaddr'] }; // n10

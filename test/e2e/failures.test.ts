@@ -1,0 +1,351 @@
+/**
+ * The operator under failure, with the CRD's defaults (persistence off) and with persistence
+ * on: two CacheClusters, each in its own namespace, go through the same disruptions side by
+ * side. Around every disruption a writer runs (one write after another through an ioredis
+ * Cluster client, every acknowledged write remembered) and keys written before it are counted
+ * afterwards. Expected loss is zero wherever a copy survived; a shard that lost every copy
+ * loses exactly its own keys, and says so (SlotsLost). After every step the CacheCluster is
+ * Ready for its current generation and Redis itself shows every slot served, no open slot,
+ * every master with its replicas and no zone holding most masters.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { E2ECacheCluster } from '../helpers/e2e-cachecluster.ts';
+import { helm, kubectl } from '../helpers/kube.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const CHART = fileURLToPath(new URL('../../charts/tiercache', import.meta.url));
+const IMAGE = process.env.E2E_IMAGE ?? 'tiercache:0.1.0';
+const [REPO, TAG] = IMAGE.split(':') as [string, string];
+const OPERATOR_NS = `tiercache-f${process.pid}`;
+const RELEASE = `tf${process.pid}`;
+const BEFORE_KEYS = 2000;
+
+interface Mode {
+  label: string;
+  persistence: boolean;
+  cc: E2ECacheCluster;
+}
+const MODES: Mode[] = [
+  {
+    label: 'persistence off',
+    persistence: false,
+    cc: new E2ECacheCluster(`fail-off-${process.pid}`),
+  },
+  { label: 'persistence on', persistence: true, cc: new E2ECacheCluster(`fail-on-${process.pid}`) },
+];
+
+const figures: Record<string, unknown> = {};
+
+function cacheCluster(name: string, persistence: boolean, replicasPerShard: number) {
+  return {
+    apiVersion: 'tiercache.io/v1alpha1',
+    kind: 'CacheCluster',
+    metadata: { name },
+    spec: {
+      redis: {
+        shards: 3,
+        replicasPerShard,
+        maxMemory: '64Mi',
+        persistence: { enabled: persistence, size: '1Gi' },
+      },
+      proxies: [],
+    },
+  };
+}
+
+interface Outcome {
+  /** Seconds from the disruption until Ready and healthy again. */
+  readyS: number;
+  longestWriteGapMs: number;
+  writes: number;
+  /** Acknowledged writes that are not there afterwards. */
+  ackedLost: string[];
+  /** Keys written before the disruption that are not there afterwards. */
+  beforeMissing: string[];
+  beforeKeys: string[];
+}
+
+/**
+ * Writes keys, starts the writer, disrupts, waits until `settled` (the disruption took
+ * effect), then Ready with every replica and healthy; counts what was lost.
+ */
+async function disrupt(
+  cc: E2ECacheCluster,
+  name: string,
+  act: () => Promise<void> | void,
+  settled: () => boolean | Promise<boolean>,
+  shape = { shards: 3, replicas: 1 },
+): Promise<Outcome> {
+  const beforeKeys = Array.from({ length: BEFORE_KEYS }, (_, i) => `${name}:before:${i}`);
+  await cc.writeKeys(`${name}:before`, BEFORE_KEYS);
+  const writer = cc.startAckedWriter(`${name}:acked`);
+  await waitFor(
+    'the writer to be writing',
+    async () => (await cc.missing([`${name}:acked:20`])).length === 0,
+    30_000,
+    50,
+  );
+  const started = Date.now();
+  await act();
+  await waitFor(`${cc.ns}: the disruption to take effect`, settled, 60_000, 100);
+  await cc.waitReadyWithReplicas(shape.shards, shape.replicas);
+  // Without replicas there is no master to move: the zones hold whatever the scheduler chose.
+  await cc.waitHealthy({ spread: shape.replicas > 0 });
+  const readyS = (Date.now() - started) / 1000;
+  const w = await writer.stop();
+  const ackedKeys = w.acked.map((i) => `${name}:acked:${i}`);
+  return {
+    readyS,
+    longestWriteGapMs: w.longestMs,
+    writes: w.successes,
+    ackedLost: await cc.missing(
+      ackedKeys,
+      w.acked.map((i) => String(i)),
+    ),
+    beforeMissing: await cc.missingKeys(`${name}:before`, BEFORE_KEYS),
+    beforeKeys,
+  };
+}
+
+function record(scenario: string, mode: Mode, o: Outcome): void {
+  figures[`${scenario} (${mode.label})`] = {
+    readyS: o.readyS,
+    longestWriteGapMs: o.longestWriteGapMs,
+    writes: o.writes,
+    ackedLost: o.ackedLost.length,
+    beforeMissing: o.beforeMissing.length,
+  };
+}
+
+const masterOf = (cc: E2ECacheCluster, shard: number) => cc.get().status!.shards![shard]!.master;
+const uidOf = (cc: E2ECacheCluster, pod: string) =>
+  cc.redisPods().find((p) => p.metadata?.name === pod)?.metadata?.uid;
+const restartsOf = (cc: E2ECacheCluster, pod: string) =>
+  cc.redisPods().find((p) => p.metadata!.name === pod)?.status?.containerStatuses?.[0]
+    ?.restartCount ?? 0;
+
+beforeAll(async () => {
+  helm([
+    'install',
+    RELEASE,
+    CHART,
+    '--namespace',
+    OPERATOR_NS,
+    '--create-namespace',
+    '--set',
+    `image.repository=${REPO}`,
+    '--set',
+    `image.tag=${TAG}`,
+    '--set',
+    'leaderElection.leaseDurationSeconds=6',
+    '--wait',
+    '--timeout',
+    '120s',
+  ]);
+  for (const m of MODES) {
+    kubectl(['create', 'namespace', m.cc.ns]);
+    kubectl(
+      ['apply', '-n', m.cc.ns, '-f', '-'],
+      JSON.stringify(cacheCluster('cache', m.persistence, 1)),
+    );
+  }
+  await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas()));
+  await Promise.all(MODES.map((m) => m.cc.waitHealthy()));
+}, 240_000);
+
+afterAll(() => {
+  for (const run of [
+    ...MODES.map((m) => () => kubectl(['delete', 'cc', '--all', '-n', m.cc.ns, '--wait=false'])),
+    () => helm(['uninstall', RELEASE, '--namespace', OPERATOR_NS]),
+    () =>
+      kubectl(['delete', 'namespace', OPERATOR_NS, ...MODES.map((m) => m.cc.ns), '--wait=false']),
+  ]) {
+    try {
+      run();
+    } catch {
+      // best effort: the next step still runs
+    }
+  }
+  console.log(`failure e2e figures: ${JSON.stringify(figures, null, 1)}`);
+});
+
+describe('the operator under failure, persistence off (the default) and on', () => {
+  it('a master process killed: its replica takes over at once; no acknowledged write lost', async () => {
+    const outcomes = await Promise.all(
+      MODES.map(async (m) => {
+        const pod = masterOf(m.cc, 0);
+        const restarts = restartsOf(m.cc, pod);
+        return disrupt(
+          m.cc,
+          'killed',
+          () => m.cc.crash(pod),
+          () => restartsOf(m.cc, pod) > restarts,
+        );
+      }),
+    );
+    MODES.forEach((m, i) => {
+      const o = outcomes[i]!;
+      record('master process killed', m, o);
+      // A copy survived (the replica): nothing may be lost.
+      expect(o.ackedLost, m.label).toEqual([]);
+      expect(o.beforeMissing, m.label).toEqual([]);
+    });
+  }, 240_000);
+
+  it('a master pod force-deleted (node loss): the replica takes over, the new pod joins as its replica; nothing lost', async () => {
+    const outcomes = await Promise.all(
+      MODES.map(async (m) => {
+        const pod = masterOf(m.cc, 1);
+        const uid = uidOf(m.cc, pod);
+        return disrupt(
+          m.cc,
+          'force-deleted',
+          () => m.cc.forceDelete(pod),
+          () => uidOf(m.cc, pod) !== undefined && uidOf(m.cc, pod) !== uid,
+        );
+      }),
+    );
+    MODES.forEach((m, i) => {
+      const o = outcomes[i]!;
+      record('master pod force-deleted', m, o);
+      expect(o.ackedLost, m.label).toEqual([]);
+      expect(o.beforeMissing, m.label).toEqual([]);
+    });
+  }, 240_000);
+
+  it('two of three masters lost at once (quorum lost): replicas are promoted by TAKEOVER; nothing lost', async () => {
+    const outcomes = await Promise.all(
+      MODES.map(async (m) => {
+        const pods = [masterOf(m.cc, 0), masterOf(m.cc, 1)];
+        const uids = pods.map((p) => uidOf(m.cc, p));
+        return disrupt(
+          m.cc,
+          'quorum',
+          () => m.cc.forceDelete(...pods),
+          () => pods.every((p, j) => uidOf(m.cc, p) !== undefined && uidOf(m.cc, p) !== uids[j]),
+        );
+      }),
+    );
+    MODES.forEach((m, i) => {
+      const o = outcomes[i]!;
+      record('two of three masters lost', m, o);
+      expect(o.ackedLost, m.label).toEqual([]);
+      expect(o.beforeMissing, m.label).toEqual([]);
+    });
+    // Without persistence the lost masters' pods come back empty: only a takeover saves the shards.
+    const ephemeral = MODES.find((m) => !m.persistence)!.cc;
+    expect(
+      ephemeral.events().filter((e) => e.reason === 'FailedOver' && /TAKEOVER/.test(e.message)),
+    ).toHaveLength(2);
+  }, 240_000);
+
+  it('both pods of a shard lost: without persistence exactly that shard’s keys are gone and reported (SlotsLost); with persistence none', async () => {
+    const outcomes = await Promise.all(
+      MODES.map(async (m) => {
+        const shard = m.cc.get().status!.shards![2]!;
+        const pods = [shard.master, ...shard.replicas];
+        const uids = pods.map((p) => uidOf(m.cc, p));
+        const o = await disrupt(
+          m.cc,
+          'shard-lost',
+          () => m.cc.forceDelete(...pods),
+          () => pods.every((p, j) => uidOf(m.cc, p) !== undefined && uidOf(m.cc, p) !== uids[j]),
+        );
+        return { o, inShard: await m.cc.inSlots(shard.slots, o.beforeKeys) };
+      }),
+    );
+    MODES.forEach((m, i) => {
+      const { o, inShard } = outcomes[i]!;
+      record('both pods of a shard lost', m, o);
+      if (m.persistence) {
+        // The claims outlive the pods: the new pods come back with the data.
+        expect(o.ackedLost, m.label).toEqual([]);
+        expect(o.beforeMissing, m.label).toEqual([]);
+      } else {
+        // No copy survived: that shard's keys, and only those, are gone.
+        expect(inShard.length).toBeGreaterThan(BEFORE_KEYS / 5);
+        expect(o.beforeMissing.sort(), m.label).toEqual(inShard.sort());
+        expect(m.cc.events().some((e) => e.reason === 'SlotsLost')).toBe(true);
+      }
+    });
+  }, 240_000);
+
+  it('scale 3 → 4 → 3 with the leaving master killed mid-drain: the shard is deleted only once it is empty; nothing lost', async () => {
+    for (const m of MODES) kubectl(['scale', 'cc/cache', '-n', m.cc.ns, '--replicas=4']);
+    await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas(4)));
+    const outcomes = await Promise.all(
+      MODES.map(async (m) => {
+        await m.cc.writeKeys('drain:bulk', 20_000, 256);
+        const leaving = masterOf(m.cc, 3);
+        const o = await disrupt(
+          m.cc,
+          'drain',
+          async () => {
+            kubectl(['scale', 'cc/cache', '-n', m.cc.ns, '--replicas=3']);
+            await waitFor(
+              'the drain to be under way',
+              () => {
+                const mig = m.cc.get().status?.migration;
+                return mig?.state === 'Draining' && (mig.slotsDone ?? 0) > 0;
+              },
+              60_000,
+              50,
+            );
+            m.cc.crash(leaving);
+          },
+          () =>
+            !kubectl(['get', 'statefulsets', '-n', m.cc.ns, '-o', 'name']).includes(
+              'cache-shard-3',
+            ),
+        );
+        return { o, bulkMissing: await m.cc.missingKeys('drain:bulk', 20_000) };
+      }),
+    );
+    MODES.forEach((m, i) => {
+      const { o, bulkMissing } = outcomes[i]!;
+      record('scale 4 → 3, leaving master killed mid-drain', m, o);
+      expect(o.ackedLost, m.label).toEqual([]);
+      expect(o.beforeMissing, m.label).toEqual([]);
+      expect(bulkMissing, m.label).toEqual([]);
+    });
+  }, 360_000);
+
+  it('replicasPerShard 0, a pod deleted: without persistence its shard comes back empty and says so; with persistence nothing is lost', async () => {
+    const solo = MODES.map((m) => ({ ...m, cc: new E2ECacheCluster(m.cc.ns, 'solo') }));
+    for (const m of solo)
+      kubectl(
+        ['apply', '-n', m.cc.ns, '-f', '-'],
+        JSON.stringify(cacheCluster('solo', m.persistence, 0)),
+      );
+    await Promise.all(solo.map((m) => m.cc.waitReadyWithReplicas(3, 0)));
+    const outcomes = await Promise.all(
+      solo.map(async (m) => {
+        const shard = m.cc.get().status!.shards![1]!;
+        const uid = uidOf(m.cc, shard.master);
+        const o = await disrupt(
+          m.cc,
+          'solo',
+          () => void kubectl(['delete', 'pod', shard.master, '-n', m.cc.ns, '--wait=false']),
+          () => uidOf(m.cc, shard.master) !== undefined && uidOf(m.cc, shard.master) !== uid,
+          { shards: 3, replicas: 0 },
+        );
+        return { o, inShard: await m.cc.inSlots(shard.slots, o.beforeKeys) };
+      }),
+    );
+    solo.forEach((m, i) => {
+      const { o, inShard } = outcomes[i]!;
+      record('replicasPerShard 0, pod deleted', m, o);
+      if (m.persistence) {
+        expect(o.ackedLost, m.label).toEqual([]);
+        expect(o.beforeMissing, m.label).toEqual([]);
+      } else {
+        expect(o.beforeMissing.sort(), m.label).toEqual(inShard.sort());
+        const reasons = m.cc.events().map((e) => e.reason);
+        expect(reasons).toContain('NoInSyncReplica');
+        expect(reasons).toContain('SlotsLost');
+      }
+      kubectl(['delete', 'cc', 'solo', '-n', m.cc.ns, '--wait=false']);
+    });
+  }, 240_000);
+});
