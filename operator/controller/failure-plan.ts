@@ -202,39 +202,46 @@ export interface MasterMove {
 }
 
 /**
- * Masters spread over failure domains (a pod's zone, or its node): when one domain holds two
- * masters more than another, the replica of one of its shards in the emptier domain takes
- * over (one shard at a time), so losing a domain never costs a majority of masters.
+ * Masters spread over failure domains (a pod's zone, or its node), so losing one domain never
+ * costs most masters. A move hands one shard's master role to its in-sync replica in another
+ * domain (one shard at a time); the one chosen lowers the sum of squared masters per domain,
+ * or enables a second move that does (a swap through a third domain).
  */
 export function masterToMove(pods: PodRef[], view: ClusterView): MasterMove | undefined {
   const nodes = nodesByPod(pods, view);
-  const shards = [...new Set(pods.map((p) => p.shard))].sort((a, b) => a - b);
-  const count = new Map<string, number>();
-  for (const p of pods) if (p.domain) count.set(p.domain, count.get(p.domain) ?? 0);
-  const masters = shards.flatMap((s) => {
-    const m = shardMaster(pods, nodes, s);
-    return m?.pod.domain ? [{ shard: s, master: m }] : [];
-  });
-  for (const m of masters)
-    count.set(m.master.pod.domain!, (count.get(m.master.pod.domain!) ?? 0) + 1);
-  const ordered = [...masters].sort(
-    (a, b) => count.get(b.master.pod.domain!)! - count.get(a.master.pod.domain!)!,
-  );
-  for (const { shard, master } of ordered) {
-    const here = count.get(master.pod.domain!)!;
-    const replica = pods.find((p) => {
+  const domains = [...new Set(pods.flatMap((p) => (p.domain ? [p.domain] : [])))];
+  const where = new Map<number, string>();
+  const options: (MasterMove & { domain: string })[] = [];
+  for (const shard of new Set(pods.map((p) => p.shard))) {
+    const m = shardMaster(pods, nodes, shard);
+    if (!m?.pod.domain) continue;
+    where.set(shard, m.pod.domain);
+    for (const p of pods) {
       const r = nodes.get(p.name);
-      return (
-        p.shard === shard &&
-        p.domain !== undefined &&
-        r !== undefined &&
-        !p.terminating &&
-        self(r).masterId === master.node.id &&
-        inSync(r) &&
-        (count.get(p.domain) ?? 0) <= here - 2
-      );
-    });
-    if (replica) return { shard, pod: replica.name, addr: replica.addr! };
+      if (p.shard !== shard || !p.domain || p.terminating || !r) continue;
+      if (self(r).masterId === m.node.id && inSync(r) && p.domain !== m.pod.domain)
+        options.push({ shard, pod: p.name, addr: p.addr!, domain: p.domain });
+    }
   }
-  return undefined;
+  const score = (w: Map<number, string>) => {
+    const count = new Map(domains.map((d) => [d, 0]));
+    for (const d of w.values()) count.set(d, (count.get(d) ?? 0) + 1);
+    return [...count.values()].reduce((a, n) => a + n * n, 0);
+  };
+  const after = (w: Map<number, string>, o: { shard: number; domain: string }) =>
+    new Map(w).set(o.shard, o.domain);
+  const base = score(where);
+  let best: { move: (typeof options)[number]; score: number } | undefined;
+  for (const o of options) {
+    const s = score(after(where, o));
+    if (s < base && (!best || s < best.score)) best = { move: o, score: s };
+  }
+  if (!best)
+    for (const o of options)
+      for (const second of options)
+        if (second.shard !== o.shard && score(after(after(where, o), second)) < base) {
+          best = { move: o, score: base };
+          break;
+        }
+  return best ? { shard: best.move.shard, pod: best.move.pod, addr: best.move.addr } : undefined;
 }

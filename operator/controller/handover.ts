@@ -5,10 +5,11 @@
  * writes pause for the handover only, instead of waiting out cluster-node-timeout.
  */
 import type { Connections } from '../redis/connections.ts';
-import type { ClusterView } from '../redis/observe.ts';
+import type { ClusterView, NodeReport } from '../redis/observe.ts';
 import { isMaster } from '../redis/topology.ts';
 import { inSync, nodesByPod, type PodRef, self } from './cluster-pods.ts';
 import { failOverTo } from './failover.ts';
+import { podNameOf, shardOfPodName } from './failure-plan.ts';
 
 export interface Handover {
   from: string;
@@ -22,6 +23,22 @@ export interface Handovers {
   unprotected: string[];
 }
 
+/**
+ * Nodes still answering at an address no pod has any more: their pod was force-deleted (its
+ * process lives on for a moment) or replaced. They are leaving as surely as a terminating pod.
+ */
+function orphans(
+  pods: PodRef[],
+  view: ClusterView,
+): { name: string; shard: number; report: NodeReport }[] {
+  const addrs = new Set(pods.map((p) => p.addr));
+  return view.reports.flatMap((r) => {
+    const name = podNameOf(self(r));
+    const shard = shardOfPodName(name);
+    return !addrs.has(r.addr) && name && shard !== undefined ? [{ name, shard, report: r }] : [];
+  });
+}
+
 export async function handOverLeavingMasters(
   conns: Connections,
   pods: PodRef[],
@@ -30,10 +47,18 @@ export async function handOverLeavingMasters(
   const nodes = nodesByPod(pods, view);
   const done: Handover[] = [];
   const unprotected: string[] = [];
-  for (const leaving of pods.filter((p) => p.terminating)) {
-    const report = nodes.get(leaving.name);
-    const master = report && self(report);
-    if (!master || !isMaster(master) || master.slots.length === 0) continue;
+  const leavingMasters = [
+    ...pods
+      .filter((p) => p.terminating)
+      .flatMap((p) => {
+        const r = nodes.get(p.name);
+        return r ? [{ name: p.name, shard: p.shard, report: r }] : [];
+      }),
+    ...orphans(pods, view),
+  ];
+  for (const leaving of leavingMasters) {
+    const master = self(leaving.report);
+    if (!isMaster(master) || master.slots.length === 0) continue;
     // The most caught-up replica of the shard whose link is up (the least data to wait for).
     let best: { pod: PodRef; offset: number } | undefined;
     for (const pod of pods) {
@@ -48,7 +73,12 @@ export async function handOverLeavingMasters(
       continue;
     }
     const started = performance.now();
-    await failOverTo(conns, best.pod.addr!, 'COORDINATED');
+    try {
+      await failOverTo(conns, best.pod.addr!, 'COORDINATED');
+    } catch {
+      // It went away meanwhile: its replica is promoted as for any master that is down.
+      continue;
+    }
     done.push({
       from: leaving.name,
       to: best.pod.name,

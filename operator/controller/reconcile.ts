@@ -19,7 +19,13 @@ import { formCluster } from '../redis/create.ts';
 import { healCluster } from '../redis/heal.ts';
 import { type ClusterView, observe } from '../redis/observe.ts';
 import { planShards } from '../redis/plan-create.ts';
-import { addShard, type ReshardOptions, rebalance, removeShard } from '../redis/reshard.ts';
+import {
+  addShard,
+  fixCluster,
+  type ReshardOptions,
+  rebalance,
+  removeShard,
+} from '../redis/reshard.ts';
 import { formatRanges } from '../redis/topology.ts';
 import { desiredObjects } from '../resources/desired.ts';
 import {
@@ -112,6 +118,7 @@ export class Reconciler {
       let step = nextRedisStep(pods, view, wanted);
       if (step.kind !== 'wait' && step.kind !== 'settled') {
         if (step.kind === 'move-master') tookOver.add(step.pod);
+        if (step.kind === 'reassign-slots') tookOver.add(step.master.pod);
         await this.#carryOut(cc, step, conns, pods, log);
         view = await observe(conns, addrs(pods));
         step = nextRedisStep(pods, view, wanted);
@@ -386,6 +393,16 @@ export class Reconciler {
           'Normal',
           'MasterMoved',
           `${names.shard(cc.metadata.name, step.shard)}: ${step.pod} took the master role (CLUSTER FAILOVER ${mode}) so no failure domain holds most masters`,
+        );
+        return;
+      }
+      case 'fix': {
+        const fixed = await fixCluster(conns, seeds, { ...opts, log: say });
+        await events.record(
+          cc,
+          'Normal',
+          'MigrationsFinished',
+          `finished ${fixed.closed} slot migrations left open (their keys moved with them)`,
         );
         return;
       }

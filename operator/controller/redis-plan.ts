@@ -29,6 +29,8 @@ export type RedisStep =
   /** Masters crowd one failure domain: this in-sync replica elsewhere takes over its shard. */
   | { kind: 'move-master'; shard: number; pod: string; addr: string }
   | { kind: 'rebalance' }
+  /** Migrations left open (importing/migrating) are finished, so no key is left behind. */
+  | { kind: 'fix'; openSlots: number }
   | { kind: 'drain'; shard: number; master: string }
   /** Nodes holding no slots that no kept pod answers for (a drained shard, a half-done removal). */
   | { kind: 'forget'; nodes: { id: string; addr: string }[] }
@@ -37,15 +39,12 @@ export type RedisStep =
   | { kind: 'settled' };
 
 /**
- * Why slots must not move yet: a slot claimed by two nodes (a master back with an old claim
- * while its replica took over), nodes that disagree on the slot map, or one whose cluster
+ * Why slots must not move yet: nodes that disagree on the slot map, or one whose cluster
  * state is not ok (a node that just joined does not accept keys yet).
  */
 function converging(view: ClusterView): string | undefined {
-  const claims = checkCluster(view).problems.filter(
-    (p) => p.includes('claimed by both') || p.includes('do not agree'),
-  );
-  if (claims.length > 0) return `waiting for the nodes to agree on the slot map (${claims[0]})`;
+  if (checkCluster(view).problems.some((p) => p.includes('do not agree')))
+    return 'waiting for the nodes to agree on the slot map';
   const notOk = view.reports.filter((r) => r.info.cluster_state !== 'ok');
   if (notOk.length > 0)
     return `waiting for ${notOk.map((r) => r.addr).join(', ')} to report cluster_state ok`;
@@ -172,7 +171,17 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
     };
   }
 
-  // Slots move only on a cluster that agrees on who owns what.
+  // Slots move only on a cluster that agrees on who owns what. Migrations left open (a
+  // source master that died mid-move) are finished first: they are what the nodes disagree on.
+  const check = checkCluster(view);
+  const doubled = check.problems.find((p) => p.includes('claimed by both'));
+  if (doubled)
+    return {
+      kind: 'wait',
+      reason: 'Converging',
+      message: `waiting for the nodes to agree on the slot map (${doubled})`,
+    };
+  if (check.openSlots.length > 0) return { kind: 'fix', openSlots: check.openSlots.length };
   const unsettled = converging(view);
   if (unsettled) return { kind: 'wait', reason: 'Converging', message: unsettled };
 

@@ -43,6 +43,7 @@ const STEP_REASON: Record<RedisStep['kind'], string> = {
   'add-shards': 'ScalingOut',
   attach: 'AttachingReplicas',
   rebalance: 'Rebalancing',
+  fix: 'FinishingMigrations',
   drain: 'ScalingIn',
   forget: 'Healing',
   'reassign-slots': 'SlotsLost',

@@ -74,12 +74,30 @@ export function redisConf(redis: RedisSpec): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The readiness probe: Ready is a member of the cluster (it knows other nodes) and, as a
+ * replica, in sync with its master, so the PodDisruptionBudget protects a shard's last synced
+ * copy. redis-cli reaches the node by the pod's own hostname (kubelet maps it to the pod IP
+ * in /etc/hosts), the password comes from the auth Secret's file, never the command line.
+ */
+export const READY_SCRIPT = `#!/bin/sh
+[ -r ${AUTH_DIR}/password ] && REDISCLI_AUTH="$(cat ${AUTH_DIR}/password)" && export REDISCLI_AUTH
+cli() { redis-cli --no-auth-warning -h "$(cat /etc/hostname)" -p ${REDIS_PORT} "$@"; }
+cluster="$(cli cluster info)" || exit 1
+case "$cluster" in *cluster_known_nodes:1[!0-9]*|*cluster_known_nodes:0*) exit 1 ;; esac
+replication="$(cli info replication)" || exit 1
+case "$replication" in *role:master*) exit 0 ;; esac
+case "$replication" in *master_sync_in_progress:1*) exit 1 ;; esac
+case "$replication" in *master_link_status:up*) exit 0 ;; esac
+exit 1
+`;
+
 export function configMap(cc: CacheCluster, redis: RedisSpec): V1ConfigMap {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: ownedMeta(cc, names.redisConfig(cc.metadata.name), clusterLabels(cc, 'redis')),
-    data: { 'redis.conf': redisConf(redis) },
+    data: { 'redis.conf': redisConf(redis), 'ready.sh': READY_SCRIPT },
   };
 }
 

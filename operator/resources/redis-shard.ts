@@ -122,7 +122,10 @@ function podSpec(
       name: 'auth',
       secret: {
         secretName: names.authSecret(cc.metadata.name),
-        items: [{ key: 'auth.conf', path: 'auth.conf' }],
+        items: [
+          { key: 'auth.conf', path: 'auth.conf' },
+          { key: 'password', path: 'password' },
+        ],
         defaultMode: 0o400,
       },
     });
@@ -163,7 +166,13 @@ function podSpec(
           { name: 'redis', containerPort: REDIS_PORT },
           { name: 'bus', containerPort: BUS_PORT },
         ],
-        readinessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 2, failureThreshold: 2 },
+        // Ready once a cluster member and, as a replica, in sync (redis-config.ts READY_SCRIPT).
+        readinessProbe: {
+          exec: { command: ['sh', `${CONFIG_DIR}/ready.sh`] },
+          periodSeconds: 2,
+          timeoutSeconds: 2,
+          failureThreshold: 1,
+        },
         // Time for the operator to hand a master's slots to its replica before SIGTERM: a
         // planned disruption then pauses writes for a coordinated CLUSTER FAILOVER only.
         lifecycle: { preStop: { sleep: { seconds: PRESTOP_SECONDS } } },

@@ -7,16 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { loadYaml, type V1Pod } from '@kubernetes/client-node';
-import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPodReady } from '../../lib/pods.ts';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { checkCluster } from '../../operator/redis/check.ts';
 import { Connections } from '../../operator/redis/connections.ts';
 import { observe } from '../../operator/redis/observe.ts';
-import { helm, kubectl, kubectlJson, pods } from '../helpers/kube.ts';
+import { E2ECacheCluster } from '../helpers/e2e-cachecluster.ts';
+import { helm, kubectl, kubectlJson } from '../helpers/kube.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -40,60 +39,16 @@ const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
   }
 };
 
-function cacheCluster(): CacheCluster {
-  return kubectlJson<CacheCluster>(['get', 'cc', 'cache', '-n', NS]);
-}
-const condition = (cc: CacheCluster, type: string) =>
-  cc.status?.conditions?.find((c) => c.type === type);
-
-function waitReady(timeoutMs = 180_000): Promise<CacheCluster> {
-  return waitFor(
-    'the CacheCluster to be Ready',
-    () => {
-      const cc = cacheCluster();
-      const ready = condition(cc, 'Ready');
-      return ready?.status === 'True' && ready.observedGeneration === cc.metadata.generation
-        ? cc
-        : undefined;
-    },
-    timeoutMs,
-    500,
-  );
-}
-
-function podsOf(selector: string): V1Pod[] {
-  return kubectlJson<{ items: V1Pod[] }>(['get', 'pods', '-n', NS, '-l', selector]).items;
-}
-
-function redisPassword(): string {
-  const b64 = kubectl([
-    'get',
-    'secret',
-    'cache-redis-auth',
-    '-n',
-    NS,
-    '-o',
-    'jsonpath={.data.password}',
-  ]);
-  return Buffer.from(b64, 'base64').toString('utf8');
-}
-
-const REDIS = 'tiercache.io/cluster=cache,app.kubernetes.io/component=redis';
+const cc = new E2ECacheCluster(NS);
+const cacheCluster = () => cc.get();
+const waitReady = (timeoutMs?: number) => cc.waitReady(timeoutMs);
+const waitReadyWithReplicas = (timeoutMs?: number, shards = 3) =>
+  cc.waitReadyWithReplicas(shards, 1, timeoutMs);
+const REDIS = cc.selector;
+const podsOf = (selector: string): V1Pod[] =>
+  kubectlJson<{ items: V1Pod[] }>(['get', 'pods', '-n', NS, '-l', selector]).items;
+const redisPassword = () => cc.password();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Kills a Redis pod's process without warning: SIGKILL of its process on the local control
- * plane (the pod runner restarts it in place); elsewhere (kind) the pod is force-deleted.
- */
-function crash(podName: string): void {
-  if (process.env.E2E_KUBECONFIG) {
-    kubectl(['delete', 'pod', podName, '-n', NS, '--grace-period=0', '--force']);
-    return;
-  }
-  const pid = pods(NS, REDIS).find((p) => p.name === podName)?.pid;
-  if (!pid) throw new Error(`no process found for ${podName}`);
-  process.kill(pid, 'SIGKILL');
-}
 
 function leaseHolder(): string | undefined {
   return kubectlJson<{ spec: { holderIdentity?: string } }>([
@@ -103,26 +58,6 @@ function leaseHolder(): string | undefined {
     '-n',
     OPERATOR_NS,
   ]).spec.holderIdentity;
-}
-
-/** Ready for the current generation, with every shard's replicas attached. */
-async function waitReadyWithReplicas(timeoutMs = 180_000, shards = 3): Promise<CacheCluster> {
-  return waitFor(
-    `Ready with ${shards} shards and their replicas`,
-    () => {
-      const cc = cacheCluster();
-      const ready = condition(cc, 'Ready');
-      const ok =
-        ready?.status === 'True' &&
-        ready.observedGeneration === cc.metadata.generation &&
-        cc.status?.readyShards === shards &&
-        cc.status.shards?.length === shards &&
-        cc.status.shards.every((s) => s.replicas.length === 1);
-      return ok ? cc : undefined;
-    },
-    timeoutMs,
-    250,
-  );
 }
 
 function slotCountOf(ranges: string): number {
@@ -135,102 +70,12 @@ function slotCountOf(ranges: string): number {
     }, 0);
 }
 
-function expectBalanced(cc: CacheCluster, shards: number): void {
-  const counts = cc.status!.shards!.map((s) => slotCountOf(s.slots));
+function expectBalanced(c: CacheCluster, shards: number): void {
+  const counts = c.status!.shards!.map((s) => slotCountOf(s.slots));
   expect(counts).toHaveLength(shards);
   expect(counts.reduce((a, b) => a + b, 0)).toBe(16384);
-  for (const c of counts)
-    expect(Math.abs(c - 16384 / shards)).toBeLessThanOrEqual((16384 / shards) * 0.02 + 1);
-}
-
-async function withCluster<T>(fn: (cluster: Cluster) => Promise<T>): Promise<T> {
-  const ips = podsOf(REDIS).map((p) => p.status!.podIP!);
-  const cluster = new Cluster(
-    ips.map((ip) => ({ host: ip, port: 6379 })),
-    {
-      redisOptions: { password: redisPassword(), connectTimeout: 2000, commandTimeout: 2000 },
-      // No auto-pipelining: ioredis fails auto-pipelined commands that meet MOVED after slots moved.
-      slotsRefreshTimeout: 2000,
-      retryDelayOnFailover: 50,
-      retryDelayOnClusterDown: 50,
-      retryDelayOnTryAgain: 50,
-      maxRedirections: 32,
-    },
-  );
-  cluster.on('error', () => {});
-  try {
-    return await fn(cluster);
-  } finally {
-    cluster.disconnect();
-  }
-}
-
-async function writeKeys(cluster: Cluster, prefix: string, n: number, size = 16): Promise<void> {
-  const value = 'v'.repeat(size);
-  for (let i = 0; i < n; i += 1000)
-    await Promise.all(
-      Array.from({ length: Math.min(1000, n - i) }, (_, j) =>
-        cluster.set(`${prefix}:${i + j}`, value),
-      ),
-    );
-}
-
-async function missingKeys(cluster: Cluster, prefix: string, n: number): Promise<string[]> {
-  const missing: string[] = [];
-  for (let i = 0; i < n; i += 1000) {
-    const keys = Array.from({ length: Math.min(1000, n - i) }, (_, j) => `${prefix}:${i + j}`);
-    const found = await Promise.all(keys.map((k) => cluster.exists(k)));
-    keys.forEach((k, j) => {
-      if (found[j] !== 1) missing.push(k);
-    });
-  }
-  return missing;
-}
-
-/** `count` keys whose slots lie in `ranges` (one shard's). */
-async function keysInSlots(ranges: string, count: number): Promise<string[]> {
-  const bounds = ranges.split(',').map((r) => r.split('-').map(Number) as [number, number?]);
-  const inRange = (slot: number) => bounds.some(([a, b]) => slot >= a && slot <= (b ?? a));
-  const conns = new Connections({ password: redisPassword(), timeoutMs: 3000 });
-  try {
-    const [addr] = podsOf(REDIS).map((p) => `${p.status!.podIP}:6379`);
-    const keys: string[] = [];
-    for (let i = 0; keys.length < count; i++) {
-      const key = `w:${i}`;
-      if (inRange(await conns.call<number>(addr!, 'CLUSTER', 'KEYSLOT', key))) keys.push(key);
-    }
-    return keys;
-  } finally {
-    conns.close();
-  }
-}
-
-/**
- * Writes to `keys` back to back in a worker thread; the longest time between two successful
- * writes is the write pause.
- */
-function startWriter(keys: string[]) {
-  const worker = new Worker(here('../helpers/write-pauses-worker.ts'), {
-    workerData: {
-      nodes: podsOf(REDIS).map((p) => ({ host: p.status!.podIP!, port: 6379 })),
-      password: redisPassword(),
-      keys,
-    },
-  });
-  const result = new Promise<{ successes: number; failures: number; longestMs: number }>(
-    (resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    },
-  );
-  return {
-    async stop() {
-      worker.postMessage('stop');
-      const r = await result;
-      await worker.terminate();
-      return r;
-    },
-  };
+  for (const n of counts)
+    expect(Math.abs(n - 16384 / shards)).toBeLessThanOrEqual((16384 / shards) * 0.02 + 1);
 }
 
 /** Requests through both regional proxies until stopped; counts answers by status. */
@@ -409,40 +254,37 @@ describe('the operator, installed with helm', () => {
   });
 
   it('hands a deleted master pod over to its replica, then is Ready again with every key', async () => {
-    await withCluster(async (cluster) => {
-      await writeKeys(cluster, 'before-delete', 2000);
-      const cc = cacheCluster();
-      const shard = cc.status!.shards![1]!;
-      const keys = await keysInSlots(shard.slots, 20);
-      const uid = kubectlJson<V1Pod>(['get', 'pod', shard.master, '-n', NS]).metadata!.uid;
-      const writer = startWriter(keys);
-      await sleep(500);
-      kubectl(['delete', 'pod', shard.master, '-n', NS, '--wait=false']);
-      await timed('2. master pod deleted → replaced, Ready', async () => {
-        await waitFor(
-          'the pod to be replaced',
-          () =>
-            podsOf(REDIS).some((p) => p.metadata!.name === shard.master && p.metadata!.uid !== uid),
-          60_000,
-          250,
-        );
-        await waitReadyWithReplicas();
-      });
-      const gaps = await writer.stop();
-      timings['2. deleted master: longest write gap (ms)'] = gaps.longestMs;
-      expect(cacheCluster().status!.shards![1]!.master).not.toBe(shard.master);
-      expect(gaps.failures).toBeLessThan(gaps.successes);
-      expect(await missingKeys(cluster, 'before-delete', 2000)).toEqual([]);
+    await cc.writeKeys('before-delete', 2000);
+    const shard = cacheCluster().status!.shards![1]!;
+    const keys = await cc.keysInSlots(shard.slots, 20);
+    const uid = kubectlJson<V1Pod>(['get', 'pod', shard.master, '-n', NS]).metadata!.uid;
+    const writer = cc.startPauseWriter(keys);
+    await sleep(500);
+    kubectl(['delete', 'pod', shard.master, '-n', NS, '--wait=false']);
+    await timed('2. master pod deleted → replaced, Ready', async () => {
+      await waitFor(
+        'the pod to be replaced',
+        () =>
+          podsOf(REDIS).some((p) => p.metadata!.name === shard.master && p.metadata!.uid !== uid),
+        60_000,
+        250,
+      );
+      await waitReadyWithReplicas();
     });
+    const gaps = await writer.stop();
+    timings['2. deleted master: longest write gap (ms)'] = gaps.longestMs;
+    expect(cacheCluster().status!.shards![1]!.master).not.toBe(shard.master);
+    expect(gaps.failures).toBeLessThan(gaps.successes);
+    expect(await cc.missingKeys('before-delete', 2000)).toEqual([]);
   });
 
   it('recovers from a crashed master process through Redis failover, keeping every key', async () => {
-    await withCluster(async (cluster) => {
+    await cc.withClient(async (cluster) => {
       const shard = cacheCluster().status!.shards![2]!;
-      const keys = await keysInSlots(shard.slots, 20);
-      const writer = startWriter(keys);
+      const keys = await cc.keysInSlots(shard.slots, 20);
+      const writer = cc.startPauseWriter(keys);
       await sleep(500);
-      crash(shard.master);
+      cc.crash(shard.master);
       await timed('2. crashed master process → Ready', async () => {
         await waitFor(
           'writes to resume',
@@ -454,14 +296,12 @@ describe('the operator, installed with helm', () => {
       });
       const gaps = await writer.stop();
       timings['2. crashed master: longest write gap (ms)'] = gaps.longestMs;
-      expect(await missingKeys(cluster, 'before-delete', 2000)).toEqual([]);
+      expect(await cc.missingKeys('before-delete', 2000)).toEqual([]);
     });
   });
 
   it('re-forms the cluster with every key after every Redis pod is deleted at once', async () => {
-    await withCluster(async (cluster) => {
-      await writeKeys(cluster, 'before-all', 2000);
-    });
+    await cc.writeKeys('before-all', 2000);
     const uidsBefore = podsOf(REDIS).map((p) => p.metadata!.uid!);
     kubectl([
       'delete',
@@ -487,141 +327,127 @@ describe('the operator, installed with helm', () => {
       );
       await waitReadyWithReplicas();
     });
-    await withCluster(async (cluster) => {
-      expect(await missingKeys(cluster, 'before-all', 2000)).toEqual([]);
-      expect(await missingKeys(cluster, 'before-delete', 2000)).toEqual([]);
-    });
+    expect(await cc.missingKeys('before-all', 2000)).toEqual([]);
+    expect(await cc.missingKeys('before-delete', 2000)).toEqual([]);
   });
 
   it('rolls a configuration change through every pod, replicas first, keeping every key', async () => {
-    await withCluster(async (cluster) => {
-      const keys = Array.from({ length: 50 }, (_, i) => `roll:${i}`);
-      const revisions = () =>
-        new Map(
-          kubectlJson<{
-            items: {
-              metadata: { labels: Record<string, string> };
-              status: { updateRevision: string };
-            }[];
-          }>(['get', 'statefulsets', '-n', NS, '-l', REDIS]).items.map((x) => [
-            x.metadata.labels['tiercache.io/shard'],
-            x.status.updateRevision,
-          ]),
-        );
-      const before = revisions();
-      const writer = startWriter(keys);
-      kubectl([
-        'patch',
-        'cc',
-        'cache',
-        '-n',
-        NS,
-        '--type=merge',
-        '-p',
-        '{"spec":{"redis":{"maxMemory":"300Mi"}}}',
-      ]);
-      await timed('rolling change → Ready', async () => {
-        await waitFor(
-          'every Redis pod to run the new revision',
-          () => {
-            const want = revisions();
-            if ([...want].some(([shard, rev]) => rev === before.get(shard))) return false;
-            const now = podsOf(REDIS);
-            return (
-              now.length === 6 &&
-              now.every(
-                (p) =>
-                  p.metadata!.deletionTimestamp === undefined &&
-                  p.metadata!.labels!['controller-revision-hash'] ===
-                    want.get(p.metadata!.labels!['tiercache.io/shard']),
-              )
-            );
-          },
-          240_000,
-          500,
-        );
-        await waitReadyWithReplicas();
-      });
-      const gaps = await writer.stop();
-      timings['rolling change: longest write gap (ms)'] = gaps.longestMs;
-      const conns = new Connections({ password: redisPassword(), timeoutMs: 3000 });
-      try {
-        for (const p of podsOf(REDIS)) {
-          const [, value] = await conns.call<string[]>(
-            `${p.status!.podIP}:6379`,
-            'CONFIG',
-            'GET',
-            'maxmemory',
+    const keys = Array.from({ length: 50 }, (_, i) => `roll:${i}`);
+    const revisions = () =>
+      new Map(
+        kubectlJson<{
+          items: {
+            metadata: { labels: Record<string, string> };
+            status: { updateRevision: string };
+          }[];
+        }>(['get', 'statefulsets', '-n', NS, '-l', REDIS]).items.map((x) => [
+          x.metadata.labels['tiercache.io/shard'],
+          x.status.updateRevision,
+        ]),
+      );
+    const before = revisions();
+    const writer = cc.startPauseWriter(keys);
+    kubectl([
+      'patch',
+      'cc',
+      'cache',
+      '-n',
+      NS,
+      '--type=merge',
+      '-p',
+      '{"spec":{"redis":{"maxMemory":"300Mi"}}}',
+    ]);
+    await timed('rolling change → Ready', async () => {
+      await waitFor(
+        'every Redis pod to run the new revision',
+        () => {
+          const want = revisions();
+          if ([...want].some(([shard, rev]) => rev === before.get(shard))) return false;
+          const now = podsOf(REDIS);
+          return (
+            now.length === 6 &&
+            now.every(
+              (p) =>
+                p.metadata!.deletionTimestamp === undefined &&
+                p.metadata!.labels!['controller-revision-hash'] ===
+                  want.get(p.metadata!.labels!['tiercache.io/shard']),
+            )
           );
-          expect(Number(value), p.metadata!.name).toBe(300 * 2 ** 20);
-        }
-      } finally {
-        conns.close();
-      }
-      expect(await missingKeys(cluster, 'before-all', 2000)).toEqual([]);
+        },
+        240_000,
+        500,
+      );
+      await waitReadyWithReplicas();
     });
+    const gaps = await writer.stop();
+    timings['rolling change: longest write gap (ms)'] = gaps.longestMs;
+    const conns = new Connections({ password: redisPassword(), timeoutMs: 3000 });
+    try {
+      for (const p of podsOf(REDIS)) {
+        const [, value] = await conns.call<string[]>(
+          `${p.status!.podIP}:6379`,
+          'CONFIG',
+          'GET',
+          'maxmemory',
+        );
+        expect(Number(value), p.metadata!.name).toBe(300 * 2 ** 20);
+      }
+    } finally {
+      conns.close();
+    }
+    expect(await cc.missingKeys('before-all', 2000)).toEqual([]);
   }, 300_000);
 
   it('scales 3 → 4 → 3 under proxy traffic with no 5xx and no key lost, surviving the loss of the leading operator mid-migration', async () => {
-    await withCluster(async (cluster) => {
-      await writeKeys(cluster, 'scale', 30_000, 1024);
-      const traffic = startProxyTraffic();
-      const leaderBefore = leaseHolder()!;
-      expect(leaderBefore).toBeTruthy();
+    await cc.writeKeys('scale', 30_000, 1024);
+    const traffic = startProxyTraffic();
+    const leaderBefore = leaseHolder()!;
+    expect(leaderBefore).toBeTruthy();
 
-      kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=4']);
-      await timed('4. scale 3 → 4 → Ready', async () => {
-        await timed('5. leader killed mid-migration', async () => {
-          await waitFor(
-            'the migration to start',
-            () => cacheCluster().status?.migration?.state !== 'Idle',
-            60_000,
-            50,
-          );
-          kubectl([
-            'delete',
-            'pod',
-            leaderBefore,
-            '-n',
-            OPERATOR_NS,
-            '--grace-period=0',
-            '--force',
-          ]);
-          await waitFor(
-            'another operator to lead',
-            () => {
-              const h = leaseHolder();
-              return h !== undefined && h !== leaderBefore;
-            },
-            60_000,
-            250,
-          );
-        });
-        await waitReadyWithReplicas(240_000, 4);
-      });
-      expectBalanced(cacheCluster(), 4);
-
-      kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=3']);
-      await timed('4. scale 4 → 3 → Ready', async () => {
-        await waitReadyWithReplicas(240_000, 3);
+    kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=4']);
+    await timed('4. scale 3 → 4 → Ready', async () => {
+      await timed('5. leader killed mid-migration', async () => {
         await waitFor(
-          'shard 3 to be deleted',
-          () =>
-            kubectl(['get', 'statefulsets', '-n', NS, '-o', 'name']).includes('cache-shard-3')
-              ? undefined
-              : true,
+          'the migration to start',
+          () => cacheCluster().status?.migration?.state !== 'Idle',
           60_000,
-          500,
+          50,
+        );
+        kubectl(['delete', 'pod', leaderBefore, '-n', OPERATOR_NS, '--grace-period=0', '--force']);
+        await waitFor(
+          'another operator to lead',
+          () => {
+            const h = leaseHolder();
+            return h !== undefined && h !== leaderBefore;
+          },
+          60_000,
+          250,
         );
       });
-      expectBalanced(cacheCluster(), 3);
-
-      const served = await traffic.stop();
-      timings['4. proxy requests during scaling'] = served.total;
-      expect(served.total).toBeGreaterThan(100);
-      expect(served.serverErrors).toBe(0);
-      expect(await missingKeys(cluster, 'scale', 30_000)).toEqual([]);
+      await waitReadyWithReplicas(240_000, 4);
     });
+    expectBalanced(cacheCluster(), 4);
+
+    kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=3']);
+    await timed('4. scale 4 → 3 → Ready', async () => {
+      await waitReadyWithReplicas(240_000, 3);
+      await waitFor(
+        'shard 3 to be deleted',
+        () =>
+          kubectl(['get', 'statefulsets', '-n', NS, '-o', 'name']).includes('cache-shard-3')
+            ? undefined
+            : true,
+        60_000,
+        500,
+      );
+    });
+    expectBalanced(cacheCluster(), 3);
+
+    const served = await traffic.stop();
+    timings['4. proxy requests during scaling'] = served.total;
+    expect(served.total).toBeGreaterThan(100);
+    expect(served.serverErrors).toBe(0);
+    expect(await cc.missingKeys('scale', 30_000)).toEqual([]);
   }, 600_000);
 
   it('reports controller-runtime and tiercache metrics, health and readiness on one port', async () => {

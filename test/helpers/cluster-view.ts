@@ -23,6 +23,8 @@ export interface FixtureNode {
   offset?: number;
   linkDown?: boolean;
   quarantined?: boolean;
+  /** Slots it imports (`IMPORTING`), by source id. */
+  importing?: Record<number, string>;
 }
 
 export const addr = (shard: number, ordinal: number) => `10.0.${shard}.${ordinal}:6379`;
@@ -46,7 +48,7 @@ export function view(nodes: FixtureNode[], opts: { alone?: boolean } = {}): Clus
       connected: true,
       slots: n.slots ?? [],
       migrating: new Map(),
-      importing: new Map(),
+      importing: new Map(Object.entries(n.importing ?? {}).map(([k, v]) => [Number(k), v])),
     };
   };
   const answering = nodes.filter((n) => !n.flags?.includes('fail') && !n.down);

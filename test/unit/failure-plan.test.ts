@@ -88,6 +88,15 @@ describe('a master that is down', () => {
     expect(step).toMatchObject({ kind: 'wait', reason: 'Converging' });
   });
 
+  it('finishes a migration its source left open when it died, once its replica took over', () => {
+    const nodes = formed(3);
+    // Shard 1 was moving slot 5461 to shard 0 when its master died; n11 now owns shard 1.
+    nodes[0] = { ...nodes[0]!, importing: { 5461: 'n10' } };
+    nodes[2] = { id: 'n10', addr: addr(1, 0), master: 'n11' };
+    nodes[3] = { id: 'n11', addr: addr(1, 1), slots: shard1 };
+    expect(nextRedisStep(pods(3), view(nodes), wanted)).toEqual({ kind: 'fix', openSlots: 1 });
+  });
+
   it('prefers the most caught-up replica, and never one that never synced', () => {
     const nodes = formed(3, 2);
     nodes[3] = { ...nodes[3]!, down: true, flags: ['noaddr'] }; // n10
@@ -207,5 +216,25 @@ describe('masters over failure domains', () => {
     const sameDomain = pods(3).map((p) => ({ ...p, domain: 'one' }));
     expect(masterToMove(sameDomain, v)).toBeUndefined();
     expect(pod(0, 0).domain).toBe('zone-0');
+  });
+
+  it('swaps through a third domain when no single move helps', () => {
+    // Shards 0 and 1: masters in A, replicas in B; shard 2: master in B, replica in C.
+    const domains: Record<string, string> = {
+      'cache-shard-0-0': 'A',
+      'cache-shard-0-1': 'B',
+      'cache-shard-1-0': 'A',
+      'cache-shard-1-1': 'B',
+      'cache-shard-2-0': 'B',
+      'cache-shard-2-1': 'C',
+    };
+    const placed = pods(3).map((p) => ({ ...p, domain: domains[p.name] }));
+    const v = view(formed(3));
+    expect(masterToMove(placed, v)).toEqual({ shard: 2, pod: 'cache-shard-2-1', addr: addr(2, 1) });
+    // After that move, shard 0 (or 1) can go to B.
+    const moved = formed(3);
+    moved[4] = { id: 'n20', addr: addr(2, 0), master: 'n21' };
+    moved[5] = { id: 'n21', addr: addr(2, 1), slots: [{ start: 10922, end: 16383 }] };
+    expect(masterToMove(placed, view(moved))).toMatchObject({ pod: 'cache-shard-0-1' });
   });
 });

@@ -1,5 +1,5 @@
 /** Readiness probes as the kubelet runs them: exec (inside the container's root), tcpSocket, httpGet. */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import type { V1Probe } from '@kubernetes/client-node';
 
@@ -14,14 +14,19 @@ export async function probe(
   namedPorts: Record<string, number>,
 ): Promise<boolean> {
   const timeoutMs = (p.timeoutSeconds ?? 1) * 1000;
-  if (p.exec?.command) {
+  const command = p.exec?.command;
+  if (command) {
     if (pid === undefined) return false;
-    const r = spawnSync(
-      'nsenter',
-      ['--target', String(pid), '--mount', '--root', '--wd', '--', ...p.exec.command],
-      { timeout: timeoutMs },
-    );
-    return r.status === 0;
+    // Asynchronous: one runner serves every pod, and a probe must not stall the others.
+    return new Promise((resolve) => {
+      const child = spawn(
+        'nsenter',
+        ['--target', String(pid), '--mount', '--root', '--wd', '--', ...command],
+        { timeout: timeoutMs, stdio: 'ignore' },
+      );
+      child.once('exit', (code) => resolve(code === 0));
+      child.once('error', () => resolve(false));
+    });
   }
   if (p.tcpSocket) {
     const port = portOf(p.tcpSocket.port, namedPorts);
