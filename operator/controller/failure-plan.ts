@@ -170,10 +170,12 @@ export function toAdmit(view: ClusterView): string[] {
 /**
  * Whether a shard provably owns nothing: every pod of it answers holding no slot and no key,
  * and no node of the shard owns a slot in any node's view. A pod that does not answer keeps
- * its shard.
+ * its shard (unless it is terminating).
  */
 export function provablyEmpty(shard: number, pods: PodRef[], view: ClusterView): boolean {
-  const members = pods.filter((p) => p.shard === shard);
+  // A pod on its way out (its shard deleted already) need not answer: had its node owned
+  // anything, the others' views would still show it below.
+  const members = pods.filter((p) => p.shard === shard && !p.terminating);
   const nodes = nodesByPod(pods, view);
   if (members.some((p) => !nodes.has(p.name))) return false;
   const ids = new Set(members.map((p) => nodes.get(p.name)!.id));

@@ -227,9 +227,13 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
   }
 
   // Balanced? Every master its share within 2 % (the same plan `rebalance` carries out).
-  const masters = [...view.known.values()].filter(
-    (n) => isMaster(n) && !n.flags.has('fail') && !n.flags.has('handshake'),
-  );
+  // From the kept pods' own lines: a dead node's stale claim in another's view, or a drained
+  // node that still answers, is not a master to balance over.
+  const kept = new Set(pods.map((p) => p.addr));
+  const masters = view.reports
+    .filter((r) => kept.has(r.addr))
+    .map(self)
+    .filter((n) => isMaster(n) && !n.flags.has('handshake'));
   const moves = planRebalance(
     masters.map((m) => ({ id: m.id, addr: m.addr, slots: [...slotsOf(m.slots)], weight: 1 })),
     2,

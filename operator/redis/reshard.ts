@@ -157,6 +157,7 @@ export async function fixCluster(
       from: { id: source.id, addr: source.addr },
       to: { id: target.id, addr: target.addr },
     };
+    await reconcileTargetOwner(conns, view, move, opts);
     await conns.call(target.addr, 'CLUSTER', 'SETSLOT', open.slot, 'IMPORTING', source.id);
     await conns.call(source.addr, 'CLUSTER', 'SETSLOT', open.slot, 'MIGRATING', target.id);
     await moveKeys(conns, move, {
@@ -189,6 +190,38 @@ export async function fixCluster(
     log(`covered ${covered} uncovered slots`);
   }
   return { closed: done.size, covered };
+}
+
+/**
+ * A target that imports a slot ignores news of its owner, and drops the slots of a master that
+ * turned replica: when the source died mid-migration and its replica took over, the target may
+ * see the slot as nobody's and refuse the rest of the keys ("Hash slot not served"). Its keys of
+ * the slot go back to the owner, and it is told who owns the slot, before the move restarts.
+ */
+async function reconcileTargetOwner(
+  conns: Connections,
+  view: ClusterView,
+  move: SlotMove,
+  opts: ReshardOptions,
+): Promise<void> {
+  const { slot, from, to } = move;
+  const targetView = view.reports.find((r) => r.id === to.id);
+  const owner = targetView?.nodes.find(
+    (n) => isMaster(n) && n.slots.some((r) => slot >= r.start && slot <= r.end),
+  );
+  if (!targetView || owner?.id === from.id) return;
+  await moveKeys(
+    conns,
+    { slot, from: to, to: from },
+    {
+      password: opts.password,
+      batch: opts.batch ?? 200,
+      migrateTimeoutMs: 10_000,
+      otherMasters: [],
+    },
+  );
+  await conns.call(to.addr, 'CLUSTER', 'SETSLOT', slot, 'STABLE');
+  await conns.call(to.addr, 'CLUSTER', 'SETSLOT', slot, 'NODE', from.id);
 }
 
 function toMasterSlots(view: ClusterView, weight: (m: NodeInfo) => number): MasterSlots[] {

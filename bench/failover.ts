@@ -1,0 +1,128 @@
+/**
+ * Crash-failover benchmark on the local control plane: a CacheCluster (3 × 1, persistence off,
+ * nodeTimeoutMs 5000) with a writer on one shard's keys; that shard's master process is killed
+ * (SIGKILL) and the longest pause between two acknowledged writes is the write gap. First with
+ * the operator running (it sees the container down in the pod status and promotes the replica
+ * at once), then with the operator scaled to zero (Redis's own failover: node-timeout plus an
+ * election), side by side in one run. Target: operator gap ≤ 1.5 s.
+ *
+ *   npm run bench:failover      (BENCH_ROUNDS=3)
+ */
+import { fileURLToPath } from 'node:url';
+import { clusterDown } from '../hack/local-cluster/down.ts';
+import { isAlive, recorded } from '../hack/local-cluster/processes.ts';
+import { clusterUp } from '../hack/local-cluster/up.ts';
+import { E2ECacheCluster } from '../test/helpers/e2e-cachecluster.ts';
+import { helm, kubectl } from '../test/helpers/kube.ts';
+import { waitFor } from '../test/helpers/wait.ts';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CHART = fileURLToPath(new URL('../charts/tiercache', import.meta.url));
+const NS = `bench-failover-${process.pid}`;
+const OPERATOR_NS = `bench-operator-${process.pid}`;
+const RELEASE = `bf${process.pid}`;
+const cc = new E2ECacheCluster(NS);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Kills shard `shard`'s master under a writer; returns the longest write gap (ms). */
+async function killedMasterGap(shard: number, recovered: () => Promise<void>): Promise<number> {
+  const status = cc.get().status!.shards![shard]!;
+  const keys = await cc.keysInSlots(status.slots, 20);
+  const writer = cc.startPauseWriter(keys);
+  await waitFor(
+    'the writer to write',
+    async () => (await cc.missing([keys[0]!])).length === 0,
+    30_000,
+    50,
+  );
+  cc.crash(status.master);
+  await recovered();
+  await waitFor(
+    'writes to the shard to succeed again',
+    () => cc.withClient(async (c) => (await c.set(keys[0]!, 'probe')) === 'OK').catch(() => false),
+    60_000,
+    100,
+  );
+  return (await writer.stop()).longestMs;
+}
+
+const startedHere = !recorded().some((p) => isAlive(p.pid));
+await clusterUp();
+try {
+  helm([
+    'install',
+    RELEASE,
+    CHART,
+    '--namespace',
+    OPERATOR_NS,
+    '--create-namespace',
+    '--set',
+    'image.repository=tiercache',
+    '--set',
+    'image.tag=0.1.0',
+    '--wait',
+    '--timeout',
+    '120s',
+  ]);
+  kubectl(['create', 'namespace', NS]);
+  kubectl(
+    ['apply', '-n', NS, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'tiercache.io/v1alpha1',
+      kind: 'CacheCluster',
+      metadata: { name: 'cache' },
+      spec: { redis: { shards: 3, replicasPerShard: 1, maxMemory: '64Mi' }, proxies: [] },
+    }),
+  );
+  await cc.waitReadyWithReplicas();
+
+  const operator: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    operator.push(
+      await killedMasterGap(i % 3, async () => {
+        await cc.waitReadyWithReplicas();
+        await cc.waitHealthy();
+      }),
+    );
+    console.log(`operator round ${i + 1}: longest write gap ${operator.at(-1)} ms`);
+  }
+
+  // Redis alone: no operator to promote the replica or to re-attach the restarted node, so
+  // each round uses another shard.
+  kubectl(['scale', 'deployment', '-n', OPERATOR_NS, '--all', '--replicas=0']);
+  await waitFor(
+    'the operator to stop',
+    () => kubectl(['get', 'pods', '-n', OPERATOR_NS, '-o', 'name']).trim() === '',
+    60_000,
+    500,
+  );
+  const native: number[] = [];
+  for (let i = 0; i < Math.min(ROUNDS, 3); i++) {
+    native.push(await killedMasterGap(i, async () => {}));
+    console.log(`Redis alone round ${i + 1}: longest write gap ${native.at(-1)} ms`);
+  }
+
+  const op = median(operator);
+  const re = median(native);
+  console.log(
+    JSON.stringify({
+      operatorGapMs: { median: op, max: Math.max(...operator), rounds: operator },
+      redisAloneGapMs: { median: re, max: Math.max(...native), rounds: native },
+      ratio: Number((re / op).toFixed(1)),
+      target: 'operator gap ≤ 1500 ms',
+    }),
+  );
+} finally {
+  for (const run of [
+    () => kubectl(['delete', 'namespace', NS, '--wait=false']),
+    () => helm(['uninstall', RELEASE, '--namespace', OPERATOR_NS]),
+    () => kubectl(['delete', 'namespace', OPERATOR_NS, '--wait=false']),
+  ])
+    try {
+      run();
+    } catch {
+      // best effort
+    }
+  await clusterDown(startedHere);
+}
