@@ -8,16 +8,14 @@
  *
  *   npm run bench:failover      (BENCH_ROUNDS=3)
  */
-import { fileURLToPath } from 'node:url';
 import { clusterDown } from '../hack/local-cluster/down.ts';
 import { isAlive, recorded } from '../hack/local-cluster/processes.ts';
 import { clusterUp } from '../hack/local-cluster/up.ts';
 import { E2ECacheCluster } from '../test/helpers/e2e-cachecluster.ts';
-import { helm, kubectl } from '../test/helpers/kube.ts';
+import { helm, installOperator, kubectl } from '../test/helpers/kube.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CHART = fileURLToPath(new URL('../charts/tiercache', import.meta.url));
 const NS = `bench-failover-${process.pid}`;
 const OPERATOR_NS = `bench-operator-${process.pid}`;
 const RELEASE = `bf${process.pid}`;
@@ -50,21 +48,7 @@ async function killedMasterGap(shard: number, recovered: () => Promise<void>): P
 const startedHere = !recorded().some((p) => isAlive(p.pid));
 await clusterUp();
 try {
-  helm([
-    'install',
-    RELEASE,
-    CHART,
-    '--namespace',
-    OPERATOR_NS,
-    '--create-namespace',
-    '--set',
-    'image.repository=tiercache',
-    '--set',
-    'image.tag=0.1.0',
-    '--wait',
-    '--timeout',
-    '120s',
-  ]);
+  installOperator(RELEASE, OPERATOR_NS);
   kubectl(['create', 'namespace', NS]);
   kubectl(
     ['apply', '-n', NS, '-f', '-'],

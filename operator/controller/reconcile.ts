@@ -104,7 +104,7 @@ export class Reconciler {
       let view = await observe(conns, addrs(allPods));
       // First, before anything slower: masters that are going away hand over, replicas of
       // masters that are down take over, and legitimate nodes may serve replication.
-      // Pods that became masters by the operator's hand this reconcile (they have their events).
+      // `tookOver`: pods made masters by the operator this reconcile (they have their Events).
       const { tookOver, changed } = await this.#failovers(cc, conns, allPods, view);
       if (changed) view = await observe(conns, addrs(allPods));
       // Shards beyond the spec stay until they provably own nothing (a scale-in drains them first).

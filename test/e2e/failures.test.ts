@@ -8,15 +8,11 @@
  * Ready for its current generation and Redis itself shows every slot served, no open slot,
  * every master with its replicas and no zone holding most masters.
  */
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { E2ECacheCluster } from '../helpers/e2e-cachecluster.ts';
-import { helm, kubectl } from '../helpers/kube.ts';
+import { helm, installOperator, kubectl } from '../helpers/kube.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const CHART = fileURLToPath(new URL('../../charts/tiercache', import.meta.url));
-const IMAGE = process.env.E2E_IMAGE ?? 'tiercache:0.1.0';
-const [REPO, TAG] = IMAGE.split(':') as [string, string];
 const OPERATOR_NS = `tiercache-f${process.pid}`;
 const RELEASE = `tf${process.pid}`;
 const BEFORE_KEYS = 2000;
@@ -126,23 +122,7 @@ const restartsOf = (cc: E2ECacheCluster, pod: string) =>
     ?.restartCount ?? 0;
 
 beforeAll(async () => {
-  helm([
-    'install',
-    RELEASE,
-    CHART,
-    '--namespace',
-    OPERATOR_NS,
-    '--create-namespace',
-    '--set',
-    `image.repository=${REPO}`,
-    '--set',
-    `image.tag=${TAG}`,
-    '--set',
-    'leaderElection.leaseDurationSeconds=6',
-    '--wait',
-    '--timeout',
-    '120s',
-  ]);
+  installOperator(RELEASE, OPERATOR_NS);
   for (const m of MODES) {
     kubectl(['create', 'namespace', m.cc.ns]);
     kubectl(

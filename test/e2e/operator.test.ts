@@ -5,9 +5,7 @@
  * regional proxies serving and sharing L2 — and everything it owned gone once it is deleted.
  * The proxies' upstream is the demo upstream running as a pod (these machines have no internet).
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { loadYaml, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPodReady } from '../../lib/pods.ts';
 import type { CacheCluster } from '../../operator/api/types.ts';
@@ -15,19 +13,13 @@ import { checkCluster } from '../../operator/redis/check.ts';
 import { Connections } from '../../operator/redis/connections.ts';
 import { observe } from '../../operator/redis/observe.ts';
 import { E2ECacheCluster } from '../helpers/e2e-cachecluster.ts';
-import { helm, kubectl, kubectlJson } from '../helpers/kube.ts';
+import { prepareNamespace, sampleCacheCluster, startProxyTraffic } from '../helpers/e2e-proxies.ts';
+import { helm, installOperator, kubectl, kubectlJson } from '../helpers/kube.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-const CHART = here('../../charts/tiercache');
-const SAMPLE = here('../../crds/samples/cachecluster.yaml');
-const IMAGE = process.env.E2E_IMAGE ?? 'tiercache:0.1.0';
-const [REPO, TAG] = IMAGE.split(':') as [string, string];
 const NS = `e2e-${process.pid}`;
 const OPERATOR_NS = `tiercache-${process.pid}`;
 const RELEASE = `tc${process.pid}`;
-const API_KEY = 'e2e-api-key';
-const UPSTREAM = `http://fake-upstream.${NS}.svc:8000`;
 
 const timings: Record<string, number> = {};
 const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -78,80 +70,12 @@ function expectBalanced(c: CacheCluster, shards: number): void {
     expect(Math.abs(n - 16384 / shards)).toBeLessThanOrEqual((16384 / shards) * 0.02 + 1);
 }
 
-/** Requests through both regional proxies until stopped; counts answers by status. */
-function startProxyTraffic() {
-  const urls = ['tmdb-apac', 'crypto-eu'].map((name) => {
-    const pod = podsOf(`tiercache.io/proxy=${name}`).find((p) => p.status?.podIP)!;
-    return `http://${pod.status!.podIP}:6635`;
-  });
-  let stopped = false;
-  let total = 0;
-  let serverErrors = 0;
-  const loops = urls.map(async (base, n) => {
-    for (let i = 0; !stopped; i++) {
-      const res = await fetch(`${base}/3/movie/${(i * 7 + n) % 400}`).catch(() => undefined);
-      total++;
-      if (!res || res.status >= 500) serverErrors++;
-      await res?.arrayBuffer();
-    }
-  });
-  return {
-    async stop() {
-      stopped = true;
-      await Promise.all(loops);
-      return { total, serverErrors };
-    },
-  };
-}
-
-const FAKE_UPSTREAM = {
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name: 'fake-upstream' },
-  spec: {
-    replicas: 1,
-    selector: { matchLabels: { app: 'fake-upstream' } },
-    template: {
-      metadata: { labels: { app: 'fake-upstream' } },
-      spec: {
-        containers: [
-          {
-            name: 'upstream',
-            image: IMAGE,
-            args: ['demo-upstream', '--port', '8000', '--host', '$(POD_IP)', '--api-key', API_KEY],
-            env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
-            readinessProbe: { tcpSocket: { port: 8000 }, periodSeconds: 1 },
-          },
-        ],
-      },
-    },
-  },
-};
+let UPSTREAM = '';
 
 beforeAll(async () => {
-  kubectl(['create', 'namespace', NS]);
-  for (const secret of ['tmdb', 'coingecko'])
-    kubectl(['create', 'secret', 'generic', secret, '-n', NS, `--from-literal=apiKey=${API_KEY}`]);
-  kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify(FAKE_UPSTREAM));
-  kubectl(['expose', 'deployment', 'fake-upstream', '-n', NS, '--port=8000']);
+  UPSTREAM = prepareNamespace(NS);
   await timed('helm install', async () => {
-    helm([
-      'install',
-      RELEASE,
-      CHART,
-      '--namespace',
-      OPERATOR_NS,
-      '--create-namespace',
-      '--set',
-      `image.repository=${REPO}`,
-      '--set',
-      `image.tag=${TAG}`,
-      '--set',
-      'leaderElection.leaseDurationSeconds=6',
-      '--wait',
-      '--timeout',
-      '120s',
-    ]);
+    installOperator(RELEASE, OPERATOR_NS);
   });
 }, 180_000);
 
@@ -200,15 +124,7 @@ describe('the operator, installed with helm', () => {
   });
 
   it('makes the sample CacheCluster Ready: every slot served, replicas on other nodes, both regions serving and sharing L2', async () => {
-    const sample = loadYaml<CacheCluster>(readFileSync(SAMPLE, 'utf8'));
-    for (const p of sample.spec.proxies) {
-      p.env = {
-        ...p.env,
-        TMDB_API_URL: UPSTREAM,
-        TMDB_IMAGE_URL: UPSTREAM,
-        CRYPTO_API_URL: `${UPSTREAM}/api/v3`,
-      };
-    }
+    const sample = sampleCacheCluster(UPSTREAM);
     kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify(sample));
     const cc = await timed('1. sample Ready', () => waitReady());
 
@@ -400,7 +316,7 @@ describe('the operator, installed with helm', () => {
 
   it('scales 3 → 4 → 3 under proxy traffic with no 5xx and no key lost, surviving the loss of the leading operator mid-migration', async () => {
     await cc.writeKeys('scale', 30_000, 1024);
-    const traffic = startProxyTraffic();
+    const traffic = startProxyTraffic(NS);
     const leaderBefore = leaseHolder()!;
     expect(leaderBefore).toBeTruthy();
 

@@ -30,6 +30,36 @@ export function helm(args: string[]): string {
   }
 }
 
+const CHART = join(REPO, 'charts', 'tiercache');
+
+/**
+ * Installs the operator's chart as users do (`helm install --wait`), running `image`
+ * (E2E_IMAGE, or the tiercache image the local pod runner maps to the checkout).
+ */
+export function installOperator(release: string, namespace: string): void {
+  const [repository, tag] = (process.env.E2E_IMAGE ?? 'tiercache:0.1.0').split(':') as [
+    string,
+    string,
+  ];
+  helm([
+    'install',
+    release,
+    CHART,
+    '--namespace',
+    namespace,
+    '--create-namespace',
+    '--set',
+    `image.repository=${repository}`,
+    '--set',
+    `image.tag=${tag}`,
+    '--set',
+    'leaderElection.leaseDurationSeconds=6',
+    '--wait',
+    '--timeout',
+    '120s',
+  ]);
+}
+
 /** Runs kubectl; a failure throws an error whose message (and `stderr`) carries kubectl's stderr. */
 export function kubectl(args: string[], input?: string): string {
   try {

@@ -1,0 +1,170 @@
+/**
+ * Chaos soak on the local control plane: a 3 × 1 CacheCluster (persistence off, the default)
+ * with its two regional proxies under load and a key writer, and a random disruption every
+ * 20–40 s: a Redis pod deleted, a Redis pod force-deleted, a Redis process killed, the leading
+ * operator killed, a shard added or removed. After each, it waits until the CacheCluster is
+ * Ready for its generation and Redis shows every slot served, and prints the kind, the time to
+ * Ready, the longest pause of a sequential writer, acknowledged writes lost and proxy non-2xx;
+ * then the totals. One disruption at a time, each after the last has healed: a copy of every
+ * key always survives, so the expected loss is zero.
+ *
+ *   npm run soak        (SOAK_MINUTES=10)
+ */
+import { clusterDown } from '../hack/local-cluster/down.ts';
+import { isAlive, recorded } from '../hack/local-cluster/processes.ts';
+import { clusterUp } from '../hack/local-cluster/up.ts';
+import { E2ECacheCluster } from '../test/helpers/e2e-cachecluster.ts';
+import {
+  prepareNamespace,
+  sampleCacheCluster,
+  startProxyTraffic,
+} from '../test/helpers/e2e-proxies.ts';
+import { helm, installOperator, kubectl, kubectlJson } from '../test/helpers/kube.ts';
+import { waitFor } from '../test/helpers/wait.ts';
+
+const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
+const NS = `soak-${process.pid}`;
+const OPERATOR_NS = `soak-operator-${process.pid}`;
+const RELEASE = `soak${process.pid}`;
+const cc = new E2ECacheCluster(NS);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+
+type Kind = 'pod delete' | 'pod force-delete' | 'process kill' | 'leader kill' | 'shards ±1';
+const KINDS: Kind[] = [
+  'pod delete',
+  'pod force-delete',
+  'process kill',
+  'leader kill',
+  'shards ±1',
+];
+
+let shards = 3;
+
+/** Carries out one disruption; returns what it hit. */
+function disrupt(kind: Kind): string {
+  const pods = cc.redisPods().map((p) => p.metadata!.name!);
+  switch (kind) {
+    case 'pod delete': {
+      const pod = pick(pods);
+      kubectl(['delete', 'pod', pod, '-n', NS, '--wait=false']);
+      return pod;
+    }
+    case 'pod force-delete': {
+      const pod = pick(pods);
+      cc.forceDelete(pod);
+      return pod;
+    }
+    case 'process kill': {
+      const pod = pick(pods);
+      cc.crash(pod);
+      return pod;
+    }
+    case 'leader kill': {
+      const leader = kubectlJson<{ spec: { holderIdentity?: string } }>([
+        'get',
+        'lease',
+        'tiercache-operator',
+        '-n',
+        OPERATOR_NS,
+      ]).spec.holderIdentity!;
+      kubectl(['delete', 'pod', leader, '-n', OPERATOR_NS, '--grace-period=0', '--force']);
+      return leader;
+    }
+    case 'shards ±1': {
+      shards = shards === 3 ? 4 : 3;
+      kubectl(['scale', 'cc/cache', '-n', NS, `--replicas=${shards}`]);
+      return `${shards} shards`;
+    }
+  }
+}
+
+interface Row {
+  kind: Kind;
+  target: string;
+  readyS: number;
+  longestWriteGapMs: number;
+  ackedLost: number;
+  proxyNon2xx: number;
+}
+
+const startedHere = !recorded().some((p) => isAlive(p.pid));
+await clusterUp();
+const rows: Row[] = [];
+try {
+  installOperator(RELEASE, OPERATOR_NS);
+  const upstream = prepareNamespace(NS);
+  const sample = sampleCacheCluster(upstream);
+  sample.spec.redis.persistence = {
+    enabled: false,
+    size: '1Gi',
+    storageClassName: '',
+    appendOnly: true,
+  };
+  kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify(sample));
+  await cc.waitReadyWithReplicas();
+  await cc.waitHealthy();
+  const traffic = startProxyTraffic(NS);
+  const ends = Date.now() + MINUTES * 60_000;
+  for (let n = 0; Date.now() < ends; n++) {
+    await sleep(20_000 + Math.random() * 20_000);
+    const kind = pick(KINDS);
+    const writer = cc.startAckedWriter(`soak:${n}`);
+    await waitFor(
+      'the writer',
+      async () => (await cc.missing([`soak:${n}:10`])).length === 0,
+      30_000,
+      50,
+    );
+    const before = traffic.counts();
+    const started = Date.now();
+    const target = disrupt(kind);
+    // The disruption takes effect before Ready is believed again.
+    await sleep(1000);
+    await cc.waitReadyWithReplicas(shards, 1, 300_000);
+    await cc.waitHealthy({}, 120_000);
+    const readyS = (Date.now() - started) / 1000;
+    const w = await writer.stop();
+    const lost = await cc.missing(
+      w.acked.map((i) => `soak:${n}:${i}`),
+      w.acked.map(String),
+    );
+    const after = traffic.counts();
+    const row: Row = {
+      kind,
+      target,
+      readyS,
+      longestWriteGapMs: w.longestMs,
+      ackedLost: lost.length,
+      proxyNon2xx:
+        after.serverErrors + after.otherErrors - before.serverErrors - before.otherErrors,
+    };
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  }
+  const served = await traffic.stop();
+  console.log(
+    JSON.stringify({
+      minutes: MINUTES,
+      disruptions: rows.length,
+      byKind: Object.fromEntries(KINDS.map((k) => [k, rows.filter((r) => r.kind === k).length])),
+      longestReadyS: Math.max(...rows.map((r) => r.readyS)),
+      longestWriteGapMs: Math.max(...rows.map((r) => r.longestWriteGapMs)),
+      ackedLost: rows.reduce((a, r) => a + r.ackedLost, 0),
+      proxyRequests: served.total,
+      proxyNon2xx: served.serverErrors + served.otherErrors,
+    }),
+  );
+} finally {
+  for (const run of [
+    () => kubectl(['delete', 'namespace', NS, '--wait=false']),
+    () => helm(['uninstall', RELEASE, '--namespace', OPERATOR_NS]),
+    () => kubectl(['delete', 'namespace', OPERATOR_NS, '--wait=false']),
+  ])
+    try {
+      run();
+    } catch {
+      // best effort
+    }
+  await clusterDown(startedHere);
+}
