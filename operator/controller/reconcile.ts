@@ -320,7 +320,11 @@ export class Reconciler {
         return;
       }
       case 'heal': {
-        const healed = await healCluster(conns, seeds, { ...opts, forget: step.forget });
+        const healed = await healCluster(conns, seeds, {
+          ...opts,
+          forget: step.forget,
+          members: seeds,
+        });
         if (healed.met > 0 || healed.forgotten.length > 0)
           await events.record(
             cc,

@@ -125,7 +125,10 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
   // Nodes are forgotten only while every pod answers: a pod that is restarting still owns its
   // node, which comes back (with its id, from its volume) at the pod's new address.
   const allAnswered = pods.every((p) => nodes.has(p.name));
-  if (!everyoneMet(view.reports)) return { kind: 'heal', forget: allAnswered };
+  // Among the kept pods only: a drained shard's nodes, reset and on their way out, stay out.
+  const kept = new Set(pods.map((p) => p.addr));
+  if (!everyoneMet(view.reports.filter((r) => kept.has(r.addr))))
+    return { kind: 'heal', forget: allAnswered };
   if (allAnswered && deadNodes(view).length > 0) return { kind: 'heal', forget: true };
 
   const podAddrs = new Set(pods.map((p) => p.addr));
@@ -229,7 +232,6 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
   // Balanced? Every master its share within 2 % (the same plan `rebalance` carries out).
   // From the kept pods' own lines: a dead node's stale claim in another's view, or a drained
   // node that still answers, is not a master to balance over.
-  const kept = new Set(pods.map((p) => p.addr));
   const masters = view.reports
     .filter((r) => kept.has(r.addr))
     .map(self)

@@ -16,6 +16,11 @@ export interface HealOptions {
   spares?: string[];
   /** Forget failed nodes (default true); off while a node's owner may still come back. */
   forget?: boolean;
+  /**
+   * Only nodes at these addresses are introduced to each other (the operator's kept pods);
+   * by default every node reachable from the given ones.
+   */
+  members?: string[];
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -40,7 +45,8 @@ export async function healCluster(
   const log = opts.log ?? (() => {});
   const timeoutMs = opts.timeoutMs ?? 60_000;
   let view = await observe(conns, addrs);
-  const live = () => view.reports;
+  const members = opts.members ? new Set(opts.members) : undefined;
+  const live = () => view.reports.filter((r) => !members || members.has(r.addr));
 
   // 1. Re-introduce every reachable node to every other at its current address.
   let met = 0;
