@@ -41,40 +41,53 @@ const KINDS: Kind[] = [
 
 let shards = 3;
 
-/** Carries out one disruption; returns what it hit. */
-function disrupt(kind: Kind): string {
-  const pods = cc.redisPods().map((p) => p.metadata!.name!);
+const leader = () =>
+  kubectlJson<{ spec: { holderIdentity?: string } }>([
+    'get',
+    'lease',
+    'tiercache-operator',
+    '-n',
+    OPERATOR_NS,
+  ]).spec.holderIdentity;
+const podOf = (name: string) => cc.redisPods().find((p) => p.metadata?.name === name);
+
+/**
+ * Carries out one disruption; returns what it hit and a test that it took effect (so a
+ * Ready status from before it is not taken for the recovery).
+ */
+function disrupt(kind: Kind): { target: string; tookEffect: () => boolean } {
+  const target = pick(cc.redisPods()).metadata!.name!;
+  const uid = podOf(target)?.metadata?.uid;
+  const replaced = () => {
+    const now = podOf(target)?.metadata?.uid;
+    return now !== undefined && now !== uid;
+  };
   switch (kind) {
-    case 'pod delete': {
-      const pod = pick(pods);
-      kubectl(['delete', 'pod', pod, '-n', NS, '--wait=false']);
-      return pod;
-    }
-    case 'pod force-delete': {
-      const pod = pick(pods);
-      cc.forceDelete(pod);
-      return pod;
-    }
+    case 'pod delete':
+      kubectl(['delete', 'pod', target, '-n', NS, '--wait=false']);
+      return { target, tookEffect: replaced };
+    case 'pod force-delete':
+      cc.forceDelete(target);
+      return { target, tookEffect: replaced };
     case 'process kill': {
-      const pod = pick(pods);
-      cc.crash(pod);
-      return pod;
+      const restarts = podOf(target)?.status?.containerStatuses?.[0]?.restartCount ?? 0;
+      cc.crash(target);
+      return {
+        target,
+        tookEffect: () =>
+          (podOf(target)?.status?.containerStatuses?.[0]?.restartCount ?? 0) > restarts,
+      };
     }
     case 'leader kill': {
-      const leader = kubectlJson<{ spec: { holderIdentity?: string } }>([
-        'get',
-        'lease',
-        'tiercache-operator',
-        '-n',
-        OPERATOR_NS,
-      ]).spec.holderIdentity!;
-      kubectl(['delete', 'pod', leader, '-n', OPERATOR_NS, '--grace-period=0', '--force']);
-      return leader;
+      const was = leader()!;
+      kubectl(['delete', 'pod', was, '-n', OPERATOR_NS, '--grace-period=0', '--force']);
+      return { target: was, tookEffect: () => (leader() ?? was) !== was };
     }
     case 'shards ±1': {
       shards = shards === 3 ? 4 : 3;
       kubectl(['scale', 'cc/cache', '-n', NS, `--replicas=${shards}`]);
-      return `${shards} shards`;
+      // The generation moved: Ready is believed only for the new one.
+      return { target: `${shards} shards`, tookEffect: () => true };
     }
   }
 }
@@ -118,9 +131,8 @@ try {
     );
     const before = traffic.counts();
     const started = Date.now();
-    const target = disrupt(kind);
-    // The disruption takes effect before Ready is believed again.
-    await sleep(1000);
+    const { target, tookEffect } = disrupt(kind);
+    await waitFor(`${kind} of ${target} to take effect`, tookEffect, 120_000, 100);
     await cc.waitReadyWithReplicas(shards, 1, 300_000);
     await cc.waitHealthy({}, 120_000);
     const readyS = (Date.now() - started) / 1000;

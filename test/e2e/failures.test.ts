@@ -232,11 +232,15 @@ describe('the operator under failure, persistence off (the default) and on', () 
           () => m.cc.forceDelete(...pods),
           () => pods.every((p, j) => uidOf(m.cc, p) !== undefined && uidOf(m.cc, p) !== uids[j]),
         );
-        return { o, inShard: await m.cc.inSlots(shard.slots, o.beforeKeys) };
+        return {
+          o,
+          inShard: await m.cc.inSlots(shard.slots, o.beforeKeys),
+          ackedLostInShard: await m.cc.inSlots(shard.slots, o.ackedLost),
+        };
       }),
     );
     MODES.forEach((m, i) => {
-      const { o, inShard } = outcomes[i]!;
+      const { o, inShard, ackedLostInShard } = outcomes[i]!;
       record('both pods of a shard lost', m, o);
       if (m.persistence) {
         // The claims outlive the pods: the new pods come back with the data.
@@ -246,6 +250,8 @@ describe('the operator under failure, persistence off (the default) and on', () 
         // No copy survived: that shard's keys, and only those, are gone.
         expect(inShard.length).toBeGreaterThan(BEFORE_KEYS / 5);
         expect(o.beforeMissing.sort(), m.label).toEqual(inShard.sort());
+        // Acknowledged writes lost are that shard's too (written before its last copy went).
+        expect(ackedLostInShard.length, m.label).toBe(o.ackedLost.length);
         expect(m.cc.events().some((e) => e.reason === 'SlotsLost')).toBe(true);
       }
     });
@@ -310,17 +316,22 @@ describe('the operator under failure, persistence off (the default) and on', () 
           () => uidOf(m.cc, shard.master) !== undefined && uidOf(m.cc, shard.master) !== uid,
           { shards: 3, replicas: 0 },
         );
-        return { o, inShard: await m.cc.inSlots(shard.slots, o.beforeKeys) };
+        return {
+          o,
+          inShard: await m.cc.inSlots(shard.slots, o.beforeKeys),
+          ackedLostInShard: await m.cc.inSlots(shard.slots, o.ackedLost),
+        };
       }),
     );
     solo.forEach((m, i) => {
-      const { o, inShard } = outcomes[i]!;
+      const { o, inShard, ackedLostInShard } = outcomes[i]!;
       record('replicasPerShard 0, pod deleted', m, o);
       if (m.persistence) {
         expect(o.ackedLost, m.label).toEqual([]);
         expect(o.beforeMissing, m.label).toEqual([]);
       } else {
         expect(o.beforeMissing.sort(), m.label).toEqual(inShard.sort());
+        expect(ackedLostInShard.length, m.label).toBe(o.ackedLost.length);
         const reasons = m.cc.events().map((e) => e.reason);
         expect(reasons).toContain('NoInSyncReplica');
         expect(reasons).toContain('SlotsLost');

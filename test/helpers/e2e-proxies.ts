@@ -91,7 +91,8 @@ export function startProxyTraffic(ns: string) {
   let otherErrors = 0;
   const loops = urls.map(async (base, n) => {
     for (let i = 0; !stopped; i++) {
-      const res = await fetch(`${base}/3/movie/${(i * 7 + n) % 400}`).catch(() => undefined);
+      // Movie ids 1–400: all exist upstream, so anything but a 200 is the proxy's doing.
+      const res = await fetch(`${base}/3/movie/${((i * 7 + n) % 400) + 1}`).catch(() => undefined);
       total++;
       if (!res || res.status >= 500) serverErrors++;
       else if (res.status >= 300) otherErrors++;
