@@ -165,6 +165,7 @@ try {
       ackedLost: rows.reduce((a, r) => a + r.ackedLost, 0),
       proxyRequests: served.total,
       proxyNon2xx: served.serverErrors + served.otherErrors,
+      proxyNon2xxByStatus: served.byStatus,
     }),
   );
 } finally {

@@ -247,3 +247,50 @@ export function masterToMove(pods: PodRef[], view: ClusterView): MasterMove | un
         }
   return best ? { shard: best.move.shard, pod: best.move.pod, addr: best.move.addr } : undefined;
 }
+
+/**
+ * After a drain (or any uneven placement), pods pile up in some failure domains while another
+ * holds none: masters cannot be spread with no replica there. When a schedulable domain holds
+ * two pods more than the emptiest, one in-sync replica there is re-created (its shard having
+ * no pod in the emptiest domain, so the scheduler's spread may put it there), preferring the
+ * busiest domain and a shard whose master sits where the most masters are.
+ */
+export function podToReplace(
+  pods: PodRef[],
+  view: ClusterView,
+  domains: string[],
+): { pod: string } | undefined {
+  // Only on a settled cluster, one pod at a time.
+  if (domains.length < 2 || pods.some((p) => p.terminating || !p.ready)) return undefined;
+  const nodes = nodesByPod(pods, view);
+  const podsIn = new Map(domains.map((d) => [d, 0]));
+  for (const p of pods)
+    if (p.domain && podsIn.has(p.domain)) podsIn.set(p.domain, podsIn.get(p.domain)! + 1);
+  const [emptiest, fewest] = [...podsIn].sort((a, b) => a[1] - b[1])[0]!;
+  const crowded = (p: PodRef) =>
+    p.domain !== undefined && (podsIn.get(p.domain) ?? 0) >= fewest + 2;
+  const mastersIn = new Map<string, number>();
+  const masterDomain = new Map<number, string | undefined>();
+  for (const s of new Set(pods.map((p) => p.shard))) {
+    const d = shardMaster(pods, nodes, s)?.pod.domain;
+    masterDomain.set(s, d);
+    if (d) mastersIn.set(d, (mastersIn.get(d) ?? 0) + 1);
+  }
+  const candidates = pods.filter((p) => {
+    const r = nodes.get(p.name);
+    return (
+      crowded(p) &&
+      !p.terminating &&
+      p.ready &&
+      r !== undefined &&
+      !isMaster(self(r)) &&
+      inSync(r) &&
+      !pods.some((q) => q.shard === p.shard && q.domain === emptiest)
+    );
+  });
+  // The busiest domain first, then the shard whose master shares its domain with the most.
+  const weight = (p: PodRef) =>
+    (podsIn.get(p.domain!) ?? 0) * 100 + (mastersIn.get(masterDomain.get(p.shard) ?? '') ?? 0);
+  const best = candidates.sort((a, b) => weight(b) - weight(a))[0];
+  return best ? { pod: best.name } : undefined;
+}

@@ -4,7 +4,7 @@
  * Level-triggered and idempotent: it reads the world each time and never trusts a cache it
  * did not just read (the informer's objects are cloned, never changed).
  */
-import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { V1Deployment, V1Node, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from '../../lib/log.ts';
 import { isPodReady } from '../../lib/pods.ts';
 import {
@@ -65,12 +65,16 @@ export interface Outcome {
 
 const STEP_TIMEOUT_MS = 120_000;
 const PROGRESS_WRITE_MS = 1000;
+/** Pods re-created to even out placement: at most one this often (each costs a full sync). */
+const REPLACE_EVERY_MS = 20_000;
 /** A warning about the same pod is repeated at most this often (reconciles run every ~250 ms). */
 const WARN_EVERY_MS = 60_000;
 
 export class Reconciler {
   readonly #o: ReconcilerOptions;
   readonly #warned = new Map<string, number>();
+  /** When a pod was last re-created to even out placement, per CacheCluster. */
+  readonly #replacedAt = new Map<string, number>();
   /** The master pod of each shard as this operator last wrote it (the informer's copy may lag). */
   readonly #masters = new Map<string, Map<string, string>>();
 
@@ -100,7 +104,9 @@ export class Reconciler {
         apps.listNamespacedStatefulSet({ namespace, labelSelector: selectorOf(cc, 'redis') }),
         apps.listNamespacedDeployment({ namespace, labelSelector: selectorOf(cc, 'proxy') }),
       ]);
-      const allPods = await this.#redisPods(cc, sets.items);
+      const nodeList = (await this.#o.kube.core.listNode()).items;
+      const zones = zonesByNode(nodeList);
+      const allPods = await this.#redisPods(cc, sets.items, zones);
       let view = await observe(conns, addrs(allPods));
       // First, before anything slower: masters that are going away hand over, replicas of
       // masters that are down take over, and legitimate nodes may serve replication.
@@ -110,11 +116,16 @@ export class Reconciler {
       // Shards beyond the spec stay until they provably own nothing (a scale-in drains them first).
       const keep = shardsToKeep(allPods, view, spec.redis.shards);
 
-      await this.#applyOwned(cc, spec, keep, password);
+      await this.#applyOwned(cc, spec, keep, password, new Set(zones.values()).size);
       await this.#prune(cc, spec, keep, sets.items, deployments.items);
 
       const pods = allPods.filter((p) => p.shard < keep);
-      const wanted = { shards: spec.redis.shards, podsPerShard: 1 + spec.redis.replicasPerShard };
+      const wanted = {
+        shards: spec.redis.shards,
+        podsPerShard: 1 + spec.redis.replicasPerShard,
+        domains: schedulableDomains(nodeList),
+        mayReplacePods: Date.now() - (this.#replacedAt.get(key) ?? 0) > REPLACE_EVERY_MS,
+      };
       let step = nextRedisStep(pods, view, wanted);
       if (step.kind !== 'wait' && step.kind !== 'settled') {
         if (step.kind === 'move-master') tookOver.add(step.pod);
@@ -195,12 +206,15 @@ export class Reconciler {
     return true;
   }
 
-  async #redisPods(cc: CacheCluster, sets: V1StatefulSet[]): Promise<PodRef[]> {
+  async #redisPods(
+    cc: CacheCluster,
+    sets: V1StatefulSet[],
+    zones: Map<string, string>,
+  ): Promise<PodRef[]> {
     const list = await this.#o.kube.core.listNamespacedPod({
       namespace: cc.metadata.namespace,
       labelSelector: selectorOf(cc, 'redis'),
     });
-    const zones = await this.#zonesByNode();
     // The revision each shard's pods should run (OnDelete: the operator restarts them).
     const revision = new Map(
       sets.map((s) => [s.metadata?.labels?.[LABEL_SHARD], s.status?.updateRevision]),
@@ -230,6 +244,7 @@ export class Reconciler {
     spec: CacheClusterSpec,
     shards: number,
     password: string | undefined,
+    zoneCount: number,
   ): Promise<void> {
     const { kube, image } = this.#o;
     const objects = desiredObjects(cc, {
@@ -237,21 +252,10 @@ export class Reconciler {
       shards,
       password,
       adminToken: await adminToken(kube, cc),
-      placement: { zones: new Set((await this.#zonesByNode()).values()).size },
+      placement: { zones: zoneCount },
       proxyImage: image,
     });
     for (const obj of objects) await apply(kube, obj);
-  }
-
-  /** The zone of every Kubernetes node that has one (failure domains; anti-affinity spread). */
-  async #zonesByNode(): Promise<Map<string, string>> {
-    const nodes = await this.#o.kube.core.listNode();
-    const out = new Map<string, string>();
-    for (const n of nodes.items) {
-      const zone = n.metadata?.labels?.['topology.kubernetes.io/zone'];
-      if (zone && n.metadata?.name) out.set(n.metadata.name, zone);
-    }
-    return out;
   }
 
   /** Deletes drained shards and proxies the spec no longer names (only objects this CacheCluster owns). */
@@ -298,6 +302,8 @@ export class Reconciler {
   ): Promise<void> {
     const { events } = this.#o;
     const seeds = addrs(pods);
+    // Shards beyond the spec get no slots: a rebalance never moves any onto a leaving shard.
+    const leaving = addrs(pods.filter((p) => p.shard >= withDefaults(cc.spec).redis.shards));
     const say = (line: string) => log.info(line);
     // MIGRATE authenticates to the target node with the cluster's password.
     const password = conns.opts.password;
@@ -375,7 +381,7 @@ export class Reconciler {
           await events.record(cc, 'Normal', 'ShardAdded', `shard ${s.shard} joined the cluster`);
         }
         return this.#migrate(cc, { state: 'ScalingOut', toShard: step.shards.at(-1)!.shard }, (o) =>
-          rebalance(conns, seeds, { ...o, password }),
+          rebalance(conns, seeds, { ...o, password, leaving }),
         );
       }
       case 'reassign-slots': {
@@ -387,6 +393,20 @@ export class Reconciler {
           'Warning',
           'SlotsLost',
           `${names.shard(cc.metadata.name, step.shard)} lost every copy of slots ${formatRanges(step.slots)} (their keys are gone): ${step.master.pod} serves them again, empty`,
+        );
+        return;
+      }
+      case 'replace-pod': {
+        this.#replacedAt.set(`${cc.metadata.namespace}/${cc.metadata.name}`, Date.now());
+        await this.#o.kube.core.deleteNamespacedPod({
+          name: step.pod,
+          namespace: cc.metadata.namespace,
+        });
+        await events.record(
+          cc,
+          'Normal',
+          'PodMoved',
+          `re-creating ${step.pod} (an in-sync replica) so the scheduler spreads the cluster's pods over every zone`,
         );
         return;
       }
@@ -412,7 +432,7 @@ export class Reconciler {
       }
       case 'rebalance':
         return this.#migrate(cc, { state: 'Rebalancing' }, (o) =>
-          rebalance(conns, seeds, { ...o, password }),
+          rebalance(conns, seeds, { ...o, password, leaving }),
         );
       case 'drain':
         return this.#migrate(cc, { state: 'Draining', fromShard: step.shard }, (o) =>
@@ -555,4 +575,24 @@ function isOutdated(pod: V1Pod, updateRevision: string | undefined): boolean {
 
 function addrs(pods: PodRef[]): string[] {
   return pods.flatMap((p) => (p.addr ? [p.addr] : []));
+}
+
+const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+/** The zone of every Kubernetes node that has one (failure domains; anti-affinity spread). */
+function zonesByNode(nodes: V1Node[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const n of nodes) {
+    const zone = n.metadata?.labels?.[ZONE_LABEL];
+    if (zone && n.metadata?.name) out.set(n.metadata.name, zone);
+  }
+  return out;
+}
+
+/** Zones of the nodes pods can be scheduled to (their names where nodes have no zone). */
+function schedulableDomains(nodes: V1Node[]): string[] {
+  const open = nodes.filter((n) => !n.spec?.unschedulable);
+  const zones = open.map((n) => n.metadata?.labels?.[ZONE_LABEL]);
+  const domains = zones.every(Boolean) ? zones : open.map((n) => n.metadata?.name);
+  return [...new Set(domains.filter((d): d is string => Boolean(d)))];
 }

@@ -8,7 +8,14 @@ import type { ClusterView, NodeReport } from '../redis/observe.ts';
 import { planRebalance } from '../redis/plan-rebalance.ts';
 import { isMaster, type NodeInfo, type SlotRange, slotCount, slotsOf } from '../redis/topology.ts';
 import { inSync, nodesByPod, type PodRef, self, shardMaster } from './cluster-pods.ts';
-import { lostMasters, lostSlots, masterToMove, podNameOf, shardOfPodName } from './failure-plan.ts';
+import {
+  lostMasters,
+  lostSlots,
+  masterToMove,
+  podNameOf,
+  podToReplace,
+  shardOfPodName,
+} from './failure-plan.ts';
 
 export type RedisStep =
   | { kind: 'wait'; reason: string; message: string }
@@ -28,6 +35,8 @@ export type RedisStep =
     }
   /** Masters crowd one failure domain: this in-sync replica elsewhere takes over its shard. */
   | { kind: 'move-master'; shard: number; pod: string; addr: string }
+  /** Pods crowd some failure domains while another has none: this replica is re-created. */
+  | { kind: 'replace-pod'; pod: string }
   | { kind: 'rebalance' }
   /** Migrations left open (importing/migrating) are finished, so no key is left behind. */
   | { kind: 'fix'; openSlots: number }
@@ -77,6 +86,10 @@ export interface Wanted {
   shards: number;
   /** 1 + replicasPerShard. */
   podsPerShard: number;
+  /** Failure domains pods can be scheduled to (zones, or nodes without zones). */
+  domains?: string[];
+  /** Re-creating a pod to even out placement is allowed now (it is rate-limited). */
+  mayReplacePods?: boolean;
 }
 
 export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted): RedisStep {
@@ -230,10 +243,11 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
   }
 
   // Balanced? Every master its share within 2 % (the same plan `rebalance` carries out).
-  // From the kept pods' own lines: a dead node's stale claim in another's view, or a drained
-  // node that still answers, is not a master to balance over.
+  // From the wanted shards' pods' own lines: a dead node's stale claim in another's view, a
+  // drained node that still answers, or a leaving shard's empty master is not one to balance over.
+  const wantedAddrs = new Set(pods.filter((p) => p.shard < shards).map((p) => p.addr));
   const masters = view.reports
-    .filter((r) => kept.has(r.addr))
+    .filter((r) => wantedAddrs.has(r.addr))
     .map(self)
     .filter((n) => isMaster(n) && !n.flags.has('handshake'));
   const moves = planRebalance(
@@ -245,7 +259,11 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
   const restart = rollingRestart(pods, nodes);
   if (restart) return restart;
   const move = masterToMove(pods, view);
-  return move ? { kind: 'move-master', ...move } : { kind: 'settled' };
+  if (move) return { kind: 'move-master', ...move };
+  const replace = wanted.mayReplacePods
+    ? podToReplace(pods, view, wanted.domains ?? [])
+    : undefined;
+  return replace ? { kind: 'replace-pod', ...replace } : { kind: 'settled' };
 }
 
 /** The next pod of a rolling change: one at a time, once every pod is back and ready. */

@@ -48,6 +48,7 @@ const STEP_REASON: Record<RedisStep['kind'], string> = {
   forget: 'Healing',
   'reassign-slots': 'SlotsLost',
   'move-master': 'SpreadingMasters',
+  'replace-pod': 'SpreadingPods',
   restart: 'RollingUpdate',
   settled: 'Settled',
 };

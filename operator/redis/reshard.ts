@@ -245,14 +245,19 @@ function movesFor(view: ClusterView, planned: ReturnType<typeof planRebalance>):
 export async function rebalance(
   conns: Connections,
   seeds: string[],
-  opts: ReshardOptions & { threshold?: number } = {},
+  opts: ReshardOptions & {
+    threshold?: number;
+    /** Masters (by address) that get no share: they are on their way out. */
+    leaving?: string[];
+  } = {},
 ): Promise<ReshardResult> {
   await fixCluster(conns, seeds, opts);
   const view = await observe(conns, seeds);
+  const leaving = new Set(opts.leaving ?? []);
   const moves = movesFor(
     view,
     planRebalance(
-      toMasterSlots(view, () => 1),
+      toMasterSlots(view, (m) => (leaving.has(m.addr) ? 0 : 1)),
       opts.threshold ?? 2,
     ),
   );
@@ -369,6 +374,19 @@ export async function removeShard(
     for (const id of goingIds)
       await conns.call(r.addr, 'CLUSTER', 'FORGET', id).catch(() => undefined);
   // The removed nodes hold nothing now; a soft reset stops them gossiping their way back in.
+  // A replica may still be applying the drain's deletions: it is reset once it is empty too.
+  await Promise.all(
+    going
+      .filter((n) => n.id !== leaving.id)
+      .map((n) =>
+        until(
+          `${n.addr} to be empty like its master`,
+          async () => (await conns.call<number>(n.addr, 'DBSIZE').catch(() => 0)) === 0,
+          opts.timeoutMs ?? 60_000,
+          100,
+        ).catch(() => undefined),
+      ),
+  );
   for (const n of going) {
     if ((await conns.call<number>(n.addr, 'DBSIZE').catch(() => -1)) === 0) {
       await conns.call(n.addr, 'CLUSTER', 'RESET', 'SOFT').catch(() => undefined);

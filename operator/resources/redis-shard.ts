@@ -132,8 +132,17 @@ function podSpec(
     mounts.push({ name: 'auth', mountPath: AUTH_DIR, readOnly: true });
   }
   if (!redis.persistence.enabled) volumes.push({ name: 'data', emptyDir: {} });
+  // All of the cluster's Redis pods spread over nodes and zones where the scheduler can (a
+  // pod re-created after a drain lands on the emptied node, so masters can move there).
+  const spread = [HOSTNAME, ZONE].map((topologyKey) => ({
+    maxSkew: 1,
+    topologyKey,
+    whenUnsatisfiable: 'ScheduleAnyway',
+    labelSelector: { matchLabels: componentSelector(cc, 'redis') },
+  }));
   return {
     affinity: shardAffinity(cc, shard, redis, placement),
+    topologySpreadConstraints: spread,
     ...(redis.tolerations ? { tolerations: redis.tolerations } : {}),
     ...(redis.nodeSelector ? { nodeSelector: redis.nodeSelector } : {}),
     terminationGracePeriodSeconds: 30,

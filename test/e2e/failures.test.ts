@@ -71,7 +71,10 @@ async function disrupt(
   name: string,
   act: () => Promise<void> | void,
   settled: () => boolean | Promise<boolean>,
-  shape = { shards: 3, replicas: 1 },
+  shape: { shards: number; replicas: number; healthyWithinMs?: number } = {
+    shards: 3,
+    replicas: 1,
+  },
 ): Promise<Outcome> {
   const beforeKeys = Array.from({ length: BEFORE_KEYS }, (_, i) => `${name}:before:${i}`);
   await cc.writeKeys(`${name}:before`, BEFORE_KEYS);
@@ -87,7 +90,7 @@ async function disrupt(
   await waitFor(`${cc.ns}: the disruption to take effect`, settled, 60_000, 100);
   await cc.waitReadyWithReplicas(shape.shards, shape.replicas);
   // Without replicas there is no master to move: the zones hold whatever the scheduler chose.
-  await cc.waitHealthy({ spread: shape.replicas > 0 });
+  await cc.waitHealthy({ spread: shape.replicas > 0 }, shape.healthyWithinMs);
   const readyS = (Date.now() - started) / 1000;
   const w = await writer.stop();
   const ackedKeys = w.acked.map((i) => `${name}:acked:${i}`);
@@ -296,6 +299,52 @@ describe('the operator under failure, persistence off (the default) and on', () 
       expect(bulkMissing, m.label).toEqual([]);
     });
   }, 360_000);
+
+  it('a node drained and put back: masters hand over, pods move, then spread over every zone again; nothing lost', async () => {
+    const redisOn = (node: string) =>
+      MODES.flatMap((m) => m.cc.redisPods()).filter((p) => p.spec?.nodeName === node);
+    const [node] = ['tc-node-1', 'tc-node-2', 'tc-node-3'].sort(
+      (a, b) => redisOn(b).length - redisOn(a).length,
+    );
+    // One drain for both CacheClusters: they share the nodes.
+    let drain: Promise<void> | undefined;
+    const drainOnce = () => {
+      drain ??= (async () => {
+        kubectl([
+          'drain',
+          node!,
+          '--pod-selector=app.kubernetes.io/component=redis',
+          '--delete-emptydir-data',
+          '--ignore-daemonsets',
+          '--timeout=240s',
+        ]);
+        kubectl(['uncordon', node!]);
+      })();
+      return drain;
+    };
+    const outcomes = await Promise.all(
+      MODES.map((m) =>
+        disrupt(
+          m.cc,
+          'drained',
+          drainOnce,
+          () => true,
+          // Pods come back to the node one at a time (a replica re-created every 20 s at most).
+          { shards: 3, replicas: 1, healthyWithinMs: 240_000 },
+        ),
+      ),
+    );
+    MODES.forEach((m, i) => {
+      const o = outcomes[i]!;
+      record('a node drained and put back', m, o);
+      expect(o.ackedLost, m.label).toEqual([]);
+      expect(o.beforeMissing, m.label).toEqual([]);
+      expect(
+        m.cc.redisPods().some((p) => p.spec?.nodeName === node),
+        m.label,
+      ).toBe(true);
+    });
+  }, 600_000);
 
   it('replicasPerShard 0, a pod deleted: without persistence its shard comes back empty and says so; with persistence nothing is lost', async () => {
     const solo = MODES.map((m) => ({ ...m, cc: new E2ECacheCluster(m.cc.ns, 'solo') }));

@@ -89,6 +89,8 @@ export function startProxyTraffic(ns: string) {
   let total = 0;
   let serverErrors = 0;
   let otherErrors = 0;
+  /** Answers other than 200 by status (0: no answer). */
+  const byStatus: Record<number, number> = {};
   const loops = urls.map(async (base, n) => {
     for (let i = 0; !stopped; i++) {
       // Movie ids 1–400: all exist upstream, so anything but a 200 is the proxy's doing.
@@ -96,6 +98,8 @@ export function startProxyTraffic(ns: string) {
       total++;
       if (!res || res.status >= 500) serverErrors++;
       else if (res.status >= 300) otherErrors++;
+      const status = res?.status ?? 0;
+      if (status !== 200) byStatus[status] = (byStatus[status] ?? 0) + 1;
       await res?.arrayBuffer();
     }
   });
@@ -105,7 +109,7 @@ export function startProxyTraffic(ns: string) {
     async stop() {
       stopped = true;
       await Promise.all(loops);
-      return { total, serverErrors, otherErrors };
+      return { total, serverErrors, otherErrors, byStatus };
     },
   };
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   lostSlots,
   masterToMove,
+  podToReplace,
   promotions,
   provablyEmpty,
   shardsToKeep,
@@ -240,5 +241,28 @@ describe('masters over failure domains', () => {
     moved[4] = { id: 'n20', addr: addr(2, 0), master: 'n21' };
     moved[5] = { id: 'n21', addr: addr(2, 1), slots: [{ start: 10922, end: 16383 }] };
     expect(masterToMove(placed, view(moved))).toMatchObject({ pod: 'cache-shard-0-1' });
+  });
+});
+
+describe('pods over failure domains', () => {
+  it('re-creates an in-sync replica of a crowded domain once another domain is empty (after a drain)', () => {
+    // Node A was drained: masters (ordinal 0) in B, replicas in C; A holds nothing.
+    const drained = pods(3).map((p) => ({ ...p, domain: p.ordinal === 0 ? 'B' : 'C' }));
+    const v = view(formed(3));
+    expect(podToReplace(drained, v, ['A', 'B', 'C'])).toEqual({ pod: 'cache-shard-0-1' });
+    // While A is cordoned it is no domain to fill; and nothing moves while a pod is not ready.
+    expect(podToReplace(drained, v, ['B', 'C'])).toBeUndefined();
+    const settling = drained.map((p, i) => (i === 5 ? { ...p, ready: false } : p));
+    expect(podToReplace(settling, v, ['A', 'B', 'C'])).toBeUndefined();
+    // Even spread: nothing to do.
+    expect(podToReplace(pods(3), v, ['zone-0', 'zone-1', 'zone-2'])).toBeUndefined();
+    expect(
+      nextRedisStep(drained, v, { ...wanted, domains: ['A', 'B', 'C'], mayReplacePods: true }),
+    ).toEqual({
+      kind: 'move-master',
+      shard: 0,
+      pod: 'cache-shard-0-1',
+      addr: addr(0, 1),
+    });
   });
 });
