@@ -71,10 +71,13 @@ async function disrupt(
   name: string,
   act: () => Promise<void> | void,
   settled: () => boolean | Promise<boolean>,
-  shape: { shards: number; replicas: number; healthyWithinMs?: number } = {
-    shards: 3,
-    replicas: 1,
-  },
+  shape: {
+    shards: number;
+    replicas: number;
+    healthyWithinMs?: number;
+    /** How long the disruption may take to show (a drain of many keys takes a while). */
+    settledWithinMs?: number;
+  } = { shards: 3, replicas: 1 },
 ): Promise<Outcome> {
   const beforeKeys = Array.from({ length: BEFORE_KEYS }, (_, i) => `${name}:before:${i}`);
   await cc.writeKeys(`${name}:before`, BEFORE_KEYS);
@@ -87,7 +90,12 @@ async function disrupt(
   );
   const started = Date.now();
   await act();
-  await waitFor(`${cc.ns}: the disruption to take effect`, settled, 60_000, 100);
+  await waitFor(
+    `${cc.ns}: the disruption to take effect`,
+    settled,
+    shape.settledWithinMs ?? 60_000,
+    100,
+  );
   await cc.waitReadyWithReplicas(shape.shards, shape.replicas);
   // Without replicas there is no master to move: the zones hold whatever the scheduler chose.
   await cc.waitHealthy({ spread: shape.replicas > 0 }, shape.healthyWithinMs);
@@ -287,6 +295,8 @@ describe('the operator under failure, persistence off (the default) and on', () 
             !kubectl(['get', 'statefulsets', '-n', m.cc.ns, '-o', 'name']).includes(
               'cache-shard-3',
             ),
+          // The rest of the drain (20 000 keys) runs after the failover.
+          { shards: 3, replicas: 1, settledWithinMs: 240_000 },
         );
         return { o, bulkMissing: await m.cc.missingKeys('drain:bulk', 20_000) };
       }),
