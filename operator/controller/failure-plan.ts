@@ -179,7 +179,15 @@ export function provablyEmpty(shard: number, pods: PodRef[], view: ClusterView):
   const nodes = nodesByPod(pods, view);
   if (members.some((p) => !nodes.has(p.name))) return false;
   const ids = new Set(members.map((p) => nodes.get(p.name)!.id));
-  if (members.some((p) => self(nodes.get(p.name)!).slots.length > 0 || nodes.get(p.name)!.keys > 0))
+  // A replica's keys are a copy of its master's: they count only when that master is of this
+  // shard (a replica that migrated to another shard's master holds nothing of its own).
+  const ownsKeys = (r: NodeReport) => {
+    const me = self(r);
+    return r.keys > 0 && (isMaster(me) || ids.has(me.masterId ?? ''));
+  };
+  if (
+    members.some((p) => self(nodes.get(p.name)!).slots.length > 0 || ownsKeys(nodes.get(p.name)!))
+  )
     return false;
   return !slotOwners(view).some((n) => ids.has(n.id) || shardOfPodName(podNameOf(n)) === shard);
 }

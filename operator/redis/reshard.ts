@@ -347,8 +347,14 @@ export async function removeShard(
   if (masters(view).length <= 1)
     throw new TiercacheError('BAD_REQUEST', 'the last master of a cluster cannot be removed');
   // A master that loses its last slot would otherwise turn into a replica of the node that
-  // took it (cluster-allow-replica-migration) and sync that node's data: it must stay empty.
-  await conns.call(masterAddr, 'CONFIG', 'SET', 'cluster-allow-replica-migration', 'no');
+  // took it (cluster-allow-replica-migration) and sync that node's data, and so would its
+  // replicas: they all must stay with the shard that is going.
+  const replicas = [...view.known.values()].filter((n) => n.masterId === leaving.id);
+  await Promise.all(
+    [masterAddr, ...replicas.map((r) => r.addr)].map((a) =>
+      conns.call(a, 'CONFIG', 'SET', 'cluster-allow-replica-migration', 'no'),
+    ),
+  );
   const weights = (m: NodeInfo) => (m.id === leaving.id ? 0 : 1);
   const moves = movesFor(view, planRebalance(toMasterSlots(view, weights), 0));
   opts.log?.(`draining ${masterAddr}: ${moves.length} slots to move`);

@@ -192,6 +192,9 @@ describe('removing a shard', () => {
     expect(shardsToKeep(pods(4), view(silent), 3)).toBe(4);
     const withKeys = drained.map((n) => (n.id === 'n30' ? { ...n, keys: 3 } : n));
     expect(shardsToKeep(pods(4), view(withKeys), 3)).toBe(4);
+    // Its replica followed the slots to another shard's master: a copy, not the shard's own.
+    const migrated = drained.map((n) => (n.id === 'n31' ? { ...n, master: 'n00', keys: 40 } : n));
+    expect(shardsToKeep(pods(4), view(migrated), 3)).toBe(3);
     // Deleted already: its pods are terminating and stopped answering; it is not re-created.
     const leaving = pods(4).map((p) => (p.shard === 3 ? { ...p, terminating: true } : p));
     const gone = drained.map((n) => (n.id.startsWith('n3') ? { ...n, down: true } : n));
