@@ -21,10 +21,30 @@ const OPERATOR_NS = `bench-operator-${process.pid}`;
 const RELEASE = `bf${process.pid}`;
 const cc = new E2ECacheCluster(NS);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const said = (gap: number | undefined) =>
+  gap === undefined ? `writes had not resumed after ${GIVE_UP_MS / 1000} s` : `${gap} ms`;
+/** Median and max of the rounds that recovered, and how many did not. */
+function summary(rounds: (number | undefined)[]) {
+  const ok = rounds.filter((g): g is number => g !== undefined);
+  return {
+    medianMs: median(ok) ?? null,
+    maxMs: ok.length > 0 ? Math.max(...ok) : null,
+    notRecovered: rounds.length - ok.length,
+    rounds: rounds.map((g) => g ?? null),
+  };
+}
 
-/** Kills shard `shard`'s master under a writer; returns the longest write gap (ms). */
-async function killedMasterGap(shard: number, recovered: () => Promise<void>): Promise<number> {
+const GIVE_UP_MS = 30_000;
+
+/**
+ * Kills shard `shard`'s master under a writer; returns the longest write gap (ms), or
+ * undefined when writes to the shard had not resumed after GIVE_UP_MS.
+ */
+async function killedMasterGap(
+  shard: number,
+  recovered: () => Promise<void>,
+): Promise<number | undefined> {
   const status = cc.get().status!.shards![shard]!;
   const keys = await cc.keysInSlots(status.slots, 20);
   const writer = cc.startPauseWriter(keys);
@@ -36,13 +56,17 @@ async function killedMasterGap(shard: number, recovered: () => Promise<void>): P
   );
   cc.crash(status.master);
   await recovered();
-  await waitFor(
+  const resumed = await waitFor(
     'writes to the shard to succeed again',
     () => cc.withClient(async (c) => (await c.set(keys[0]!, 'probe')) === 'OK').catch(() => false),
-    60_000,
+    GIVE_UP_MS,
     100,
+  ).then(
+    () => true,
+    () => false,
   );
-  return (await writer.stop()).longestMs;
+  const gap = (await writer.stop()).longestMs;
+  return resumed ? gap : undefined;
 }
 
 const startedHere = !recorded().some((p) => isAlive(p.pid));
@@ -61,7 +85,7 @@ try {
   );
   await cc.waitReadyWithReplicas();
 
-  const operator: number[] = [];
+  const operator: (number | undefined)[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     operator.push(
       await killedMasterGap(i % 3, async () => {
@@ -69,11 +93,13 @@ try {
         await cc.waitHealthy();
       }),
     );
-    console.log(`operator round ${i + 1}: longest write gap ${operator.at(-1)} ms`);
+    console.log(`operator round ${i + 1}: longest write gap ${said(operator.at(-1))}`);
   }
 
   // Redis alone: no operator to promote the replica or to re-attach the restarted node, so
-  // each round uses another shard.
+  // each round uses another shard. Without persistence the restarted node answers at the old
+  // address as a new node: the cluster flags the old master noaddr, which Redis never marks
+  // failed, so its own failover may never come (the figure says so).
   kubectl(['scale', 'deployment', '-n', OPERATOR_NS, '--all', '--replicas=0']);
   await waitFor(
     'the operator to stop',
@@ -81,19 +107,16 @@ try {
     60_000,
     500,
   );
-  const native: number[] = [];
+  const native: (number | undefined)[] = [];
   for (let i = 0; i < Math.min(ROUNDS, 3); i++) {
     native.push(await killedMasterGap(i, async () => {}));
-    console.log(`Redis alone round ${i + 1}: longest write gap ${native.at(-1)} ms`);
+    console.log(`Redis alone round ${i + 1}: longest write gap ${said(native.at(-1))}`);
   }
 
-  const op = median(operator);
-  const re = median(native);
   console.log(
     JSON.stringify({
-      operatorGapMs: { median: op, max: Math.max(...operator), rounds: operator },
-      redisAloneGapMs: { median: re, max: Math.max(...native), rounds: native },
-      ratio: Number((re / op).toFixed(1)),
+      operatorGap: summary(operator),
+      redisAloneGap: summary(native),
       target: 'operator gap ≤ 1500 ms',
     }),
   );

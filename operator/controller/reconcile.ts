@@ -4,6 +4,7 @@
  * Level-triggered and idempotent: it reads the world each time and never trusts a cache it
  * did not just read (the informer's objects are cloned, never changed).
  */
+import { createHash } from 'node:crypto';
 import type { V1Deployment, V1Node, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from '../../lib/log.ts';
 import { isPodReady } from '../../lib/pods.ts';
@@ -65,6 +66,8 @@ export interface Outcome {
 
 const STEP_TIMEOUT_MS = 120_000;
 const PROGRESS_WRITE_MS = 1000;
+/** Owned objects are applied again at least this often even when nothing changed (drift). */
+const REAPPLY_EVERY_MS = 30_000;
 /** Pods re-created to even out placement: at most one this often (each costs a full sync). */
 const REPLACE_EVERY_MS = 20_000;
 /** A warning about the same pod is repeated at most this often (reconciles run every ~250 ms). */
@@ -73,6 +76,8 @@ const WARN_EVERY_MS = 60_000;
 export class Reconciler {
   readonly #o: ReconcilerOptions;
   readonly #warned = new Map<string, number>();
+  /** What was last applied for each CacheCluster (a digest of the objects) and when. */
+  readonly #applied = new Map<string, { digest: string; at: number }>();
   /** When a pod was last re-created to even out placement, per CacheCluster. */
   readonly #replacedAt = new Map<string, number>();
   /** The master pod of each shard as this operator last wrote it (the informer's copy may lag). */
@@ -87,6 +92,7 @@ export class Reconciler {
     // Gone, or going: everything it owns goes with it (owner references).
     if (!cached || cached.metadata.deletionTimestamp) {
       this.#masters.delete(key);
+      this.#applied.delete(key);
       return {};
     }
     const cc = structuredClone(cached);
@@ -255,7 +261,15 @@ export class Reconciler {
       placement: { zones: zoneCount },
       proxyImage: image,
     });
+    // The same objects applied a moment ago need not be applied again: a reconcile that only
+    // watches Redis stays short, so a pod event (a crash) is acted on sooner. A periodic
+    // re-apply still corrects drift.
+    const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
+    const digest = createHash('sha256').update(JSON.stringify(objects)).digest('hex');
+    const last = this.#applied.get(key);
+    if (last && last.digest === digest && Date.now() - last.at < REAPPLY_EVERY_MS) return;
     for (const obj of objects) await apply(kube, obj);
+    this.#applied.set(key, { digest, at: Date.now() });
   }
 
   /** Deletes drained shards and proxies the spec no longer names (only objects this CacheCluster owns). */

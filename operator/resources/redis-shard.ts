@@ -91,15 +91,16 @@ export function shardAffinity(
 
 /**
  * How redis-server starts. Without persistence a restarted container finds the emptyDir's
- * nodes.conf but none of the data it describes; keeping it would bring the node back as the
- * owner of its slots with nothing in them, and its replica would resync the empty dataset. So
- * the node's identity lives exactly as long as its data: nodes.conf is removed at every start,
- * and the node comes back as a new, empty, quarantined node while its replica takes over.
+ * nodes.conf but none of the data it describes (and, from a replica's last full sync, an old
+ * dump.rdb it would load); keeping them would bring the node back as the owner of its slots
+ * with nothing (or stale keys) in them, and its replica would resync that. So the node lives
+ * exactly as long as its data: the directory is emptied at every start, and the node comes
+ * back as a new, empty, quarantined node while its replica takes over.
  */
 function serverCommand(redis: RedisSpec): { command: string[] } {
   if (redis.persistence.enabled) return { command: ['redis-server'] };
   return {
-    command: ['sh', '-c', `rm -f ${DATA_DIR}/nodes.conf && exec redis-server "$@"`, 'redis-server'],
+    command: ['sh', '-c', `rm -rf ${DATA_DIR}/* && exec redis-server "$@"`, 'redis-server'],
   };
 }
 

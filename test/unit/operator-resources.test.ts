@@ -61,14 +61,14 @@ describe('redis.conf', () => {
 });
 
 describe('shard StatefulSet', () => {
-  it('drops nodes.conf at every start without persistence, so a node never outlives its data', () => {
+  it('empties its data directory at every start without persistence, so a node never outlives its data', () => {
     const ephemeral = cc({});
     const c = shardStatefulSet(ephemeral, 0, ephemeral.spec.redis, { zones: 0 }).spec!.template
       .spec!.containers[0]!;
     expect(c.command).toEqual([
       'sh',
       '-c',
-      'rm -f /data/nodes.conf && exec redis-server "$@"',
+      'rm -rf /data/* && exec redis-server "$@"',
       'redis-server',
     ]);
     expect(c.args![0]).toBe('/etc/redis/redis.conf');
