@@ -79,10 +79,11 @@ export function redisConf(redis: RedisSpec): string {
  * replica, in sync with its master, so the PodDisruptionBudget protects a shard's last synced
  * copy. redis-cli reaches the node by the pod's own hostname (kubelet maps it to the pod IP
  * in /etc/hosts), the password comes from the auth Secret's file, never the command line.
+ * READY_HOST/READY_PORT override the address (tests run it against local servers).
  */
 export const READY_SCRIPT = `#!/bin/sh
 [ -r ${AUTH_DIR}/password ] && REDISCLI_AUTH="$(cat ${AUTH_DIR}/password)" && export REDISCLI_AUTH
-cli() { redis-cli --no-auth-warning -h "$(cat /etc/hostname)" -p ${REDIS_PORT} "$@"; }
+cli() { redis-cli --no-auth-warning -h "\${READY_HOST:-$(cat /etc/hostname)}" -p "\${READY_PORT:-${REDIS_PORT}}" "$@"; }
 cluster="$(cli cluster info)" || exit 1
 case "$cluster" in *cluster_known_nodes:1[!0-9]*|*cluster_known_nodes:0*) exit 1 ;; esac
 replication="$(cli info replication)" || exit 1

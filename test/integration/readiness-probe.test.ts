@@ -1,0 +1,87 @@
+/**
+ * The Redis pods' readiness probe (READY_SCRIPT) against real redis-server processes: Ready
+ * only as a member of the cluster and, as a replica, with its link to the master up and no
+ * sync in progress — what the per-shard PodDisruptionBudget relies on.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Connections, parseInfo } from '../../operator/redis/connections.ts';
+import { READY_SCRIPT } from '../../operator/resources/redis-config.ts';
+import { type RedisNode, startNodes } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+let dir: string;
+let nodes: RedisNode[];
+const conns = new Connections({ timeoutMs: 2000 });
+const addr = (n: RedisNode) => `${n.host}:${n.port}`;
+
+function ready(n: RedisNode): boolean {
+  const r = spawnSync('sh', [join(dir, 'ready.sh')], {
+    env: { ...process.env, READY_HOST: n.host, READY_PORT: String(n.port) },
+    timeout: 5000,
+  });
+  return r.status === 0;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tiercache-ready-'));
+  writeFileSync(join(dir, 'ready.sh'), READY_SCRIPT);
+  nodes = await startNodes(2, { cluster: true });
+});
+
+afterAll(async () => {
+  conns.close();
+  await Promise.all(nodes.map((n) => n.stop()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the Redis readiness probe', () => {
+  it('is not Ready alone, Ready as a member master, Ready as an in-sync replica, not Ready once its master is gone', async () => {
+    const [a, b] = nodes as [RedisNode, RedisNode];
+    expect(ready(a)).toBe(false);
+    await conns.call(addr(a), 'CLUSTER', 'ADDSLOTSRANGE', 0, 16383);
+    await conns.call(addr(b), 'CLUSTER', 'MEET', a.host, a.port);
+    await waitFor(
+      'the nodes to know each other',
+      async () =>
+        parseInfo(await conns.call<string>(addr(a), 'CLUSTER', 'INFO')).cluster_known_nodes === '2',
+      10_000,
+      50,
+    );
+    expect(ready(a)).toBe(true);
+    const id = await conns.call<string>(addr(a), 'CLUSTER', 'MYID');
+    await waitFor(
+      'b to replicate a',
+      () =>
+        conns.call(addr(b), 'CLUSTER', 'REPLICATE', id).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+      100,
+    );
+    await waitFor(
+      'b to be in sync',
+      async () =>
+        parseInfo(await conns.call<string>(addr(b), 'INFO', 'replication')).master_link_status ===
+        'up',
+      15_000,
+      50,
+    );
+    expect(ready(b)).toBe(true);
+    await a.kill();
+    await waitFor(
+      'b to see its master gone',
+      async () =>
+        parseInfo(await conns.call<string>(addr(b), 'INFO', 'replication')).master_link_status ===
+        'down',
+      10_000,
+      50,
+    );
+    expect(ready(b)).toBe(false);
+    expect(ready(a)).toBe(false);
+  });
+});
