@@ -15,6 +15,7 @@ export interface ConnectionOptions {
 
 export class Connections {
   readonly #clients = new Map<string, Redis>();
+  #closed = false;
   readonly opts: ConnectionOptions;
 
   constructor(opts: ConnectionOptions) {
@@ -44,6 +45,9 @@ export class Connections {
 
   /** Runs one command on a node; rejects with a TiercacheError naming the node on failure or timeout. */
   async call<T = unknown>(addr: string, ...args: (string | number | Buffer)[]): Promise<T> {
+    // Work left running after its owner closed these connections must not act on the cluster.
+    if (this.#closed)
+      throw new TiercacheError('L2_UNAVAILABLE', `${addr}: connections closed`, { addr });
     const c = this.client(addr);
     try {
       if (c.status === 'wait' || c.status === 'end')
@@ -72,6 +76,7 @@ export class Connections {
   }
 
   close(): void {
+    this.#closed = true;
     for (const c of this.#clients.values()) c.disconnect();
     this.#clients.clear();
   }

@@ -5,6 +5,7 @@
  * Ownership never moves while COUNTKEYSINSLOT is non-zero. BUSYKEY, TRYAGAIN and timeouts
  * (big keys) are retried; a crash mid-way leaves an open slot that `fix` finishes.
  */
+import { TiercacheError } from '../../lib/errors.ts';
 import { parseAddr } from './addr.ts';
 import type { Connections } from './connections.ts';
 
@@ -37,6 +38,14 @@ export async function migrateSlot(
   await conns.call(from.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
   // moveKeys returns only once the source has no key left in the slot.
   const moved = await moveKeys(conns, move, opts);
+  // ... and it was the source that said so: a node restarted empty at the source's address
+  // (its replica holding the keys now) must not let the slot move without them.
+  const id = await conns.call<string>(from.addr, 'CLUSTER', 'MYID');
+  if (id !== from.id)
+    throw new TiercacheError(
+      'UPSTREAM_FAILED',
+      `slot ${slot}: ${from.addr} is no longer ${from.id} (it answers as ${id}); not moving the slot`,
+    );
   await assignSlot(conns, slot, to.id, [to.addr, from.addr, ...opts.otherMasters]);
   return moved;
 }

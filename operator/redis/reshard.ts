@@ -75,8 +75,10 @@ async function runMoves(
     );
   };
   const ticker = setInterval(report, 1000);
+  // One failure stops every worker: none may go on moving slots from a view that is stale.
+  let failed = false;
   const worker = async () => {
-    while (next < moves.length) {
+    while (!failed && next < moves.length) {
       const move = moves[next++]!;
       await migrateSlot(conns, move, {
         password: opts.password,
@@ -91,13 +93,21 @@ async function runMoves(
       opts.onProgress?.({ slotsDone: slots, slotsTotal: moves.length, keysMoved: keys });
     }
   };
+  const guarded = () =>
+    worker().catch((err) => {
+      failed = true;
+      throw err;
+    });
   try {
-    await Promise.all(
+    // allSettled: the reconcile ends only once every worker has stopped (no zombie moves).
+    const results = await Promise.allSettled(
       Array.from(
         { length: Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, Math.max(1, moves.length)) },
-        worker,
+        guarded,
       ),
     );
+    const error = results.find((r) => r.status === 'rejected');
+    if (error) throw (error as PromiseRejectedResult).reason;
   } finally {
     clearInterval(ticker);
   }

@@ -107,14 +107,15 @@ describe('tiercache cluster heal', () => {
 
     for (const n of list) await n.moveToNewPort();
     conns.close();
-    const stale = checkCluster(await observe(conns, list.map(addr)));
+    const fresh = setup();
+    const stale = checkCluster(await observe(fresh, list.map(addr)));
     expect(stale.healthy).toBe(false);
 
     const healed = await runCli(['cluster', 'heal', ...list.map(addr)], {});
     expect(healed.code).toBe(0);
     await waitFor(
       'the cluster to be healthy at its new addresses',
-      async () => checkCluster(await observe(conns, list.map(addr))).healthy,
+      async () => checkCluster(await observe(fresh, list.map(addr))).healthy,
       60_000,
       250,
     );
