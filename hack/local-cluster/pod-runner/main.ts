@@ -99,6 +99,29 @@ const pvcInformer = makeInformer(kc, '/api/v1/persistentvolumeclaims', () =>
   core.listPersistentVolumeClaimForAllNamespaces(),
 );
 
+/**
+ * Claims of pods that are still stopping: a new pod mounting one waits until the old pod's
+ * processes are gone, as a ReadWriteOnce volume is unmounted before it is mounted again —
+ * two live Redis processes must never share one data directory (and node identity).
+ */
+const claimsReleased = new Map<string, Promise<void>>();
+const claimsOf = (pod: V1Pod): string[] =>
+  (pod.spec?.volumes ?? []).flatMap((v) =>
+    v.persistentVolumeClaim
+      ? [`${pod.metadata!.namespace}/${v.persistentVolumeClaim.claimName}`]
+      : [],
+  );
+
+function stopWorker(worker: PodWorker, stopping: Promise<void>): Promise<void> {
+  for (const claim of claimsOf(worker.pod)) {
+    const released = stopping.finally(() => {
+      if (claimsReleased.get(claim) === released) claimsReleased.delete(claim);
+    });
+    claimsReleased.set(claim, released);
+  }
+  return stopping;
+}
+
 async function finishDeletion(pod: V1Pod): Promise<void> {
   const uid = pod.metadata!.uid!;
   if (finishing.has(uid)) return;
@@ -107,7 +130,7 @@ async function finishDeletion(pod: V1Pod): Promise<void> {
     const worker = workers.get(uid);
     if (worker) {
       log(`${worker.name}: stopping (grace ${pod.metadata?.deletionGracePeriodSeconds ?? 30} s)`);
-      await worker.stop(pod.metadata?.deletionGracePeriodSeconds ?? 30);
+      await stopWorker(worker, worker.stop(pod.metadata?.deletionGracePeriodSeconds ?? 30));
       workers.delete(uid);
     }
     await core
@@ -145,8 +168,14 @@ function onPod(pod: V1Pod): void {
   const ip = pod.status?.podIP ?? allocateIp(node, podInformer.list());
   const worker = new PodWorker(pod, ip, { cluster: reader, writeStatus, log });
   workers.set(uid, worker);
+  const held = claimsOf(pod).flatMap((c) => {
+    const released = claimsReleased.get(c);
+    return released ? [released] : [];
+  });
+  if (held.length > 0)
+    log(`${worker.name}: waiting for its claims to be released by the pod before it`);
   log(`${worker.name}: starting on ${node.name} at ${ip}`);
-  void worker.start();
+  void Promise.allSettled(held).then(() => worker.start());
 }
 
 function onPodGone(pod: V1Pod): void {
@@ -154,7 +183,7 @@ function onPodGone(pod: V1Pod): void {
   if (!worker) return;
   workers.delete(pod.metadata!.uid!);
   log(`${worker.name}: deleted from the API; stopping its processes`);
-  void worker.stop(2, false); // already gone from the API: no hooks
+  void stopWorker(worker, worker.stop(2, false)); // already gone from the API: no hooks
 }
 
 /** Informers restart with back-off when their watch fails. */
