@@ -12,7 +12,7 @@ import { clusterDown } from '../hack/local-cluster/down.ts';
 import { isAlive, recorded } from '../hack/local-cluster/processes.ts';
 import { clusterUp } from '../hack/local-cluster/up.ts';
 import { E2ECacheCluster } from '../test/helpers/e2e-cachecluster.ts';
-import { helm, installOperator, kubectl } from '../test/helpers/kube.ts';
+import { installOperator, kubectl, removeAll } from '../test/helpers/kube.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -121,15 +121,6 @@ try {
     }),
   );
 } finally {
-  for (const run of [
-    () => kubectl(['delete', 'namespace', NS, '--wait=false']),
-    () => helm(['uninstall', RELEASE, '--namespace', OPERATOR_NS]),
-    () => kubectl(['delete', 'namespace', OPERATOR_NS, '--wait=false']),
-  ])
-    try {
-      run();
-    } catch {
-      // best effort
-    }
+  removeAll(RELEASE, OPERATOR_NS, [NS]);
   await clusterDown(startedHere);
 }

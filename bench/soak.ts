@@ -19,7 +19,7 @@ import {
   sampleCacheCluster,
   startProxyTraffic,
 } from '../test/helpers/e2e-proxies.ts';
-import { helm, installOperator, kubectl, kubectlJson } from '../test/helpers/kube.ts';
+import { installOperator, kubectl, leaseHolder, removeAll } from '../test/helpers/kube.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 10);
@@ -41,14 +41,7 @@ const KINDS: Kind[] = [
 
 let shards = 3;
 
-const leader = () =>
-  kubectlJson<{ spec: { holderIdentity?: string } }>([
-    'get',
-    'lease',
-    'tiercache-operator',
-    '-n',
-    OPERATOR_NS,
-  ]).spec.holderIdentity;
+const leader = () => leaseHolder(OPERATOR_NS);
 const podOf = (name: string) => cc.redisPods().find((p) => p.metadata?.name === name);
 
 /**
@@ -169,15 +162,6 @@ try {
     }),
   );
 } finally {
-  for (const run of [
-    () => kubectl(['delete', 'namespace', NS, '--wait=false']),
-    () => helm(['uninstall', RELEASE, '--namespace', OPERATOR_NS]),
-    () => kubectl(['delete', 'namespace', OPERATOR_NS, '--wait=false']),
-  ])
-    try {
-      run();
-    } catch {
-      // best effort
-    }
+  removeAll(RELEASE, OPERATOR_NS, [NS]);
   await clusterDown(startedHere);
 }

@@ -412,17 +412,12 @@ export class Reconciler {
       }
       case 'replace-pod': {
         this.#replacedAt.set(`${cc.metadata.namespace}/${cc.metadata.name}`, Date.now());
-        await this.#o.kube.core.deleteNamespacedPod({
-          name: step.pod,
-          namespace: cc.metadata.namespace,
-        });
-        await events.record(
+        return this.#recreatePod(
           cc,
-          'Normal',
+          step.pod,
           'PodMoved',
           `re-creating ${step.pod} (an in-sync replica) so the scheduler spreads the cluster's pods over every zone`,
         );
-        return;
       }
       case 'move-master': {
         const mode = await failOverTo(conns, step.addr, 'COORDINATED');
@@ -454,22 +449,23 @@ export class Reconciler {
         );
       case 'restart': {
         // A master's pod hands over during its preStop (the next reconcile sees it leaving).
-        await this.#o.kube.core.deleteNamespacedPod({
-          name: step.pod,
-          namespace: cc.metadata.namespace,
-        });
-        await events.record(
+        return this.#recreatePod(
           cc,
-          'Normal',
+          step.pod,
           'RollingUpdate',
           `restarting ${step.pod}${step.master ? ' (a master: its replica takes over first)' : ''} for the new revision`,
         );
-        return;
       }
       case 'wait':
       case 'settled':
         return;
     }
+  }
+
+  /** Deletes a Redis pod (its StatefulSet re-creates it) and says why in an Event. */
+  async #recreatePod(cc: CacheCluster, pod: string, reason: string, message: string) {
+    await this.#o.kube.core.deleteNamespacedPod({ name: pod, namespace: cc.metadata.namespace });
+    await this.#o.events.record(cc, 'Normal', reason, message);
   }
 
   /** Runs a slot migration, keeping status.migration current and counting what moved. */

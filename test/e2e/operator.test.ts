@@ -14,7 +14,7 @@ import { Connections } from '../../operator/redis/connections.ts';
 import { observe } from '../../operator/redis/observe.ts';
 import { E2ECacheCluster } from '../helpers/e2e-cachecluster.ts';
 import { prepareNamespace, sampleCacheCluster, startProxyTraffic } from '../helpers/e2e-proxies.ts';
-import { helm, installOperator, kubectl, kubectlJson } from '../helpers/kube.ts';
+import { helm, installOperator, kubectl, kubectlJson, leaseHolder } from '../helpers/kube.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const NS = `e2e-${process.pid}`;
@@ -41,16 +41,6 @@ const podsOf = (selector: string): V1Pod[] =>
   kubectlJson<{ items: V1Pod[] }>(['get', 'pods', '-n', NS, '-l', selector]).items;
 const redisPassword = () => cc.password();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function leaseHolder(): string | undefined {
-  return kubectlJson<{ spec: { holderIdentity?: string } }>([
-    'get',
-    'lease',
-    'tiercache-operator',
-    '-n',
-    OPERATOR_NS,
-  ]).spec.holderIdentity;
-}
 
 function slotCountOf(ranges: string): number {
   return ranges
@@ -317,7 +307,7 @@ describe('the operator, installed with helm', () => {
   it('scales 3 → 4 → 3 under proxy traffic with no 5xx and no key lost, surviving the loss of the leading operator mid-migration', async () => {
     await cc.writeKeys('scale', 30_000, 1024);
     const traffic = startProxyTraffic(NS);
-    const leaderBefore = leaseHolder()!;
+    const leaderBefore = leaseHolder(OPERATOR_NS)!;
     expect(leaderBefore).toBeTruthy();
 
     kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=4']);
@@ -333,7 +323,7 @@ describe('the operator, installed with helm', () => {
         await waitFor(
           'another operator to lead',
           () => {
-            const h = leaseHolder();
+            const h = leaseHolder(OPERATOR_NS);
             return h !== undefined && h !== leaderBefore;
           },
           60_000,
@@ -367,7 +357,7 @@ describe('the operator, installed with helm', () => {
   }, 600_000);
 
   it('reports controller-runtime and tiercache metrics, health and readiness on one port', async () => {
-    const holder = leaseHolder()!;
+    const holder = leaseHolder(OPERATOR_NS)!;
     const leader = kubectlJson<V1Pod>(['get', 'pod', holder, '-n', OPERATOR_NS]);
     const base = `http://${leader.status!.podIP}:8080`;
     expect((await fetch(`${base}/healthz`)).status).toBe(200);

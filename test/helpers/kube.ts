@@ -60,6 +60,31 @@ export function installOperator(release: string, namespace: string): void {
   ]);
 }
 
+/** The operator replica holding the leader-election Lease in `namespace`. */
+export function leaseHolder(namespace: string): string | undefined {
+  return kubectlJson<{ spec: { holderIdentity?: string } }>([
+    'get',
+    'lease',
+    'tiercache-operator',
+    '-n',
+    namespace,
+  ]).spec.holderIdentity;
+}
+
+/** Best effort: the namespaces go and the operator's release is uninstalled, whatever fails. */
+export function removeAll(release: string, operatorNamespace: string, namespaces: string[]): void {
+  for (const run of [
+    () => kubectl(['delete', 'namespace', ...namespaces, '--wait=false']),
+    () => helm(['uninstall', release, '--namespace', operatorNamespace]),
+    () => kubectl(['delete', 'namespace', operatorNamespace, '--wait=false']),
+  ])
+    try {
+      run();
+    } catch {
+      // best effort: the next step still runs
+    }
+}
+
 /** Runs kubectl; a failure throws an error whose message (and `stderr`) carries kubectl's stderr. */
 export function kubectl(args: string[], input?: string): string {
   try {
