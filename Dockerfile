@@ -14,5 +14,7 @@ COPY bin ./bin
 COPY lib ./lib
 COPY proxy ./proxy
 COPY operator ./operator
+# The CRDs, for `tiercache crds` (the chart's pre-upgrade hook).
+COPY crds ./crds
 USER 65532:65532
 ENTRYPOINT ["/nodejs/bin/node", "/app/bin/tiercache.ts"]

@@ -1,10 +1,13 @@
 /**
- * Cluster benchmark: two identical 3-master clusters holding 200k keys of 1 KB each get one
- * empty master added; one is rebalanced by `tiercache cluster rebalance`, the other by
- * `redis-cli --cluster rebalance --cluster-use-empty-masters`. Prints keys moved per second
- * for both (wall time of the whole command) and the ratio (target ≥ 2×), checks no key was
- * lost, then measures failover: kill a master of a 3+3 cluster (cluster-node-timeout 3000 ms)
- * and time until writes to its slots succeed again.
+ * Cluster benchmark: identical 3-master clusters holding 200k keys of 1 KB each get one empty
+ * master added and are rebalanced onto it, side by side in one run:
+ *   - Redis 7: `tiercache cluster rebalance` (MIGRATE) and `redis-cli --cluster rebalance
+ *     --cluster-use-empty-masters`;
+ *   - Valkey 9: tiercache with atomic slot migration (MIGRATESLOTS, the default there), tiercache
+ *     forced to MIGRATE (`--engine legacy`), and redis-cli.
+ * Prints keys moved per second (wall time of the whole command), the ratios (target ≥ 2× redis-cli)
+ * and keys lost, then measures failover: kill a master of a 3+3 Redis cluster
+ * (cluster-node-timeout 3000 ms) and time until writes to its slots succeed again.
  *
  *   npm run bench:cluster      (BENCH_KEYS=200000, BENCH_VALUE_BYTES=1024)
  */
@@ -22,9 +25,11 @@ const CLI = fileURLToPath(new URL('../bin/tiercache.ts', import.meta.url));
 const addr = (n: RedisNode) => `${n.host}:${n.port}`;
 const all: RedisNode[] = [];
 
-async function nodes(count: number): Promise<RedisNode[]> {
+type Server = 'redis' | 'valkey';
+
+async function nodes(count: number, server: Server): Promise<RedisNode[]> {
   const list = await Promise.all(
-    Array.from({ length: count }, () => startRedis({ cluster: true })),
+    Array.from({ length: count }, () => startRedis({ cluster: true, server })),
   );
   all.push(...list);
   return list;
@@ -36,8 +41,11 @@ async function keyCount(list: RedisNode[]): Promise<number> {
   return n;
 }
 
-async function prepared(conns: Connections): Promise<{ list: RedisNode[]; empty: RedisNode }> {
-  const list = await nodes(4);
+async function prepared(
+  conns: Connections,
+  server: Server,
+): Promise<{ list: RedisNode[]; empty: RedisNode }> {
+  const list = await nodes(4, server);
   await createCluster(conns, list.slice(0, 3).map(addr), { replicas: 0 });
   const c = new Cluster([{ host: list[0]!.host, port: list[0]!.port }], {
     enableAutoPipelining: true,
@@ -107,44 +115,72 @@ async function failoverSeconds(conns: Connections): Promise<number> {
 }
 
 const conns = new Connections({ timeoutMs: 10_000 });
+
+interface Run {
+  label: string;
+  server: Server;
+  /** The rebalance command, given the first node's address. */
+  command: (seed: string) => [string, string[]];
+}
+
+const tiercache =
+  (...extra: string[]) =>
+  (seed: string): [string, string[]] => [
+    process.execPath,
+    [CLI, 'cluster', 'rebalance', seed, ...extra],
+  ];
+const redisCli = (seed: string): [string, string[]] => [
+  'redis-cli',
+  ['--cluster', 'rebalance', seed, '--cluster-use-empty-masters'],
+];
+const RUNS: Run[] = [
+  { label: 'Redis 7   tiercache (MIGRATE)     ', server: 'redis', command: tiercache() },
+  { label: 'Redis 7   redis-cli --cluster     ', server: 'redis', command: redisCli },
+  { label: 'Valkey 9  tiercache (MIGRATESLOTS)', server: 'valkey', command: tiercache() },
+  {
+    label: 'Valkey 9  tiercache (MIGRATE)     ',
+    server: 'valkey',
+    command: tiercache('--engine', 'legacy'),
+  },
+  { label: 'Valkey 9  redis-cli --cluster     ', server: 'valkey', command: redisCli },
+];
+
 try {
   process.stderr.write(
-    `preparing two 3-master clusters with ${KEYS} keys of ${VALUE.length} B and an empty 4th master each…\n`,
+    `preparing ${RUNS.length} 3-master clusters with ${KEYS} keys of ${VALUE.length} B and an empty 4th master each…\n`,
   );
-  const ours = await prepared(conns);
-  const theirs = await prepared(conns);
-
-  process.stderr.write('rebalancing with tiercache…\n');
-  const oursSeconds = timed(process.execPath, [CLI, 'cluster', 'rebalance', addr(ours.list[0]!)]);
-  const oursMoved = await ours.empty.client().dbsize();
-  process.stderr.write('rebalancing with redis-cli…\n');
-  const theirsSeconds = timed('redis-cli', [
-    '--cluster',
-    'rebalance',
-    addr(theirs.list[0]!),
-    '--cluster-use-empty-masters',
-  ]);
-  const theirsMoved = await theirs.empty.client().dbsize();
-
-  const lostOurs = KEYS - (await keyCount(ours.list));
-  const lostTheirs = KEYS - (await keyCount(theirs.list));
-  const oursRate = oursMoved / oursSeconds;
-  const theirsRate = theirsMoved / theirsSeconds;
+  const results: { run: Run; moved: number; seconds: number; lost: number }[] = [];
+  for (const run of RUNS) {
+    // One cluster at a time: the runs do not compete for the two cores.
+    const { list, empty } = await prepared(conns, run.server);
+    process.stderr.write(`rebalancing: ${run.label.trim()}…\n`);
+    const [cmd, args] = run.command(addr(list[0]!));
+    const seconds = timed(cmd, args);
+    const moved = await empty.client().dbsize();
+    results.push({ run, moved, seconds, lost: KEYS - (await keyCount(list)) });
+    await Promise.all(list.map((n) => n.stop()));
+  }
   process.stderr.write('measuring failover…\n');
   const failover = await failoverSeconds(conns);
 
   console.log(
     `\ncluster benchmark: ${KEYS} keys of ${VALUE.length} B, 3 masters + 1 empty, node ${process.version}\n`,
   );
-  console.log(
-    `tiercache cluster rebalance   ${oursMoved} keys in ${oursSeconds.toFixed(2)} s = ${Math.round(oursRate)} keys/s, ${lostOurs} keys lost`,
-  );
-  console.log(
-    `redis-cli --cluster rebalance ${theirsMoved} keys in ${theirsSeconds.toFixed(2)} s = ${Math.round(theirsRate)} keys/s, ${lostTheirs} keys lost`,
-  );
-  console.log(
-    `ratio                         ${(oursRate / theirsRate).toFixed(2)}× redis-cli (target ≥ 2.00×)`,
-  );
+  const rate = (label: string) => {
+    const r = results.find((x) => x.run.label === label)!;
+    return r.moved / r.seconds;
+  };
+  for (const r of results) {
+    const cli = RUNS.find((x) => x.server === r.run.server && x.command === redisCli)!;
+    const ratio =
+      r.run.command === redisCli
+        ? ''
+        : `  ${(r.moved / r.seconds / rate(cli.label)).toFixed(2)}× redis-cli`;
+    console.log(
+      `${r.run.label}  ${r.moved} keys in ${r.seconds.toFixed(2)} s = ${Math.round(r.moved / r.seconds)} keys/s, ${r.lost} keys lost${ratio}`,
+    );
+  }
+  console.log('(target: tiercache ≥ 2.00× redis-cli on the same server)');
   console.log(
     `failover                      writes to a killed master's slots resumed after ${failover.toFixed(1)} s (cluster-node-timeout 3000 ms)`,
   );

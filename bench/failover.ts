@@ -12,7 +12,7 @@ import { clusterDown } from '../hack/local-cluster/down.ts';
 import { isAlive, recorded } from '../hack/local-cluster/processes.ts';
 import { clusterUp } from '../hack/local-cluster/up.ts';
 import { E2ECacheCluster } from '../test/helpers/e2e-cachecluster.ts';
-import { installOperator, kubectl, removeAll } from '../test/helpers/kube.ts';
+import { createCacheCluster, installOperator, kubectl, removeAll } from '../test/helpers/kube.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -73,16 +73,10 @@ const startedHere = !recorded().some((p) => isAlive(p.pid));
 await clusterUp();
 try {
   installOperator(RELEASE, OPERATOR_NS);
-  kubectl(['create', 'namespace', NS]);
-  kubectl(
-    ['apply', '-n', NS, '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'tiercache.io/v1alpha1',
-      kind: 'CacheCluster',
-      metadata: { name: 'cache' },
-      spec: { redis: { shards: 3, replicasPerShard: 1, maxMemory: '64Mi' }, proxies: [] },
-    }),
-  );
+  createCacheCluster(NS, {
+    redis: { shards: 3, replicasPerShard: 1, maxMemory: '64Mi' },
+    proxies: [],
+  });
   await cc.waitReadyWithReplicas();
 
   const operator: (number | undefined)[] = [];

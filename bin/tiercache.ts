@@ -43,6 +43,16 @@ const commands: Record<string, Command> = {
       process.exitCode = await runClusterCli(args);
     },
   },
+  crds: {
+    summary: 'apply the CacheCluster CRD (server-side) and wait until it is served',
+    help: () =>
+      "Usage: tiercache crds\n\nServer-side applies the CustomResourceDefinitions this version ships (crds/) with the\nfield manager tiercache-operator and waits until each is Established. The Helm chart runs it\nas a pre-upgrade hook (helm installs crds/ once and never upgrades them). Uses the pod's\nServiceAccount in a cluster, else KUBECONFIG.\n",
+    run: async () => {
+      const { applyCrds } = await import('../operator/crds.ts');
+      const { createLogger } = await import('../lib/log.ts');
+      await applyCrds(createLogger('info', { service: 'tiercache-crds' }));
+    },
+  },
   up: {
     summary:
       'run the local stack: a 6-node Redis Cluster, the demo upstream and two regional proxies',

@@ -4,6 +4,7 @@
  * `/config` view, so the three never drift apart.
  */
 import { ConfigError } from './errors.ts';
+import { type Addr, formatAddr, matchAddr } from './redis/addr.ts';
 
 export interface EnvVar<T> {
   readonly name: string;
@@ -106,6 +107,21 @@ export function text<D extends string | undefined>(
   });
 }
 
+/** Comma-separated Kubernetes names (RFC 1123 labels, e.g. namespaces). */
+export function nameList(name: string, opts: Common<string[]>): EnvVar<string[]> {
+  const allowed =
+    'comma-separated lower-case names of up to 63 letters, digits and "-", e.g. team-a,team-b';
+  return make(name, opts, allowed, (raw) => {
+    const items = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const item of items)
+      if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(item)) fail(name, item, allowed);
+    return [...new Set(items)];
+  });
+}
+
 export function httpUrl<D extends string | undefined>(
   name: string,
   opts: Common<D>,
@@ -123,26 +139,18 @@ export function httpUrl<D extends string | undefined>(
   });
 }
 
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type HostPort = Addr;
 
 /** Comma-separated host:port list, as in the seed's REDIS_CLUSTER_NODES. */
 export function hostPortList(name: string, opts: Common<HostPort[]>): EnvVar<HostPort[]> {
-  const allowed = 'comma-separated host:port pairs, e.g. redis1:6379,redis2:6379';
+  const allowed = 'comma-separated host:port pairs, e.g. redis1:6379,[fd00::5]:6379';
   return make(name, opts, allowed, (raw) => {
     const items = raw
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
     if (items.length === 0) fail(name, raw, allowed);
-    return items.map((item) => {
-      const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(item);
-      const port = Number(m?.[2]);
-      if (!m || port < 1 || port > 65535) fail(name, item, allowed);
-      return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
-    });
+    return items.map((item) => matchAddr(item) ?? fail(name, item, allowed));
   });
 }
 
@@ -163,7 +171,7 @@ export function formatValue(v: EnvVar<unknown>, value: unknown): string {
   if (v.secret) return value === undefined ? '(unset)' : '(set, redacted)';
   if (value === undefined) return '(unset)';
   if (Array.isArray(value))
-    return value.map((x) => (typeof x === 'object' ? `${x.host}:${x.port}` : String(x))).join(',');
+    return value.map((x) => (typeof x === 'object' ? formatAddr(x) : String(x))).join(',');
   return String(value);
 }
 

@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'UPSTREAM_RATE_LIMITED'
   | 'UPSTREAM_TIMEOUT'
   | 'L2_UNAVAILABLE'
-  | 'TIMEOUT';
+  | 'TIMEOUT'
+  /** Work stopped on purpose (the process is shutting down) at a point where nothing is half done. */
+  | 'CANCELLED';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   CONFIG_INVALID: 500,
@@ -26,6 +28,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   UPSTREAM_TIMEOUT: 504,
   L2_UNAVAILABLE: 503,
   TIMEOUT: 504,
+  CANCELLED: 503,
 };
 
 export class TiercacheError extends Error {

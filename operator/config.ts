@@ -1,5 +1,5 @@
 /** `tiercache operator` settings, from the environment (the chart sets them). */
-import { bool, integer, oneOf, readEnv, text, type Values } from '../lib/env.ts';
+import { bool, integer, nameList, oneOf, readEnv, text, type Values } from '../lib/env.ts';
 
 export const operatorEnv = {
   host: text('HOST', { default: '0.0.0.0', help: 'address of the health and metrics server' }),
@@ -24,6 +24,10 @@ export const operatorEnv = {
   namespace: text('POD_NAMESPACE', {
     default: 'default',
     help: 'namespace of the leader election Lease (the operator’s own namespace)',
+  }),
+  watchNamespaces: nameList('WATCH_NAMESPACES', {
+    default: [],
+    help: 'namespaces whose CacheClusters this operator manages (empty: every namespace)',
   }),
   leaderElection: bool('LEADER_ELECTION', {
     default: true,

@@ -7,13 +7,17 @@ import { hostname } from 'node:os';
 import Fastify from 'fastify';
 import { createLogger } from '../lib/log.ts';
 import { loadOperatorConfig } from './config.ts';
+import { describeError } from './controller/errors.ts';
 import { EventRecorder } from './controller/events.ts';
 import { keyOf, startWatches } from './controller/informers.ts';
 import { connect } from './controller/kube.ts';
 import { LeaderElector } from './controller/leader.ts';
 import { WorkQueue } from './controller/queue.ts';
 import { Reconciler } from './controller/reconcile.ts';
-import { createOperatorMetrics, WORKERS } from './metrics.ts';
+import { CONTROLLER, createOperatorMetrics, WORKERS } from './metrics.ts';
+
+/** How long SIGTERM waits for running reconciles (within the pod's 30 s grace period). */
+const DRAIN_MS = 20_000;
 
 export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadOperatorConfig(env);
@@ -21,7 +25,10 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
   const identity = config.podName ?? `${hostname()}-${process.pid}`;
   const kube = connect();
   const metrics = createOperatorMetrics();
-  const queue = new WorkQueue(metrics.queue);
+  const queue = new WorkQueue(metrics.queue(CONTROLLER));
+  // Pod events that say a Redis server went down also go here: a worker of their own runs
+  // only the failover phase, so a crash is not queued behind a long reconcile.
+  const crashes = new WorkQueue(metrics.queue(`${CONTROLLER}-crash`));
 
   const elector = config.leaderElection
     ? new LeaderElector({
@@ -34,7 +41,13 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
       })
     : undefined;
 
-  const watches = await startWatches(kube, log, (key) => queue.add(key));
+  const watches = await startWatches(
+    kube,
+    log,
+    config.watchNamespaces,
+    (key) => queue.add(key),
+    (key) => crashes.add(key),
+  );
   const health = Fastify({ logger: false });
   health.get('/healthz', async () => ({ status: 'ok' }));
   // Listening starts once every watch has listed its objects: from then on, ready.
@@ -43,14 +56,32 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
   const address = await health.listen({ host: config.host, port: config.port });
-  log.info({ address, identity }, 'tiercache operator started');
+  log.info(
+    {
+      address,
+      identity,
+      namespaces: config.watchNamespaces.length > 0 ? config.watchNamespaces : 'all',
+    },
+    'tiercache operator started',
+  );
 
   let stopping = false;
+  // Aborted on SIGTERM: a migration finishes its slots in flight and stops, so the next leader
+  // finds no slot half moved. The Lease is held until then: no one else reconciles meanwhile.
+  const draining = new AbortController();
+  let working: Promise<unknown> = Promise.resolve();
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    draining.abort();
     queue.stop();
+    crashes.stop();
+    const finished = await Promise.race([
+      working.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), DRAIN_MS).unref()),
+    ]);
+    if (!finished) log.warn({ waitedMs: DRAIN_MS }, 'reconciles still running at exit');
     await elector?.release();
     await watches.stop();
     await health.close();
@@ -72,18 +103,27 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
     events: new EventRecorder(kube, log, identity),
     image: config.image,
     redisTimeoutMs: config.redisTimeoutMs,
+    stopping: draining.signal,
     lookup: (key) => {
       const [namespace, name] = key.split('/');
-      return watches.cacheClusters.get(name!, namespace);
+      return watches.cacheCluster(namespace!, name!);
     },
   });
   const resync = () => {
-    for (const cc of watches.cacheClusters.list()) queue.add(keyOf(cc));
+    for (const cc of watches.listCacheClusters()) queue.add(keyOf(cc));
   };
   resync();
   setInterval(resync, config.resyncSeconds * 1000).unref();
 
-  await queue.run(async (key) => {
+  const crashWork = crashes.run(async (key) => {
+    try {
+      await reconciler.failOverNow(key);
+    } catch (err) {
+      // The reconcile that follows every pod event tries again.
+      log.warn({ cachecluster: key, err: describeError(err) }, 'crash failover failed');
+    }
+  }, WORKERS);
+  const reconcileWork = queue.run(async (key) => {
     const started = performance.now();
     metrics.activeWorkers.inc();
     try {
@@ -97,7 +137,7 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
     } catch (err) {
       const retryMs = queue.retry(key);
       log.warn(
-        { cachecluster: key, err: (err as Error).message, retryMs },
+        { cachecluster: key, err: describeError(err), retryMs },
         'reconcile failed; retrying',
       );
       metrics.reconciled('error', (performance.now() - started) / 1000);
@@ -105,4 +145,6 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
       metrics.activeWorkers.dec();
     }
   }, WORKERS);
+  working = Promise.all([crashWork, reconcileWork]);
+  await working;
 }

@@ -110,11 +110,12 @@ export function createOperatorMetrics() {
       reconcileTime.labels(CONTROLLER).observe(seconds);
     },
     activeWorkers: activeWorkers.labels(CONTROLLER),
-    queue: {
-      onDepth: (n: number) => depth.labels(CONTROLLER).set(n),
-      onAdd: () => adds.labels(CONTROLLER).inc(),
-      onRetry: () => retries.labels(CONTROLLER).inc(),
-    },
+    /** Hooks for a work queue, by its name (controller-runtime's workqueue metrics). */
+    queue: (name: string) => ({
+      onDepth: (n: number) => depth.labels(name).set(n),
+      onAdd: () => adds.labels(name).inc(),
+      onRetry: () => retries.labels(name).inc(),
+    }),
     leader: leader.labels('tiercache-operator'),
     failovers,
     slotsMigrated,

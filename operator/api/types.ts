@@ -1,7 +1,7 @@
 /**
- * The CacheCluster resource (tiercache.io/v1alpha1) as TypeScript types, and the defaults the
- * CRD's schema gives (applied here too, so the operator never depends on a field the API
- * server may not have filled, e.g. an object stored before a default was added).
+ * The CacheCluster resource (tiercache.io/v1alpha1) as TypeScript types. Each field reads as
+ * its description in the CRD (crds/cacheclusters.tiercache.io.yaml), which also holds the
+ * defaults; `withDefaults` applies them from there.
  */
 import type {
   V1Affinity,
@@ -9,6 +9,7 @@ import type {
   V1ResourceRequirements,
   V1Toleration,
 } from '@kubernetes/client-node';
+import { applyDefaults, cacheClusterSpecSchema } from './defaults.ts';
 
 export const GROUP = 'tiercache.io';
 export const VERSION = 'v1alpha1';
@@ -16,6 +17,7 @@ export const PLURAL = 'cacheclusters';
 export const KIND = 'CacheCluster';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
+/** maxmemory-policy once maxMemory is reached. */
 export type EvictionPolicy =
   | 'allkeys-lru'
   | 'allkeys-lfu'
@@ -26,49 +28,99 @@ export type EvictionPolicy =
   | 'volatile-ttl'
   | 'noeviction';
 
+/** Keep data across pod restarts on a PersistentVolumeClaim per pod. */
 export interface PersistenceSpec {
+  /** Give every Redis pod a volume (fixed at creation). Default false. */
   enabled: boolean;
+  /** Size of each pod's volume; it may grow, never shrink. Default 1Gi. */
   size: string;
+  /** StorageClass of the volumes ("" for the cluster default). */
   storageClassName: string;
+  /** Write an append-only file (appendonly yes) as well as snapshots. Default true. */
   appendOnly: boolean;
 }
 
+/** Password protection of Redis (requirepass and masterauth). */
 export interface AuthSpec {
+  /** Require a password; one is generated into a Secret unless secretName is given. Default true. */
   enabled: boolean;
+  /** An existing Secret whose key "password" holds the password. */
   secretName?: string;
 }
 
+/** The Redis Cluster. */
 export interface RedisSpec {
+  /** Redis image (any Redis 7 or later, or Valkey). Default redis:7.2. */
   image: string;
+  /**
+   * Number of masters; the 16384 slots are spread evenly over them. Scaling out adds shards
+   * and moves slots (with their keys) onto them; scaling in drains a shard before deleting it.
+   * Default 3.
+   */
   shards: number;
+  /** Replicas of each master (0 means no failover for that shard). Default 1. */
   replicasPerShard: number;
+  /** maxmemory of each Redis node, as a Kubernetes quantity (e.g. 256Mi, 1Gi). Default 256Mi. */
   maxMemory: string;
+  /** Default allkeys-lru. */
   evictionPolicy: EvictionPolicy;
+  /**
+   * cluster-node-timeout in milliseconds: how long a node may be unreachable before Redis
+   * fails it over. Default 5000.
+   */
   nodeTimeoutMs: number;
   persistence: PersistenceSpec;
   auth: AuthSpec;
+  /** Compute resources of each Redis container. */
   resources?: V1ResourceRequirements;
+  /**
+   * Extra affinity for Redis pods; the operator always adds anti-affinity so a master and its
+   * replicas never share a node (or a zone).
+   */
   affinity?: V1Affinity;
+  /** Tolerations of Redis pods. */
   tolerations?: V1Toleration[];
+  /** Node labels Redis pods must run on. */
   nodeSelector?: Record<string, string>;
 }
 
+/** The API a proxy caches. */
 export type Upstream = 'tmdb' | 'crypto';
 
+/** A regional caching proxy (one Deployment and Service). */
 export interface ProxySpec {
+  /** Name of the proxy (its Deployment is <cachecluster>-proxy-<name>). */
   name: string;
   upstream: Upstream;
+  /**
+   * Region of this proxy: sets REGION and, unless nodeSelector is given, the node selector
+   * topology.kubernetes.io/region=<region>.
+   */
   region: string;
+  /** Proxy pods. Default 2. */
   replicas: number;
+  /** Proxy image (default the operator's own image). */
   image?: string;
+  /**
+   * Secret key holding the upstream's API key (TMDB_API_KEY or CRYPTO_API_KEY), in the
+   * CacheCluster's namespace. Without it the proxy serves labelled demo data.
+   */
   apiKeySecretRef?: { name: string; key: string };
+  /**
+   * Extra proxy settings (TTL overrides, LOG_LEVEL, …). The operator owns REGION, REDIS_* and
+   * the API key variables.
+   */
   env?: Record<string, string>;
+  /** Node labels the proxy pods must run on (replaces the region selector). */
   nodeSelector?: Record<string, string>;
+  /** Compute resources of each proxy container. */
   resources?: V1ResourceRequirements;
 }
 
+/** The desired Redis Cluster and proxies. */
 export interface CacheClusterSpec {
   redis: RedisSpec;
+  /** Regional caching proxies (one Deployment and Service each). */
   proxies: ProxySpec[];
 }
 
@@ -81,29 +133,44 @@ export interface Condition {
   message: string;
 }
 
+/** One shard as observed: its master, replicas, slots and keys. */
 export interface ShardStatus {
+  /** The shard's StatefulSet (<cachecluster>-shard-<i>). */
   name: string;
+  /** Pod serving as master. */
   master: string;
+  /** Pods replicating the master. */
   replicas: string[];
+  /** Slot ranges the master serves, e.g. "0-5460". */
   slots: string;
+  /** Keys on the master (refreshed at most once a minute). */
   keys: number;
 }
 
+/** Slot migration in progress, if any. */
 export interface MigrationStatus {
   state: 'Idle' | 'ScalingOut' | 'Rebalancing' | 'Draining';
+  /** The shard being drained. */
   fromShard?: number;
+  /** The shard being added. */
   toShard?: number;
   slotsDone?: number;
   slotsTotal?: number;
 }
 
+/** What the operator observed. */
 export interface CacheClusterStatus {
+  /** The spec generation this status describes. */
   observedGeneration?: number;
+  /** Shards whose master serves its slots (the scale subresource's status). */
   readyShards?: number;
+  /** Ready, Progressing and Degraded (metav1.Condition). */
   conditions?: Condition[];
   shards?: ShardStatus[];
+  /** The Redis pods' DNS addresses, as the proxies are given them. */
   nodes?: string[];
   migration?: MigrationStatus;
+  /** Ready pods of each regional proxy. */
   proxies?: { name: string; region: string; readyReplicas: number }[];
 }
 
@@ -117,32 +184,8 @@ export interface CacheCluster {
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
-/** The spec with every default of the CRD's schema filled in. */
+/** The spec with every default of the CRD's schema filled in (defaults.ts: the CRD is their one source). */
 export function withDefaults(spec: DeepPartial<CacheClusterSpec> | undefined): CacheClusterSpec {
-  const r = spec?.redis ?? {};
-  return {
-    redis: {
-      ...(r as Partial<RedisSpec>),
-      image: r.image ?? 'redis:7.2',
-      shards: r.shards ?? 3,
-      replicasPerShard: r.replicasPerShard ?? 1,
-      maxMemory: r.maxMemory ?? '256Mi',
-      evictionPolicy: r.evictionPolicy ?? 'allkeys-lru',
-      nodeTimeoutMs: r.nodeTimeoutMs ?? 5000,
-      persistence: {
-        enabled: r.persistence?.enabled ?? false,
-        size: r.persistence?.size ?? '1Gi',
-        storageClassName: r.persistence?.storageClassName ?? '',
-        appendOnly: r.persistence?.appendOnly ?? true,
-      },
-      auth: {
-        enabled: r.auth?.enabled ?? true,
-        ...(r.auth?.secretName ? { secretName: r.auth.secretName } : {}),
-      },
-    },
-    proxies: (spec?.proxies ?? []).map((p) => ({
-      ...(p as ProxySpec),
-      replicas: p?.replicas ?? 2,
-    })),
-  };
+  const filled = applyDefaults(cacheClusterSpecSchema(), spec ?? {}) as CacheClusterSpec;
+  return { ...filled, proxies: filled.proxies ?? [] };
 }

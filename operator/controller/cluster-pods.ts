@@ -2,8 +2,9 @@
  * The Redis pods of a CacheCluster and the nodes they answer for (pure): what the planners
  * share.
  */
+
+import { isMaster, type NodeInfo } from '../../lib/redis/topology.ts';
 import type { ClusterView, NodeReport } from '../redis/observe.ts';
-import { isMaster, type NodeInfo } from '../redis/topology.ts';
 
 export interface PodRef {
   name: string;
@@ -23,11 +24,19 @@ export interface PodRef {
   domain?: string | undefined;
 }
 
+/** The addresses of the pods that have one. */
+export function addrs(pods: PodRef[]): string[] {
+  return pods.flatMap((p) => (p.addr ? [p.addr] : []));
+}
+
 export const self = (r: NodeReport): NodeInfo => r.nodes.find((n) => n.flags.has('myself'))!;
 
+/** From `INFO replication`: the link to the master is up and no full sync is in progress. */
+export const linkInSync = (replication: Record<string, string>): boolean =>
+  replication.master_link_status === 'up' && replication.master_sync_in_progress === '0';
+
 /** A replica whose link to its master is up and that is not in the middle of a full sync. */
-export const inSync = (r: NodeReport): boolean =>
-  r.replication.master_link_status === 'up' && r.replication.master_sync_in_progress === '0';
+export const inSync = (r: NodeReport): boolean => linkInSync(r.replication);
 
 /** The node of each pod that answered, by pod name. */
 export function nodesByPod(pods: PodRef[], view: ClusterView): Map<string, NodeReport> {

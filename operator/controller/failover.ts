@@ -4,9 +4,10 @@
  * quarantined nodes are admitted, and a shard with no surviving copy gets its slots back on
  * its new empty master. Never CLUSTER RESET or FLUSHALL on a node that holds data.
  */
+
+import { type SlotRange, slotCount } from '../../lib/redis/topology.ts';
 import type { Connections } from '../redis/connections.ts';
 import type { ClusterView } from '../redis/observe.ts';
-import { type SlotRange, slotCount } from '../redis/topology.ts';
 import { until } from '../redis/wait.ts';
 import type { LostSlots, Promotion } from './failure-plan.ts';
 
@@ -14,6 +15,11 @@ import type { LostSlots, Promotion } from './failure-plan.ts';
 export type FailoverMode = 'COORDINATED' | 'FORCE' | 'TAKEOVER';
 
 const ELECTION_MS = 3000;
+/**
+ * A FORCE election is over in tens of ms when a majority of masters votes; when none comes by
+ * then, the masters that would vote are down too (the view was older than the crash): take over.
+ */
+const FORCE_ELECTION_MS = 1000;
 
 async function becameMaster(conns: Connections, addr: string, ms: number): Promise<boolean> {
   try {
@@ -39,7 +45,8 @@ export async function failOverTo(
   mode: FailoverMode,
 ): Promise<FailoverMode> {
   await conns.call(addr, 'CLUSTER', 'FAILOVER', ...(mode === 'COORDINATED' ? [] : [mode]));
-  if (await becameMaster(conns, addr, ELECTION_MS)) return mode;
+  if (await becameMaster(conns, addr, mode === 'FORCE' ? FORCE_ELECTION_MS : ELECTION_MS))
+    return mode;
   if (mode !== 'FORCE') throw new Error(`${addr} did not take over (CLUSTER FAILOVER ${mode})`);
   await conns.call(addr, 'CLUSTER', 'FAILOVER', 'TAKEOVER');
   if (await becameMaster(conns, addr, ELECTION_MS)) return 'TAKEOVER';

@@ -6,8 +6,9 @@
  * domain. "Provably" means evidence from the pod (gone, not running, or answering as another
  * node) or from Redis (marked failed) — never a timeout alone.
  */
+
+import { isMaster, type NodeInfo, type SlotRange } from '../../lib/redis/topology.ts';
 import type { ClusterView, NodeReport } from '../redis/observe.ts';
-import { isMaster, type NodeInfo, type SlotRange } from '../redis/topology.ts';
 import { inSync, nodesByPod, type PodRef, self, shardMaster } from './cluster-pods.ts';
 
 /** The pod a node belongs to, from the hostname it announces (`<pod>.<service>.<ns>.svc`). */
@@ -40,15 +41,22 @@ export function whyDown(m: NodeInfo, pods: PodRef[], view: ClusterView): string 
   if (!pod) return `its pod ${name ?? m.addr} is gone`;
   if (pod.terminating) return `its pod ${pod.name} is being deleted`;
   if (!pod.running || !pod.addr) return `its pod ${pod.name} is not running`;
-  const there = view.reports.find((r) => r.addr === pod.addr);
-  if (there) return `its pod ${pod.name} restarted as a new, empty node`;
+  if (answersAsNewNode(m, pods, view)) return `its pod ${pod.name} restarted as a new, empty node`;
   return undefined;
+}
+
+/** The pod of a master that does not answer answers as another node: its data is gone. */
+function answersAsNewNode(m: NodeInfo, pods: PodRef[], view: ClusterView): boolean {
+  const pod = pods.find((p) => p.name === podNameOf(m));
+  return pod?.addr !== undefined && view.reports.some((r) => r.addr === pod.addr && r.id !== m.id);
 }
 
 export interface LostMaster {
   shard: number;
   node: NodeInfo;
   why: string;
+  /** Its pod answers as a new node: its data is gone for good (no volume, or a lost one). */
+  dataGone: boolean;
 }
 
 /** Masters holding slots that are provably down, with the shard their pod belongs to. */
@@ -57,10 +65,21 @@ export function lostMasters(pods: PodRef[], view: ClusterView): LostMaster[] {
   for (const m of slotOwners(view)) {
     const why = whyDown(m, pods, view);
     const shard = shardOfPodName(podNameOf(m));
-    if (why && shard !== undefined) out.push({ shard, node: m, why });
+    if (why && shard !== undefined)
+      out.push({ shard, node: m, why, dataGone: answersAsNewNode(m, pods, view) });
   }
   return out;
 }
+
+/**
+ * A replica whose link to its master has not been up once since it started: its data came
+ * from its own volume and is as old as its last shutdown (a replica re-created from its claim
+ * a moment before its master crashed). Its master, restarting with persistence, comes back
+ * with writes this replica never saw, so it is promoted only when that master's data is gone.
+ */
+export const neverSynced = (r: NodeReport): boolean =>
+  r.replication.master_link_status !== 'up' &&
+  r.replication.master_link_down_since_seconds === '-1';
 
 export interface Promotion {
   shard: number;
@@ -80,7 +99,7 @@ export function hasQuorum(view: ClusterView): boolean {
 
 /** The most caught-up replica of a lost master that holds its data, if any. */
 function bestReplica(
-  lost: NodeInfo,
+  lost: LostMaster,
   pods: PodRef[],
   view: ClusterView,
 ): { pod: PodRef; report: NodeReport } | undefined {
@@ -88,7 +107,8 @@ function bestReplica(
   let best: { pod: PodRef; report: NodeReport; offset: number } | undefined;
   for (const pod of pods) {
     const r = nodes.get(pod.name);
-    if (!r || pod.terminating || self(r).masterId !== lost.id || !holdsData(r)) continue;
+    if (!r || pod.terminating || self(r).masterId !== lost.node.id || !holdsData(r)) continue;
+    if (neverSynced(r) && !lost.dataGone) continue;
     const offset = Number(r.replication.slave_repl_offset ?? 0);
     if (!best || offset > best.offset) best = { pod, report: r, offset };
   }
@@ -100,7 +120,7 @@ export function promotions(pods: PodRef[], view: ClusterView): Promotion[] {
   const takeover = !hasQuorum(view);
   const out: Promotion[] = [];
   for (const lost of lostMasters(pods, view)) {
-    const best = bestReplica(lost.node, pods, view);
+    const best = bestReplica(lost, pods, view);
     if (!best) continue;
     out.push({
       shard: lost.shard,

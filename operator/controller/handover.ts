@@ -4,9 +4,10 @@
  * most caught-up replica of its shard to take over with a coordinated CLUSTER FAILOVER, so
  * writes pause for the handover only, instead of waiting out cluster-node-timeout.
  */
+
+import { isMaster } from '../../lib/redis/topology.ts';
 import type { Connections } from '../redis/connections.ts';
 import type { ClusterView, NodeReport } from '../redis/observe.ts';
-import { isMaster } from '../redis/topology.ts';
 import { inSync, nodesByPod, type PodRef, self } from './cluster-pods.ts';
 import { failOverTo } from './failover.ts';
 import { podNameOf, shardOfPodName } from './failure-plan.ts';

@@ -2,6 +2,8 @@
  * Watches what the operator reacts to — CacheClusters, and the pods, StatefulSets and
  * Deployments it manages — and turns every change into the key of the CacheCluster concerned.
  * A watch that fails is restarted with back-off; the CacheCluster cache is what reconciles read.
+ * Cluster-wide by default; given namespaces, one set of watches per namespace, so the operator
+ * needs no cluster-wide read of anything but nodes (a namespaced install).
  */
 import {
   type Informer,
@@ -9,11 +11,14 @@ import {
   type ListPromise,
   makeInformer,
   type ObjectCache,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import type { Logger } from '../../lib/log.ts';
 import { type CacheCluster, GROUP, PLURAL, VERSION } from '../api/types.ts';
 import { FIELD_MANAGER, LABEL_CLUSTER } from '../resources/names.ts';
+import { type ChangeEvent, statusOnlyFilter } from './change-filter.ts';
 import type { Kube } from './kube.ts';
+import { redisWentDown } from './pod-refs.ts';
 
 const MANAGED = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;
 const RESTART_BASE_MS = 500;
@@ -21,16 +26,23 @@ const RESTART_MAX_MS = 30_000;
 
 /** Started watches: every one has listed its objects by the time startWatches resolves. */
 export interface Watches {
-  cacheClusters: ObjectCache<CacheCluster>;
+  cacheCluster(namespace: string, name: string): CacheCluster | undefined;
+  listCacheClusters(): CacheCluster[];
   stop(): Promise<void>;
 }
 
 export const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
 
+/**
+ * `enqueue` gets the key of every change; `redisDown` also gets it when a pod event says a
+ * Redis server stopped (the crash fast path).
+ */
 export async function startWatches(
   kube: Kube,
   log: Logger,
+  namespaces: string[],
   enqueue: (key: string) => void,
+  redisDown: (key: string) => void = () => undefined,
 ): Promise<Watches> {
   const { custom, core, apps } = kube;
   const informers: Informer<KubernetesObject>[] = [];
@@ -42,15 +54,19 @@ export async function startWatches(
     list: ListPromise<T>,
     keyFor: (o: T) => string | undefined,
     labelSelector?: string,
+    isDown?: (o: T, deleted: boolean) => boolean,
+    ignore?: (o: T, event: ChangeEvent) => boolean,
   ): Promise<Informer<T> & ObjectCache<T>> => {
     const informer = makeInformer(kube.config, path, list, labelSelector);
-    const onChange = (o: T) => {
+    const onChange = (event: ChangeEvent) => (o: T) => {
       const key = keyFor(o);
-      if (key) enqueue(key);
+      if (!key || ignore?.(o, event)) return;
+      if (isDown?.(o, event === 'delete')) redisDown(key);
+      enqueue(key);
     };
-    informer.on('add', onChange);
-    informer.on('update', onChange);
-    informer.on('delete', onChange);
+    informer.on('add', onChange('add'));
+    informer.on('update', onChange('update'));
+    informer.on('delete', onChange('delete'));
     let failures = 0;
     informer.on('connect', () => {
       failures = 0;
@@ -76,29 +92,74 @@ export async function startWatches(
     const cluster = o.metadata?.labels?.[LABEL_CLUSTER];
     return cluster ? `${o.metadata?.namespace}/${cluster}` : undefined;
   };
-  const cacheClusters = await watch<CacheCluster>(
-    'cacheclusters',
-    `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-    () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
-    keyOf,
-  );
-  // What the CacheClusters own, found by the managed-by label and keyed to their owner.
-  const owned: [string, string, ListPromise<KubernetesObject>][] = [
-    ['pods', '/api/v1/pods', () => core.listPodForAllNamespaces({ labelSelector: MANAGED })],
-    [
+  // A CacheCluster's own status writes come back as updates: only a new generation (the spec)
+  // or a deletion wakes its reconcile, so a steady cluster is not reconciled in a loop.
+  const statusOnly = statusOnlyFilter();
+  const caches = new Map<string | undefined, ObjectCache<CacheCluster>>();
+  for (const namespace of namespaces.length > 0 ? namespaces : [undefined]) {
+    const at = namespace === undefined ? '' : `/namespaces/${namespace}`;
+    const scope = { labelSelector: MANAGED };
+    // One list call per scope: the whole cluster, or this namespace.
+    const scoped =
+      <T>(all: () => T, one: (ns: string) => T) =>
+      () =>
+        namespace === undefined ? all() : one(namespace);
+    const cacheClusters = await watch<CacheCluster>(
+      'cacheclusters',
+      `/apis/${GROUP}/${VERSION}${at}/${PLURAL}`,
+      scoped(
+        () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }),
+        (ns) =>
+          custom.listNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: PLURAL,
+            namespace: ns,
+          }),
+      ),
+      keyOf,
+      undefined,
+      undefined,
+      statusOnly,
+    );
+    caches.set(namespace, cacheClusters);
+    // What the CacheClusters own, found by the managed-by label and keyed to their owner.
+    await watch<V1Pod>(
+      'pods',
+      `/api/v1${at}/pods`,
+      scoped(
+        () => core.listPodForAllNamespaces(scope),
+        (ns) => core.listNamespacedPod({ ...scope, namespace: ns }),
+      ),
+      ownerKey,
+      MANAGED,
+      redisWentDown,
+    );
+    await watch(
       'statefulsets',
-      '/apis/apps/v1/statefulsets',
-      () => apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED }),
-    ],
-    [
+      `/apis/apps/v1${at}/statefulsets`,
+      scoped(
+        () => apps.listStatefulSetForAllNamespaces(scope),
+        (ns) => apps.listNamespacedStatefulSet({ ...scope, namespace: ns }),
+      ),
+      ownerKey,
+      MANAGED,
+    );
+    await watch(
       'deployments',
-      '/apis/apps/v1/deployments',
-      () => apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED }),
-    ],
-  ];
-  for (const [what, path, list] of owned) await watch(what, path, list, ownerKey, MANAGED);
+      `/apis/apps/v1${at}/deployments`,
+      scoped(
+        () => apps.listDeploymentForAllNamespaces(scope),
+        (ns) => apps.listNamespacedDeployment({ ...scope, namespace: ns }),
+      ),
+      ownerKey,
+      MANAGED,
+    );
+  }
   return {
-    cacheClusters,
+    cacheCluster: (namespace, name) =>
+      (caches.get(undefined) ?? caches.get(namespace))?.get(name, namespace),
+    listCacheClusters: () => [...caches.values()].flatMap((c) => c.list()),
     async stop() {
       stopped = true;
       await Promise.all(informers.map((i) => i.stop()));

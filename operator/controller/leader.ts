@@ -1,12 +1,15 @@
 /**
  * Lease-based leader election (coordination.k8s.io/v1), as client-go does it: the leader
  * renews its Lease every few seconds; a standby takes over once the Lease has not been renewed
- * for its duration. Updates carry the resourceVersion, so two replicas can never both win.
+ * for its duration, as this replica's clock measures it (lease-clock.ts: skew between the
+ * replicas' clocks does not matter). Updates carry the resourceVersion, so two replicas can
+ * never both win.
  * Lease timestamps are MicroTime (V1MicroTime), which the API server requires.
  */
 import { type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from '../../lib/log.ts';
 import { isConflict, isNotFound, type Kube } from './kube.ts';
+import { type LeaseObservation, leaseFree, observeLease } from './lease-clock.ts';
 
 export interface LeaderOptions {
   kube: Kube;
@@ -23,6 +26,7 @@ export class LeaderElector {
   #stopped = false;
   #timer: NodeJS.Timeout | undefined;
   #lastRenew = 0;
+  #observed: LeaseObservation | undefined;
 
   constructor(options: LeaderOptions) {
     this.#o = options;
@@ -87,11 +91,8 @@ export class LeaderElector {
       }
       const spec = lease.spec ?? {};
       const mine = spec.holderIdentity === identity;
-      const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
-      const expired =
-        !spec.holderIdentity ||
-        renewed + (spec.leaseDurationSeconds ?? leaseSeconds) * 1000 < Date.now();
-      if (!mine && !expired) {
+      this.#observed = observeLease(this.#observed, spec, Date.now());
+      if (!mine && !leaseFree(this.#observed, spec, leaseSeconds, Date.now())) {
         this.#leading = false;
         return false;
       }

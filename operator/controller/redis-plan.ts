@@ -3,10 +3,17 @@
  * nodes report. One step per reconcile, level-triggered: the next reconcile sees the result
  * and picks the following step, so an operator restart anywhere just resumes.
  */
+
+import {
+  isMaster,
+  type NodeInfo,
+  type SlotRange,
+  slotCount,
+  slotsOf,
+} from '../../lib/redis/topology.ts';
 import { checkCluster } from '../redis/check.ts';
 import type { ClusterView, NodeReport } from '../redis/observe.ts';
 import { planRebalance } from '../redis/plan-rebalance.ts';
-import { isMaster, type NodeInfo, type SlotRange, slotCount, slotsOf } from '../redis/topology.ts';
 import { inSync, nodesByPod, type PodRef, self, shardMaster } from './cluster-pods.ts';
 import {
   lostMasters,
@@ -47,6 +54,10 @@ export type RedisStep =
   | { kind: 'restart'; pod: string; master: boolean }
   | { kind: 'settled' };
 
+/** Steps that delete a pod (its StatefulSet re-creates it). */
+export const deletesPod = (step: RedisStep): boolean =>
+  step.kind === 'replace-pod' || step.kind === 'restart';
+
 /**
  * Why slots must not move yet: nodes that disagree on the slot map, or one whose cluster
  * state is not ok (a node that just joined does not accept keys yet).
@@ -82,6 +93,21 @@ function deadNodes(view: ClusterView): NodeInfo[] {
   );
 }
 
+/**
+ * A node that does not answer and that a live node still imports a slot from or migrates one
+ * to. Forgetting it would clear that open slot (Redis drops IMPORTING/MIGRATING states naming
+ * a forgotten node), so `fix` could no longer finish it, and the keys already moved would be
+ * stranded on a node that does not own their slot (found by the failure suite: a drain's source
+ * killed, its node forgotten before the slots it had in flight were finished; one key lost).
+ */
+function openSlotWithAbsentNode(view: ClusterView): boolean {
+  const live = new Set(view.reports.map((r) => r.id));
+  return view.reports.some((r) => {
+    const me = self(r);
+    return [...me.importing.values(), ...me.migrating.values()].some((id) => !live.has(id));
+  });
+}
+
 export interface Wanted {
   shards: number;
   /** 1 + replicasPerShard. */
@@ -90,6 +116,12 @@ export interface Wanted {
   domains?: string[];
   /** Re-creating a pod to even out placement is allowed now (it is rate-limited). */
   mayReplacePods?: boolean;
+  /**
+   * Shards that held an election less than twice the node timeout ago: Redis's masters vote
+   * for a shard at most once in that window, and a coordinated failover that wins no vote
+   * pauses the master's writes for up to 5 s each time it is tried.
+   */
+  electedRecently?: Set<number>;
 }
 
 export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted): RedisStep {
@@ -136,19 +168,21 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
   }
 
   // Nodes are forgotten only while every pod answers: a pod that is restarting still owns its
-  // node, which comes back (with its id, from its volume) at the pod's new address.
+  // node, which comes back (with its id, from its volume) at the pod's new address. Nor while
+  // an open slot names a node that is gone: `fix` finishes it first.
   const allAnswered = pods.every((p) => nodes.has(p.name));
+  const mayForget = allAnswered && !openSlotWithAbsentNode(view);
   // Among the kept pods only: a drained shard's nodes, reset and on their way out, stay out.
   const kept = new Set(pods.map((p) => p.addr));
   if (!everyoneMet(view.reports.filter((r) => kept.has(r.addr))))
-    return { kind: 'heal', forget: allAnswered };
-  if (allAnswered && deadNodes(view).length > 0) return { kind: 'heal', forget: true };
+    return { kind: 'heal', forget: mayForget };
+  if (mayForget && deadNodes(view).length > 0) return { kind: 'heal', forget: true };
 
   const podAddrs = new Set(pods.map((p) => p.addr));
   const strays = [...view.known.values()].filter(
     (n) => !podAddrs.has(n.addr) && n.slots.length === 0 && !n.flags.has('handshake'),
   );
-  if (allAnswered && strays.length > 0)
+  if (mayForget && strays.length > 0)
     return { kind: 'forget', nodes: strays.map((n) => ({ id: n.id, addr: n.addr })) };
 
   const shardCount = Math.max(shards, ...pods.map((p) => p.shard + 1));
@@ -259,11 +293,37 @@ export function nextRedisStep(pods: PodRef[], view: ClusterView, wanted: Wanted)
   const restart = rollingRestart(pods, nodes);
   if (restart) return restart;
   const move = masterToMove(pods, view);
+  if (move && wanted.electedRecently?.has(move.shard))
+    return {
+      kind: 'wait',
+      reason: 'SpreadingMasters',
+      message: `shard ${move.shard}'s master moves to ${move.pod} once its masters may vote for it again (twice the node timeout after its last election)`,
+    };
   if (move) return { kind: 'move-master', ...move };
-  const replace = wanted.mayReplacePods
-    ? podToReplace(pods, view, wanted.domains ?? [])
-    : undefined;
-  return replace ? { kind: 'replace-pod', ...replace } : { kind: 'settled' };
+  const replace = podToReplace(pods, view, wanted.domains ?? []);
+  if (!replace) {
+    // A pod starting, syncing or on its way out (a re-creation just begun) may hide the next
+    // re-creation (nothing is moved until every pod is Ready): not settled until then, so
+    // Ready never precedes a planned disruption (found by the failure suite: a master crashed
+    // on "Settled" while its replica was being re-created, and the shard lost writes).
+    const unready = pods.filter((p) => !p.ready || p.terminating).map((p) => p.name);
+    if (unready.length > 0 && (wanted.domains ?? []).length > 1)
+      return {
+        kind: 'wait',
+        reason: 'PodsNotReady',
+        message: `waiting for ${unready.join(', ')} to be Ready`,
+      };
+    return { kind: 'settled' };
+  }
+  // Each re-created pod costs a full sync: one at a time, and not settled (Ready) meanwhile,
+  // since the next one will leave its shard without an in-sync replica for a while.
+  if (!wanted.mayReplacePods)
+    return {
+      kind: 'wait',
+      reason: 'SpreadingPods',
+      message: `${replace.pod} is re-created next to spread the pods over every zone (one pod every 20 s at most)`,
+    };
+  return { kind: 'replace-pod', ...replace };
 }
 
 /** The next pod of a rolling change: one at a time, once every pod is back and ready. */

@@ -1,11 +1,13 @@
 /**
  * The Redis password and the proxies' admin token of a CacheCluster: read from their Secrets,
- * generated once when missing. A user-given auth.secretName supplies the password instead.
+ * generated once when missing. A user-given auth.secretName supplies the password instead;
+ * `<cc>-redis-auth` also keeps a password rotation under way (auth-plan.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
 import { names } from '../resources/names.ts';
+import type { StoredAuth } from './auth-plan.ts';
 import { isNotFound, type Kube } from './kube.ts';
 
 async function readKey(kube: Kube, namespace: string, name: string, key: string) {
@@ -21,10 +23,41 @@ async function readKey(kube: Kube, namespace: string, name: string, key: string)
 
 const generate = () => randomBytes(24).toString('base64url');
 
-export async function redisPassword(
+/** What `<cc>-redis-auth` holds of the password and a rotation under way (empty when missing). */
+export async function readStoredAuth(kube: Kube, cc: CacheCluster): Promise<StoredAuth> {
+  const { namespace, name } = cc.metadata;
+  try {
+    const secret = await kube.core.readNamespacedSecret({
+      name: names.authSecret(name),
+      namespace,
+    });
+    const get = (key: string) => {
+      const v = secret.data?.[key];
+      return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+    };
+    return { password: get('password'), next: get('next'), retiring: get('retiring') };
+  } catch (err) {
+    if (isNotFound(err)) return {};
+    throw err;
+  }
+}
+
+/** The password the nodes accept now, as the operator last recorded it (`<cc>-redis-auth-in-use`). */
+export async function readInUsePassword(kube: Kube, cc: CacheCluster): Promise<string | undefined> {
+  const { namespace, name } = cc.metadata;
+  return readKey(kube, namespace, names.authInUseSecret(name), 'password');
+}
+
+/**
+ * The password the nodes should end up with: the user's Secret's (auth.secretName), else the
+ * generated one being introduced or in use, else a new one (the generated Secret was deleted,
+ * or the cluster is new).
+ */
+export async function desiredPassword(
   kube: Kube,
   cc: CacheCluster,
   spec: CacheClusterSpec,
+  stored: StoredAuth,
 ): Promise<string> {
   const { namespace } = cc.metadata;
   const given = spec.redis.auth.secretName;
@@ -34,9 +67,7 @@ export async function redisPassword(
       throw new TiercacheError('BAD_REQUEST', `Secret ${namespace}/${given} has no key "password"`);
     return password;
   }
-  return (
-    (await readKey(kube, namespace, names.authSecret(cc.metadata.name), 'password')) ?? generate()
-  );
+  return stored.next ?? stored.password ?? generate();
 }
 
 export async function adminToken(kube: Kube, cc: CacheCluster): Promise<string> {

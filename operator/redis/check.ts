@@ -2,7 +2,7 @@
  * Health of a cluster from an observed view (pure): what makes it unhealthy (problems) and
  * what deserves attention (warnings), plus a per-shard summary.
  */
-import type { ClusterView } from './observe.ts';
+
 import {
   formatRanges,
   isFailed,
@@ -11,7 +11,8 @@ import {
   slotCount,
   slotsOf,
   toRanges,
-} from './topology.ts';
+} from '../../lib/redis/topology.ts';
+import type { ClusterView } from './observe.ts';
 
 export interface ShardSummary {
   id: string;

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { TiercacheError } from '../../lib/errors.ts';
-import { parseAddr } from './addr.ts';
+import { parseAddr } from '../../lib/redis/addr.ts';
 import { type CheckResult, checkCluster } from './check.ts';
 import { Connections } from './connections.ts';
 import { createCluster } from './create.ts';
@@ -35,6 +35,8 @@ Options (every command):
   --password P    Redis AUTH password (default: $REDIS_PASSWORD)
   --timeout S     per-command timeout in seconds (default 5)
   --concurrency N slots migrated at once (default 16)
+  --engine E      how slots move: auto (Valkey 9's atomic slot migration where
+                  every master has it, else MIGRATE) or legacy (always MIGRATE)
   --json          print the result as JSON
 `;
 
@@ -46,6 +48,7 @@ const OPTIONS = {
   'no-rebalance': { type: 'boolean' },
   threshold: { type: 'string' },
   concurrency: { type: 'string' },
+  engine: { type: 'string' },
   password: { type: 'string' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
@@ -111,8 +114,23 @@ export async function runClusterCli(argv: string[]): Promise<number> {
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new TiercacheError('BAD_REQUEST', '--concurrency must be a whole number ≥ 1');
   }
+  const engine = values.engine ?? 'auto';
+  if (engine !== 'auto' && engine !== 'legacy')
+    throw new TiercacheError('BAD_REQUEST', `--engine must be auto or legacy, not "${engine}"`);
   const conns = new Connections({ password, timeoutMs: timeoutS * 1000 });
-  const reshardOpts = { password, concurrency, log: progress };
+  // The first SIGINT or SIGTERM lets the slots in flight finish (none left open) and stops;
+  // a second one ends the process at once.
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const reshardOpts = {
+    password,
+    concurrency,
+    engine,
+    log: progress,
+    signal: stop.signal,
+  } as const;
   try {
     switch (command) {
       case 'create': {
@@ -197,6 +215,8 @@ export async function runClusterCli(argv: string[]): Promise<number> {
         );
     }
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     conns.close();
   }
 }

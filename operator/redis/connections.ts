@@ -4,8 +4,8 @@
  */
 import { Redis } from 'ioredis';
 import { TiercacheError } from '../../lib/errors.ts';
+import { type Addr, formatAddr, parseAddr } from '../../lib/redis/addr.ts';
 import { withTimeout } from '../../lib/timeout.ts';
-import { type Addr, formatAddr, parseAddr } from './addr.ts';
 
 export interface ConnectionOptions {
   password?: string | undefined;
@@ -44,7 +44,16 @@ export class Connections {
   }
 
   /** Runs one command on a node; rejects with a TiercacheError naming the node on failure or timeout. */
-  async call<T = unknown>(addr: string, ...args: (string | number | Buffer)[]): Promise<T> {
+  call<T = unknown>(addr: string, ...args: (string | number | Buffer)[]): Promise<T> {
+    return this.callWithin<T>(this.opts.timeoutMs, addr, ...args);
+  }
+
+  /** `call` with its own deadline, for commands that take long by design (MIGRATE). */
+  async callWithin<T = unknown>(
+    timeoutMs: number,
+    addr: string,
+    ...args: (string | number | Buffer)[]
+  ): Promise<T> {
     // Work left running after its owner closed these connections must not act on the cluster.
     if (this.#closed)
       throw new TiercacheError('L2_UNAVAILABLE', `${addr}: connections closed`, { addr });
@@ -54,7 +63,7 @@ export class Connections {
         await withTimeout(c.connect(), this.opts.timeoutMs, `connect to ${addr}`);
       return (await withTimeout(
         c.call(String(args[0]), ...args.slice(1)),
-        this.opts.timeoutMs,
+        timeoutMs,
         `${args[0]} on ${addr}`,
       )) as T;
     } catch (err) {

@@ -3,7 +3,7 @@
  * slots or other nodes — creating is never a way to "recover" a cluster that has data.
  */
 import { TiercacheError } from '../../lib/errors.ts';
-import { parseAddr } from './addr.ts';
+import { parseAddr } from '../../lib/redis/addr.ts';
 import { type Connections, parseInfo } from './connections.ts';
 import { type CreatePlan, planCreate } from './plan-create.ts';
 import { until } from './wait.ts';

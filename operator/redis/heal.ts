@@ -5,11 +5,11 @@
  * on every node within the same minute so none gossips them back; and gives masters without
  * a working replica one of the spare nodes. Never CLUSTER RESET, FLUSHALL or create.
  */
-import { parseAddr } from './addr.ts';
+import { parseAddr } from '../../lib/redis/addr.ts';
+import { isFailed, isMaster } from '../../lib/redis/topology.ts';
 import type { Connections } from './connections.ts';
 import { assertEmpty } from './create.ts';
 import { type NodeReport, observe } from './observe.ts';
-import { isFailed, isMaster } from './topology.ts';
 import { until } from './wait.ts';
 
 export interface HealOptions {

@@ -3,10 +3,12 @@
  * source, MIGRATE … KEYS in batches until the source has no key left in the slot, and only
  * then SETSLOT NODE — on the target first, then the source, then every other master.
  * Ownership never moves while COUNTKEYSINSLOT is non-zero. BUSYKEY, TRYAGAIN and timeouts
- * (big keys) are retried; a crash mid-way leaves an open slot that `fix` finishes.
+ * (big keys) are retried; a slot that fails before any key reached the target is closed
+ * again, and a crash mid-way leaves an open slot that `fix` finishes.
  */
 import { TiercacheError } from '../../lib/errors.ts';
-import { parseAddr } from './addr.ts';
+import { parseAddr } from '../../lib/redis/addr.ts';
+import { batchesByBytes } from './batches.ts';
 import type { Connections } from './connections.ts';
 
 export interface SlotMove {
@@ -17,8 +19,10 @@ export interface SlotMove {
 
 export interface MigrateOptions {
   password?: string | undefined;
-  /** Keys per MIGRATE call. */
+  /** Keys asked for at a time (GETKEYSINSLOT). */
   batch: number;
+  /** Bytes per MIGRATE call at most (batches.ts); a bigger key moves alone. */
+  batchBytes: number;
   /** MIGRATE's own timeout (ms); doubled on each timeout, for big keys. */
   migrateTimeoutMs: number;
   /** Masters that must learn the new owner as well (besides source and target). */
@@ -27,6 +31,9 @@ export interface MigrateOptions {
 }
 
 const MAX_ATTEMPTS = 20;
+const MAX_MIGRATE_TIMEOUT_MS = 120_000;
+/** Default bytes per MIGRATE call: a few cached images, or thousands of JSON entries. */
+export const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
 
 export async function migrateSlot(
   conns: Connections,
@@ -37,7 +44,13 @@ export async function migrateSlot(
   await conns.call(to.addr, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', from.id);
   await conns.call(from.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
   // moveKeys returns only once the source has no key left in the slot.
-  const moved = await moveKeys(conns, move, opts);
+  let moved: number;
+  try {
+    moved = await moveKeys(conns, move, opts);
+  } catch (err) {
+    await abandon(conns, move).catch(() => undefined);
+    throw err;
+  }
   // ... and it was the source that said so: a node restarted empty at the source's address
   // (its replica holding the keys now) must not let the slot move without them.
   const id = await conns.call<string>(from.addr, 'CLUSTER', 'MYID');
@@ -48,6 +61,21 @@ export async function migrateSlot(
     );
   await assignSlot(conns, slot, to.id, [to.addr, from.addr, ...opts.otherMasters]);
   return moved;
+}
+
+/**
+ * Undoes a migration that failed before any key reached the target, so a failed rebalance
+ * leaves no slot open: the source stops redirecting (ASK) first, then the target, if it holds
+ * nothing of the slot, stops importing. A target with keys keeps the slot open for `fix`,
+ * which finishes the move forward.
+ */
+async function abandon(conns: Connections, { slot, from, to }: SlotMove): Promise<void> {
+  await conns.call(from.addr, 'CLUSTER', 'SETSLOT', slot, 'STABLE');
+  if ((await conns.call<number>(to.addr, 'CLUSTER', 'COUNTKEYSINSLOT', slot)) === 0) {
+    await conns.call(to.addr, 'CLUSTER', 'SETSLOT', slot, 'STABLE');
+    return;
+  }
+  await conns.call(from.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', to.id);
 }
 
 /**
@@ -78,6 +106,7 @@ export async function moveKeys(
 ): Promise<number> {
   const { host, port } = parseAddr(to.addr);
   let batch = opts.batch;
+  let maxBytes = opts.batchBytes;
   let timeoutMs = opts.migrateTimeoutMs;
   let replace = false;
   let moved = 0;
@@ -85,14 +114,19 @@ export async function moveKeys(
   for (;;) {
     const keys = await conns.call<string[]>(from.addr, 'CLUSTER', 'GETKEYSINSLOT', slot, batch);
     if (keys.length === 0) return moved;
-    const args: (string | number)[] = ['MIGRATE', host, port, '', 0, timeoutMs];
-    if (replace) args.push('REPLACE');
-    if (opts.password) args.push('AUTH', opts.password);
-    args.push('KEYS', ...keys);
+    const sizes = await keySizes(conns, from.addr, keys);
     try {
-      await conns.call(from.addr, ...args);
-      moved += keys.length;
-      opts.onKeys?.(keys.length);
+      for (const part of batchesByBytes(keys, sizes, maxBytes)) {
+        const args: (string | number)[] = ['MIGRATE', host, port, '', 0, timeoutMs];
+        if (replace) args.push('REPLACE');
+        if (opts.password) args.push('AUTH', opts.password);
+        args.push('KEYS', ...part);
+        // Redis's timeout bounds each I/O to the target; ours bounds the whole call, and it
+        // must outlast Redis's, or a slow batch would be retried while it is still running.
+        await conns.callWithin(timeoutMs + conns.opts.timeoutMs, from.addr, ...args);
+        moved += part.length;
+        opts.onKeys?.(part.length);
+      }
       failures = 0;
       // A short batch looks like the slot's last: confirm with COUNTKEYSINSLOT (one round
       // trip instead of an empty GETKEYSINSLOT followed by the same check).
@@ -110,13 +144,38 @@ export async function moveKeys(
         // source's copy is what clients last wrote through the owner, so it wins.
         replace = true;
       } else if (/IOERR|timeout|timed out/i.test(msg)) {
-        timeoutMs = Math.min(timeoutMs * 2, 120_000);
+        timeoutMs = Math.min(timeoutMs * 2, MAX_MIGRATE_TIMEOUT_MS);
         batch = Math.max(1, Math.floor(batch / 2));
+        maxBytes = Math.max(1, Math.floor(maxBytes / 2));
       } else if (/TRYAGAIN/.test(msg)) {
         await new Promise((r) => setTimeout(r, 50));
       } else {
         throw err;
       }
     }
+  }
+}
+
+/** `MEMORY USAGE` of every key it is given, 0 for one that is gone; read-only, so allowed when full. */
+const KEY_SIZES_SCRIPT = `#!lua flags=no-writes
+local sizes = {}
+for i, key in ipairs(KEYS) do sizes[i] = redis.call('MEMORY', 'USAGE', key) or 0 end
+return sizes`;
+
+/**
+ * Bytes each key takes on the node. One script call rather than a MEMORY USAGE per key: for
+ * small keys the cost per command (a timer and a promise here, a dispatch there) was most of
+ * the migration's time. A key deleted since GETKEYSINSLOT makes a migrating slot refuse the
+ * script (TRYAGAIN): then one MEMORY USAGE per key.
+ */
+async function keySizes(conns: Connections, addr: string, keys: string[]): Promise<number[]> {
+  if (keys.length === 1) return [0]; // alone in its batch whatever its size
+  try {
+    return await conns.call<number[]>(addr, 'EVAL', KEY_SIZES_SCRIPT, keys.length, ...keys);
+  } catch {
+    const sizes = await Promise.all(
+      keys.map((k) => conns.call<number | null>(addr, 'MEMORY', 'USAGE', k)),
+    );
+    return sizes.map((n) => n ?? 0);
   }
 }

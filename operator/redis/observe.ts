@@ -2,8 +2,9 @@
  * Observing a cluster: starting from seed addresses, ask every reachable node for its view
  * (`CLUSTER NODES`, `CLUSTER INFO`, key count). The result is plain data for the planners.
  */
+
+import { isFailed, type NodeInfo, parseClusterNodes } from '../../lib/redis/topology.ts';
 import { type Connections, parseInfo } from './connections.ts';
-import { isFailed, type NodeInfo, parseClusterNodes } from './topology.ts';
 
 export interface NodeReport {
   addr: string;

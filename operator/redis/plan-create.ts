@@ -3,8 +3,8 @@
  * hosts first; each replica is placed on a host other than its master's when one is left.
  */
 import { TiercacheError } from '../../lib/errors.ts';
-import { parseAddr } from './addr.ts';
-import { type SlotRange, splitSlots } from './topology.ts';
+import { parseAddr } from '../../lib/redis/addr.ts';
+import { type SlotRange, splitSlots } from '../../lib/redis/topology.ts';
 
 export interface CreatePlan {
   masters: { addr: string; slots: SlotRange }[];

@@ -2,7 +2,7 @@
  * Which slots move where so that every master holds its share (pure). A master of weight 0
  * (one being drained) gives away everything; the others end within one slot of their share.
  */
-import { SLOTS } from './topology.ts';
+import { SLOTS } from '../../lib/redis/topology.ts';
 
 export interface MasterSlots {
   id: string;

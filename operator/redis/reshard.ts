@@ -5,14 +5,22 @@
  * finishes the job.
  */
 import { TiercacheError } from '../../lib/errors.ts';
-import { parseAddr } from './addr.ts';
+import { parseAddr } from '../../lib/redis/addr.ts';
+import { isFailed, isMaster, type NodeInfo, slotsOf } from '../../lib/redis/topology.ts';
+import { migrateSlotsAtomically, supportsAtomicMigration } from './atomic-migrate.ts';
 import { checkCluster } from './check.ts';
 import { type Connections, parseInfo } from './connections.ts';
 import { assertEmpty } from './create.ts';
-import { assignSlot, migrateSlot, moveKeys, type SlotMove } from './migrate.ts';
+import {
+  assignSlot,
+  DEFAULT_BATCH_BYTES,
+  type MigrateOptions,
+  migrateSlot,
+  moveKeys,
+  type SlotMove,
+} from './migrate.ts';
 import { type ClusterView, observe } from './observe.ts';
 import { type MasterSlots, planRebalance } from './plan-rebalance.ts';
-import { isFailed, isMaster, type NodeInfo, slotsOf } from './topology.ts';
 import { until } from './wait.ts';
 
 /** Slots migrated at once: enough to hide round trips, few enough not to swamp a node. */
@@ -22,11 +30,24 @@ export interface ReshardOptions {
   password?: string | undefined;
   /** Slots migrated in parallel. */
   concurrency?: number;
+  /** Keys asked for at a time per slot. */
   batch?: number;
+  /** Bytes per MIGRATE call at most (default 8 MiB). */
+  batchBytes?: number;
   log?: (line: string) => void;
   /** Called after each slot moved (the operator keeps it in status.migration). */
   onProgress?: (p: { slotsDone: number; slotsTotal: number; keysMoved: number }) => void;
   timeoutMs?: number;
+  /**
+   * Aborted: no new slot starts; the slots in flight finish (none is left open) and the
+   * operation rejects with CANCELLED. How the operator stops mid-migration on SIGTERM.
+   */
+  signal?: AbortSignal | undefined;
+  /**
+   * How slots move: `auto` (default) uses Valkey's atomic slot migration where every master
+   * has it and MIGRATE otherwise; `legacy` always MIGRATE (benchmarks compare the two).
+   */
+  engine?: 'auto' | 'legacy';
 }
 
 export interface ReshardResult {
@@ -34,6 +55,24 @@ export interface ReshardResult {
   keysMoved: number;
   seconds: number;
   keysPerSecond: number;
+}
+
+const cancelled = (done: string) =>
+  new TiercacheError(
+    'CANCELLED',
+    `stopped after ${done}: shutting down; the slots in flight were finished, none is open`,
+  );
+
+/** How every path here moves keys: the caller's batch sizes, MIGRATE's own 10 s deadline. */
+function migrateOptions(opts: ReshardOptions, extra: Partial<MigrateOptions> = {}): MigrateOptions {
+  return {
+    password: opts.password,
+    batch: opts.batch ?? 200,
+    batchBytes: opts.batchBytes ?? DEFAULT_BATCH_BYTES,
+    migrateTimeoutMs: 10_000,
+    otherMasters: [],
+    ...extra,
+  };
 }
 
 function masters(view: ClusterView): NodeInfo[] {
@@ -75,20 +114,39 @@ async function runMoves(
     );
   };
   const ticker = setInterval(report, 1000);
+  if (moves.length > 0 && opts.engine !== 'legacy' && (await supportsAtomicMigration(conns, all))) {
+    try {
+      await migrateSlotsAtomically(conns, moves, {
+        signal: opts.signal,
+        timeoutMs: opts.timeoutMs ?? 60_000,
+        onJobDone: (s, k) => {
+          slots += s;
+          keys += k;
+          opts.onProgress?.({ slotsDone: slots, slotsTotal: moves.length, keysMoved: keys });
+        },
+      });
+    } finally {
+      clearInterval(ticker);
+    }
+    report();
+    await converged(conns, all, opts.timeoutMs ?? 60_000);
+    return result(started, slots, keys);
+  }
   // One failure stops every worker: none may go on moving slots from a view that is stale.
   let failed = false;
   const worker = async () => {
-    while (!failed && next < moves.length) {
+    while (!failed && !opts.signal?.aborted && next < moves.length) {
       const move = moves[next++]!;
-      await migrateSlot(conns, move, {
-        password: opts.password,
-        batch: opts.batch ?? 200,
-        migrateTimeoutMs: 10_000,
-        otherMasters: all.filter((a) => a !== move.from.addr && a !== move.to.addr),
-        onKeys: (n) => {
-          keys += n;
-        },
-      });
+      await migrateSlot(
+        conns,
+        move,
+        migrateOptions(opts, {
+          otherMasters: all.filter((a) => a !== move.from.addr && a !== move.to.addr),
+          onKeys: (n) => {
+            keys += n;
+          },
+        }),
+      );
       slots += 1;
       opts.onProgress?.({ slotsDone: slots, slotsTotal: moves.length, keysMoved: keys });
     }
@@ -111,12 +169,20 @@ async function runMoves(
   } finally {
     clearInterval(ticker);
   }
+  if (slots < moves.length && opts.signal?.aborted) {
+    report();
+    throw cancelled(`${slots} of ${moves.length} slots moved`);
+  }
   if (moves.length > 0) {
     report();
     // A source that missed its SETSLOT NODE (best effort) still shows the slot as migrating.
     await fixCluster(conns, all, { ...opts, log: () => {} });
     await converged(conns, all, opts.timeoutMs ?? 60_000);
   }
+  return result(started, slots, keys);
+}
+
+function result(started: number, slots: number, keys: number): ReshardResult {
   const seconds = (Date.now() - started) / 1000;
   return {
     slotsMoved: slots,
@@ -142,6 +208,7 @@ export async function fixCluster(
   const done = new Set<number>();
   for (const open of check.openSlots) {
     if (done.has(open.slot)) continue;
+    if (opts.signal?.aborted) throw cancelled(`${done.size} open slots closed`);
     done.add(open.slot);
     const node = view.reports.find((r) => r.addr === open.node)!;
     // The migration's two ends: the slot's owner (source) and the importing node (target).
@@ -170,12 +237,7 @@ export async function fixCluster(
     await reconcileTargetOwner(conns, view, move, opts);
     await conns.call(target.addr, 'CLUSTER', 'SETSLOT', open.slot, 'IMPORTING', source.id);
     await conns.call(source.addr, 'CLUSTER', 'SETSLOT', open.slot, 'MIGRATING', target.id);
-    await moveKeys(conns, move, {
-      password: opts.password,
-      batch: opts.batch ?? 200,
-      migrateTimeoutMs: 10_000,
-      otherMasters: [],
-    });
+    await moveKeys(conns, move, migrateOptions(opts));
     await assignSlot(conns, open.slot, target.id, [
       target.addr,
       source.addr,
@@ -204,9 +266,11 @@ export async function fixCluster(
 
 /**
  * A target that imports a slot ignores news of its owner, and drops the slots of a master that
- * turned replica: when the source died mid-migration and its replica took over, the target may
- * see the slot as nobody's and refuse the rest of the keys ("Hash slot not served"). Its keys of
- * the slot go back to the owner, and it is told who owns the slot, before the move restarts.
+ * turned replica: when the source died mid-migration and its replica took over, the target sees
+ * the slot as nobody's and refuses both the rest of the keys and any command on the keys it
+ * already has ("Hash slot not served"). It is told who owns the slot (SETSLOT NODE is allowed
+ * while it does not own the slot itself, keys and all), so the move goes on forward. Only a
+ * target that took the slot as its own gives its keys back to the owner first.
  */
 async function reconcileTargetOwner(
   conns: Connections,
@@ -220,17 +284,10 @@ async function reconcileTargetOwner(
     (n) => isMaster(n) && n.slots.some((r) => slot >= r.start && slot <= r.end),
   );
   if (!targetView || owner?.id === from.id) return;
-  await moveKeys(
-    conns,
-    { slot, from: to, to: from },
-    {
-      password: opts.password,
-      batch: opts.batch ?? 200,
-      migrateTimeoutMs: 10_000,
-      otherMasters: [],
-    },
-  );
-  await conns.call(to.addr, 'CLUSTER', 'SETSLOT', slot, 'STABLE');
+  if (owner?.id === to.id) {
+    await moveKeys(conns, { slot, from: to, to: from }, migrateOptions(opts));
+    await conns.call(to.addr, 'CLUSTER', 'SETSLOT', slot, 'STABLE');
+  }
   await conns.call(to.addr, 'CLUSTER', 'SETSLOT', slot, 'NODE', from.id);
 }
 

@@ -5,7 +5,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
 import { proxyAdminSecret, proxyDeployment, proxyService } from './proxy.ts';
-import { authSecret, configMap } from './redis-config.ts';
+import { type AuthKeys, authInUseSecret, authSecret, configMap } from './redis-config.ts';
 import {
   type Placement,
   redisService,
@@ -17,8 +17,8 @@ export interface DesiredInputs {
   spec: CacheClusterSpec;
   /** Shards to keep: the spec's, or more while a scale-in is still draining shards. */
   shards: number;
-  /** Redis password (when auth is enabled). */
-  password: string | undefined;
+  /** The Redis password and any rotation under way (when auth is enabled). */
+  auth: AuthKeys | undefined;
   adminToken: string;
   placement: Placement;
   /** Image of the proxies unless a proxy names its own (the operator's image). */
@@ -28,14 +28,15 @@ export interface DesiredInputs {
 export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): KubernetesObject[] {
   const { redis, proxies } = inputs.spec;
   const out: KubernetesObject[] = [configMap(cc, redis), redisService(cc)];
-  if (redis.auth.enabled) out.push(authSecret(cc, redis, inputs.password!));
+  if (redis.auth.enabled)
+    out.push(authSecret(cc, redis, inputs.auth!), authInUseSecret(cc, inputs.auth!.password));
   for (let shard = 0; shard < inputs.shards; shard++) {
     out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
     out.push(shardDisruptionBudget(cc, shard));
   }
   out.push(proxyAdminSecret(cc, inputs.adminToken));
   for (const proxy of proxies) {
-    out.push(proxyDeployment(cc, proxy, redis, inputs.proxyImage));
+    out.push(proxyDeployment(cc, proxy, redis, inputs.proxyImage, inputs.auth?.password));
     out.push(proxyService(cc, proxy));
   }
   return out;

@@ -19,6 +19,8 @@ export const names = {
   redisConfig: (cc: string) => `${cc}-redis-config`,
   /** Generated password Secret (keys `password` and `auth.conf`). */
   authSecret: (cc: string) => `${cc}-redis-auth`,
+  /** The password the nodes accept now, for the operator alone (outlives a deleted auth Secret). */
+  authInUseSecret: (cc: string) => `${cc}-redis-auth-in-use`,
   shard: (cc: string, shard: number) => `${cc}-shard-${shard}`,
   pod: (cc: string, shard: number, ordinal: number) => `${cc}-shard-${shard}-${ordinal}`,
   proxy: (cc: string, proxy: string) => `${cc}-proxy-${proxy}`,

@@ -5,6 +5,7 @@
  * topology change (failover, new IPs, shards added or removed) never changes the Deployment
  * and never restarts a proxy.
  */
+import { createHash } from 'node:crypto';
 import type { V1Deployment, V1EnvVar, V1Secret, V1Service } from '@kubernetes/client-node';
 import type { CacheCluster, ProxySpec, RedisSpec } from '../api/types.ts';
 import {
@@ -36,6 +37,14 @@ export function proxyAdminSecret(cc: CacheCluster, token: string): V1Secret {
 export function redisSeed(cc: CacheCluster): string {
   return `${names.redisService(cc.metadata.name)}.${cc.metadata.namespace}.svc:${REDIS_PORT}`;
 }
+
+/** On the proxies' pod template: a digest of the Redis password, so a new one rolls them. */
+export const AUTH_VERSION_ANNOTATION = 'tiercache.io/redis-auth-version';
+
+export const passwordVersion = (password: string): string =>
+  createHash('sha256').update(`tiercache-auth:${password}`).digest('hex').slice(0, 12);
+
+const PROXY_PRESTOP_SECONDS = 5;
 
 const API_KEY_VARIABLE = { tmdb: 'TMDB_API_KEY', crypto: 'CRYPTO_API_KEY' } as const;
 
@@ -73,6 +82,8 @@ export function proxyDeployment(
   proxy: ProxySpec,
   redis: RedisSpec,
   defaultImage: string,
+  /** The Redis password: a new one rolls the pods (they read it from the Secret at start). */
+  password?: string,
 ): V1Deployment {
   const selector = proxySelector(cc, proxy.name);
   const labels = proxyLabels(cc, proxy.name);
@@ -85,7 +96,12 @@ export function proxyDeployment(
       selector: { matchLabels: selector },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels },
+        metadata: {
+          labels,
+          ...(password !== undefined
+            ? { annotations: { [AUTH_VERSION_ANNOTATION]: passwordVersion(password) } }
+            : {}),
+        },
         spec: {
           nodeSelector: proxy.nodeSelector ?? { [REGION_LABEL]: proxy.region },
           enableServiceLinks: false,
@@ -108,6 +124,9 @@ export function proxyDeployment(
                 initialDelaySeconds: 10,
                 periodSeconds: 10,
               },
+              // A pod being replaced (a roll, a scale-in) keeps answering until the Service's
+              // endpoints no longer send it requests, and only then gets SIGTERM.
+              lifecycle: { preStop: { sleep: { seconds: PROXY_PRESTOP_SECONDS } } },
               ...(proxy.resources ? { resources: proxy.resources } : {}),
               securityContext: {
                 allowPrivilegeEscalation: false,

@@ -46,7 +46,45 @@ export const startsQuarantined = (redis: RedisSpec): boolean => !redis.persisten
 /** The default user's rules of a quarantined node: everything but serving replication. */
 const QUARANTINED = '~* &* +@all -sync -psync';
 
+/** Share of the container's memory limit maxmemory may take: the rest is Redis's own overhead. */
+export const MAXMEMORY_SHARE_OF_LIMIT = 0.75;
+
+/**
+ * The maxmemory a node gets: the spec's, but never more than MAXMEMORY_SHARE_OF_LIMIT of the
+ * container's memory limit (replication buffers, fragmentation and the process itself need the
+ * rest, or the kernel kills Redis before it evicts). `capped` when the limit decided.
+ */
+export function effectiveMaxMemory(redis: RedisSpec): { bytes: number; capped: boolean } {
+  const wanted = quantityBytes(redis.maxMemory);
+  const limit = redis.resources?.limits?.memory;
+  if (limit === undefined) return { bytes: wanted, capped: false };
+  let limitBytes: number;
+  try {
+    limitBytes = quantityBytes(String(limit));
+  } catch {
+    return { bytes: wanted, capped: false }; // a form this parser does not read (e.g. 1.5Gi)
+  }
+  const ceiling = Math.floor(limitBytes * MAXMEMORY_SHARE_OF_LIMIT);
+  return wanted > ceiling ? { bytes: ceiling, capped: true } : { bytes: wanted, capped: false };
+}
+
+/**
+ * Settings Redis takes at runtime (`CONFIG SET`): the operator applies them live, so changing
+ * them restarts no pod (they are left out of the template's config hash).
+ */
+export function liveSettings(redis: RedisSpec): Record<string, string> {
+  return {
+    maxmemory: String(effectiveMaxMemory(redis).bytes),
+    'maxmemory-policy': redis.evictionPolicy,
+  };
+}
+
 export function redisConf(redis: RedisSpec): string {
+  return `${[...staticLines(redis), ...Object.entries(liveSettings(redis)).map(([k, v]) => `${k} ${v}`)].join('\n')}\n`;
+}
+
+/** Everything of redis.conf that only a restart changes. */
+function staticLines(redis: RedisSpec): string[] {
   const p = redis.persistence;
   const lines = [
     `port ${REDIS_PORT}`,
@@ -63,15 +101,13 @@ export function redisConf(redis: RedisSpec): string {
     'cluster-allow-replica-migration yes',
     // Start a replica's full sync at once: a shard is exposed until its replica is in sync.
     'repl-diskless-sync-delay 1',
-    `maxmemory ${quantityBytes(redis.maxMemory)}`,
-    `maxmemory-policy ${redis.evictionPolicy}`,
     // Without a volume, files die with the pod: no snapshots, no AOF.
     `appendonly ${p.enabled && p.appendOnly ? 'yes' : 'no'}`,
     p.enabled ? 'save 3600 1 300 100 60 10000' : 'save ""',
   ];
   if (redis.auth.enabled) lines.push(`include ${AUTH_DIR}/auth.conf`);
   else if (startsQuarantined(redis)) lines.push(`user default on nopass ${QUARANTINED}`);
-  return `${lines.join('\n')}\n`;
+  return lines;
 }
 
 /**
@@ -79,11 +115,19 @@ export function redisConf(redis: RedisSpec): string {
  * replica, in sync with its master, so the PodDisruptionBudget protects a shard's last synced
  * copy. redis-cli reaches the node by the pod's own hostname (kubelet maps it to the pod IP
  * in /etc/hosts), the password comes from the auth Secret's file, never the command line.
- * READY_HOST/READY_PORT override the address (tests run it against local servers).
+ * READY_HOST/READY_PORT/READY_AUTH_DIR override the address and the Secret's directory (tests run
+ * it against local servers).
  */
 export const READY_SCRIPT = `#!/bin/sh
-[ -r ${AUTH_DIR}/password ] && REDISCLI_AUTH="$(cat ${AUTH_DIR}/password)" && export REDISCLI_AUTH
 cli() { redis-cli --no-auth-warning -h "\${READY_HOST:-$(cat /etc/hostname)}" -p "\${READY_PORT:-${REDIS_PORT}}" "$@"; }
+# The mounted auth Secret lags a password rotation (a kubelet refreshes it within a minute or
+# two): use the first of its passwords the server accepts.
+for key in password next retiring; do
+  file="\${READY_AUTH_DIR:-${AUTH_DIR}}/$key"
+  [ -r "$file" ] || continue
+  REDISCLI_AUTH="$(cat "$file")" && export REDISCLI_AUTH
+  [ "$(cli ping 2>/dev/null)" = PONG ] && break
+done
 cluster="$(cli cluster info)" || exit 1
 case "$cluster" in *cluster_known_nodes:1[!0-9]*|*cluster_known_nodes:0*) exit 1 ;; esac
 replication="$(cli info replication)" || exit 1
@@ -102,32 +146,68 @@ export function configMap(cc: CacheCluster, redis: RedisSpec): V1ConfigMap {
   };
 }
 
-/** Short digest of the configuration, put on the pod template so a change is a new revision. */
+/**
+ * Short digest of the configuration only a restart changes, put on the pod template so a
+ * change is a new revision (live settings are applied with CONFIG SET instead).
+ */
 export function configHash(redis: RedisSpec): string {
-  return createHash('sha256').update(redisConf(redis)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(staticLines(redis).join('\n')).digest('hex').slice(0, 16);
 }
 
-/** What redis-server includes from the auth Secret: its password, and the quarantine if any. */
-export function authConf(redis: RedisSpec, password: string): string {
+/**
+ * What redis-server includes from the auth Secret: the passwords it accepts (the one in use
+ * first, and during a rotation the one coming or going), its masterauth (the one in use), and
+ * the quarantine if any.
+ */
+export function authConf(redis: RedisSpec, accepted: string[]): string {
   const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;
-  // A `user default` line resets the user, so the quarantined form carries the password itself.
-  const server = startsQuarantined(redis)
-    ? `user default on ${quote(`>${password}`)} ${QUARANTINED}`
-    : `requirepass ${quote(password)}`;
-  return `${server}\nmasterauth ${quote(password)}\n`;
+  const [current] = accepted;
+  if (current === undefined) throw new Error('authConf needs a password');
+  // A `user default` line resets the user, so the quarantined form carries the passwords itself.
+  const server =
+    startsQuarantined(redis) || accepted.length > 1
+      ? `user default on ${accepted.map((p) => quote(`>${p}`)).join(' ')} ${startsQuarantined(redis) ? QUARANTINED : '~* &* +@all'}`
+      : `requirepass ${quote(current)}`;
+  return `${server}\nmasterauth ${quote(current)}\n`;
+}
+
+/** The password clients use, and during a rotation the one coming (`next`) or going (`retiring`). */
+export interface AuthKeys {
+  /** What clients use: at every step of a rotation, a password every node accepts. */
+  password: string;
+  next?: string | undefined;
+  retiring?: string | undefined;
+}
+
+/**
+ * The password every node accepts now, kept apart from the auth Secret: when a user deletes
+ * that one to have a new password generated, the operator still knows the one to rotate from.
+ */
+export function authInUseSecret(cc: CacheCluster, password: string): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: ownedMeta(cc, names.authInUseSecret(cc.metadata.name), clusterLabels(cc, 'redis')),
+    type: 'Opaque',
+    data: { password: base64(password) },
+  };
 }
 
 /** The Secret redis-server includes (`auth.conf`) and clients read (`password`). */
-export function authSecret(cc: CacheCluster, redis: RedisSpec, password: string): V1Secret {
+export function authSecret(cc: CacheCluster, redis: RedisSpec, keys: AuthKeys): V1Secret {
+  const data: Record<string, string> = { password: base64(keys.password) };
+  if (keys.next !== undefined) data.next = base64(keys.next);
+  if (keys.retiring !== undefined) data.retiring = base64(keys.retiring);
+  const accepted = [keys.password, keys.next, keys.retiring].filter(
+    (p): p is string => p !== undefined,
+  );
+  data['auth.conf'] = base64(authConf(redis, accepted));
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: ownedMeta(cc, names.authSecret(cc.metadata.name), clusterLabels(cc, 'redis')),
     type: 'Opaque',
     // data, not stringData: server-side apply then compares like with like.
-    data: {
-      password: base64(password),
-      'auth.conf': base64(authConf(redis, password)),
-    },
+    data,
   };
 }

@@ -121,14 +121,8 @@ function podSpec(
   if (redis.auth.enabled) {
     volumes.push({
       name: 'auth',
-      secret: {
-        secretName: names.authSecret(cc.metadata.name),
-        items: [
-          { key: 'auth.conf', path: 'auth.conf' },
-          { key: 'password', path: 'password' },
-        ],
-        defaultMode: 0o400,
-      },
+      // All of it: during a rotation the readiness probe may need `next` or `retiring` too.
+      secret: { secretName: names.authSecret(cc.metadata.name), defaultMode: 0o400 },
     });
     mounts.push({ name: 'auth', mountPath: AUTH_DIR, readOnly: true });
   }

@@ -7,12 +7,8 @@
 import type { Redis } from 'ioredis';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
-import {
-  formatRanges,
-  isMaster,
-  parseClusterNodes,
-  slotCount,
-} from '../../operator/redis/topology.ts';
+import { formatAddr } from '../../lib/redis/addr.ts';
+import { formatRanges, isMaster, parseClusterNodes, slotCount } from '../../lib/redis/topology.ts';
 import type { RedisConfig } from '../config.ts';
 import type { BreakerState } from './breaker.ts';
 import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
@@ -59,7 +55,7 @@ export interface L2Topology {
   nodes: L2NodeView[];
 }
 
-const addressOf = (r: Redis) => `${r.options.host}:${r.options.port}`;
+const addressOf = (r: Redis) => formatAddr({ host: r.options.host!, port: r.options.port! });
 
 const decodeStored = (raw: Buffer | null) => (raw ? decodeEntry(raw) : undefined);
 
@@ -252,7 +248,7 @@ export class RedisTier {
     const target = this.active();
     const breaker = Object.fromEntries(this.targets.map((t) => [t.name, t.breaker.state]));
     const base = {
-      nodes: (target ?? this.targets[0]!).nodes.map((n) => `${n.host}:${n.port}`),
+      nodes: (target ?? this.targets[0]!).nodes.map(formatAddr),
       breaker,
       target: target?.name ?? ('none' as const),
     };

@@ -8,6 +8,7 @@ import { Cluster, Redis } from 'ioredis';
 import type { HostPort } from '../../lib/env.ts';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import { formatAddr } from '../../lib/redis/addr.ts';
 import { settleWithin, withTimeout } from '../../lib/timeout.ts';
 import type { RedisConfig } from '../config.ts';
 import { type BreakerState, CircuitBreaker } from './breaker.ts';
@@ -185,10 +186,7 @@ export class RedisTarget {
       if (this.#closed) return;
       this.#kind = kind;
       this.#client = this.#connect(kind);
-      this.#log.info(
-        { kind, nodes: this.nodes.map((n) => `${n.host}:${n.port}`) },
-        'L2 connecting',
-      );
+      this.#log.info({ kind, nodes: this.nodes.map(formatAddr) }, 'L2 connecting');
     } catch (err) {
       if (attempt === 1 || attempt % 20 === 0) {
         this.#log.warn(

@@ -34,13 +34,17 @@ const render = (...set: string[]) =>
     ]),
   ).filter(Boolean) as Doc[];
 
+/** The operator's own ClusterRole (the CRD upgrade hook has another). */
+const operatorRole = (docs: Doc[]) =>
+  docs.find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'tc-tiercache')!;
+
 describe('charts/tiercache', () => {
   it('passes helm lint --strict', () => {
     expect(helm(['lint', '--strict', CHART])).toContain('1 chart(s) linted, 0 chart(s) failed');
   });
 
   it('renders the CRD, the operator and its RBAC', () => {
-    const docs = render();
+    const docs = render('crds.upgrade=false');
     expect(docs.map((d) => d.kind).sort()).toEqual([
       'ClusterRole',
       'ClusterRoleBinding',
@@ -85,7 +89,7 @@ describe('charts/tiercache', () => {
   });
 
   it('grants no wildcard and no more than the operator uses', () => {
-    const role = render().find((d) => d.kind === 'ClusterRole')!;
+    const role = operatorRole(render());
     for (const rule of role.rules!) {
       expect(rule.verbs).not.toContain('*');
       expect(rule.resources).not.toContain('*');
@@ -95,6 +99,67 @@ describe('charts/tiercache', () => {
     expect(nodes.verbs).toEqual(['list']);
     const pods = role.rules!.find((r) => r.resources.includes('pods'))!;
     expect(pods.verbs).toEqual(['get', 'list', 'watch', 'delete']);
+    // Secrets are read by name: a list or watch would hand the operator every Secret's value.
+    const secrets = role.rules!.find((r) => r.resources.includes('secrets'))!;
+    expect(secrets.resources).toEqual(['secrets']);
+    expect(secrets.verbs).toEqual(['get', 'create', 'patch', 'update']);
+  });
+
+  it('installed for named namespaces, grants Roles there and cluster-wide only the node list', () => {
+    const docs = render('watchNamespaces={team-a,team-b}') as (Doc & {
+      metadata: { namespace?: string };
+    })[];
+    const cluster = operatorRole(docs);
+    expect(cluster.rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['list'] }]);
+    const roles = docs.filter(
+      (d) => d.kind === 'Role' && !d.metadata.name.endsWith('-leader-election'),
+    );
+    expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(['team-a', 'team-b']);
+    const everywhere = operatorRole(render());
+    for (const role of roles)
+      expect(role.rules).toEqual(everywhere.rules!.filter((r) => !r.resources.includes('nodes')));
+    const bindings = docs.filter((d) => d.kind === 'RoleBinding');
+    expect(bindings.map((b) => b.metadata.namespace).sort()).toEqual([
+      'team-a',
+      'team-b',
+      'tiercache-system',
+    ]);
+    const env = (
+      docs.find((d) => d.kind === 'Deployment') as unknown as {
+        spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+      }
+    ).spec.template.spec.containers[0]!.env;
+    expect(env.find((e) => e.name === 'WATCH_NAMESPACES')?.value).toBe('team-a,team-b');
+    expect(() => render('watchNamespaces={Team_A}')).toThrow(/watchNamespaces/);
+  });
+
+  it('upgrades the CRD on helm upgrade: a pre-upgrade hook Job that may touch only that CRD', () => {
+    const docs = render() as (Doc & {
+      metadata: { annotations?: Record<string, string> };
+    })[];
+    const hooks = docs.filter((d) => d.metadata.annotations?.['helm.sh/hook'] === 'pre-upgrade');
+    expect(hooks.map((d) => d.kind).sort()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Job',
+      'ServiceAccount',
+    ]);
+    const job = hooks.find((d) => d.kind === 'Job') as unknown as {
+      spec: {
+        template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } };
+      };
+    };
+    expect(job.spec.template.spec.containers[0]!.args).toEqual(['crds']);
+    expect(job.spec.template.spec.serviceAccountName).toBe('tc-tiercache-crds');
+    const role = hooks.find((d) => d.kind === 'ClusterRole')!;
+    expect(role.rules).toEqual([
+      {
+        apiGroups: ['apiextensions.k8s.io'],
+        resources: ['customresourcedefinitions'],
+        resourceNames: ['cacheclusters.tiercache.io'],
+        verbs: ['get', 'patch'],
+      },
+    ]);
   });
 
   it('refuses values outside its schema, naming them', () => {

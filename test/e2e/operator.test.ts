@@ -21,7 +21,7 @@ const NS = `e2e-${process.pid}`;
 const OPERATOR_NS = `tiercache-${process.pid}`;
 const RELEASE = `tc${process.pid}`;
 
-const timings: Record<string, number> = {};
+const timings: Record<string, number | string> = {};
 const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
   const started = Date.now();
   try {
@@ -83,6 +83,9 @@ afterAll(() => {
   }
   console.log(`e2e step timings (s): ${JSON.stringify(timings)}`);
 });
+
+/** Events saying the operator finished migrations a previous run left open. */
+const migrationRepairs = () => cc.events().filter((e) => e.reason === 'MigrationsFinished').length;
 
 describe('the operator, installed with helm', () => {
   it('runs as pods of its own ServiceAccount, one of them leading', async () => {
@@ -261,7 +264,8 @@ describe('the operator, installed with helm', () => {
       NS,
       '--type=merge',
       '-p',
-      '{"spec":{"redis":{"maxMemory":"300Mi"}}}',
+      // A setting only a restart changes (maxMemory is applied live, without one).
+      '{"spec":{"redis":{"nodeTimeoutMs":6000}}}',
     ]);
     await timed('rolling change → Ready', async () => {
       await waitFor(
@@ -294,9 +298,9 @@ describe('the operator, installed with helm', () => {
           `${p.status!.podIP}:6379`,
           'CONFIG',
           'GET',
-          'maxmemory',
+          'cluster-node-timeout',
         );
-        expect(Number(value), p.metadata!.name).toBe(300 * 2 ** 20);
+        expect(Number(value), p.metadata!.name).toBe(6000);
       }
     } finally {
       conns.close();
@@ -313,9 +317,12 @@ describe('the operator, installed with helm', () => {
     kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=4']);
     await timed('4. scale 3 → 4 → Ready', async () => {
       await timed('5. leader killed mid-migration', async () => {
-        await waitFor(
-          'the migration to start',
-          () => cacheCluster().status?.migration?.state !== 'Idle',
+        const before = await waitFor(
+          'the migration to be under way',
+          () => {
+            const m = cacheCluster().status?.migration;
+            return m && m.state !== 'Idle' && (m.slotsDone ?? 0) > 0 ? m : undefined;
+          },
           60_000,
           50,
         );
@@ -329,6 +336,22 @@ describe('the operator, installed with helm', () => {
           60_000,
           250,
         );
+        // status.migration tells the truth again: the new leader's own plan, from what Redis
+        // holds (at most the slots the dead leader had left), not the dead leader's numbers.
+        const after = await waitFor(
+          'the new leader to report its migration',
+          () => {
+            const m = cacheCluster().status?.migration;
+            const left = before.slotsTotal! - before.slotsDone!;
+            return m && m.state !== 'Idle' && m.slotsTotal! > 0 && m.slotsTotal! <= left
+              ? m
+              : undefined;
+          },
+          120_000,
+          100,
+        );
+        timings['5. migration status after the leader change'] =
+          `${before.slotsDone}/${before.slotsTotal} → ${after.state} ${after.slotsDone}/${after.slotsTotal}`;
       });
       await waitReadyWithReplicas(240_000, 4);
     });
@@ -336,7 +359,28 @@ describe('the operator, installed with helm', () => {
 
     kubectl(['scale', 'cc/cache', '-n', NS, '--replicas=3']);
     await timed('4. scale 4 → 3 → Ready', async () => {
+      // The leader is stopped gracefully (SIGTERM) mid-drain: it finishes the slots in flight
+      // before it lets go of the Lease, so its successor finds none open to repair.
+      await waitFor(
+        'the drain to start',
+        () => cacheCluster().status?.migration?.state === 'Draining',
+        60_000,
+        50,
+      );
+      const leader = leaseHolder(OPERATOR_NS)!;
+      const repairsBefore = migrationRepairs();
+      kubectl(['delete', 'pod', leader, '-n', OPERATOR_NS, '--wait=false']);
+      await waitFor(
+        'another operator to lead',
+        () => {
+          const h = leaseHolder(OPERATOR_NS);
+          return h !== undefined && h !== leader;
+        },
+        60_000,
+        250,
+      );
       await waitReadyWithReplicas(240_000, 3);
+      expect(migrationRepairs()).toBe(repairsBefore);
       await waitFor(
         'shard 3 to be deleted',
         () =>

@@ -3,9 +3,10 @@
  * operator sees them. Node `n<shard><ordinal>` lives at 10.0.<shard>.<ordinal> and announces
  * the hostname of pod `cache-shard-<shard>-<ordinal>`.
  */
+
+import type { NodeInfo, SlotRange } from '../../lib/redis/topology.ts';
 import type { PodRef } from '../../operator/controller/cluster-pods.ts';
 import type { ClusterView, NodeReport } from '../../operator/redis/observe.ts';
-import type { NodeInfo, SlotRange } from '../../operator/redis/topology.ts';
 
 export interface FixtureNode {
   id: string;
@@ -22,6 +23,8 @@ export interface FixtureNode {
   /** A replica's replication offset (default 100: it synced). */
   offset?: number;
   linkDown?: boolean;
+  /** A replica whose link has not been up once since it started (its data from its volume). */
+  neverSynced?: boolean;
   quarantined?: boolean;
   /** Slots it imports (`IMPORTING`), by source id. */
   importing?: Record<number, string>;
@@ -67,9 +70,14 @@ export function view(nodes: FixtureNode[], opts: { alone?: boolean } = {}): Clus
       replication: (me.master
         ? {
             role: 'slave',
-            master_link_status: me.linkDown ? 'down' : 'up',
             master_sync_in_progress: '0',
             slave_repl_offset: String(me.offset ?? 100),
+            ...(me.linkDown || me.neverSynced
+              ? {
+                  master_link_status: 'down',
+                  master_link_down_since_seconds: me.neverSynced ? '-1' : '3',
+                }
+              : { master_link_status: 'up' }),
           }
         : { role: 'master' }) as Record<string, string>,
       keys: me.keys ?? 0,

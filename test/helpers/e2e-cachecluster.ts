@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { V1Pod } from '@kubernetes/client-node';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { checkCluster } from '../../operator/redis/check.ts';
 import { Connections } from '../../operator/redis/connections.ts';
@@ -103,23 +103,104 @@ export class E2ECacheCluster {
     );
   }
 
+  /** `shards` shards in the status, each with a master and its replicas (Ready or not). */
+  waitShardsWithReplicas(shards = 3, replicas = 1, timeoutMs = 180_000): Promise<CacheCluster> {
+    return waitFor(
+      `${this.ns}/${this.name}: ${shards} shards with a master and their replicas`,
+      () => {
+        const cc = this.get();
+        const ok =
+          cc.status?.readyShards === shards &&
+          cc.status.shards?.length === shards &&
+          cc.status.shards.every((s) => s.master && s.replicas.length === replicas);
+        return ok ? cc : undefined;
+      },
+      timeoutMs,
+      250,
+    );
+  }
+
   /**
    * Kills a Redis pod's process without warning: SIGKILL on the local control plane (the pod
    * runner restarts the container in place); elsewhere (kind) the pod is force-deleted.
    */
   crash(podName: string): void {
-    if (process.env.E2E_KUBECONFIG) {
-      this.forceDelete(podName);
-      return;
+    if (process.env.E2E_KUBECONFIG) this.forceDelete(podName);
+    else this.#kill(podName);
+  }
+
+  /** SIGKILL to the local pod runner's process of each pod. */
+  #kill(...podNames: string[]): void {
+    const running = pods(this.ns, this.selector);
+    for (const name of podNames) {
+      const pid = running.find((p) => p.name === name)?.pid;
+      if (!pid) throw new Error(`no process found for ${name}`);
+      process.kill(pid, 'SIGKILL');
     }
-    const pid = pods(this.ns, this.selector).find((p) => p.name === podName)?.pid;
-    if (!pid) throw new Error(`no process found for ${podName}`);
-    process.kill(pid, 'SIGKILL');
   }
 
   /** A pod gone at once, as when its node is lost: no preStop, no handover. */
   forceDelete(...podNames: string[]): void {
     kubectl(['delete', 'pod', ...podNames, '-n', this.ns, '--grace-period=0', '--force']);
+  }
+
+  /**
+   * Pods lost with their node: their processes die at once and the pods are force-deleted.
+   * (Force-deleting alone leaves the local pod runner's process answering for a moment, long
+   * enough to hand its slots over, which a lost node never does.)
+   */
+  lose(...podNames: string[]): void {
+    if (!process.env.E2E_KUBECONFIG) this.#kill(...podNames);
+    this.forceDelete(...podNames);
+  }
+
+  /**
+   * Asks the API server to evict a pod (what `kubectl drain` does): 'evicted', or the
+   * refusal's message (a PodDisruptionBudget that allows no disruption right now).
+   */
+  evict(podName: string): string {
+    const path = `/api/v1/namespaces/${this.ns}/pods/${podName}/eviction`;
+    const body = {
+      apiVersion: 'policy/v1',
+      kind: 'Eviction',
+      metadata: { name: podName, namespace: this.ns },
+    };
+    try {
+      kubectl(['create', '--raw', path, '-f', '-'], JSON.stringify(body));
+      return 'evicted';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  /** Talks to one pod's Redis server directly (not through the cluster client). */
+  async onNode<T>(
+    podName: string,
+    fn: (node: Redis) => Promise<T>,
+    password = this.password(),
+  ): Promise<T> {
+    const ip = this.redisPods().find((p) => p.metadata?.name === podName)?.status?.podIP;
+    if (!ip) throw new Error(`${podName} has no IP`);
+    const node = new Redis({
+      host: ip,
+      port: 6379,
+      password,
+      connectTimeout: 2000,
+      commandTimeout: 2000,
+      maxRetriesPerRequest: 0,
+      // RESP2 and no INFO before the first command: a connection without a password (made to
+      // try AUTH itself) is not closed by a refused HELLO or ready check.
+      protocol: 2,
+      enableReadyCheck: false,
+      lazyConnect: true,
+    });
+    node.on('error', () => {});
+    try {
+      await node.connect();
+      return await fn(node);
+    } finally {
+      node.disconnect();
+    }
   }
 
   private seeds(): { host: string; port: number }[] {
@@ -323,4 +404,27 @@ function nodeZones(): Map<string, string> {
       return z ? [[n.metadata.name, z] as [string, string]] : [];
     }),
   );
+}
+
+/** One of the two ways every operator behaviour is tested: the CRD's default, and persistence on. */
+export interface Mode {
+  label: string;
+  persistence: boolean;
+  cc: E2ECacheCluster;
+}
+
+/** Persistence off and on, each CacheCluster in its own namespace `<prefix>-off|on-<pid>`. */
+export function bothModes(prefix: string): Mode[] {
+  return [
+    {
+      label: 'persistence off',
+      persistence: false,
+      cc: new E2ECacheCluster(`${prefix}-off-${process.pid}`),
+    },
+    {
+      label: 'persistence on',
+      persistence: true,
+      cc: new E2ECacheCluster(`${prefix}-on-${process.pid}`),
+    },
+  ];
 }

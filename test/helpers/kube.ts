@@ -2,8 +2,9 @@
  * Helpers for tests against a Kubernetes API: kubectl with the suite's kubeconfig, waiting on
  * objects, and (local control plane only) running a command inside a pod's process root.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { V1PodList } from '@kubernetes/client-node';
 import { REPO } from '../../hack/local-cluster/layout.ts';
 import { isPodReady } from '../../lib/pods.ts';
@@ -36,7 +37,8 @@ const CHART = join(REPO, 'charts', 'tiercache');
  * Installs the operator's chart as users do (`helm install --wait`), running `image`
  * (E2E_IMAGE, or the tiercache image the local pod runner maps to the checkout).
  */
-export function installOperator(release: string, namespace: string): void {
+/** `set`: more chart values (`key=value`), e.g. `watchNamespaces={a,b}`. */
+export function installOperator(release: string, namespace: string, set: string[] = []): void {
   const [repository, tag] = (process.env.E2E_IMAGE ?? 'tiercache:0.1.0').split(':') as [
     string,
     string,
@@ -54,10 +56,40 @@ export function installOperator(release: string, namespace: string): void {
     `image.tag=${tag}`,
     '--set',
     'leaderElection.leaseDurationSeconds=6',
+    ...set.flatMap((v) => ['--set', v]),
     '--wait',
     '--timeout',
     '120s',
   ]);
+}
+
+/** `helm upgrade` of an installed release with its values: the chart's pre-upgrade hooks run. */
+export function upgradeOperator(release: string, namespace: string): void {
+  helm([
+    'upgrade',
+    release,
+    CHART,
+    '--namespace',
+    namespace,
+    '--reuse-values',
+    '--wait',
+    '--timeout',
+    '120s',
+  ]);
+}
+
+/** A new namespace holding a CacheCluster `cache` of this spec (the CRD defaults the rest). */
+export function createCacheCluster(namespace: string, spec: object): void {
+  kubectl(['create', 'namespace', namespace]);
+  kubectl(
+    ['apply', '-n', namespace, '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'tiercache.io/v1alpha1',
+      kind: 'CacheCluster',
+      metadata: { name: 'cache' },
+      spec,
+    }),
+  );
 }
 
 /** The operator replica holding the leader-election Lease in `namespace`. */
@@ -99,6 +131,16 @@ export function kubectl(args: string[], input?: string): string {
       stderr,
     });
   }
+}
+
+/** kubectl without blocking the event loop (for helpers that poll while other work runs). */
+export async function kubectlJsonAsync<T>(args: string[]): Promise<T> {
+  const { stdout } = await promisify(execFile)(
+    kubectlBin(),
+    [`--kubeconfig=${kubeconfigPath()}`, ...args, '-o', 'json'],
+    { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 },
+  );
+  return JSON.parse(stdout) as T;
 }
 
 export function kubectlJson<T>(args: string[]): T {

@@ -7,7 +7,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
+import { ensureValkeyServer } from '../../hack/valkey.ts';
 import { freeRedisPort } from './ports.ts';
 import { waitFor } from './wait.ts';
 
@@ -37,8 +38,16 @@ function exited(proc: ChildProcess): Promise<void> {
 }
 
 export async function startRedis(
-  opts: { cluster?: boolean; port?: number; host?: string; persist?: boolean } = {},
+  opts: {
+    cluster?: boolean;
+    port?: number;
+    host?: string;
+    persist?: boolean;
+    /** The server binary: Debian's redis-server (default) or Valkey 9 (hack/valkey.ts). */
+    server?: 'redis' | 'valkey';
+  } = {},
 ): Promise<RedisNode> {
+  const binary = opts.server === 'valkey' ? ensureValkeyServer() : 'redis-server';
   const host = opts.host ?? '127.0.0.1';
   let port = opts.port ?? (await freeRedisPort(host));
   const dir = mkdtempSync(join(tmpdir(), `tiercache-redis-${port}-`));
@@ -92,7 +101,7 @@ export async function startRedis(
   };
   const launch = async () => {
     args[1] = String(port);
-    proc = spawn('redis-server', args, { stdio: 'ignore' });
+    proc = spawn(binary, args, { stdio: 'ignore' });
     const started = proc;
     const deadline = Date.now() + 10_000;
     while (!(await answers())) {
@@ -215,4 +224,29 @@ export async function startCluster(masters = 3): Promise<TestCluster> {
       await Promise.all(nodes.map((n) => n.stop()));
     },
   };
+}
+
+/** Writes `<prefix>:<i>` = `value-<i>` for i < count, 5000 at a time. */
+export async function fill(client: Cluster, count: number, prefix = 'k'): Promise<void> {
+  for (let i = 0; i < count; i += 5000) {
+    await Promise.all(
+      Array.from({ length: Math.min(5000, count - i) }, (_, j) =>
+        client.set(`${prefix}:${i + j}`, `value-${i + j}`),
+      ),
+    );
+  }
+}
+
+/** How many of the keys `fill` wrote are not there with their value. */
+export async function missing(client: Cluster, count: number, prefix = 'k'): Promise<number> {
+  let lost = 0;
+  for (let i = 0; i < count; i += 5000) {
+    const values = await Promise.all(
+      Array.from({ length: Math.min(5000, count - i) }, (_, j) => client.get(`${prefix}:${i + j}`)),
+    );
+    values.forEach((v, j) => {
+      if (v !== `value-${i + j}`) lost += 1;
+    });
+  }
+  return lost;
 }

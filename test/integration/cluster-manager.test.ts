@@ -13,7 +13,7 @@ import { createCluster } from '../../operator/redis/create.ts';
 import { observe } from '../../operator/redis/observe.ts';
 import { addShard, removeShard } from '../../operator/redis/reshard.ts';
 import { runCli } from '../helpers/proxy.ts';
-import { type RedisNode, startNodes } from '../helpers/redis.ts';
+import { fill, missing, type RedisNode, startNodes } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -40,29 +40,6 @@ function clusterClient(seed: RedisNode, enableAutoPipelining = false): Cluster {
   c.on('error', () => {});
   cleanups.push(() => c.disconnect());
   return c;
-}
-
-async function fill(client: Cluster, count: number, prefix = 'k'): Promise<void> {
-  for (let i = 0; i < count; i += 5000) {
-    await Promise.all(
-      Array.from({ length: Math.min(5000, count - i) }, (_, j) =>
-        client.set(`${prefix}:${i + j}`, `value-${i + j}`),
-      ),
-    );
-  }
-}
-
-async function missing(client: Cluster, count: number, prefix = 'k'): Promise<number> {
-  let lost = 0;
-  for (let i = 0; i < count; i += 5000) {
-    const values = await Promise.all(
-      Array.from({ length: Math.min(5000, count - i) }, (_, j) => client.get(`${prefix}:${i + j}`)),
-    );
-    values.forEach((v, j) => {
-      if (v !== `value-${i + j}`) lost += 1;
-    });
-  }
-  return lost;
 }
 
 /** A client writing new keys and reading old ones until stopped; counts failed operations. */
@@ -101,12 +78,50 @@ function workload(client: Cluster, existing: number) {
   };
 }
 
+/** Three masters holding 50k keys and a fourth joined empty (add-shard --no-rebalance). */
+async function withEmptyMaster(): Promise<{ list: RedisNode[]; conns: Connections }> {
+  const list = await nodes(4);
+  const conns = connections();
+  await createCluster(conns, list.slice(0, 3).map(addr), { replicas: 0 });
+  await fill(clusterClient(list[0]!, true), 50_000);
+  const joined = await runCli(
+    ['cluster', 'add-shard', addr(list[0]!), '--master', addr(list[3]!), '--no-rebalance'],
+    {},
+  );
+  expect(joined.code).toBe(0);
+  return { list, conns };
+}
+
+const everyNodeKnowsFour = (conns: Connections, seed: RedisNode) =>
+  waitFor('every node to know the new master', async () => {
+    const v = await observe(conns, [addr(seed)]);
+    return v.reports.length === 4 && v.reports.every((r) => r.nodes.length === 4);
+  });
+
+/** `tiercache cluster rebalance` as a process of its own, once it has moved a slot. */
+async function rebalanceUnderWay(seed: RedisNode, ...extra: string[]) {
+  const cli = fileURLToPath(new URL('../../bin/tiercache.ts', import.meta.url));
+  const proc = spawn(process.execPath, [cli, 'cluster', 'rebalance', addr(seed), ...extra], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let progress = '';
+  proc.stderr.on('data', (d) => {
+    progress += d;
+  });
+  await waitFor(
+    'the rebalance to be under way',
+    () => /moved ([1-9]\d*)\/4096/.test(progress),
+    30_000,
+  );
+  return { proc, progress: () => progress };
+}
+
 /** Opens the slot of `tag` as a migration in progress: IMPORTING on another master, MIGRATING on its owner. */
 async function openSlot(conns: Connections, seed: RedisNode, tag: string) {
   const slot = Number(await seed.client().call('CLUSTER', 'KEYSLOT', tag));
   const known = [...(await observe(conns, [addr(seed)])).known.values()];
   const owner = known.find((n) => n.slots.some((r) => r.start <= slot && slot <= r.end))!;
-  const target = known.find((n) => n.id !== owner.id)!;
+  const target = known.find((n) => n.id !== owner.id && n.slots.length > 0)!;
   await conns.call(target.addr, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', owner.id);
   await conns.call(owner.addr, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', target.id);
   return { slot, owner, target };
@@ -195,6 +210,49 @@ describe('fix after a manager killed between the two SETSLOT NODE calls', () => 
   });
 });
 
+describe('fix after the source master died mid-migration', () => {
+  it('finishes the move forward once the source’s replica took over and the source came back as its replica; no key lost', async () => {
+    const list = [...(await nodes(3, '127.0.0.1')), ...(await nodes(3, '127.0.0.2'))];
+    const conns = connections();
+    await createCluster(conns, list.map(addr), { replicas: 1 });
+    const client = clusterClient(list[0]!);
+    const keys = Array.from({ length: 300 }, (_, i) => `{died}:${i}`);
+    await Promise.all(keys.map((k) => client.set(k, k)));
+    const { slot, owner, target } = await openSlot(conns, list[0]!, '{died}');
+    const some = await conns.call<string[]>(owner.addr, 'CLUSTER', 'GETKEYSINSLOT', slot, 120);
+    const [host, port] = target.addr.split(':');
+    await conns.call(owner.addr, 'MIGRATE', host!, port!, '', 0, 5000, 'KEYS', ...some);
+    await conns.call(owner.addr, 'WAIT', 1, 2000); // its replica has the moved keys' deletions
+
+    // The source dies; its replica takes over the slot (holding the 180 keys not yet moved);
+    // the source comes back, empty, as that replica's replica.
+    const replica = (await observe(conns, list.map(addr))).reports.find(
+      (r) => r.nodes.find((n) => n.flags.has('myself'))?.masterId === owner.id,
+    )!;
+    const source = list.find((n) => addr(n) === owner.addr)!;
+    await source.kill();
+    await conns.call(replica.addr, 'CLUSTER', 'FAILOVER', 'TAKEOVER');
+    await source.restart();
+    // The target ignores news of the owner of a slot it imports, and drops the slots of a
+    // master that turned replica: to it the slot is nobody's now.
+    await waitFor('the target to see the slot as nobody’s', async () => {
+      const v = await observe(conns, [target.addr]);
+      const mine = v.reports.find((r) => r.id === target.id)!;
+      return !mine.nodes.some(
+        (n) => !n.flags.has('slave') && n.slots.some((x) => x.start <= slot && slot <= x.end),
+      );
+    });
+
+    const fixed = await runCli(['cluster', 'fix', addr(list[1]!)], {});
+    expect(fixed.output).toMatch(/finishing its migration/);
+    expect(fixed.code).toBe(0);
+    await waitFor('a healthy cluster', async () => {
+      return checkCluster(await observe(conns, list.map(addr))).problems.length === 0;
+    });
+    expect(await Promise.all(keys.map((k) => client.get(k)))).toEqual(keys);
+  });
+});
+
 describe('slot migration edge cases', () => {
   it('resolves BUSYKEY (the target already has the key) in favour of the source, and moves a big key', async () => {
     const list = await nodes(3);
@@ -222,6 +280,94 @@ describe('slot migration edge cases', () => {
     const newOwner = afterView.known.get(target.id)!;
     expect(newOwner.slots.some((r) => r.start <= slot && slot <= r.end)).toBe(true);
   }, 120_000);
+});
+
+describe('a rebalance whose target refuses every key', () => {
+  it('fails naming the cause and leaves no slot open: the slots in flight are closed again; nothing lost', async () => {
+    const list = await nodes(4);
+    const conns = connections();
+    await createCluster(conns, list.slice(0, 3).map(addr), { replicas: 0 });
+    await fill(clusterClient(list[0]!, true), 20_000);
+    // The new master is out of memory for good: every RESTORE of a MIGRATE fails with OOM.
+    await list[3]!.client().config('SET', 'maxmemory-policy', 'noeviction');
+    await list[3]!.client().config('SET', 'maxmemory', '1');
+    await expect(
+      addShard(
+        conns,
+        addr(list[0]!),
+        { master: addr(list[3]!), replicas: [] },
+        { rebalance: true },
+      ),
+    ).rejects.toThrow(/OOM/);
+    const view = checkCluster(await observe(conns, [addr(list[0]!)]));
+    expect(view.openSlots).toEqual([]);
+    expect(view.uncovered).toEqual([]);
+    expect(await list[3]!.client().dbsize()).toBe(0);
+    expect(await missing(clusterClient(list[0]!), 20_000)).toBe(0);
+  }, 120_000);
+});
+
+describe('a rebalance with cached images of several MB', () => {
+  it('moves 40 values of 5 MB in one slot, no MIGRATE call above 8 MiB, beside small keys and a working client; nothing lost', async () => {
+    const list = await nodes(4);
+    const conns = connections();
+    await createCluster(conns, list.slice(0, 3).map(addr), { replicas: 0 });
+    const client = clusterClient(list[0]!);
+    await fill(clusterClient(list[0]!, true), 20_000);
+    // One hash tag: the 40 images share a slot, so a batch chosen by key count alone would
+    // be one MIGRATE call of 200 MB. Each master gives its highest slots to a new one: a tag
+    // in the last few hundred slots is sure to move.
+    let tag = '';
+    let slot = 0;
+    for (let i = 0; slot < 16_200; i++) {
+      tag = `img${i}`;
+      slot = Number(await list[0]!.client().call('CLUSTER', 'KEYSLOT', tag));
+    }
+    const IMAGES = 40;
+    const image = (i: number) => Buffer.alloc(5 * 1024 * 1024, i + 1);
+    for (let i = 0; i < IMAGES; i++) await client.set(`{${tag}}:${i}`, image(i));
+    const source = [...(await observe(conns, [addr(list[0]!)])).known.values()].find((n) =>
+      n.slots.some((r) => r.start <= slot && slot <= r.end),
+    )!;
+    // MONITOR on the source shows each MIGRATE call with its keys: how many images each took.
+    const sourceNode = list.find((n) => addr(n) === source.addr)!;
+    const monitor = await sourceNode.client().monitor();
+    cleanups.push(() => monitor.disconnect());
+    const imagesPerCall: number[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toUpperCase() !== 'MIGRATE') return;
+      const images = args.filter((a) => a.startsWith(`{${tag}}:`)).length;
+      if (images > 0) imagesPerCall.push(images);
+    });
+    const load = workload(client, 20_000);
+    await waitFor('the client to be busy', () => load.ops() > 1000);
+
+    const added = await addShard(
+      conns,
+      addr(list[0]!),
+      { master: addr(list[3]!), replicas: [] },
+      { rebalance: true },
+    );
+    expect(added!.slotsMoved).toBe(4096);
+    const { failures, written, errors } = await load.stop();
+    expect(errors).toEqual({});
+    expect(failures).toBe(0);
+
+    const after = await observe(conns, [addr(list[0]!)]);
+    expect(checkCluster(after).problems).toEqual([]);
+    const owner = [...after.known.values()].find((n) =>
+      n.slots.some((r) => r.start <= slot && slot <= r.end),
+    )!;
+    expect(owner.addr).toBe(addr(list[3]!));
+    for (let i = 0; i < IMAGES; i++)
+      expect((await client.getBuffer(`{${tag}}:${i}`))?.equals(image(i)), `image ${i}`).toBe(true);
+    expect(await missing(client, 20_000)).toBe(0);
+    expect(await missing(client, written, 'w')).toBe(0);
+    // Every image went in a call of its own (5 MB + 5 MB > 8 MiB), each once: none failed.
+    expect(imagesPerCall).toEqual(Array.from({ length: IMAGES }, () => 1));
+    const stats = await conns.call<string>(source.addr, 'INFO', 'commandstats');
+    expect(stats).toMatch(/cmdstat_migrate:.*failed_calls=0/);
+  }, 300_000);
 });
 
 describe('add-shard, rebalance and remove-shard with keys and a working client', () => {
@@ -263,44 +409,45 @@ describe('add-shard, rebalance and remove-shard with keys and a working client',
     expect(await missing(client, written, 'w')).toBe(0);
   }, 300_000);
 
+  it('stopped by SIGTERM mid-rebalance, finishes the slots in flight and leaves none open; nothing lost', async () => {
+    const { list, conns } = await withEmptyMaster();
+    await everyNodeKnowsFour(conns, list[0]!);
+    const run = await rebalanceUnderWay(list[0]!);
+    run.proc.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => run.proc.once('exit', r));
+    expect(code).not.toBe(0);
+    const progress = run.progress();
+    expect(progress).toMatch(/stopped after \d+ of 4096 slots moved/);
+    // Right after it stopped (nothing has repaired anything): no slot is open.
+    const stopped = checkCluster(await observe(conns, [addr(list[0]!)]));
+    expect(stopped.openSlots).toEqual([]);
+    expect(stopped.uncovered).toEqual([]);
+    const moved = Number(/stopped after (\d+) of/.exec(progress)![1]);
+    expect(moved).toBeGreaterThan(0);
+    expect(moved).toBeLessThan(4096);
+    expect(await missing(clusterClient(list[0]!), 50_000)).toBe(0);
+
+    const again = await runCli(['cluster', 'rebalance', addr(list[0]!)], {});
+    expect(again.code).toBe(0);
+    const view = checkCluster(await observe(conns, [addr(list[0]!)]));
+    expect(view.problems).toEqual([]);
+    expect(view.shards.map((s) => s.slotCount)).toEqual([4096, 4096, 4096, 4096]);
+    expect(await missing(clusterClient(list[0]!), 50_000)).toBe(0);
+  }, 180_000);
+
   it('finishes a rebalance that was killed half way when run again', async () => {
-    const list = await nodes(4);
-    const conns = connections();
-    await createCluster(conns, list.slice(0, 3).map(addr), { replicas: 0 });
-    await fill(clusterClient(list[0]!, true), 50_000);
-    const joined = await runCli(
-      ['cluster', 'add-shard', addr(list[0]!), '--master', addr(list[3]!), '--no-rebalance'],
-      {},
-    );
-    expect(joined.code).toBe(0);
+    const { list, conns } = await withEmptyMaster();
     // Running add-shard again (as after a crash) takes the joined node as it is.
     const again = await runCli(
       ['cluster', 'add-shard', addr(list[0]!), '--master', addr(list[3]!), '--no-rebalance'],
       {},
     );
     expect(again.code).toBe(0);
-    await waitFor('every node to know the new master', async () => {
-      const v = await observe(conns, [addr(list[0]!)]);
-      return v.reports.length === 4 && v.reports.every((r) => r.nodes.length === 4);
-    });
+    await everyNodeKnowsFour(conns, list[0]!);
 
-    const cli = fileURLToPath(new URL('../../bin/tiercache.ts', import.meta.url));
-    const first = spawn(
-      process.execPath,
-      [cli, 'cluster', 'rebalance', addr(list[0]!), '--concurrency', '2'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let progress = '';
-    first.stderr.on('data', (d) => {
-      progress += d;
-    });
-    await waitFor(
-      'the first rebalance to be under way',
-      () => /moved ([1-9]\d*)\/4096/.test(progress),
-      30_000,
-    );
-    first.kill('SIGKILL');
-    await new Promise((r) => first.once('exit', r));
+    const first = await rebalanceUnderWay(list[0]!, '--concurrency', '2');
+    first.proc.kill('SIGKILL');
+    await new Promise((r) => first.proc.once('exit', r));
 
     const second = await runCli(['cluster', 'rebalance', addr(list[0]!)], {});
     expect(second.code).toBe(0);

@@ -83,7 +83,9 @@ describe('L2 on a 3-master Redis Cluster', () => {
 
   it('serves an entry another replica stored between its own L2 look and its lease', async () => {
     const a = await replica(cluster.spec, { REGION: 'ap-southeast-1' });
-    const b = await replica(cluster.spec, { REGION: 'eu-west-1' });
+    // B's lease write is held by a pause for as long as the test needs: on a busy machine its
+    // default 3 s write timeout could end the wait before the test sees it blocked.
+    const b = await replica(cluster.spec, { REGION: 'eu-west-1', REDIS_WRITE_TIMEOUT: '15' });
     // A movie whose entry and lease live on different masters, so the lease's master can hold
     // B's lease write while the entry's master takes A's store.
     const keyOf = (id: number) => cacheKey('tmdb', `/3/movie/${id}`);

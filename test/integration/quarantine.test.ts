@@ -64,7 +64,7 @@ afterEach(async () => {
 async function masterRestartsEmpty(persistence: boolean): Promise<number> {
   const redis = withDefaults({ redis: { persistence: { enabled: persistence } } }).redis;
   const dir = mkdtempSync(join(tmpdir(), 'tiercache-quarantine-'));
-  writeFileSync(join(dir, 'auth.conf'), authConf(redis, PASSWORD));
+  writeFileSync(join(dir, 'auth.conf'), authConf(redis, [PASSWORD]));
   const [a, b] = [await freeRedisPort('127.0.0.1'), await freeRedisPort('127.0.0.1')];
   const A = `127.0.0.1:${a}`;
   const B = `127.0.0.1:${b}`;

@@ -4,7 +4,7 @@
  * sync in progress — what the per-shard PodDisruptionBudget relies on.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,9 +18,18 @@ let nodes: RedisNode[];
 const conns = new Connections({ timeoutMs: 2000 });
 const addr = (n: RedisNode) => `${n.host}:${n.port}`;
 
-function ready(n: RedisNode): boolean {
+/** `auth`: the files of the mounted auth Secret (password, next, retiring), if any. */
+function ready(n: RedisNode, auth?: Record<string, string>): boolean {
+  const authDir = join(dir, `auth-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(authDir);
+  for (const [key, value] of Object.entries(auth ?? {})) writeFileSync(join(authDir, key), value);
   const r = spawnSync('sh', [join(dir, 'ready.sh')], {
-    env: { ...process.env, READY_HOST: n.host, READY_PORT: String(n.port) },
+    env: {
+      ...process.env,
+      READY_HOST: n.host,
+      READY_PORT: String(n.port),
+      READY_AUTH_DIR: authDir,
+    },
     timeout: 5000,
   });
   return r.status === 0;
@@ -83,5 +92,29 @@ describe('the Redis readiness probe', () => {
     );
     expect(ready(b)).toBe(false);
     expect(ready(a)).toBe(false);
+  });
+
+  it('authenticates with whichever password of the mounted Secret the server accepts (a copy that lags a rotation)', async () => {
+    const [a, b] = (await startNodes(2, { cluster: true })) as [RedisNode, RedisNode];
+    try {
+      await conns.call(addr(a), 'CLUSTER', 'ADDSLOTSRANGE', 0, 16383);
+      await conns.call(addr(b), 'CLUSTER', 'MEET', a.host, a.port);
+      await waitFor(
+        'the nodes to know each other',
+        async () =>
+          parseInfo(await conns.call<string>(addr(a), 'CLUSTER', 'INFO')).cluster_known_nodes ===
+          '2',
+        10_000,
+        50,
+      );
+      await conns.call(addr(a), 'CONFIG', 'SET', 'requirepass', 'new-password');
+      // The rotation is over on the server; the kubelet has not refreshed the mount yet.
+      expect(ready(a, { password: 'old-password', next: 'new-password' })).toBe(true);
+      expect(ready(a, { password: 'old-password', retiring: 'new-password' })).toBe(true);
+      expect(ready(a, { password: 'new-password' })).toBe(true);
+      expect(ready(a, { password: 'old-password' })).toBe(false);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 });

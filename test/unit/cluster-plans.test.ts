@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planCreate } from '../../operator/redis/plan-create.ts';
-import { type MasterSlots, planRebalance, targets } from '../../operator/redis/plan-rebalance.ts';
+import { parseAddr } from '../../lib/redis/addr.ts';
 import {
   formatRanges,
   parseClusterNodes,
@@ -8,7 +7,10 @@ import {
   slotCount,
   splitSlots,
   toRanges,
-} from '../../operator/redis/topology.ts';
+} from '../../lib/redis/topology.ts';
+import { batchesByBytes } from '../../operator/redis/batches.ts';
+import { planCreate } from '../../operator/redis/plan-create.ts';
+import { type MasterSlots, planRebalance, targets } from '../../operator/redis/plan-rebalance.ts';
 
 describe('CLUSTER NODES parsing', () => {
   const text = [
@@ -36,6 +38,22 @@ describe('CLUSTER NODES parsing', () => {
     expect(slotCount(other!.slots)).toBe(10923);
     expect(dead!.flags.has('fail')).toBe(true);
     expect(dead!.connected).toBe(false);
+  });
+
+  it('brackets IPv6 hosts, which Redis prints bare (fd00::5:6379)', () => {
+    const [v6, none] = parseClusterNodes(
+      [
+        'e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca fd00:10::5:6379@16379,c-shard-0-0 myself,master - 0 0 1 connected 0-16383',
+        '824fe116063bc5fcf9f4ffd895bc17aee7731ac3 :6379@16379 master,noaddr - 0 0 0 disconnected',
+      ].join('\n'),
+    );
+    expect(v6).toMatchObject({
+      addr: '[fd00:10::5]:6379',
+      busPort: 16379,
+      hostname: 'c-shard-0-0',
+    });
+    expect(parseAddr(v6!.addr)).toEqual({ host: 'fd00:10::5', port: 6379 });
+    expect(none!.addr).toBe(':6379');
   });
 
   it('turns slot lists into ranges and back', () => {
@@ -111,5 +129,21 @@ describe('rebalance plan', () => {
     expect(moves.every((m) => m.to !== 'c')).toBe(true);
     const t = targets(three.map((m) => (m.id === 'c' ? { ...m, weight: 0 } : m)));
     expect(t.get('a')! + t.get('b')!).toBe(SLOTS);
+  });
+});
+
+describe('MIGRATE batches by bytes', () => {
+  it('keeps each batch within the byte budget, a bigger key alone, order kept', () => {
+    const MB = 1024 * 1024;
+    const keys = ['a', 'b', 'img1', 'c', 'img2', 'img3', 'd'];
+    const sizes = [100, 200, 5 * MB, 300, 5 * MB, 9 * MB, 50];
+    expect(batchesByBytes(keys, sizes, 8 * MB)).toEqual([
+      ['a', 'b', 'img1', 'c'],
+      ['img2'],
+      ['img3'],
+      ['d'],
+    ]);
+    expect(batchesByBytes(['x', 'y'], [10, 10], 1_000)).toEqual([['x', 'y']]);
+    expect(batchesByBytes([], [], 10)).toEqual([]);
   });
 });

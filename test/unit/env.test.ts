@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { bool, decimal, hostPortList, httpUrl, integer, oneOf, readEnv } from '../../lib/env.ts';
+import {
+  bool,
+  decimal,
+  hostPortList,
+  httpUrl,
+  integer,
+  nameList,
+  oneOf,
+  readEnv,
+} from '../../lib/env.ts';
 import { ConfigError } from '../../lib/errors.ts';
 
 describe('environment parsing', () => {
@@ -10,6 +19,7 @@ describe('environment parsing', () => {
     level: oneOf('LOG_LEVEL', ['info', 'debug'], { default: 'info', help: '' }),
     nodes: hostPortList('REDIS_CLUSTER_NODES', { default: [], help: '' }),
     url: httpUrl('TMDB_API_URL', { default: undefined, help: '' }),
+    namespaces: nameList('WATCH_NAMESPACES', { default: [], help: '' }),
   };
 
   it('applies defaults when variables are unset or empty', () => {
@@ -20,6 +30,7 @@ describe('environment parsing', () => {
       level: 'info',
       nodes: [],
       url: undefined,
+      namespaces: [],
     });
   });
 
@@ -29,7 +40,9 @@ describe('environment parsing', () => {
       USE_REDIS: 'yes',
       REDIS_CLUSTER_NODES: 'redis1:6379, 10.0.0.2:7001,[::1]:7002',
       TMDB_API_URL: 'http://127.0.0.1:9000/',
+      WATCH_NAMESPACES: 'team-a, team-b,team-a',
     });
+    expect(v.namespaces).toEqual(['team-a', 'team-b']);
     expect(v.ttl).toBe(0.5);
     expect(v.use).toBe(true);
     expect(v.nodes).toEqual([
@@ -52,6 +65,7 @@ describe('environment parsing', () => {
       /REDIS_CLUSTER_NODES: invalid value "redis1"; allowed: comma-separated host:port/,
     ],
     ['TMDB_API_URL', 'ftp://x', /TMDB_API_URL: .*http/],
+    ['WATCH_NAMESPACES', 'team-a,Team_B', /WATCH_NAMESPACES: invalid value "Team_B"; allowed: /],
   ])('rejects %s=%s naming the variable and the allowed values', (name, value, message) => {
     const run = () => readEnv(spec, { [name]: value });
     expect(run).toThrow(ConfigError);

@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { type CacheCluster, withDefaults } from '../../operator/api/types.ts';
 import { desiredObjects } from '../../operator/resources/desired.ts';
 import { proxyDeployment } from '../../operator/resources/proxy.ts';
-import { authConf, quantityBytes, redisConf } from '../../operator/resources/redis-config.ts';
+import {
+  authConf,
+  configHash,
+  effectiveMaxMemory,
+  liveSettings,
+  quantityBytes,
+  redisConf,
+} from '../../operator/resources/redis-config.ts';
 import { shardAffinity, shardStatefulSet } from '../../operator/resources/redis-shard.ts';
 import { REDIS_DEFAULTS } from '../helpers/cachecluster-defaults.ts';
 
@@ -42,14 +49,42 @@ describe('redis.conf', () => {
 
   it('starts nodes without persistence quarantined: no SYNC/PSYNC until the operator admits them', () => {
     const { redis } = withDefaults({});
-    expect(authConf(redis, 'p"w')).toBe(
+    expect(authConf(redis, ['p"w'])).toBe(
       'user default on ">p\\"w" ~* &* +@all -sync -psync\nmasterauth "p\\"w"\n',
     );
     const open = withDefaults({ redis: { auth: { enabled: false } } }).redis;
     expect(redisConf(open)).toContain('user default on nopass ~* &* +@all -sync -psync\n');
     const durable = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
-    expect(authConf(durable, 'pw')).toBe('requirepass "pw"\nmasterauth "pw"\n');
+    expect(authConf(durable, ['pw'])).toBe('requirepass "pw"\nmasterauth "pw"\n');
     expect(redisConf(durable)).not.toContain('user default');
+  });
+
+  it('applies maxmemory and its policy live: changing them is no new revision', () => {
+    const { redis } = withDefaults({});
+    const bigger = withDefaults({
+      redis: { maxMemory: '1Gi', evictionPolicy: 'volatile-lru' },
+    }).redis;
+    expect(configHash(bigger)).toBe(configHash(redis));
+    expect(liveSettings(bigger)).toEqual({
+      maxmemory: String(2 ** 30),
+      'maxmemory-policy': 'volatile-lru',
+    });
+    expect(redisConf(bigger)).toContain(`maxmemory ${2 ** 30}\nmaxmemory-policy volatile-lru\n`);
+    // A restart-only setting still makes a new revision.
+    const timeout = withDefaults({ redis: { nodeTimeoutMs: 9000 } }).redis;
+    expect(configHash(timeout)).not.toBe(configHash(redis));
+  });
+
+  it('keeps maxmemory under 75 % of the memory limit, leaving Redis room for its own overhead', () => {
+    const fits = withDefaults({
+      redis: { maxMemory: '256Mi', resources: { limits: { memory: '512Mi' } } },
+    }).redis;
+    expect(effectiveMaxMemory(fits)).toEqual({ bytes: 256 * 2 ** 20, capped: false });
+    const tight = withDefaults({
+      redis: { maxMemory: '512Mi', resources: { limits: { memory: '512Mi' } } },
+    }).redis;
+    expect(effectiveMaxMemory(tight)).toEqual({ bytes: 384 * 2 ** 20, capped: true });
+    expect(liveSettings(tight).maxmemory).toBe(String(384 * 2 ** 20));
   });
 
   it('reads Kubernetes quantities', () => {
@@ -176,7 +211,7 @@ describe('desired objects', () => {
     const objects = desiredObjects(c, {
       spec: c.spec,
       shards: 3,
-      password: PASSWORD,
+      auth: { password: PASSWORD },
       adminToken: 'admin-token-1',
       placement: { zones: 3 },
       proxyImage: 'tiercache:0.1.0',
@@ -185,6 +220,7 @@ describe('desired objects', () => {
       'ConfigMap/cache-redis-config',
       'Service/cache-redis',
       'Secret/cache-redis-auth',
+      'Secret/cache-redis-auth-in-use',
       'StatefulSet/cache-shard-0',
       'PodDisruptionBudget/cache-shard-0',
       'StatefulSet/cache-shard-1',
@@ -199,7 +235,7 @@ describe('desired objects', () => {
       expect(o.metadata!.ownerReferences![0]!.uid).toBe('uid-1');
       if (o.kind !== 'Secret') expect(JSON.stringify(o)).not.toContain(PASSWORD);
     }
-    const sts = objects[3] as V1StatefulSet;
+    const sts = objects[4] as V1StatefulSet;
     expect(sts.spec!.template.metadata!.annotations!['tiercache.io/config-hash']).toMatch(
       /^[0-9a-f]{16}$/,
     );

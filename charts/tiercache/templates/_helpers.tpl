@@ -32,3 +32,43 @@ app.kubernetes.io/component: operator
 {{- define "tiercache.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{/*
+What the operator does inside a namespace it manages: read CacheClusters and write their status;
+restart Redis pods; manage the objects a CacheCluster owns; record events.
+*/}}
+{{- define "tiercache.namespacedRules" -}}
+- apiGroups: [tiercache.io]
+  resources: [cacheclusters]
+  verbs: [get, list, watch]
+- apiGroups: [tiercache.io]
+  resources: [cacheclusters/status]
+  verbs: [get, patch, update]
+- apiGroups: [tiercache.io]
+  resources: [cacheclusters/finalizers]
+  verbs: [update]
+- apiGroups: [""]
+  resources: [pods]
+  # delete: rolling changes restart Redis pods one at a time (StatefulSets are OnDelete)
+  verbs: [get, list, watch, delete]
+- apiGroups: [""]
+  resources: [services, configmaps]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  # Read by name (the auth Secrets a CacheCluster names or owns), never listed or watched.
+  resources: [secrets]
+  verbs: [get, create, patch, update]
+- apiGroups: [""]
+  # patch: a grown persistence.size expands the Redis pods' claims in place
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [apps]
+  resources: [statefulsets, deployments]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, update, delete]
+{{- end }}

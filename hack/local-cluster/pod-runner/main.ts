@@ -18,7 +18,7 @@ import { NODES, network } from '../layout.ts';
 import { startDns } from './dns-server.ts';
 import type { ClusterReader } from './materialise.ts';
 import { PodWorker } from './pod-worker.ts';
-import { provision } from './provisioner.ts';
+import { expand, provision } from './provisioner.ts';
 
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
 
@@ -207,7 +207,10 @@ keepWatching('pod', podInformer);
 keepWatching('service', svcInformer);
 keepWatching('claim', pvcInformer);
 pvcInformer.on('add', (claim) => void provision(core, claim, log));
-pvcInformer.on('update', (claim) => void provision(core, claim, log));
+pvcInformer.on('update', (claim) => {
+  void provision(core, claim, log);
+  void expand(core, claim, log);
+});
 
 const stopDns = await startDns(network.dnsIp, network.clusterDomain, () => ({
   pods: podInformer.list(),

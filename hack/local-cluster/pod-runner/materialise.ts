@@ -5,7 +5,7 @@
  * the sandbox binds at the container's mount paths.
  */
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { paths } from '../layout.ts';
@@ -75,10 +75,34 @@ export async function containerEnv(
   return env;
 }
 
+/**
+ * The directory holds exactly `files`, each replaced atomically (written aside, then renamed),
+ * so a refresh never shows a process half a file, and keys gone from the source go too.
+ */
 function writeAll(dir: string, files: Record<string, string>): void {
   mkdirSync(dir, { recursive: true });
-  for (const [name, content] of Object.entries(files))
-    writeFileSync(join(dir, name), content, { mode: 0o644 });
+  for (const [name, content] of Object.entries(files)) {
+    const aside = join(dir, `..${name}.tmp`);
+    writeFileSync(aside, content, { mode: 0o644 });
+    renameSync(aside, join(dir, name));
+  }
+  for (const name of readdirSync(dir))
+    if (!(name in files)) rmSync(join(dir, name), { force: true });
+}
+
+/**
+ * Writes the ConfigMap and Secret volumes again from their sources, as a kubelet keeps them
+ * current (a Secret that is gone leaves its last contents). Tokens are left alone.
+ */
+export async function refreshVolumes(
+  pod: V1Pod,
+  podDir: string,
+  cluster: ClusterReader,
+): Promise<void> {
+  const ns = pod.metadata!.namespace!;
+  for (const v of pod.spec?.volumes ?? [])
+    if (v.configMap || v.secret)
+      await renderVolume(pod, ns, v, podDir, cluster).catch(() => undefined);
 }
 
 /** Renders each volume of the pod into a directory; returns the directory per volume name. */

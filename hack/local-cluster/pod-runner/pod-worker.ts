@@ -16,11 +16,19 @@ import type {
 } from '@kubernetes/client-node';
 import { network, paths } from '../layout.ts';
 import { expandReferences, launchFor } from './images.ts';
-import { type ClusterReader, containerEnv, containerMounts, renderVolumes } from './materialise.ts';
+import {
+  type ClusterReader,
+  containerEnv,
+  containerMounts,
+  refreshVolumes,
+  renderVolumes,
+} from './materialise.ts';
 import { probe } from './probes.ts';
 import { startSandboxed } from './sandbox.ts';
 
 const BACKOFF_START_MS = 1000;
+/** How often mounted ConfigMaps and Secrets are brought up to date (a kubelet: within a minute). */
+const VOLUME_REFRESH_MS = 10_000;
 const BACKOFF_MAX_MS = 20_000;
 
 interface Running {
@@ -53,6 +61,7 @@ export class PodWorker {
   #phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed' = 'Pending';
   #message: string | undefined;
   #volumeDirs: Record<string, string> = {};
+  #volumeRefresh: NodeJS.Timeout | undefined;
   #statusChain: Promise<void> = Promise.resolve();
 
   constructor(pod: V1Pod, ip: string, deps: WorkerDeps) {
@@ -77,6 +86,9 @@ export class PodWorker {
     try {
       mkdirSync(this.#dir, { recursive: true });
       this.#volumeDirs = await renderVolumes(this.pod, this.#dir, this.#deps.cluster);
+      this.#volumeRefresh = setInterval(() => {
+        if (!this.#stopping) void refreshVolumes(this.pod, this.#dir, this.#deps.cluster);
+      }, VOLUME_REFRESH_MS).unref();
       this.#report();
       for (const init of this.pod.spec?.initContainers ?? []) {
         const code = await this.#runToCompletion(init);
@@ -103,6 +115,7 @@ export class PodWorker {
    */
   async stop(graceSeconds: number, hooks = true): Promise<void> {
     this.#stopping = true;
+    clearInterval(this.#volumeRefresh);
     const started = Date.now();
     const running = [...this.#containers.values()];
     for (const c of running) {
@@ -213,10 +226,12 @@ export class PodWorker {
     if (!restart) {
       c.state = { terminated };
       const all = [...this.#containers.values()];
-      if (all.every((x) => x.state?.terminated))
+      if (all.every((x) => x.state?.terminated)) {
         this.#phase = all.every((x) => x.state?.terminated?.exitCode === 0)
           ? 'Succeeded'
           : 'Failed';
+        clearInterval(this.#volumeRefresh);
+      }
       this.#report();
       return;
     }

@@ -2,6 +2,7 @@
  * Redis Cluster topology as nodes report it (`CLUSTER NODES`), parsed into plain data.
  * Pure: everything the manager plans is computed from these values.
  */
+import { fromRedisAddr } from './addr.ts';
 
 export const SLOTS = 16384;
 
@@ -12,7 +13,7 @@ export interface SlotRange {
 
 export interface NodeInfo {
   id: string;
-  /** ip:port clients use. */
+  /** ip:port clients use (`[v6]:port` for IPv6). */
   addr: string;
   busPort: number;
   hostname: string | undefined;
@@ -50,7 +51,7 @@ function parseLine(line: string): NodeInfo {
   // ip:port@cport[,hostname]
   const [hostPart, hostname] = address!.split(',');
   const at = hostPart!.lastIndexOf('@');
-  const addr = at >= 0 ? hostPart!.slice(0, at) : hostPart!;
+  const addr = fromRedisAddr(at >= 0 ? hostPart!.slice(0, at) : hostPart!);
   const busPort = at >= 0 ? Number(hostPart!.slice(at + 1)) : 0;
   const node: NodeInfo = {
     id: id!,

@@ -1,0 +1,384 @@
+/**
+ * Day-2 changes on running CacheClusters, persistence off (the default) and on side by side,
+ * each with its two regional proxies under traffic and a writer: the password rotated through
+ * the user's Secret, then the generated Secret deleted. No change may lock anyone out or lose
+ * a key: the nodes accept the new password before any client uses it, and forget the old one
+ * only once every proxy has rolled to the new one.
+ *
+ * The operator is installed for these two namespaces only (`watchNamespaces`: Roles there, no
+ * cluster-wide read but the node list), so every change below also runs on a namespaced install;
+ * a CacheCluster in a third namespace is left alone.
+ */
+import type {
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1Secret,
+  V1StatefulSet,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CacheCluster } from '../../operator/api/types.ts';
+import { bothModes, type Mode } from '../helpers/e2e-cachecluster.ts';
+import { prepareNamespace, sampleCacheCluster, startProxyTraffic } from '../helpers/e2e-proxies.ts';
+import {
+  createCacheCluster,
+  installOperator,
+  kubectl,
+  kubectlJson,
+  removeAll,
+  upgradeOperator,
+} from '../helpers/kube.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const OPERATOR_NS = `tiercache-d${process.pid}`;
+const RELEASE = `td${process.pid}`;
+const BEFORE_KEYS = 2000;
+
+const MODES = bothModes('day2');
+const OUTSIDE_NS = `day2-outside-${process.pid}`;
+
+/** Sets the user's Secret `redis-pw` to `password` (created or replaced). */
+function setUserPassword(ns: string, password: string): void {
+  const secret = kubectl([
+    'create',
+    'secret',
+    'generic',
+    'redis-pw',
+    '-n',
+    ns,
+    `--from-literal=password=${password}`,
+    '--dry-run=client',
+    '-o',
+    'json',
+  ]);
+  kubectl(['apply', '-n', ns, '-f', '-'], secret);
+}
+
+/** `kubectl patch` of the mode's CacheCluster (a merge patch, or a JSON patch). */
+function patchCacheCluster(m: Mode, type: 'merge' | 'json', patch: unknown): void {
+  kubectl(['patch', 'cc/cache', '-n', m.cc.ns, `--type=${type}`, '-p', JSON.stringify(patch)]);
+}
+
+const authSecret = (m: Mode) =>
+  kubectlJson<V1Secret>(['get', 'secret', `${m.cc.name}-redis-auth`, '-n', m.cc.ns]);
+
+/** What each Redis pod answers to `AUTH default <password>`: 'OK', or the error's first word. */
+async function answersTo(m: Mode, password: string): Promise<string[]> {
+  return Promise.all(
+    m.cc
+      .redisPods()
+      .map((p) =>
+        m.cc
+          .onNode(
+            p.metadata!.name!,
+            async (n) => String(await n.call('AUTH', 'default', password)),
+            '',
+          )
+          .catch((err: Error) => err.message.split(' ')[0]!),
+      ),
+  );
+}
+
+const rotations = (m: Mode) => m.cc.events().filter((e) => e.reason === 'PasswordRotated').length;
+
+/** The proxies of `name` answer from the shared L2 with the password they have now. */
+async function proxiesShareL2(ns: string, name: string, movie: number): Promise<string[]> {
+  const ips = kubectlJson<{ items: V1Pod[] }>([
+    'get',
+    'pods',
+    '-n',
+    ns,
+    '-l',
+    `tiercache.io/proxy=${name}`,
+    '--field-selector=status.phase=Running',
+  ]).items.flatMap((p) =>
+    p.status?.podIP && !p.metadata?.deletionTimestamp ? [p.status.podIP] : [],
+  );
+  const caches: string[] = [];
+  for (const ip of ips) {
+    const res = await fetch(`http://${ip}:6635/3/movie/${movie}`);
+    await res.arrayBuffer();
+    caches.push(res.headers.get('x-cache') ?? '');
+  }
+  return caches;
+}
+
+/**
+ * Runs a writer and proxy traffic around `change`, waits until `done` (then Ready for the
+ * generation), and counts what was lost.
+ */
+async function around(
+  m: Mode,
+  name: string,
+  change: () => void,
+  done: { what: string; when: () => boolean | Promise<boolean> },
+) {
+  await m.cc.writeKeys(`${name}:before`, BEFORE_KEYS);
+  const traffic = startProxyTraffic(m.cc.ns);
+  const writer = m.cc.startAckedWriter(`${name}:acked`);
+  await waitFor(
+    'the writer to be writing',
+    async () => (await m.cc.missing([`${name}:acked:20`])).length === 0,
+    30_000,
+    50,
+  );
+  change();
+  await waitFor(`${m.cc.ns}: ${done.what}`, done.when, 180_000, 500);
+  await m.cc.waitReadyWithReplicas();
+  const w = await writer.stop();
+  const proxy = await traffic.stop();
+  return {
+    ackedLost: await m.cc.missing(
+      w.acked.map((i) => `${name}:acked:${i}`),
+      w.acked.map((i) => String(i)),
+    ),
+    beforeMissing: await m.cc.missingKeys(`${name}:before`, BEFORE_KEYS),
+    proxy,
+    writes: w.successes,
+  };
+}
+
+/**
+ * No key lost, and every request the proxies got was answered 200 through their roll (a pod
+ * being replaced keeps serving until it is out of the Service's endpoints).
+ */
+/** A password change, with everything `around` counts, until its rotation is over. */
+function rotate(m: Mode, name: string, change: () => void) {
+  const before = rotations(m);
+  return around(m, name, change, {
+    what: 'the rotation to finish',
+    when: () => rotations(m) > before,
+  });
+}
+
+function expectNothingLost(m: Mode, o: Awaited<ReturnType<typeof around>>): void {
+  expect(o.ackedLost, m.label).toEqual([]);
+  expect(o.beforeMissing, m.label).toEqual([]);
+  expect(o.proxy.byStatus, m.label).toEqual({});
+  expect(o.proxy.total, m.label).toBeGreaterThan(0);
+}
+
+beforeAll(async () => {
+  // The namespaces exist before the release: its Roles go into them.
+  const upstreams = MODES.map((m) => prepareNamespace(m.cc.ns));
+  installOperator(RELEASE, OPERATOR_NS, [`watchNamespaces={${MODES.map((m) => m.cc.ns)}}`]);
+  createCacheCluster(OUTSIDE_NS, { redis: { shards: 1, replicasPerShard: 0 }, proxies: [] });
+  for (const [i, m] of MODES.entries()) {
+    const upstream = upstreams[i]!;
+    setUserPassword(m.cc.ns, 'first-password-0001');
+    const cc: CacheCluster = sampleCacheCluster(upstream);
+    cc.spec.redis.persistence = { ...cc.spec.redis.persistence, enabled: m.persistence };
+    cc.spec.redis.auth = { enabled: true, secretName: 'redis-pw' };
+    kubectl(['apply', '-n', m.cc.ns, '-f', '-'], JSON.stringify(cc));
+  }
+  await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas()));
+}, 300_000);
+
+afterAll(() => {
+  removeAll(RELEASE, OPERATOR_NS, [...MODES.map((m) => m.cc.ns), OUTSIDE_NS]);
+});
+
+describe('day-2 changes without lockouts, persistence off (the default) and on', () => {
+  it('helm upgrade brings the CRD its chart ships (pre-upgrade hook), and the clusters stay Ready', async () => {
+    const CRD = 'cacheclusters.tiercache.io';
+    const columns = () =>
+      kubectlJson<{ spec: { versions: { additionalPrinterColumns: { name: string }[] }[] } }>([
+        'get',
+        'crd',
+        CRD,
+      ]).spec.versions[0]!.additionalPrinterColumns.map((c) => c.name);
+    const shipped = columns();
+    expect(shipped).toContain('Migration');
+    // As an older chart version would have left it: without the Migration column.
+    kubectl([
+      'patch',
+      'crd',
+      CRD,
+      '--type=json',
+      '-p',
+      JSON.stringify([
+        {
+          op: 'remove',
+          path: `/spec/versions/0/additionalPrinterColumns/${shipped.indexOf('Migration')}`,
+        },
+      ]),
+    ]);
+    expect(columns()).not.toContain('Migration');
+    upgradeOperator(RELEASE, OPERATOR_NS);
+    expect(columns()).toEqual(shipped);
+    // The hook cleaned up after itself.
+    expect(kubectl(['get', 'jobs,serviceaccounts', '-n', OPERATOR_NS, '-o', 'name'])).not.toMatch(
+      /-crds/,
+    );
+    await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas()));
+  });
+
+  it('installed for two namespaces, leaves a CacheCluster in a third alone', () => {
+    // By now the operator has reconciled both of its CacheClusters to Ready (beforeAll).
+    const outside = kubectlJson<CacheCluster>(['get', 'cc', 'cache', '-n', OUTSIDE_NS]);
+    expect(outside.status).toBeUndefined();
+    const sets = kubectlJson<{ items: unknown[] }>(['get', 'statefulsets', '-n', OUTSIDE_NS]);
+    expect(sets.items).toEqual([]);
+  });
+
+  it('the password changed in the user’s Secret: every node takes the new one and refuses the old, the proxies roll to it; nothing lost', async () => {
+    const outcomes = await Promise.all(
+      MODES.map((m) => rotate(m, 'user', () => setUserPassword(m.cc.ns, 'second-password-0002'))),
+    );
+    for (const [i, m] of MODES.entries()) {
+      const o = outcomes[i]!;
+      console.log(
+        `password rotation (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
+      );
+      expect(await answersTo(m, 'second-password-0002'), m.label).toEqual(Array(6).fill('OK'));
+      expect(await answersTo(m, 'first-password-0001'), m.label).toEqual(
+        Array(6).fill('WRONGPASS'),
+      );
+      expect(m.cc.password(), m.label).toBe('second-password-0002');
+      // Nothing of the rotation is left in the Secret once it is over.
+      expect(Object.keys(authSecret(m).data ?? {}).sort()).toEqual(['auth.conf', 'password']);
+      expectNothingLost(m, o);
+      // The rolled proxies reach L2 with the new password: the second one answers from it.
+      expect((await proxiesShareL2(m.cc.ns, 'tmdb-apac', 4242)).slice(1), m.label).toContain('L2');
+    }
+  }, 300_000);
+
+  it('maxMemory and evictionPolicy changed: set live on every node, no pod restarted', async () => {
+    const before = MODES.map((m) =>
+      m.cc
+        .redisPods()
+        .map((p) => `${p.metadata!.uid} ${p.status?.containerStatuses?.[0]?.restartCount}`)
+        .sort(),
+    );
+    for (const m of MODES)
+      patchCacheCluster(m, 'merge', {
+        spec: { redis: { maxMemory: '96Mi', evictionPolicy: 'volatile-lru' } },
+      });
+    await Promise.all(
+      MODES.map((m) =>
+        waitFor(
+          `${m.cc.ns}: every node to run with the new settings`,
+          async () => {
+            const got = await Promise.all(
+              m.cc
+                .redisPods()
+                .map((p) =>
+                  m.cc
+                    .onNode(p.metadata!.name!, (n) =>
+                      n.call('CONFIG', 'GET', 'maxmemory', 'maxmemory-policy'),
+                    )
+                    .catch(() => []),
+                ),
+            );
+            return got.every((g) => {
+              // CONFIG GET answers name, value pairs in no fixed order.
+              const flat = g as string[];
+              const c = new Map(flat.flatMap((v, i) => (i % 2 === 0 ? [[v, flat[i + 1]]] : [])));
+              return (
+                c.get('maxmemory') === String(96 * 2 ** 20) &&
+                c.get('maxmemory-policy') === 'volatile-lru'
+              );
+            });
+          },
+          60_000,
+          500,
+        ),
+      ),
+    );
+    await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas()));
+    MODES.forEach((m, i) => {
+      const after = m.cc
+        .redisPods()
+        .map((p) => `${p.metadata!.uid} ${p.status?.containerStatuses?.[0]?.restartCount}`)
+        .sort();
+      expect(after, m.label).toEqual(before[i]);
+      expect(
+        m.cc.events().some((e) => e.reason === 'ConfigApplied'),
+        m.label,
+      ).toBe(true);
+    });
+  }, 180_000);
+
+  it('the generated Secret deleted: a new password is generated and rotated in from the one in use; nothing lost', async () => {
+    for (const m of MODES)
+      patchCacheCluster(m, 'json', [{ op: 'remove', path: '/spec/redis/auth/secretName' }]);
+    // The generated Secret takes over the password in use: no rotation for that.
+    await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas()));
+    expect(MODES.map((m) => m.cc.password())).toEqual(Array(2).fill('second-password-0002'));
+    const outcomes = await Promise.all(
+      MODES.map((m) =>
+        rotate(m, 'deleted', () =>
+          kubectl(['delete', 'secret', `${m.cc.name}-redis-auth`, '-n', m.cc.ns]),
+        ),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      const o = outcomes[i]!;
+      console.log(
+        `generated Secret deleted (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
+      );
+      const fresh = m.cc.password();
+      expect(fresh, m.label).not.toBe('second-password-0002');
+      expect(await answersTo(m, fresh), m.label).toEqual(Array(6).fill('OK'));
+      expect(await answersTo(m, 'second-password-0002'), m.label).toEqual(
+        Array(6).fill('WRONGPASS'),
+      );
+      expectNothingLost(m, o);
+    }
+  }, 300_000);
+
+  it('persistence.size grown 1Gi → 2Gi: with persistence the claims grow in place and no pod restarts; without, nothing changes; nothing lost', async () => {
+    const podsOf = (m: Mode) =>
+      m.cc
+        .redisPods()
+        .map((p) => `${p.metadata!.uid} ${p.status?.containerStatuses?.[0]?.restartCount}`)
+        .sort();
+    const before = MODES.map(podsOf);
+    const claimsAt = (m: Mode, size: string) => {
+      const claims = kubectlJson<{ items: V1PersistentVolumeClaim[] }>([
+        'get',
+        'pvc',
+        '-n',
+        m.cc.ns,
+        '-l',
+        m.cc.selector,
+      ]).items;
+      return claims.length === 6 && claims.every((c) => c.status?.capacity?.storage === size);
+    };
+    const outcomes = await Promise.all(
+      MODES.map((m) =>
+        around(
+          m,
+          'grown',
+          () =>
+            patchCacheCluster(m, 'merge', {
+              spec: { redis: { persistence: { size: '2Gi' } } },
+            }),
+          m.persistence
+            ? { what: 'every claim at 2Gi', when: () => claimsAt(m, '2Gi') }
+            : { what: 'the new generation to be seen', when: () => true },
+        ),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      const o = outcomes[i]!;
+      console.log(
+        `disk grown (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
+      );
+      expectNothingLost(m, o);
+      expect(podsOf(m), m.label).toEqual(before[i]);
+      if (m.persistence) {
+        const sizes = kubectlJson<{ items: V1StatefulSet[] }>([
+          'get',
+          'sts',
+          '-n',
+          m.cc.ns,
+        ]).items.map((s) => s.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests?.storage);
+        expect(sizes, m.label).toEqual(['2Gi', '2Gi', '2Gi']);
+        expect(
+          m.cc.events().some((e) => e.reason === 'StorageExpanded'),
+          m.label,
+        ).toBe(true);
+      }
+    }
+  }, 300_000);
+});

@@ -1,0 +1,88 @@
+import type { V1Deployment } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { withDefaults } from '../../operator/api/types.ts';
+import {
+  acceptedPasswords,
+  planAuth,
+  rolledOut,
+  storedOf,
+} from '../../operator/controller/auth-plan.ts';
+import { AUTH_VERSION_ANNOTATION, passwordVersion } from '../../operator/resources/proxy.ts';
+import { authConf } from '../../operator/resources/redis-config.ts';
+
+describe('password rotation plan', () => {
+  it('walks a new password in and the old one out, never leaving a moment where only one side knows it', () => {
+    // The user's Secret now says "new"; the nodes and clients use "old".
+    const introduce = planAuth({ password: 'old' }, 'new');
+    expect(introduce).toEqual({ kind: 'introduce', current: 'old', next: 'new' });
+    // While nodes learn it, clients keep "old" and a restarting node accepts both.
+    expect(storedOf(introduce)).toEqual({ password: 'old', next: 'new' });
+    expect(acceptedPasswords(introduce)).toEqual(['old', 'new']);
+    // Once every node accepts "new", clients switch and the old one is retired after the roll.
+    const retire = planAuth({ password: 'new', retiring: 'old' }, 'new');
+    expect(retire).toEqual({ kind: 'retire', current: 'new', retiring: 'old' });
+    expect(acceptedPasswords(retire)).toEqual(['new', 'old']);
+    expect(planAuth({ password: 'new' }, 'new')).toEqual({ kind: 'steady', current: 'new' });
+  });
+
+  it('a new cluster starts steady with the desired password', () => {
+    expect(planAuth({}, 'gen')).toEqual({ kind: 'steady', current: 'gen' });
+  });
+
+  it('a deleted generated Secret: the password the nodes last accepted is rotated out, not lost', () => {
+    expect(planAuth({}, 'fresh', 'remembered')).toEqual({
+      kind: 'introduce',
+      current: 'remembered',
+      next: 'fresh',
+    });
+  });
+
+  it('a password changed again mid-rotation is introduced from the one clients use', () => {
+    expect(planAuth({ password: 'b', retiring: 'a' }, 'c')).toEqual({
+      kind: 'introduce',
+      current: 'b',
+      next: 'c',
+    });
+  });
+});
+
+describe('auth.conf during a rotation', () => {
+  it('accepts every password of the plan, sends the one in use as masterauth', () => {
+    const durable = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
+    expect(authConf(durable, ['new', 'old'])).toBe(
+      'user default on ">new" ">old" ~* &* +@all\nmasterauth "new"\n',
+    );
+    const { redis } = withDefaults({});
+    expect(authConf(redis, ['a', 'b'])).toBe(
+      'user default on ">a" ">b" ~* &* +@all -sync -psync\nmasterauth "a"\n',
+    );
+  });
+});
+
+describe('a proxy Deployment rolled out to a password', () => {
+  const deployment = (version: string, status: V1Deployment['status']): V1Deployment => ({
+    metadata: { generation: 3 },
+    spec: {
+      replicas: 2,
+      selector: {},
+      template: { metadata: { annotations: { [AUTH_VERSION_ANNOTATION]: version } } },
+    },
+    status,
+  });
+  const v = passwordVersion('new');
+
+  it('only when every pod runs the template that carries it', () => {
+    const done = { observedGeneration: 3, updatedReplicas: 2, availableReplicas: 2, replicas: 2 };
+    expect(rolledOut(deployment(v, done), v)).toBe(true);
+    expect(rolledOut(deployment(passwordVersion('old'), done), v)).toBe(false);
+    expect(rolledOut(deployment(v, { ...done, observedGeneration: 2 }), v)).toBe(false);
+    // An old pod still running beside the new ones.
+    expect(rolledOut(deployment(v, { ...done, replicas: 3 }), v)).toBe(false);
+    expect(rolledOut(deployment(v, { ...done, availableReplicas: 1 }), v)).toBe(false);
+  });
+
+  it('the version never shows the password', () => {
+    expect(v).not.toContain('new');
+    expect(v).toMatch(/^[0-9a-f]{12}$/);
+  });
+});
