@@ -77,6 +77,10 @@ export const proxyEnv = {
     default: 'auto',
     help: 'how to talk to the nodes; auto asks the first reachable node',
   }),
+  redisUsername: text('REDIS_USERNAME', {
+    default: undefined,
+    help: 'Redis ACL user to AUTH as (with it, a user without a password accepts any REDIS_PASSWORD)',
+  }),
   redisPassword: text('REDIS_PASSWORD', {
     default: undefined,
     secret: true,
@@ -184,6 +188,7 @@ export interface RedisConfig {
   nodes: HostPort[];
   fallbackNodes: HostPort[];
   mode: 'auto' | 'cluster' | 'standalone';
+  username: string | undefined;
   password: string | undefined;
   connectTimeoutMs: number;
   readTimeoutMs: number;
@@ -238,6 +243,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
           nodes: v.redisNodes,
           fallbackNodes: v.redisFallbackNodes,
           mode: v.redisMode,
+          username: v.redisUsername,
           password: v.redisPassword,
           connectTimeoutMs: v.redisConnectTimeout * 1000,
           readTimeoutMs: v.redisReadTimeout * 1000,

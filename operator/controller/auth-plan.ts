@@ -4,11 +4,13 @@
  * roll, and only once every proxy runs with it do the nodes forget the old one ("retire").
  * What is under way is kept in the operator's `<cc>-redis-auth` Secret, so a restarted
  * operator carries on: `password` (what clients use), `next` (being introduced), `retiring`
- * (still accepted until the proxies rolled).
+ * (still accepted until the proxies rolled). Auth disabled is the password NO_PASSWORD, so
+ * turning auth on or off is a rotation from or to it: nodes then have `nopass` (any password,
+ * or none, is accepted), and an empty masterauth is Redis's own "none".
  */
 import type { V1Deployment } from '@kubernetes/client-node';
 import { AUTH_VERSION_ANNOTATION } from '../resources/proxy.ts';
-import type { AuthKeys } from '../resources/redis-config.ts';
+import { type AuthKeys, NO_PASSWORD } from '../resources/redis-config.ts';
 
 /** The rotation state kept in `<cc>-redis-auth`. */
 export interface StoredAuth {
@@ -36,7 +38,78 @@ export function planAuth(stored: StoredAuth, desired: string, remembered?: strin
   if (current !== desired) return { kind: 'introduce', current, next: desired };
   if (stored.retiring !== undefined && stored.retiring !== current)
     return { kind: 'retire', current, retiring: stored.retiring };
+  // A rotation given up half-way (the Secret changed back): some nodes may have been taught
+  // the abandoned password; they forget it as if it were retiring (clients never left `current`).
+  if (stored.next !== undefined && stored.next !== current)
+    return { kind: 'retire', current, retiring: stored.next };
   return { kind: 'steady', current };
+}
+
+/**
+ * What every node runs to accept `next` beside `current` (then clients may switch). Replicas
+ * authenticate as `default` (masteruser) so a master that has no password yet accepts them.
+ */
+export function introduceCommands(current: string, next: string): string[][] {
+  // nopass accepts the password in use and no password alike; masterauth stays until retired.
+  if (next === NO_PASSWORD) return [['ACL', 'SETUSER', 'default', 'nopass']];
+  const masterauth = ['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', next];
+  // A node without a password accepts `next` already (AUTH default <any>): adding one to the
+  // user would end nopass and shut out the clients that send none.
+  if (current === NO_PASSWORD) return [masterauth];
+  return [['ACL', 'SETUSER', 'default', `>${next}`], masterauth];
+}
+
+/**
+ * What every node runs, once every client uses `current`, to refuse every other password and
+ * replicate with `current` (again: a rotation given up may have switched masterauth).
+ */
+export function retireCommands(current: string): string[][] {
+  if (current === NO_PASSWORD)
+    return [
+      ['ACL', 'SETUSER', 'default', 'nopass'],
+      ['CONFIG', 'SET', 'masterauth', ''],
+    ];
+  return [
+    ['ACL', 'SETUSER', 'default', 'resetpass', `>${current}`],
+    ['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', current],
+  ];
+}
+
+/** The Normal Event saying a step finished, in the words of what changed for the user. */
+export function stepDone(plan: AuthPlan): { reason: string; message: string } {
+  if (plan.kind === 'introduce') {
+    if (plan.next === NO_PASSWORD)
+      return {
+        reason: 'AuthDisabling',
+        message:
+          'every Redis node accepts connections without a password: the proxies roll without one',
+      };
+    if (plan.current === NO_PASSWORD)
+      return {
+        reason: 'AuthEnabling',
+        message:
+          'every Redis node replicates with the new password: the proxies roll with it, then the nodes require it',
+      };
+    return {
+      reason: 'PasswordRotating',
+      message:
+        'every Redis node accepts the new password: clients switch to it and the proxies roll',
+    };
+  }
+  if (plan.kind === 'retire') {
+    if (plan.current === NO_PASSWORD)
+      return { reason: 'AuthDisabled', message: 'no Redis node or proxy uses a password any more' };
+    if (plan.retiring === NO_PASSWORD)
+      return {
+        reason: 'AuthEnabled',
+        message: 'every Redis node requires the password, and every proxy uses it',
+      };
+    return {
+      reason: 'PasswordRotated',
+      message: 'every Redis node and every proxy uses the new password; the old one is refused',
+    };
+  }
+  return { reason: 'PasswordSteady', message: 'nothing to change' };
 }
 
 /** Every password the nodes must accept while this plan holds (the one in use first). */

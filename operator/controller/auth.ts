@@ -1,14 +1,20 @@
 /**
- * Carrying out a password rotation on the nodes (I/O; the decisions are in auth-plan.ts).
+ * Carrying out a password rotation on the nodes (I/O; the commands are chosen in auth-plan.ts).
  * Every change is live — `ACL SETUSER default >new` adds a password beside the one in use,
  * `CONFIG SET masterauth` switches what replicas send, `ACL SETUSER default resetpass >new`
- * drops every other — so no Redis pod restarts. The include file in the Secret says the same
- * for a pod that restarts meanwhile.
+ * drops every other, `nopass` accepts any — so no Redis pod restarts, also when auth is turned
+ * on or off. The include file in the Secret says the same for a pod that restarts meanwhile.
  */
 import type { V1Deployment } from '@kubernetes/client-node';
 import { Connections } from '../redis/connections.ts';
 import { passwordVersion } from '../resources/proxy.ts';
-import { type AuthPlan, rolledOut } from './auth-plan.ts';
+import {
+  type AuthPlan,
+  introduceCommands,
+  retireCommands,
+  rolledOut,
+  stepDone,
+} from './auth-plan.ts';
 import { describeError, isAuthError } from './errors.ts';
 
 export interface AuthOutcome {
@@ -43,6 +49,7 @@ async function onEveryNode(
           conns.close();
         }
       }
+      for (const p of passwords) if (p !== '') why = why.split(p).join('…');
       return `${addr}: ${args.slice(0, 2).join(' ')} failed (${why.replace(/>\S+/g, '>…')})`;
     }),
   );
@@ -51,8 +58,9 @@ async function onEveryNode(
 
 /**
  * The rotation's next step: teach every node the new password (then clients switch to it), or,
- * once every proxy rolled, make the nodes forget the old one. A step that cannot finish (a node
- * down, a proxy still rolling) leaves the plan as it was, for the next reconcile.
+ * once every proxy rolled, make the nodes forget the old one. Turning auth on or off is the
+ * same, to or from NO_PASSWORD (auth-plan.ts). A step that cannot finish (a node down, a proxy
+ * still rolling) leaves the plan as it was, for the next reconcile.
  */
 export async function carryOutAuth(
   plan: AuthPlan,
@@ -61,37 +69,28 @@ export async function carryOutAuth(
   timeoutMs: number,
   log: (line: string) => void,
 ): Promise<AuthOutcome> {
-  const done = (failures: string[]) => {
-    for (const f of failures) log(`password rotation waits: ${f}`);
-    return failures.length === 0;
+  const runAll = async (passwords: string[], commands: string[][]) => {
+    for (const command of commands) {
+      const failures = await onEveryNode(addrs, passwords, timeoutMs, ...command);
+      for (const f of failures) log(`password rotation waits: ${f}`);
+      if (failures.length > 0) return false;
+    }
+    return true;
   };
   if (plan.kind === 'introduce') {
-    const both = [plan.current, plan.next];
-    const teach = ['ACL', 'SETUSER', 'default', `>${plan.next}`];
-    if (!done(await onEveryNode(addrs, both, timeoutMs, ...teach))) return { plan };
-    const masterauth = ['CONFIG', 'SET', 'masterauth', plan.next];
-    if (!done(await onEveryNode(addrs, both, timeoutMs, ...masterauth))) return { plan };
+    if (!(await runAll([plan.current, plan.next], introduceCommands(plan.current, plan.next))))
+      return { plan };
     return {
       plan: { kind: 'retire', current: plan.next, retiring: plan.current },
-      said: {
-        reason: 'PasswordRotating',
-        message: `every Redis node accepts the new password: clients switch to it and the proxies roll (${proxies.length} Deployments)`,
-      },
+      said: stepDone(plan),
     };
   }
   if (plan.kind === 'retire') {
     const version = passwordVersion(plan.current);
     if (!proxies.every((d) => rolledOut(d, version))) return { plan };
-    const forget = ['ACL', 'SETUSER', 'default', 'resetpass', `>${plan.current}`];
-    if (!done(await onEveryNode(addrs, [plan.current, plan.retiring], timeoutMs, ...forget)))
+    if (!(await runAll([plan.current, plan.retiring], retireCommands(plan.current))))
       return { plan };
-    return {
-      plan: { kind: 'steady', current: plan.current },
-      said: {
-        reason: 'PasswordRotated',
-        message: 'every Redis node and every proxy uses the new password; the old one is refused',
-      },
-    };
+    return { plan: { kind: 'steady', current: plan.current }, said: stepDone(plan) };
   }
   return { plan };
 }

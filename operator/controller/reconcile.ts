@@ -123,9 +123,9 @@ export class Reconciler {
     const spec = withDefaults(cc.spec);
     const log = this.#o.log.child({ cachecluster: key });
 
-    let auth = spec.redis.auth.enabled ? await this.#authPlan(cc, spec) : undefined;
+    let auth = await this.#authPlan(cc, spec);
     const timeoutMs = this.#o.redisTimeoutMs;
-    let conns = new Connections({ password: auth?.current, timeoutMs });
+    let conns = new Connections({ password: auth.current, timeoutMs });
     try {
       const { apps } = this.#o.kube;
       const { namespace } = cc.metadata;
@@ -139,7 +139,7 @@ export class Reconciler {
       // First, before anything slower: masters that are going away hand over, replicas of
       // masters that are down take over, and legitimate nodes may serve replication.
       let view = await this.#failovers.run(cc, conns, allPods);
-      if (auth && auth.kind !== 'steady') {
+      if (auth.kind !== 'steady') {
         log.info({ phase: auth.kind }, 'password rotation under way');
         const wantedProxies = new Set(
           spec.proxies.map((p) => names.proxy(cc.metadata.name, p.name)),
@@ -175,7 +175,7 @@ export class Reconciler {
           cc,
           spec,
           keep,
-          auth && storedOf(auth),
+          storedOf(auth),
           new Set(zones.values()).size,
           storage.recreating,
         )),
@@ -203,7 +203,7 @@ export class Reconciler {
       if (step.kind === 'settled') {
         if (applyFailures.length > 0) return { requeueAfterMs: APPLY_RETRY_MS };
         // A rotation moves on when the proxies have rolled (their events wake it too).
-        return auth && auth.kind !== 'steady' ? { requeueAfterMs: 2000 } : {};
+        return auth.kind !== 'steady' ? { requeueAfterMs: 2000 } : {};
       }
       return { requeueAfterMs: step.kind === 'wait' ? 2000 : 250 };
     } finally {
@@ -222,7 +222,7 @@ export class Reconciler {
     const cc = structuredClone(cached);
     const spec = withDefaults(cc.spec);
     // Only the password clients use now: no rotation is planned on the crash path.
-    const password = spec.redis.auth.enabled ? await this.#currentPassword(cc) : undefined;
+    const password = await this.#currentPassword(cc);
     const conns = new Connections({ password, timeoutMs: this.#o.redisTimeoutMs });
     try {
       await this.#failovers.run(cc, conns, await this.#redisPods(cc, [], new Map()));
@@ -305,7 +305,7 @@ export class Reconciler {
     cc: CacheCluster,
     spec: CacheClusterSpec,
     shards: number,
-    auth: AuthKeys | undefined,
+    auth: AuthKeys,
     zoneCount: number,
     /** StatefulSets being deleted (pods orphaned): applied again once they are gone. */
     skip: Set<string>,
@@ -414,7 +414,7 @@ export class Reconciler {
     step: RedisStep,
     proxies: ProxyReadiness[],
     applyFailures: string[],
-    auth: AuthPlan | undefined,
+    auth: AuthPlan,
   ): Promise<void> {
     const { kube, metrics, events } = this.#o;
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
@@ -427,7 +427,7 @@ export class Reconciler {
       step,
       proxies,
       applyFailures,
-      ...(auth && auth.kind !== 'steady' ? { rotating: auth.kind } : {}),
+      ...(auth.kind !== 'steady' ? { rotating: auth.kind } : {}),
       now: new Date(),
     });
     const held = heldKeyCounts(

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
 import { names } from '../resources/names.ts';
+import { NO_PASSWORD } from '../resources/redis-config.ts';
 import type { StoredAuth } from './auth-plan.ts';
 import { isNotFound, type Kube } from './kube.ts';
 
@@ -49,9 +50,9 @@ export async function readInUsePassword(kube: Kube, cc: CacheCluster): Promise<s
 }
 
 /**
- * The password the nodes should end up with: the user's Secret's (auth.secretName), else the
- * generated one being introduced or in use, else a new one (the generated Secret was deleted,
- * or the cluster is new).
+ * The password the nodes should end up with: none when auth is disabled, the user's Secret's
+ * (auth.secretName), else the generated one being introduced or in use, else a new one (the
+ * generated Secret was deleted, the cluster is new, or auth is being turned on).
  */
 export async function desiredPassword(
   kube: Kube,
@@ -59,6 +60,7 @@ export async function desiredPassword(
   spec: CacheClusterSpec,
   stored: StoredAuth,
 ): Promise<string> {
+  if (!spec.redis.auth.enabled) return NO_PASSWORD;
   const { namespace } = cc.metadata;
   const given = spec.redis.auth.secretName;
   if (given) {
@@ -67,7 +69,8 @@ export async function desiredPassword(
       throw new TiercacheError('BAD_REQUEST', `Secret ${namespace}/${given} has no key "password"`);
     return password;
   }
-  return stored.next ?? stored.password ?? generate();
+  // NO_PASSWORD is a value here, not a password to keep.
+  return stored.next || stored.password || generate();
 }
 
 export async function adminToken(kube: Kube, cc: CacheCluster): Promise<string> {

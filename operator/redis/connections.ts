@@ -8,6 +8,7 @@ import { type Addr, formatAddr, parseAddr } from '../../lib/redis/addr.ts';
 import { withTimeout } from '../../lib/timeout.ts';
 
 export interface ConnectionOptions {
+  /** Sent as `AUTH default <password>`, which a node without a password (nopass) accepts too. */
   password?: string | undefined;
   /** Per-command timeout in ms. */
   timeoutMs: number;
@@ -30,7 +31,8 @@ export class Connections {
       c = new Redis({
         host,
         port,
-        password: this.opts.password,
+        // Empty means none (auth disabled): no AUTH at all.
+        ...(this.opts.password ? { username: 'default', password: this.opts.password } : {}),
         connectTimeout: this.opts.timeoutMs,
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,

@@ -17,8 +17,8 @@ export interface DesiredInputs {
   spec: CacheClusterSpec;
   /** Shards to keep: the spec's, or more while a scale-in is still draining shards. */
   shards: number;
-  /** The Redis password and any rotation under way (when auth is enabled). */
-  auth: AuthKeys | undefined;
+  /** The Redis password (NO_PASSWORD when auth is disabled) and any rotation under way. */
+  auth: AuthKeys;
   adminToken: string;
   placement: Placement;
   /** Image of the proxies unless a proxy names its own (the operator's image). */
@@ -28,15 +28,15 @@ export interface DesiredInputs {
 export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): KubernetesObject[] {
   const { redis, proxies } = inputs.spec;
   const out: KubernetesObject[] = [configMap(cc, redis), redisService(cc)];
-  if (redis.auth.enabled)
-    out.push(authSecret(cc, redis, inputs.auth!), authInUseSecret(cc, inputs.auth!.password));
+  // Also with auth disabled: nodes include its auth.conf, so turning auth on is live.
+  out.push(authSecret(cc, redis, inputs.auth), authInUseSecret(cc, inputs.auth.password));
   for (let shard = 0; shard < inputs.shards; shard++) {
     out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
     out.push(shardDisruptionBudget(cc, shard));
   }
   out.push(proxyAdminSecret(cc, inputs.adminToken));
   for (const proxy of proxies) {
-    out.push(proxyDeployment(cc, proxy, redis, inputs.proxyImage, inputs.auth?.password));
+    out.push(proxyDeployment(cc, proxy, inputs.proxyImage, inputs.auth.password));
     out.push(proxyService(cc, proxy));
   }
   return out;

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { V1Deployment, V1EnvVar, V1Secret, V1Service } from '@kubernetes/client-node';
-import type { CacheCluster, ProxySpec, RedisSpec } from '../api/types.ts';
+import type { CacheCluster, ProxySpec } from '../api/types.ts';
 import {
   clusterLabels,
   names,
@@ -17,6 +17,7 @@ import {
   REDIS_PORT,
 } from './names.ts';
 import { ownedMeta } from './owner.ts';
+import { NO_PASSWORD } from './redis-config.ts';
 
 const base64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
@@ -48,7 +49,7 @@ const PROXY_PRESTOP_SECONDS = 5;
 
 const API_KEY_VARIABLE = { tmdb: 'TMDB_API_KEY', crypto: 'CRYPTO_API_KEY' } as const;
 
-function proxyEnv(cc: CacheCluster, proxy: ProxySpec, redis: RedisSpec): V1EnvVar[] {
+function proxyEnv(cc: CacheCluster, proxy: ProxySpec, password: string): V1EnvVar[] {
   const env: V1EnvVar[] = [
     ...Object.entries(proxy.env ?? {})
       .sort(([a], [b]) => a.localeCompare(b))
@@ -62,11 +63,15 @@ function proxyEnv(cc: CacheCluster, proxy: ProxySpec, redis: RedisSpec): V1EnvVa
       valueFrom: { secretKeyRef: { name: `${cc.metadata.name}-proxy-admin`, key: 'token' } },
     },
   ];
-  if (redis.auth.enabled) {
-    env.push({
-      name: 'REDIS_PASSWORD',
-      valueFrom: { secretKeyRef: { name: names.authSecret(cc.metadata.name), key: 'password' } },
-    });
+  if (password !== NO_PASSWORD) {
+    env.push(
+      // As user default, so a node still without a password (auth being turned on) accepts it.
+      { name: 'REDIS_USERNAME', value: 'default' },
+      {
+        name: 'REDIS_PASSWORD',
+        valueFrom: { secretKeyRef: { name: names.authSecret(cc.metadata.name), key: 'password' } },
+      },
+    );
   }
   if (proxy.apiKeySecretRef) {
     env.push({
@@ -80,10 +85,12 @@ function proxyEnv(cc: CacheCluster, proxy: ProxySpec, redis: RedisSpec): V1EnvVa
 export function proxyDeployment(
   cc: CacheCluster,
   proxy: ProxySpec,
-  redis: RedisSpec,
   defaultImage: string,
-  /** The Redis password: a new one rolls the pods (they read it from the Secret at start). */
-  password?: string,
+  /**
+   * The Redis password (NO_PASSWORD: auth disabled): a new one rolls the pods (they read it
+   * from the Secret at start).
+   */
+  password: string,
 ): V1Deployment {
   const selector = proxySelector(cc, proxy.name);
   const labels = proxyLabels(cc, proxy.name);
@@ -98,9 +105,7 @@ export function proxyDeployment(
       template: {
         metadata: {
           labels,
-          ...(password !== undefined
-            ? { annotations: { [AUTH_VERSION_ANNOTATION]: passwordVersion(password) } }
-            : {}),
+          annotations: { [AUTH_VERSION_ANNOTATION]: passwordVersion(password) },
         },
         spec: {
           nodeSelector: proxy.nodeSelector ?? { [REGION_LABEL]: proxy.region },
@@ -116,7 +121,7 @@ export function proxyDeployment(
               name: 'proxy',
               image: proxy.image ?? defaultImage,
               args: ['proxy'],
-              env: proxyEnv(cc, proxy, redis),
+              env: proxyEnv(cc, proxy, password),
               ports: [{ name: 'http', containerPort: PROXY_PORT }],
               readinessProbe: { httpGet: { path: '/ready', port: PROXY_PORT }, periodSeconds: 2 },
               livenessProbe: {

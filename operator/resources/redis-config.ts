@@ -105,8 +105,8 @@ function staticLines(redis: RedisSpec): string[] {
     `appendonly ${p.enabled && p.appendOnly ? 'yes' : 'no'}`,
     p.enabled ? 'save 3600 1 300 100 60 10000' : 'save ""',
   ];
-  if (redis.auth.enabled) lines.push(`include ${AUTH_DIR}/auth.conf`);
-  else if (startsQuarantined(redis)) lines.push(`user default on nopass ${QUARANTINED}`);
+  // With auth on or off: the Secret's file says which (turning it on or off is then live).
+  lines.push(`include ${AUTH_DIR}/auth.conf`);
   return lines;
 }
 
@@ -119,14 +119,16 @@ function staticLines(redis: RedisSpec): string[] {
  * it against local servers).
  */
 export const READY_SCRIPT = `#!/bin/sh
-cli() { redis-cli --no-auth-warning -h "\${READY_HOST:-$(cat /etc/hostname)}" -p "\${READY_PORT:-${REDIS_PORT}}" "$@"; }
+# As user default: a node without a password (auth off, or being turned on) accepts any.
+cli() { redis-cli --no-auth-warning --user default -h "\${READY_HOST:-$(cat /etc/hostname)}" -p "\${READY_PORT:-${REDIS_PORT}}" "$@"; }
 # The mounted auth Secret lags a password rotation (a kubelet refreshes it within a minute or
-# two): use the first of its passwords the server accepts.
+# two): use the first of its passwords the server accepts, else none (an empty file is none).
 for key in password next retiring; do
   file="\${READY_AUTH_DIR:-${AUTH_DIR}}/$key"
-  [ -r "$file" ] || continue
+  [ -s "$file" ] || continue
   REDISCLI_AUTH="$(cat "$file")" && export REDISCLI_AUTH
   [ "$(cli ping 2>/dev/null)" = PONG ] && break
+  unset REDISCLI_AUTH
 done
 cluster="$(cli cluster info)" || exit 1
 case "$cluster" in *cluster_known_nodes:1[!0-9]*|*cluster_known_nodes:0*) exit 1 ;; esac
@@ -154,21 +156,30 @@ export function configHash(redis: RedisSpec): string {
   return createHash('sha256').update(staticLines(redis).join('\n')).digest('hex').slice(0, 16);
 }
 
+/** "No password" (auth disabled): nodes accept any password or none (nopass). */
+export const NO_PASSWORD = '';
+
 /**
  * What redis-server includes from the auth Secret: the passwords it accepts (the one in use
- * first, and during a rotation the one coming or going), its masterauth (the one in use), and
- * the quarantine if any.
+ * first, and during a rotation the one coming or going; NO_PASSWORD among them means any),
+ * its masterauth (the one in use, sent as user default), and the quarantine if any.
  */
 export function authConf(redis: RedisSpec, accepted: string[]): string {
   const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;
   const [current] = accepted;
-  if (current === undefined) throw new Error('authConf needs a password');
+  if (current === undefined) throw new Error('authConf needs the password in use');
+  const rules = startsQuarantined(redis) ? QUARANTINED : '~* &* +@all';
+  const passwords = accepted.includes(NO_PASSWORD)
+    ? 'nopass'
+    : accepted.map((p) => quote(`>${p}`)).join(' ');
   // A `user default` line resets the user, so the quarantined form carries the passwords itself.
   const server =
-    startsQuarantined(redis) || accepted.length > 1
-      ? `user default on ${accepted.map((p) => quote(`>${p}`)).join(' ')} ${startsQuarantined(redis) ? QUARANTINED : '~* &* +@all'}`
-      : `requirepass ${quote(current)}`;
-  return `${server}\nmasterauth ${quote(current)}\n`;
+    passwords !== 'nopass' && !startsQuarantined(redis) && accepted.length === 1
+      ? `requirepass ${quote(current)}`
+      : `user default on ${passwords} ${rules}`;
+  const replication =
+    current === NO_PASSWORD ? '' : `masteruser default\nmasterauth ${quote(current)}\n`;
+  return `${server}\n${replication}`;
 }
 
 /** The password clients use, and during a rotation the one coming (`next`) or going (`retiring`). */
@@ -193,7 +204,10 @@ export function authInUseSecret(cc: CacheCluster, password: string): V1Secret {
   };
 }
 
-/** The Secret redis-server includes (`auth.conf`) and clients read (`password`). */
+/**
+ * The Secret redis-server includes (`auth.conf`) and clients read (`password`; empty when
+ * auth is disabled).
+ */
 export function authSecret(cc: CacheCluster, redis: RedisSpec, keys: AuthKeys): V1Secret {
   const data: Record<string, string> = { password: base64(keys.password) };
   if (keys.next !== undefined) data.next = base64(keys.next);

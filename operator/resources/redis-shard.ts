@@ -118,14 +118,13 @@ function podSpec(
     { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
     { name: 'data', mountPath: DATA_DIR },
   ];
-  if (redis.auth.enabled) {
-    volumes.push({
-      name: 'auth',
-      // All of it: during a rotation the readiness probe may need `next` or `retiring` too.
-      secret: { secretName: names.authSecret(cc.metadata.name), defaultMode: 0o400 },
-    });
-    mounts.push({ name: 'auth', mountPath: AUTH_DIR, readOnly: true });
-  }
+  // Also with auth disabled (its auth.conf says nopass), so turning auth on is no restart.
+  volumes.push({
+    name: 'auth',
+    // All of it: during a rotation the readiness probe may need `next` or `retiring` too.
+    secret: { secretName: names.authSecret(cc.metadata.name), defaultMode: 0o400 },
+  });
+  mounts.push({ name: 'auth', mountPath: AUTH_DIR, readOnly: true });
   if (!redis.persistence.enabled) volumes.push({ name: 'data', emptyDir: {} });
   // All of the cluster's Redis pods spread over nodes and zones where the scheduler can (a
   // pod re-created after a drain lands on the emptied node, so masters can move there).

@@ -205,6 +205,7 @@ export class RedisTarget {
       const probe = new Redis({
         host: node.host,
         port: node.port,
+        username: this.#opts.username,
         password: this.#opts.password,
         connectTimeout: this.#opts.connectTimeoutMs,
         lazyConnect: true,
@@ -232,6 +233,7 @@ export class RedisTarget {
 
   #connect(kind: 'cluster' | 'standalone'): RedisClient {
     const common = {
+      username: this.#opts.username,
       password: this.#opts.password,
       connectTimeout: this.#opts.connectTimeoutMs,
       // No ioredis commandTimeout: call() bounds every command already, and ioredis would arm

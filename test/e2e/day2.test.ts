@@ -78,7 +78,16 @@ async function answersTo(m: Mode, password: string): Promise<string[]> {
   );
 }
 
-const rotations = (m: Mode) => m.cc.events().filter((e) => e.reason === 'PasswordRotated').length;
+const eventCount = (m: Mode, reason: string) =>
+  m.cc.events().filter((e) => e.reason === reason).length;
+const rotations = (m: Mode) => eventCount(m, 'PasswordRotated');
+
+/** Every Redis pod with its restart count: equal before and after means nothing restarted. */
+const podIdentities = (m: Mode) =>
+  m.cc
+    .redisPods()
+    .map((p) => `${p.metadata!.uid} ${p.status?.containerStatuses?.[0]?.restartCount}`)
+    .sort();
 
 /** The proxies of `name` answer from the shared L2 with the password they have now. */
 async function proxiesShareL2(ns: string, name: string, movie: number): Promise<string[]> {
@@ -243,12 +252,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
   }, 300_000);
 
   it('maxMemory and evictionPolicy changed: set live on every node, no pod restarted', async () => {
-    const before = MODES.map((m) =>
-      m.cc
-        .redisPods()
-        .map((p) => `${p.metadata!.uid} ${p.status?.containerStatuses?.[0]?.restartCount}`)
-        .sort(),
-    );
+    const before = MODES.map(podIdentities);
     for (const m of MODES)
       patchCacheCluster(m, 'merge', {
         spec: { redis: { maxMemory: '96Mi', evictionPolicy: 'volatile-lru' } },
@@ -286,11 +290,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     );
     await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas()));
     MODES.forEach((m, i) => {
-      const after = m.cc
-        .redisPods()
-        .map((p) => `${p.metadata!.uid} ${p.status?.containerStatuses?.[0]?.restartCount}`)
-        .sort();
-      expect(after, m.label).toEqual(before[i]);
+      expect(podIdentities(m), m.label).toEqual(before[i]);
       expect(
         m.cc.events().some((e) => e.reason === 'ConfigApplied'),
         m.label,
@@ -326,13 +326,59 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     }
   }, 300_000);
 
+  it('auth turned off, then on again: live on every node (no pod restarted), the proxies roll each time; nothing lost', async () => {
+    const before = MODES.map(podIdentities);
+    const toggle = (enabled: boolean, reason: string) =>
+      Promise.all(
+        MODES.map((m) => {
+          const seen = eventCount(m, reason);
+          return around(
+            m,
+            enabled ? 'auth-on' : 'auth-off',
+            () => patchCacheCluster(m, 'merge', { spec: { redis: { auth: { enabled } } } }),
+            { what: `a ${reason} Event`, when: () => eventCount(m, reason) > seen },
+          );
+        }),
+      );
+    const report = (what: string, m: Mode, o: Awaited<ReturnType<typeof around>>) =>
+      console.log(
+        `${what} (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
+      );
+    const masterauths = (m: Mode) =>
+      Promise.all(
+        m.cc
+          .redisPods()
+          .map((p) => m.cc.onNode(p.metadata!.name!, (n) => n.call('CONFIG', 'GET', 'masterauth'))),
+      );
+
+    const off = await toggle(false, 'AuthDisabled');
+    for (const [i, m] of MODES.entries()) {
+      report('auth turned off', m, off[i]!);
+      expect(m.cc.password(), m.label).toBe('');
+      // nopass: any password is accepted, and none (onNode sends none now).
+      expect(await answersTo(m, 'not-a-password'), m.label).toEqual(Array(6).fill('OK'));
+      expect(await masterauths(m), m.label).toEqual(Array(6).fill(['masterauth', '']));
+      expectNothingLost(m, off[i]!);
+      expect((await proxiesShareL2(m.cc.ns, 'tmdb-apac', 4343)).slice(1), m.label).toContain('L2');
+    }
+
+    const on = await toggle(true, 'AuthEnabled');
+    for (const [i, m] of MODES.entries()) {
+      report('auth turned on', m, on[i]!);
+      const fresh = m.cc.password();
+      expect(fresh, m.label).not.toBe('');
+      expect(await answersTo(m, fresh), m.label).toEqual(Array(6).fill('OK'));
+      expect(await answersTo(m, 'not-a-password'), m.label).toEqual(Array(6).fill('WRONGPASS'));
+      expect(await masterauths(m), m.label).toEqual(Array(6).fill(['masterauth', fresh]));
+      expectNothingLost(m, on[i]!);
+      expect((await proxiesShareL2(m.cc.ns, 'tmdb-apac', 4444)).slice(1), m.label).toContain('L2');
+      // Live, both ways: the same pods, never restarted.
+      expect(podIdentities(m), m.label).toEqual(before[i]);
+    }
+  }, 420_000);
+
   it('persistence.size grown 1Gi → 2Gi: with persistence the claims grow in place and no pod restarts; without, nothing changes; nothing lost', async () => {
-    const podsOf = (m: Mode) =>
-      m.cc
-        .redisPods()
-        .map((p) => `${p.metadata!.uid} ${p.status?.containerStatuses?.[0]?.restartCount}`)
-        .sort();
-    const before = MODES.map(podsOf);
+    const before = MODES.map(podIdentities);
     const claimsAt = (m: Mode, size: string) => {
       const claims = kubectlJson<{ items: V1PersistentVolumeClaim[] }>([
         'get',
@@ -365,7 +411,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
         `disk grown (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
       );
       expectNothingLost(m, o);
-      expect(podsOf(m), m.label).toEqual(before[i]);
+      expect(podIdentities(m), m.label).toEqual(before[i]);
       if (m.persistence) {
         const sizes = kubectlJson<{ items: V1StatefulSet[] }>([
           'get',

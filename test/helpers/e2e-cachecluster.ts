@@ -13,6 +13,7 @@ import { checkCluster } from '../../operator/redis/check.ts';
 import { Connections } from '../../operator/redis/connections.ts';
 import { observe } from '../../operator/redis/observe.ts';
 import { kubectl, kubectlJson, pods } from './kube.ts';
+import { authAs } from './redis.ts';
 import { waitFor } from './wait.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -96,11 +97,27 @@ export class E2ECacheCluster {
           cc.status?.readyShards === shards &&
           cc.status.shards?.length === shards &&
           cc.status.shards.every((s) => s.replicas.length === replicas);
-        return ok ? cc : undefined;
+        if (ok) return cc;
+        // Not yet: what the status says is what a timeout reports.
+        throw new Error(this.#describe(cc));
       },
       timeoutMs,
       250,
     );
+  }
+
+  /** The status in one line: conditions with reasons, and each shard's pods. */
+  #describe(cc: CacheCluster): string {
+    const conditions = (cc.status?.conditions ?? [])
+      .map(
+        (c) =>
+          `${c.type}=${c.status} ${c.reason ?? ''} "${c.message ?? ''}" (gen ${c.observedGeneration})`,
+      )
+      .join('; ');
+    const shards = (cc.status?.shards ?? [])
+      .map((s) => `${s.name}: ${s.master || '-'} + [${s.replicas.join(',')}]`)
+      .join('; ');
+    return `generation ${cc.metadata.generation}, readyShards ${cc.status?.readyShards}; ${conditions}; ${shards}`;
   }
 
   /** `shards` shards in the status, each with a master and its replicas (Ready or not). */
@@ -184,7 +201,7 @@ export class E2ECacheCluster {
     const node = new Redis({
       host: ip,
       port: 6379,
-      password,
+      ...authAs(password),
       connectTimeout: 2000,
       commandTimeout: 2000,
       maxRetriesPerRequest: 0,
@@ -211,7 +228,7 @@ export class E2ECacheCluster {
 
   async withClient<T>(fn: (cluster: Cluster) => Promise<T>): Promise<T> {
     const cluster = new Cluster(this.seeds(), {
-      redisOptions: { password: this.password(), connectTimeout: 2000, commandTimeout: 2000 },
+      redisOptions: { ...authAs(this.password()), connectTimeout: 2000, commandTimeout: 2000 },
       // No auto-pipelining: ioredis fails auto-pipelined commands that meet MOVED after slots moved.
       slotsRefreshTimeout: 2000,
       retryDelayOnFailover: 50,

@@ -4,7 +4,7 @@
  * `stop()`; data lives in a temporary directory that is removed with it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Cluster, Redis } from 'ioredis';
@@ -29,6 +29,13 @@ export interface RedisNode {
   client(): Redis;
 }
 
+/**
+ * ioredis options to authenticate as the operator's clients do: as user default (which a node
+ * without a password accepts too), nothing when the password is empty (auth disabled).
+ */
+export const authAs = (password: string): { username?: string; password?: string } =>
+  password ? { username: 'default', password } : {};
+
 class PortTaken extends Error {}
 
 function exited(proc: ChildProcess): Promise<void> {
@@ -45,6 +52,8 @@ export async function startRedis(
     persist?: boolean;
     /** The server binary: Debian's redis-server (default) or Valkey 9 (hack/valkey.ts). */
     server?: 'redis' | 'valkey';
+    /** A config file's text, read before the command-line options (e.g. the operator's auth.conf). */
+    config?: string;
   } = {},
 ): Promise<RedisNode> {
   const binary = opts.server === 'valkey' ? ensureValkeyServer() : 'redis-server';
@@ -65,6 +74,10 @@ export async function startRedis(
     '--protected-mode',
     'no',
   ];
+  if (opts.config !== undefined) {
+    writeFileSync(join(dir, 'extra.conf'), opts.config);
+    args.push('--include', join(dir, 'extra.conf'));
+  }
   if (opts.cluster)
     args.push(
       '--cluster-enabled',
@@ -93,8 +106,9 @@ export async function startRedis(
     try {
       await probe.connect();
       return (await probe.ping()) === 'PONG';
-    } catch {
-      return false;
+    } catch (err) {
+      // Up, and asking for a password.
+      return /NOAUTH/.test(String(err));
     } finally {
       probe.disconnect();
     }

@@ -9,6 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Cluster } from 'ioredis';
+import { authAs } from './redis.ts';
 
 interface Input {
   nodes: { host: string; port: number }[];
@@ -19,7 +20,7 @@ interface Input {
 
 const { nodes, password, keys, prefix } = workerData as Input;
 const cluster = new Cluster(nodes, {
-  redisOptions: { password, connectTimeout: 2000, commandTimeout: 2000 },
+  redisOptions: { ...authAs(password), connectTimeout: 2000, commandTimeout: 2000 },
   retryDelayOnFailover: 50,
   retryDelayOnClusterDown: 50,
   retryDelayOnTryAgain: 50,

@@ -3,12 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { withDefaults } from '../../operator/api/types.ts';
 import {
   acceptedPasswords,
+  introduceCommands,
   planAuth,
+  retireCommands,
   rolledOut,
   storedOf,
 } from '../../operator/controller/auth-plan.ts';
 import { AUTH_VERSION_ANNOTATION, passwordVersion } from '../../operator/resources/proxy.ts';
-import { authConf } from '../../operator/resources/redis-config.ts';
+import { authConf, NO_PASSWORD } from '../../operator/resources/redis-config.ts';
 
 describe('password rotation plan', () => {
   it('walks a new password in and the old one out, never leaving a moment where only one side knows it', () => {
@@ -46,16 +48,77 @@ describe('password rotation plan', () => {
   });
 });
 
+describe('turning auth on or off: a rotation from or to no password', () => {
+  it('turns auth on: replicas learn the password, the proxies roll with it, then nodes require it', () => {
+    const on = planAuth({ password: NO_PASSWORD }, 'pw');
+    expect(on).toEqual({ kind: 'introduce', current: NO_PASSWORD, next: 'pw' });
+    // No `>pw` on the user: it would end nopass and shut out the proxies that send none.
+    expect(introduceCommands(NO_PASSWORD, 'pw')).toEqual([
+      ['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', 'pw'],
+    ]);
+    expect(planAuth({ password: 'pw', retiring: NO_PASSWORD }, 'pw')).toEqual({
+      kind: 'retire',
+      current: 'pw',
+      retiring: NO_PASSWORD,
+    });
+    expect(retireCommands('pw')).toEqual([
+      ['ACL', 'SETUSER', 'default', 'resetpass', '>pw'],
+      ['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', 'pw'],
+    ]);
+  });
+
+  it('turns auth off: nodes accept none first, the proxies roll without it, then masterauth goes', () => {
+    expect(planAuth({ password: 'pw' }, NO_PASSWORD)).toEqual({
+      kind: 'introduce',
+      current: 'pw',
+      next: NO_PASSWORD,
+    });
+    expect(introduceCommands('pw', NO_PASSWORD)).toEqual([['ACL', 'SETUSER', 'default', 'nopass']]);
+    expect(retireCommands(NO_PASSWORD)).toEqual([
+      ['ACL', 'SETUSER', 'default', 'nopass'],
+      ['CONFIG', 'SET', 'masterauth', ''],
+    ]);
+    expect(planAuth({ password: NO_PASSWORD }, NO_PASSWORD)).toEqual({
+      kind: 'steady',
+      current: NO_PASSWORD,
+    });
+  });
+
+  it('a change given up half-way: the nodes forget what they were taught', () => {
+    // Auth turned off, then on again before the nodes had all been told: back to "pw" only.
+    expect(planAuth({ password: 'pw', next: NO_PASSWORD }, 'pw')).toEqual({
+      kind: 'retire',
+      current: 'pw',
+      retiring: NO_PASSWORD,
+    });
+    expect(planAuth({ password: 'a', next: 'b' }, 'a')).toEqual({
+      kind: 'retire',
+      current: 'a',
+      retiring: 'b',
+    });
+  });
+});
+
 describe('auth.conf during a rotation', () => {
-  it('accepts every password of the plan, sends the one in use as masterauth', () => {
+  it('accepts every password of the plan, replicates with the one in use', () => {
     const durable = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
     expect(authConf(durable, ['new', 'old'])).toBe(
-      'user default on ">new" ">old" ~* &* +@all\nmasterauth "new"\n',
+      'user default on ">new" ">old" ~* &* +@all\nmasteruser default\nmasterauth "new"\n',
     );
     const { redis } = withDefaults({});
     expect(authConf(redis, ['a', 'b'])).toBe(
-      'user default on ">a" ">b" ~* &* +@all -sync -psync\nmasterauth "a"\n',
+      'user default on ">a" ">b" ~* &* +@all -sync -psync\nmasteruser default\nmasterauth "a"\n',
     );
+  });
+
+  it('accepts any password while auth is turned on or off', () => {
+    const durable = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
+    // Turning auth off: the password still in use, nodes already accept none.
+    expect(authConf(durable, ['pw', NO_PASSWORD])).toBe(
+      'user default on nopass ~* &* +@all\nmasteruser default\nmasterauth "pw"\n',
+    );
+    // Turning it on: clients may send the new password, replicas send none yet.
+    expect(authConf(durable, [NO_PASSWORD, 'pw'])).toBe('user default on nopass ~* &* +@all\n');
   });
 });
 

@@ -8,6 +8,7 @@ import {
   configHash,
   effectiveMaxMemory,
   liveSettings,
+  NO_PASSWORD,
   quantityBytes,
   redisConf,
 } from '../../operator/resources/redis-config.ts';
@@ -44,18 +45,28 @@ describe('redis.conf', () => {
       withDefaults({ redis: { persistence: { enabled: true }, auth: { enabled: false } } }).redis,
     );
     expect(durable).toContain('appendonly yes\n');
-    expect(durable).not.toContain('include');
+    // Auth off is what the included file says: turning auth on is no new revision.
+    expect(durable).toContain('include /etc/redis-auth/auth.conf\n');
+    const durableOn = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
+    expect(configHash(durableOn)).toBe(
+      configHash(
+        withDefaults({ redis: { persistence: { enabled: true }, auth: { enabled: false } } }).redis,
+      ),
+    );
   });
 
   it('starts nodes without persistence quarantined: no SYNC/PSYNC until the operator admits them', () => {
     const { redis } = withDefaults({});
     expect(authConf(redis, ['p"w'])).toBe(
-      'user default on ">p\\"w" ~* &* +@all -sync -psync\nmasterauth "p\\"w"\n',
+      'user default on ">p\\"w" ~* &* +@all -sync -psync\nmasteruser default\nmasterauth "p\\"w"\n',
     );
-    const open = withDefaults({ redis: { auth: { enabled: false } } }).redis;
-    expect(redisConf(open)).toContain('user default on nopass ~* &* +@all -sync -psync\n');
+    expect(authConf(redis, [NO_PASSWORD])).toBe(
+      'user default on nopass ~* &* +@all -sync -psync\n',
+    );
     const durable = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
-    expect(authConf(durable, ['pw'])).toBe('requirepass "pw"\nmasterauth "pw"\n');
+    expect(authConf(durable, ['pw'])).toBe(
+      'requirepass "pw"\nmasteruser default\nmasterauth "pw"\n',
+    );
     expect(redisConf(durable)).not.toContain('user default');
   });
 
@@ -183,7 +194,7 @@ describe('regional proxy', () => {
         },
       ],
     });
-    const d: V1Deployment = proxyDeployment(c, c.spec.proxies[0]!, c.spec.redis, 'tiercache:0.1.0');
+    const d: V1Deployment = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', 'pw');
     const pod = d.spec!.template.spec!;
     expect(d.metadata!.name).toBe('cache-proxy-tmdb-apac');
     expect(pod.nodeSelector).toEqual({ 'topology.kubernetes.io/region': 'ap-southeast-1' });
@@ -195,6 +206,7 @@ describe('regional proxy', () => {
       REDIS_CLUSTER_NODES: 'cache-redis.apps.svc:6379',
       JSON_MEMORY_TTL: '5',
       TMDB_API_KEY: { secretKeyRef: { name: 'tmdb', key: 'apiKey' } },
+      REDIS_USERNAME: 'default',
       REDIS_PASSWORD: { secretKeyRef: { name: 'cache-redis-auth', key: 'password' } },
     });
     expect(pod.containers[0]!.args).toEqual(['proxy']);
@@ -202,6 +214,20 @@ describe('regional proxy', () => {
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
     });
+  });
+});
+
+describe('regional proxy without auth', () => {
+  it('gets no Redis credentials, and a new template when auth is turned on', () => {
+    const c = cc({ proxies: [{ name: 'p', upstream: 'crypto', region: 'eu-west-1' }] });
+    const off = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', NO_PASSWORD);
+    const names = off.spec!.template.spec!.containers[0]!.env!.map((e) => e.name);
+    expect(names).not.toContain('REDIS_PASSWORD');
+    expect(names).not.toContain('REDIS_USERNAME');
+    const on = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', 'pw');
+    expect(on.spec!.template.metadata!.annotations).not.toEqual(
+      off.spec!.template.metadata!.annotations,
+    );
   });
 });
 
