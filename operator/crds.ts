@@ -14,7 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import { TiercacheError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { apply, connect } from './controller/kube.ts';
+import { apply, connect } from './runtime/kube.ts';
 
 const CRDS = fileURLToPath(new URL('../crds', import.meta.url));
 const ESTABLISHED_WITHIN_MS = 30_000;

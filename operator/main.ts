@@ -10,11 +10,11 @@ import { loadOperatorConfig } from './config.ts';
 import { describeError } from './controller/errors.ts';
 import { EventRecorder } from './controller/events.ts';
 import { keyOf, startWatches } from './controller/informers.ts';
-import { connect } from './controller/kube.ts';
-import { LeaderElector } from './controller/leader.ts';
-import { WorkQueue } from './controller/queue.ts';
 import { Reconciler } from './controller/reconcile.ts';
 import { CONTROLLER, createOperatorMetrics, WORKERS } from './metrics.ts';
+import { connect } from './runtime/kube.ts';
+import { LeaderElector } from './runtime/leader.ts';
+import { WorkQueue } from './runtime/queue.ts';
 
 /** How long SIGTERM waits for running reconciles (within the pod's 30 s grace period). */
 const DRAIN_MS = 20_000;

@@ -2,7 +2,7 @@
 import type { Logger } from '../../lib/log.ts';
 import { API_VERSION, type CacheCluster, KIND } from '../api/types.ts';
 import { FIELD_MANAGER } from '../resources/names.ts';
-import type { Kube } from './kube.ts';
+import type { Kube } from '../runtime/kube.ts';
 
 export type EventType = 'Normal' | 'Warning';
 

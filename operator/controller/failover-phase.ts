@@ -10,13 +10,13 @@ import type { CacheCluster } from '../api/types.ts';
 import type { Connections } from '../redis/connections.ts';
 import { type ClusterView, observe } from '../redis/observe.ts';
 import { names } from '../resources/names.ts';
+import type { WarnOnce } from '../runtime/warn-once.ts';
 import { addrs, type PodRef } from './cluster-pods.ts';
 import type { EventRecorder } from './events.ts';
 import { admit, promote } from './failover.ts';
 import { promotions, shardOfPodName, toAdmit } from './failure-plan.ts';
 import { handOverLeavingMasters } from './handover.ts';
 import type { MasterBook } from './master-book.ts';
-import type { WarnOnce } from './warn-once.ts';
 
 export interface FailoverPhaseOptions {
   log: Logger;

@@ -16,8 +16,8 @@ import {
 import type { Logger } from '../../lib/log.ts';
 import { type CacheCluster, GROUP, PLURAL, VERSION } from '../api/types.ts';
 import { FIELD_MANAGER, LABEL_CLUSTER } from '../resources/names.ts';
+import type { Kube } from '../runtime/kube.ts';
 import { type ChangeEvent, statusOnlyFilter } from './change-filter.ts';
-import type { Kube } from './kube.ts';
 import { redisWentDown } from './pod-refs.ts';
 
 const MANAGED = `app.kubernetes.io/managed-by=${FIELD_MANAGER}`;

@@ -28,6 +28,8 @@ import {
   liveSettings,
   MAXMEMORY_SHARE_OF_LIMIT,
 } from '../resources/redis-config.ts';
+import { apply, applyStatus, isNotFound, type Kube } from '../runtime/kube.ts';
+import { WarnOnce } from '../runtime/warn-once.ts';
 import { carryOutAuth } from './auth.ts';
 import { type AuthPlan, planAuth, storedOf } from './auth-plan.ts';
 import { addrs, type PodRef } from './cluster-pods.ts';
@@ -36,7 +38,6 @@ import type { EventRecorder } from './events.ts';
 import { FailoverPhase } from './failover-phase.ts';
 import { shardsToKeep } from './failure-plan.ts';
 import { heldKeyCounts } from './key-counts.ts';
-import { apply, applyStatus, isNotFound, type Kube } from './kube.ts';
 import { applyLiveSettings } from './live-config.ts';
 import { MasterBook } from './master-book.ts';
 import { podRef } from './pod-refs.ts';
@@ -45,7 +46,6 @@ import { adminToken, desiredPassword, readInUsePassword, readStoredAuth } from '
 import { buildStatus, clusterStateOk, failedStatus, type ProxyReadiness } from './status.ts';
 import { StepRunner } from './steps.ts';
 import { growStorage } from './storage.ts';
-import { WarnOnce } from './warn-once.ts';
 
 export interface ReconcilerOptions {
   kube: Kube;
@@ -220,7 +220,6 @@ export class Reconciler {
     const cached = this.#o.lookup(key);
     if (!cached || cached.metadata.deletionTimestamp) return;
     const cc = structuredClone(cached);
-    const spec = withDefaults(cc.spec);
     // Only the password clients use now: no rotation is planned on the crash path.
     const password = await this.#currentPassword(cc);
     const conns = new Connections({ password, timeoutMs: this.#o.redisTimeoutMs });

@@ -8,8 +8,8 @@ import { TiercacheError } from '../../lib/errors.ts';
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
 import { names } from '../resources/names.ts';
 import { NO_PASSWORD } from '../resources/redis-config.ts';
+import { isNotFound, type Kube } from '../runtime/kube.ts';
 import type { StoredAuth } from './auth-plan.ts';
-import { isNotFound, type Kube } from './kube.ts';
 
 async function readKey(kube: Kube, namespace: string, name: string, key: string) {
   try {

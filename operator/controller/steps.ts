@@ -21,10 +21,10 @@ import {
   removeShard,
 } from '../redis/reshard.ts';
 import { names } from '../resources/names.ts';
+import { applyStatus, type Kube } from '../runtime/kube.ts';
 import { addrs, linkInSync, type PodRef } from './cluster-pods.ts';
 import type { EventRecorder } from './events.ts';
 import { admit, failOverTo, reassignSlots } from './failover.ts';
-import { applyStatus, type Kube } from './kube.ts';
 import type { RedisStep } from './redis-plan.ts';
 
 const STEP_TIMEOUT_MS = 120_000;

@@ -14,8 +14,8 @@ import {
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
 import { LABEL_SHARD, labelSelector, shardSelector } from '../resources/names.ts';
 import { quantityBytes } from '../resources/redis-config.ts';
+import type { Kube } from '../runtime/kube.ts';
 import { describeError } from './errors.ts';
-import type { Kube } from './kube.ts';
 
 export interface StorageGrowth {
   /** StatefulSets deleted (pods orphaned) to be applied again with the new size. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { leaseFree, observeLease } from '../../operator/controller/lease-clock.ts';
+import { leaseFree, observeLease } from '../../operator/runtime/lease-clock.ts';
 
 const HOUR = 3_600_000;
 

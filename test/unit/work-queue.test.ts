@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WorkQueue } from '../../operator/controller/queue.ts';
+import { WorkQueue } from '../../operator/runtime/queue.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 describe('WorkQueue', () => {
