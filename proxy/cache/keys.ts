@@ -15,6 +15,8 @@ export const LEASE_PREFIX = 'tc-lease:';
 export const BACKOFF_PREFIX = 'tc-backoff:';
 /** Pub/sub channel that carries L1 invalidations to every replica. */
 export const BUS_CHANNEL = 'tiercache:invalidate';
+/** Counts invalidations, so a replica that missed one on the bus can tell (cache/bus.ts). */
+export const CLEAR_GENERATION_KEY = 'tiercache:clear-generation';
 
 const MAX_KEY_LENGTH = 1024;
 

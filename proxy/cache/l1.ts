@@ -38,6 +38,7 @@ export class MemoryTier {
   readonly #pools: Record<L1Pool, LRUCache<string, L1Item> | undefined>;
   readonly #maxBytes: number;
   readonly #imageMaxBytes: number;
+  #epoch = 0;
 
   constructor(opts: { maxBytes: number; imageMaxBytes: number }) {
     this.#maxBytes = opts.maxBytes;
@@ -63,12 +64,22 @@ export class MemoryTier {
     lru.set(key, { entry, freshUntil: Math.min(now + memoryMs, entry.expiresAt) });
   }
 
+  /**
+   * Moves on at every invalidation (delete, clear, prefix): an L2 read that began in an older
+   * epoch may have read what was just invalidated, so its answer is not kept (TieredCache).
+   */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
   delete(key: string): void {
+    this.#epoch += 1;
     this.#pools.default?.delete(key);
     this.#pools.image?.delete(key);
   }
 
   clear(): number {
+    this.#epoch += 1;
     const n = (this.#pools.default?.size ?? 0) + (this.#pools.image?.size ?? 0);
     this.#pools.default?.clear();
     this.#pools.image?.clear();
@@ -77,6 +88,7 @@ export class MemoryTier {
 
   /** Drops every entry whose key starts with `prefix`; returns how many. */
   deletePrefix(prefix: string): number {
+    this.#epoch += 1;
     let n = 0;
     for (const lru of [this.#pools.default, this.#pools.image]) {
       if (!lru) continue;

@@ -12,7 +12,7 @@ import { formatRanges, isMaster, parseClusterNodes, slotCount } from '../../lib/
 import type { RedisConfig } from '../config.ts';
 import type { BreakerState } from './breaker.ts';
 import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
-import { BACKOFF_PREFIX, ENTRY_PREFIX, leaseKey } from './keys.ts';
+import { BACKOFF_PREFIX, CLEAR_GENERATION_KEY, ENTRY_PREFIX, leaseKey } from './keys.ts';
 import { type Recover, type RedisClient, RedisTarget, refusedCall } from './redis-target.ts';
 
 const RELEASE_LEASE =
@@ -32,6 +32,13 @@ export interface L2Info {
   current_size: number;
   total_size: number;
   breaker: Record<string, BreakerState>;
+}
+
+/** What a clear of L2 did: keys deleted, keys that could not be, targets not reached. */
+export interface L2Clear {
+  deleted: number;
+  failed: number;
+  unreachable: string[];
 }
 
 /** One Redis node as this proxy sees it (for /cache/nodes and the dashboard). */
@@ -164,13 +171,42 @@ export class RedisTier {
   }
 
   /**
-   * SCANs every master of the active target for entry keys matching `pattern` (a Redis glob
-   * after the entry prefix), yielding each batch with the node it came from.
+   * Moves the clear generation on, on every reachable target (a replica that missed the
+   * invalidation's message sees it move and flushes its L1); returns the new value per target.
+   */
+  async bumpClearGeneration(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const t of this.targets) {
+      try {
+        out[t.name] = String(await t.call('incr', true, (c) => c.incr(CLEAR_GENERATION_KEY)));
+      } catch {
+        // unreachable now: its replicas compare generations when they reach it again
+      }
+    }
+    return out;
+  }
+
+  /** The clear generation of every reachable target ("0" before the first clear). */
+  async clearGenerations(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const t of this.targets) {
+      try {
+        out[t.name] = (await t.call('get', false, (c) => c.get(CLEAR_GENERATION_KEY))) ?? '0';
+      } catch {
+        // unreachable: compared when reachable again
+      }
+    }
+    return out;
+  }
+
+  /**
+   * SCANs every master of `target` (the active one by default) for entry keys matching
+   * `pattern` (a Redis glob after the entry prefix), yielding each batch with its node.
    */
   async *#batches(
     pattern: string,
+    target = this.active(),
   ): AsyncGenerator<{ target: RedisTarget; node: Redis; keys: string[] }> {
-    const target = this.active();
     if (!target) throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
     for (const node of target.masters()) {
       let cursor = '0';
@@ -231,17 +267,57 @@ export class RedisTier {
    * Deletes the cache entries matching `pattern` (all of them by default), master by master,
    * one key per UNLINK — never a cross-slot command. Returns how many went.
    */
-  async clear(pattern = '*'): Promise<number> {
+  /**
+   * Deletes the entries matching `pattern` on every target, main and fallback (a replica that
+   * fails over to the fallback must not find there what was cleared). Keys a node refused
+   * (MOVED/ASK: their slot is moving) are deleted again through the cluster client, which
+   * follows the redirect; what still failed is counted, and targets that could not be walked
+   * are named.
+   */
+  async clear(pattern = '*'): Promise<L2Clear> {
+    const out: L2Clear = { deleted: 0, failed: 0, unreachable: [] };
+    for (const target of this.targets) {
+      try {
+        const counts = await this.#clearOn(target, pattern);
+        out.deleted += counts.deleted;
+        out.failed += counts.failed;
+      } catch {
+        out.unreachable.push(target.name);
+      }
+    }
+    if (out.unreachable.length === this.targets.length)
+      throw new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available');
+    return out;
+  }
+
+  async #clearOn(
+    target: RedisTarget,
+    pattern: string,
+  ): Promise<{ deleted: number; failed: number }> {
+    if (!target.available)
+      throw new TiercacheError('L2_UNAVAILABLE', `Redis ${target.name} is unavailable`);
     let deleted = 0;
-    for await (const { target, node, keys } of this.#batches(pattern)) {
+    let failed = 0;
+    for await (const { node, keys } of this.#batches(pattern, target)) {
       const results = await target.call('unlink', true, () => {
         const pipe = node.pipeline();
         for (const k of keys) pipe.unlink(k);
         return pipe.exec();
       });
-      deleted += (results ?? []).reduce((n, [err, count]) => n + (err ? 0 : Number(count)), 0);
+      const refused: string[] = [];
+      for (const [i, [err, count]] of (results ?? []).entries()) {
+        if (err) refused.push(keys[i]!);
+        else deleted += Number(count);
+      }
+      for (const key of refused) {
+        try {
+          deleted += await target.call('unlink', true, (c) => c.unlink(key));
+        } catch {
+          failed += 1;
+        }
+      }
     }
-    return deleted;
+    return { deleted, failed };
   }
 
   async info(): Promise<L2Info> {

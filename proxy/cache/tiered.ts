@@ -114,8 +114,9 @@ export class TieredCache {
         return Promise.resolve(next(l1Hit(candidate, counts)));
       return Promise.resolve(next(candidate ? { stale: candidate } : {}));
     }
+    const epoch = this.l1.epoch;
     return this.l2!.read(req.key, (fromL2) =>
-      next(this.#afterL2(req, fromL2, candidate, now, counts)),
+      next(this.#afterL2(req, fromL2, candidate, now, counts, epoch)),
     );
   }
 
@@ -125,6 +126,8 @@ export class TieredCache {
     l1Candidate: CacheEntry | undefined,
     now: number,
     counts: CategoryCells,
+    /** L1's epoch when the L2 read began: a clear since then may have removed this entry. */
+    epoch: number,
   ): Lookup {
     let candidate = l1Candidate;
     if (fromL2 === 'unavailable') {
@@ -134,7 +137,8 @@ export class TieredCache {
       const state = freshness(fromL2.expiresAt, fromL2.staleUntil, now);
       if (state === 'fresh') {
         counts.hit.L2.inc();
-        this.l1.set(req.key, poolOf(req.cls), fromL2, req.ttl.memoryMs, now);
+        if (this.l1.epoch === epoch)
+          this.l1.set(req.key, poolOf(req.cls), fromL2, req.ttl.memoryMs, now);
         return { hit: { entry: fromL2, source: 'L2', stored: true } };
       }
       if (state === 'stale' && (!candidate || fromL2.storedAt > candidate.storedAt))
@@ -249,13 +253,15 @@ export class TieredCache {
 
   /** One look in L2 for an entry another replica was fetching; found fresh, it is counted and kept in L1. */
   async takeCoalesced(slot: CacheSlot): Promise<Served | undefined> {
+    const epoch = this.l1.epoch;
     const got = await this.l2!.read(slot.key, (found) =>
       found === 'unavailable' ? undefined : found,
     );
     if (!got || Date.now() >= got.expiresAt) return undefined;
     this.#opts.metrics.coalesced.cluster.inc();
     this.#opts.metrics.lookups.of(slot.cls).hit.L2.inc();
-    this.l1.set(slot.key, poolOf(slot.cls), got, slot.ttl.memoryMs, Date.now());
+    if (this.l1.epoch === epoch)
+      this.l1.set(slot.key, poolOf(slot.cls), got, slot.ttl.memoryMs, Date.now());
     return { entry: got, source: 'L2', detail: 'coalesced', stored: true };
   }
 

@@ -169,7 +169,7 @@ export async function cacheAdminRoutes(
     prefix?: string;
   };
   const clearL2 = async (pattern?: string) => {
-    if (!cache.l2) return 0;
+    if (!cache.l2) return { deleted: 0, failed: 0, unreachable: [] };
     try {
       return await cache.l2.clear(pattern);
     } catch (err) {
@@ -182,6 +182,9 @@ export async function cacheAdminRoutes(
   /**
    * Clears a tier (memory on every replica, and/or L2): everything, one crypto category, or
    * the keys starting with a prefix (as /cache/keys shows them, e.g. `tmdb:/3/search/`).
+   * Both tiers: every L1 is cleared first (nobody keeps serving it), then L2, then every L1
+   * again — a replica that missed L1 while L2 was being cleared may have refilled it from an
+   * entry not yet deleted.
    */
   const clearHandler = async (req: { query: ClearQuery }) => {
     const { category, prefix: shownPrefix } = req.query;
@@ -198,13 +201,21 @@ export async function cacheAdminRoutes(
       : shownPrefix !== undefined
         ? ENTRY_PREFIX + shownPrefix
         : undefined;
-    if (type === 'memory' || type === 'all') {
-      result.memory_cleared = prefix ? cache.l1.deletePrefix(prefix) : cache.clearMemory();
-      const msg = prefix ? ({ action: 'prefix', prefix } as const) : ({ action: 'clear' } as const);
-      result.replicas_notified = bus ? (await bus.publish(msg)) > 0 : false;
+    const msg = prefix ? ({ action: 'prefix', prefix } as const) : ({ action: 'clear' } as const);
+    const clearMemory = async () => {
+      const cleared = prefix ? cache.l1.deletePrefix(prefix) : cache.clearMemory();
+      result.memory_cleared = Number(result.memory_cleared ?? 0) + cleared;
+      const notified = bus ? (await bus.publish(msg)) > 0 : false;
+      result.replicas_notified = (result.replicas_notified ?? true) && notified;
+    };
+    if (type === 'memory' || type === 'all') await clearMemory();
+    if (type === 'l2' || type === 'all') {
+      const l2 = await clearL2(prefix ? `${globEscape(displayKey(prefix))}*` : undefined);
+      result.l2_cleared = l2.deleted;
+      if (l2.failed > 0) result.l2_failed = l2.failed;
+      if (l2.unreachable.length > 0) result.l2_unreachable = l2.unreachable;
+      if (type === 'all') await clearMemory();
     }
-    if (type === 'l2' || type === 'all')
-      result.l2_cleared = await clearL2(prefix ? `${globEscape(displayKey(prefix))}*` : undefined);
     l2Usage = undefined; // after the clear: a walk started earlier may have seen the keys
     return result;
   };

@@ -18,6 +18,11 @@ export interface DemoControl {
   failStatus: number | undefined;
   /** When set, every answer is a 429 with this Retry-After (seconds). */
   rateLimitSeconds: number | undefined;
+  /**
+   * When set, movie answers carry it as `revision`: a test changes it to tell an answer
+   * cached before the change from one fetched after.
+   */
+  revision: number | undefined;
 }
 
 export interface DemoStats {
@@ -38,6 +43,7 @@ const freshControl = (): DemoControl => ({
   delayMs: 0,
   failStatus: undefined,
   rateLimitSeconds: undefined,
+  revision: undefined,
 });
 
 const freshStats = (): DemoStats => ({
@@ -175,7 +181,8 @@ export async function startDemoUpstream(
         status_message: 'The resource you requested could not be found.',
       });
     }
-    return demoMovie(id);
+    const movie = demoMovie(id);
+    return control.revision === undefined ? movie : { ...movie, revision: control.revision };
   });
 
   app.get<{ Querystring: { query?: string; page?: string } }>('/3/search/movie', async (req) => {
