@@ -79,6 +79,7 @@ try {
     PORT: '0',
     LOG_LEVEL: 'info',
     REDIS_CLUSTER_NODES: `127.0.0.1:${redis.port}`,
+    ADMIN_TOKEN: 'bench-admin',
   };
   const proxy = await startServer([CLI, 'proxy'], env);
   const noCache = await startServer([CLI, 'proxy'], {
@@ -110,10 +111,11 @@ try {
   const before = upstream.stats.total;
   const traced = await run(trace, CONCURRENCY);
   const calls = upstream.stats.total - before;
-  const stats = (await (await fetch(`${proxy.url}/api/cache/stats`)).json()) as Record<
-    string,
-    number
-  >;
+  const stats = (await (
+    await fetch(`${proxy.url}/api/cache/stats`, {
+      headers: { authorization: 'Bearer bench-admin' },
+    })
+  ).json()) as Record<string, number>;
 
   // 2. latest_prices with 50 symbols: the same 50 (L1 hits) and through a proxy that caches nothing (misses).
   const fifty = symbols.slice(100, 150).join(',');

@@ -151,10 +151,9 @@ export async function runLocalStack(): Promise<void> {
   say('Try:');
   say('  curl -i http://127.0.0.1:6635/3/movie/550          # MISS, then L1');
   say('  curl -i http://127.0.0.1:6636/3/movie/550          # L2: shared with the other region');
-  say('  curl -s http://127.0.0.1:6635/cache/info');
-  say(
-    `  curl -X POST -H "Authorization: Bearer ${env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : adminToken}" http://127.0.0.1:6635/cache/clear`,
-  );
+  const bearer = `-H "Authorization: Bearer ${env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : adminToken}"`;
+  say(`  curl -s ${bearer} http://127.0.0.1:6635/cache/info`);
+  say(`  curl -X POST ${bearer} http://127.0.0.1:6635/cache/clear`);
   if (nodes.length > 0) say(`  npx tiercache cluster check ${nodes[0]}`);
   say('');
   say('Ctrl-C stops everything and removes the temporary data.');

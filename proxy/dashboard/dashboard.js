@@ -9,8 +9,19 @@ const history = { l1: [], l2: [], all: [] };
 const categoryHistory = new Map();
 let previous;
 
+/** The admin token from the header form: every data route but /status needs it. */
+const token = () => $('token').value;
+
 async function getJson(path) {
-  const res = await fetch(path, { headers: { accept: 'application/json' } });
+  const res = await fetch(path, {
+    headers: { accept: 'application/json', authorization: `Bearer ${token()}` },
+  });
+  if (res.status === 401 || res.status === 403) {
+    const body = await res.json().catch(() => ({}));
+    throw new Error(
+      `enter the admin token above to see the cache (${res.status}: ${body.message ?? res.statusText})`,
+    );
+  }
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
   return res.json();
 }
@@ -242,9 +253,10 @@ async function poll() {
 
 /** A mutating admin call with the token from the form; the answer is shown as it came. */
 async function admin(path) {
-  const token = $('token').value;
-  sessionStorage.setItem('tiercache-admin-token', token);
-  const res = await fetch(path, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  const res = await fetch(path, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token()}` },
+  });
   const body = await res.json().catch(() => ({}));
   $('admin-result').className = res.ok ? 'ok' : 'error';
   setText(
@@ -256,6 +268,11 @@ async function admin(path) {
 
 function start() {
   $('token').value = sessionStorage.getItem('tiercache-admin-token') ?? '';
+  $('token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sessionStorage.setItem('tiercache-admin-token', token());
+    void poll();
+  });
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
     void refreshKeys();

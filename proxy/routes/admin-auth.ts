@@ -1,5 +1,6 @@
 /**
- * Guard for mutating admin routes: `Authorization: Bearer <ADMIN_TOKEN>` (or `X-Admin-Token`).
+ * Guard for admin routes (every mutation, and the reads that show keys, topology or config):
+ * `Authorization: Bearer <ADMIN_TOKEN>` (or `X-Admin-Token`).
  * Compared in constant time; with no ADMIN_TOKEN configured the routes are disabled.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';

@@ -1,7 +1,8 @@
 /**
  * Cache management (seed 000): /cache/info, /cache/clear, /cache/keys, /cache/search, plus
  * /cache/invalidate, and seed 002's /api/cache/stats and /api/cache/clear.
- * Mutating routes need the admin token; clears reach every replica's L1 through the bus.
+ * Every route here needs the admin token (keys name what users looked up); clears reach every
+ * replica's L1 through the bus.
  */
 import type { FastifyInstance } from 'fastify';
 import { TiercacheError } from '../../lib/errors.ts';
@@ -69,7 +70,11 @@ export async function cacheAdminRoutes(
     return { rows: [...rows.values()], ...(l2Error ? { l2Error } : {}) };
   }
 
-  app.get('/cache/info', async () => {
+  // Reads that show keys, topology or usage need the admin token too (only /health, /ready,
+  // /metrics, /status and /stats stay open): cache keys name what users looked up.
+  const admin = { preHandler: guard };
+
+  app.get('/cache/info', admin, async () => {
     const l1 = cache.l1.stats();
     const s = await stats.read();
     const l2 = cache.l2
@@ -100,14 +105,14 @@ export async function cacheAdminRoutes(
   });
 
   /** The Redis nodes and slots as this proxy sees them, with keys per node. */
-  app.get('/cache/nodes', async () => {
+  app.get('/cache/nodes', admin, async () => {
     if (!cache.l2) return { type: 'disabled', nodes: [] };
     return cache.l2.topology();
   });
 
   app.get<{ Querystring: { limit: number; offset: number } }>(
     '/cache/keys',
-    { schema: { querystring: pageQuery } },
+    { ...admin, schema: { querystring: pageQuery } },
     async (req) => {
       const { limit, offset } = req.query;
       const { rows, l2Error } = await listKeys(undefined, offset + limit + 1);
@@ -124,6 +129,7 @@ export async function cacheAdminRoutes(
   app.get<{ Querystring: { q: string; limit: number } }>(
     '/cache/search',
     {
+      ...admin,
       schema: {
         querystring: {
           type: 'object',
@@ -261,7 +267,7 @@ export async function cacheAdminRoutes(
    * Seed 002's statistics: hit rates overall and per cache category (TMDB's json, image and
    * search classes, the crypto categories), with keys and bytes per tier for the crypto ones.
    */
-  app.get('/api/cache/stats', async () => {
+  app.get('/api/cache/stats', admin, async () => {
     const lookups = stats.categories();
     const l2 = await l2UsageByCategory();
     const categories: Record<string, unknown> = {};

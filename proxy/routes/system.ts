@@ -1,11 +1,12 @@
 /**
- * System routes (seed 000): /status, /stats, /config (secrets redacted), /health, /ready and
- * the Prometheus /metrics.
+ * System routes (seed 000): /status, /stats, /config (secrets redacted, admin token), /health,
+ * /ready and the Prometheus /metrics.
  */
 import type { FastifyInstance } from 'fastify';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { ProxyConfig } from '../config.ts';
 import type { ProxyMetrics } from '../metrics.ts';
+import { adminGuard } from './admin-auth.ts';
 import type { StatsReader } from './stats.ts';
 
 export interface SystemOptions {
@@ -56,7 +57,7 @@ export async function systemRoutes(app: FastifyInstance, opts: SystemOptions): P
     };
   });
 
-  app.get('/config', async () => ({
+  app.get('/config', { preHandler: adminGuard(config.adminToken) }, async () => ({
     region: config.region,
     upstream: upstream.name,
     demo_data: upstream.demo,

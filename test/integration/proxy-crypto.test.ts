@@ -19,12 +19,15 @@ async function proxy(env: Record<string, string> = {}): Promise<RunningProxy> {
   const p = await startProxy({
     CRYPTO_API_URL: `${upstream.url}/api/v3`,
     CRYPTO_API_KEY: KEY,
+    ADMIN_TOKEN: ADMIN,
     ...env,
   });
   proxies.push(p);
   return p;
 }
 const PRICE = '/api/v3/simple/price';
+const ADMIN = 'crypto-admin';
+const admin = { headers: { authorization: `Bearer ${ADMIN}` } };
 
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startDemoUpstream({ apiKey: KEY }), startRedis()]);
@@ -125,8 +128,8 @@ describe('GET /api/latest_prices', () => {
     const priceOf = (sym: string) =>
       new Set(answers.flatMap((x) => (x.prices[sym] ? [x.prices[sym].price] : [])));
     for (const sym of ['BTC', 'ETH', 'SOL', 'ADA']) expect(priceOf(sym).size).toBe(1);
-    const stats = await json(fetch(`${a.url}/api/cache/stats`));
-    const statsB = await json(fetch(`${b.url}/api/cache/stats`));
+    const stats = await json(fetch(`${a.url}/api/cache/stats`, admin));
+    const statsB = await json(fetch(`${b.url}/api/cache/stats`, admin));
     expect(stats.coalesced_in_process + statsB.coalesced_in_process).toBeGreaterThan(0);
     expect(stats.coalesced_across_replicas + statsB.coalesced_across_replicas).toBeGreaterThan(0);
   });
@@ -163,7 +166,7 @@ describe('GET /api/latest_prices', () => {
     const p = await proxy();
     const res = await fetch(`${p.url}/api/latest_prices?symbols=BTC`);
     const text = await res.text();
-    const keys = await (await fetch(`${p.url}/cache/keys?limit=100`)).text();
+    const keys = await (await fetch(`${p.url}/cache/keys?limit=100`, admin)).text();
     for (const seen of [
       text,
       keys,
@@ -200,7 +203,7 @@ describe('quota back-off across replicas', () => {
 describe('cache categories', () => {
   it('counts keys per category and clears one category on every replica and in L2', async () => {
     const spec = `${redis.host}:${redis.port}`;
-    const env = { REDIS_CLUSTER_NODES: spec, ADMIN_TOKEN: 'cat-admin' };
+    const env = { REDIS_CLUSTER_NODES: spec };
     const a = await proxy(env);
     const b = await proxy(env);
     for (const p of [a, b])
@@ -213,7 +216,7 @@ describe('cache categories', () => {
     await fetch(`${a.url}/api/market_indicators`);
     await fetch(`${b.url}/api/latest_prices?symbols=BTC,ETH`);
 
-    const before = await json(fetch(`${a.url}/api/cache/stats`));
+    const before = await json(fetch(`${a.url}/api/cache/stats`, admin));
     expect(before.categories.prices).toMatchObject({ l1_keys: 2, l2_keys: 2 });
     expect(before.categories.prices.l2_bytes).toBeGreaterThan(0);
     expect(before.categories.indicators).toMatchObject({ l1_keys: 1, l2_keys: 1 });
@@ -221,13 +224,13 @@ describe('cache categories', () => {
 
     const bad = await fetch(`${a.url}/api/cache/clear?category=everything`, {
       method: 'POST',
-      headers: { authorization: 'Bearer cat-admin' },
+      ...admin,
     });
     expect(bad.status).toBe(400);
     const cleared = await json(
       fetch(`${a.url}/api/cache/clear?category=prices`, {
         method: 'POST',
-        headers: { authorization: 'Bearer cat-admin' },
+        ...admin,
       }),
     );
     expect(cleared).toMatchObject({
@@ -240,7 +243,7 @@ describe('cache categories', () => {
       'b to drop its prices',
       () => b.proxy.cache.l1.usage('tc:crypto:prices:').entries === 0,
     );
-    const after = await json(fetch(`${b.url}/api/cache/stats`));
+    const after = await json(fetch(`${b.url}/api/cache/stats`, admin));
     expect(after.categories.prices).toMatchObject({ l1_keys: 0, l2_keys: 0, l2_bytes: 0 });
     expect(after.categories.indicators.l2_keys).toBe(1);
   });

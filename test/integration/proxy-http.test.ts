@@ -14,6 +14,7 @@ import { waitFor } from '../helpers/wait.ts';
 
 const API_KEY = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
 const ADMIN = 'admin-secret-token';
+const admin = { headers: { authorization: `Bearer ${ADMIN}` } };
 
 let upstream: DemoUpstream;
 const proxies: RunningProxy[] = [];
@@ -67,8 +68,8 @@ describe('TMDB routes', () => {
     expect(upstream.stats.lastAuth).toBe('query');
     expect(upstream.stats.rejected).toBe(0); // the client's key was dropped, ours was used
     const text = await res.text();
-    const keys = await (await fetch(`${p.url}/cache/keys?limit=100`)).text();
-    const config = await (await fetch(`${p.url}/config`)).text();
+    const keys = await (await fetch(`${p.url}/cache/keys?limit=100`, admin)).text();
+    const config = await (await fetch(`${p.url}/config`, admin)).text();
     for (const seen of [text, keys, config, p.logs(), JSON.stringify([...res.headers])]) {
       expect(seen).not.toContain(API_KEY);
       expect(seen).not.toContain('CLIENT_SENT_THIS');
@@ -236,19 +237,43 @@ describe('cache management and system routes', () => {
     ).toBe(403);
   });
 
+  it('needs the admin token to read keys, topology, usage or config; probes, metrics and status stay open', async () => {
+    const p = await proxy();
+    await fetch(`${p.url}/3/movie/13`);
+    const protectedReads = [
+      '/cache/keys',
+      '/cache/search?q=movie',
+      '/cache/info',
+      '/cache/nodes',
+      '/api/cache/stats',
+      '/config',
+    ];
+    for (const path of protectedReads) {
+      const without = await fetch(`${p.url}${path}`);
+      expect(without.status, path).toBe(401);
+      // The refusal shows nothing of the cache.
+      expect(await without.text(), path).not.toContain('movie/13');
+      const wrong = await fetch(`${p.url}${path}`, { headers: { authorization: 'Bearer nope' } });
+      expect(wrong.status, path).toBe(401);
+      expect((await fetch(`${p.url}${path}`, admin)).status, path).toBe(200);
+    }
+    for (const path of ['/health', '/ready', '/metrics', '/status', '/stats'])
+      expect((await fetch(`${p.url}${path}`)).status, path).toBe(200);
+  });
+
   it('clears L1, lists and searches keys, and reports /cache/info in the seed shape', async () => {
     const p = await proxy();
     await fetch(`${p.url}/3/movie/11`);
     await fetch(`${p.url}/3/search/movie?query=matrix`);
-    const keys = await json(fetch(`${p.url}/cache/keys?limit=1&offset=0`));
+    const keys = await json(fetch(`${p.url}/cache/keys?limit=1&offset=0`, admin));
     expect(keys.keys).toHaveLength(1);
     expect(keys.has_more).toBe(true);
-    const found = await json(fetch(`${p.url}/cache/search?q=matrix`));
+    const found = await json(fetch(`${p.url}/cache/search?q=matrix`, admin));
     expect(found.keys.map((k: { key: string }) => k.key)).toEqual([
       'tmdb:/3/search/movie?query=matrix',
     ]);
 
-    const info = await json(fetch(`${p.url}/cache/info`));
+    const info = await json(fetch(`${p.url}/cache/info`, admin));
     expect(info).toMatchObject({
       cache_enabled: true,
       memory_cache: { current_size: 2 },
@@ -283,7 +308,7 @@ describe('cache management and system routes', () => {
       l1_misses: 1,
       l1_hit_rate: 0.5,
     });
-    const config = await json(fetch(`${p.url}/config`));
+    const config = await json(fetch(`${p.url}/config`, admin));
     expect(config.env.TMDB_API_KEY).toBe('(set, redacted)');
     expect(config.env.ADMIN_TOKEN).toBe('(set, redacted)');
     const metrics = await (await fetch(`${p.url}/metrics`)).text();
@@ -293,7 +318,7 @@ describe('cache management and system routes', () => {
     expect(metrics).toContain(
       'tiercache_upstream_request_duration_seconds_count{region="eu-west-1",upstream="tmdb",status="200"} 1',
     );
-    expect(await json(fetch(`${p.url}/api/cache/stats`))).toMatchObject({
+    expect(await json(fetch(`${p.url}/api/cache/stats`, admin))).toMatchObject({
       l1_hits: 1,
       categories: { json: { l1_hits: 1, l1_misses: 1, l1_hit_rate: 0.5 } },
       upstreams: { tmdb: { requests: 1, errors: 0 } },

@@ -191,15 +191,15 @@ describe('L2 on a 3-master Redis Cluster', () => {
     expect(perNode.every((n) => n > 0)).toBe(true);
 
     a.proxy.cache.clearMemory();
-    const listed = await json(fetch(`${a.url}/cache/keys?limit=100`));
+    const listed = await json(fetch(`${a.url}/cache/keys?limit=100`, { headers: auth }));
     expect(listed.keys).toHaveLength(60);
     expect(listed.keys.every((k: { tiers: string[] }) => k.tiers.includes('l2'))).toBe(true);
-    const found = await json(fetch(`${a.url}/cache/search?q=/3/movie/25`));
+    const found = await json(fetch(`${a.url}/cache/search?q=/3/movie/25`, { headers: auth }));
     expect(found.keys.map((k: { key: string }) => k.key).sort()).toEqual(
       Array.from({ length: 10 }, (_, i) => `tmdb:/3/movie/${250 + i}`).sort(),
     );
 
-    const info = await json(fetch(`${a.url}/cache/info`));
+    const info = await json(fetch(`${a.url}/cache/info`, { headers: auth }));
     expect(info.l2_cache).toMatchObject({ type: 'redis-cluster', masters: 3, current_size: 60 });
     expect(info.l2_cache.total_size).toBeGreaterThan(0);
 
