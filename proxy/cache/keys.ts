@@ -30,6 +30,16 @@ export const SECRET_PARAMS: ReadonlySet<string> = new Set([
   'x_cg_demo_api_key',
 ]);
 
+/**
+ * Query parameters that carry a TMDB user's session: a request with one is that user's own
+ * (passed through uncached, upstreams/tmdb.ts), and their values are redacted from logs.
+ */
+export const SESSION_PARAMS: ReadonlySet<string> = new Set([
+  'session_id',
+  'guest_session_id',
+  'request_token',
+]);
+
 type Pair = [string, string];
 
 const byNameThenValue = ([a, av]: Pair, [b, bv]: Pair) =>
@@ -117,7 +127,8 @@ export function redactUrl(url: string): string {
   const params = new URLSearchParams(url.slice(q + 1));
   let changed = false;
   for (const name of [...params.keys()]) {
-    if (SECRET_PARAMS.has(name.toLowerCase())) {
+    const lower = name.toLowerCase();
+    if (SECRET_PARAMS.has(lower) || SESSION_PARAMS.has(lower)) {
       params.set(name, '[redacted]');
       changed = true;
     }

@@ -6,6 +6,7 @@ import type { FastifyReply } from 'fastify';
 import type { CacheEntry } from '../cache/entry.ts';
 import { ageSeconds, ttlSeconds } from '../cache/policy.ts';
 import type { Served } from '../cache/tiered.ts';
+import type { UpstreamResponse } from '../upstreams/types.ts';
 
 export const CACHE_NAME = 'tiercache';
 
@@ -67,6 +68,39 @@ function writeRaw(
   reply.hijack();
   reply.raw.end(body);
   return reply;
+}
+
+/**
+ * Answers with a user's own upstream answer, passed through (never stored): marked private so
+ * no shared cache between the proxy and the client keeps it either.
+ */
+export function sendPassedThrough(
+  reply: FastifyReply,
+  pending: Promise<UpstreamResponse>,
+  extraHeaders: Record<string, string>,
+): void {
+  pending.then(
+    (res) => {
+      try {
+        writeRaw(
+          reply,
+          res.status,
+          {
+            ...extraHeaders,
+            'content-type': res.contentType,
+            'content-length': res.body.length,
+            'x-cache': 'BYPASS',
+            'cache-status': `${CACHE_NAME}; fwd=bypass; fwd-status=${res.status}`,
+            'cache-control': 'private, no-store',
+          },
+          res.body,
+        );
+      } catch (err) {
+        failReply(reply, err);
+      }
+    },
+    (err: unknown) => failReply(reply, err),
+  );
 }
 
 export function sendServed(

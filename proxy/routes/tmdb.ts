@@ -3,8 +3,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TieredCache } from '../cache/tiered.ts';
-import type { TmdbUpstream } from '../upstreams/tmdb.ts';
-import { sendL1, sendWhenServed } from './send.ts';
+import { isPrivateTmdbUrl, type TmdbUpstream } from '../upstreams/tmdb.ts';
+import { sendL1, sendPassedThrough, sendWhenServed } from './send.ts';
 
 export interface TmdbRouteOptions {
   cache: TieredCache;
@@ -19,7 +19,13 @@ export async function tmdbRoutes(app: FastifyInstance, opts: TmdbRouteOptions): 
   // Not async, and never returning a promise: an L1 hit is written before the handler
   // returns, anything else once the tiers answer.
   const handler = (req: FastifyRequest, reply: FastifyReply): void => {
-    const request = tmdb.requestForUrl(req.raw.url ?? '/');
+    const url = req.raw.url ?? '/';
+    // A user's session, account or auth flow: theirs alone, so through, never into the cache.
+    if (isPrivateTmdbUrl(url)) {
+      sendPassedThrough(reply, tmdb.passThrough(url), headers);
+      return;
+    }
+    const request = tmdb.requestForUrl(url);
     const hit = cache.peek(request);
     if (hit) sendL1(reply, hit, headers);
     else sendWhenServed(reply, cache.serve(request), headers);

@@ -4,7 +4,7 @@
  * and benchmarks use it as the fake internet: it counts requests and can be made slow,
  * failing or rate-limited, programmatically or through POST /__demo/control.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { coingeckoRoutes } from './demo-coingecko.ts';
 
@@ -184,6 +184,27 @@ export async function startDemoUpstream(
     const movie = demoMovie(id);
     return control.revision === undefined ? movie : { ...movie, revision: control.revision };
   });
+
+  // A user's own routes, as TMDB has them: each answer is that user's (or new every time).
+  app.get('/3/authentication/token/new', async () => ({
+    success: true,
+    expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+    request_token: randomUUID().replace(/-/g, ''),
+  }));
+  app.get<{ Params: { id: string }; Querystring: { session_id?: string } }>(
+    '/3/account/:id',
+    async (req, reply) => {
+      if (!req.query.session_id)
+        return reply.code(401).send({
+          success: false,
+          status_code: 3,
+          status_message:
+            'Authentication failed: You do not have permissions to access the service.',
+        });
+      const user = createHash('sha256').update(req.query.session_id).digest('hex').slice(0, 8);
+      return { id: Number(req.params.id), username: `user-${user}` };
+    },
+  );
 
   app.get<{ Querystring: { query?: string; page?: string } }>('/3/search/movie', async (req) => {
     const q = req.query.query ?? '';

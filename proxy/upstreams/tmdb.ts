@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache';
 import { cacheKey, canonicalQuery, checkPath } from '../cache/keys.ts';
 import type { TtlPair } from '../cache/policy.ts';
 import type { HttpUpstream } from './http.ts';
-import type { UpstreamRequest } from './types.ts';
+import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
 export type TmdbClass = 'json' | 'image' | 'search';
 
@@ -18,6 +18,18 @@ export const TMDB_IMAGE_ORIGIN = 'https://image.tmdb.org';
 /** v4 read access tokens are JWTs; v3 keys are 32 hex characters. */
 export function isV4Token(key: string): boolean {
   return /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/.test(key);
+}
+
+/** A TMDB user's own requests: their auth flow, their account, or anything with a session. */
+const PRIVATE_PATH = /^\/3\/(?:authentication|account)(?:[/?]|$)/;
+const SESSION_IN_QUERY = /[?&](?:session_id|guest_session_id|request_token)=/i;
+
+/**
+ * Whether a client URL is a user's own request: never cached (its answer is that user's, and
+ * the session would end up in a key), only passed through with the session.
+ */
+export function isPrivateTmdbUrl(url: string): boolean {
+  return PRIVATE_PATH.test(url) || (url.includes('?') && SESSION_IN_QUERY.test(url));
 }
 
 export function classifyTmdb(path: string): TmdbClass {
@@ -61,6 +73,17 @@ export class TmdbUpstream {
       this.#byUrl.set(url, request);
     }
     return request;
+  }
+
+  /**
+   * A user's own request (isPrivateTmdbUrl), fetched as it came — the session forwarded, a
+   * client-sent API key replaced by ours — and kept nowhere.
+   */
+  passThrough(url: string): Promise<UpstreamResponse> {
+    const q = url.indexOf('?');
+    const path = checkPath(q < 0 ? url : url.slice(0, q));
+    const query = q < 0 ? undefined : canonicalQuery(new URLSearchParams(url.slice(q + 1)));
+    return this.#fetch(classifyTmdb(path), path, query);
   }
 
   /** Builds the cacheable request for a client path (already checked) and raw query string. */

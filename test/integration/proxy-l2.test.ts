@@ -211,6 +211,48 @@ describe('L2 on a 3-master Redis Cluster', () => {
   });
 });
 
+describe('a TMDB user’s own requests', () => {
+  it('pass through with the session, and never reach a key, a log line or L2', async () => {
+    const a = await replica(cluster.spec);
+    const SESSION = 'f3ss10nf3ss10nf3ss10nf3ss10n0001';
+    const account = `/3/account/42?session_id=${SESSION}`;
+    const first = await fetch(`${a.url}${account}`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-cache')).toBe('BYPASS');
+    expect(first.headers.get('cache-control')).toBe('private, no-store');
+    const body = await json(first);
+    expect(body.username).toMatch(/^user-/);
+    // The session reached TMDB; a second request asks TMDB again (nothing was kept).
+    expect(upstream.stats.lastQuery['/3/account/42']).toContain(`session_id=${SESSION}`);
+    await fetch(`${a.url}${account}`);
+    expect(upstream.stats.byPath['/3/account/42']).toBe(2);
+    // The auth flow: a new request token every time.
+    const tokens = await Promise.all(
+      [1, 2].map(
+        async () => (await json(fetch(`${a.url}/3/authentication/token/new`))).request_token,
+      ),
+    );
+    expect(tokens[0]).not.toBe(tokens[1]);
+    // Any request with a session, whatever the path; without one the same path is cached.
+    await fetch(`${a.url}/3/movie/77?guest_session_id=${SESSION}`);
+    expect(
+      (await fetch(`${a.url}/3/movie/77?guest_session_id=${SESSION}`)).headers.get('x-cache'),
+    ).toBe('BYPASS');
+    await fetch(`${a.url}/3/movie/77`);
+    expect((await fetch(`${a.url}/3/movie/77`)).headers.get('x-cache')).toBe('L1');
+    // A failing upstream is logged: with the session redacted.
+    upstream.control.failStatus = 500;
+    expect((await fetch(`${a.url}/3/account/42?session_id=${SESSION}`)).status).toBe(500);
+    upstream.control.failStatus = undefined;
+
+    const stored = await allKeys(cluster.nodes);
+    expect(stored.filter((k) => /account|authentication|session/.test(k))).toEqual([]);
+    const listed = await (await fetch(`${a.url}/cache/keys?limit=1000`, { headers: auth })).text();
+    for (const seen of [listed, stored.join(' '), a.logs()]) expect(seen).not.toContain(SESSION);
+    expect(a.logs()).toContain('session_id=%5Bredacted%5D');
+  });
+});
+
 describe('L2 on a standalone Redis', () => {
   it('detects standalone mode and shares entries', async () => {
     const spec = `${single.host}:${single.port}`;

@@ -10,7 +10,7 @@ import {
   redactUrl,
 } from '../../proxy/cache/keys.ts';
 import type { HttpUpstream } from '../../proxy/upstreams/http.ts';
-import { TmdbUpstream } from '../../proxy/upstreams/tmdb.ts';
+import { isPrivateTmdbUrl, TmdbUpstream } from '../../proxy/upstreams/tmdb.ts';
 
 /** The key of a TMDB request for a client query, as the proxy builds it. */
 const keyFor = (path: string, query: URLSearchParams) =>
@@ -83,6 +83,29 @@ describe('cache keys', () => {
     expect(redactUrl('/3/movie/1?api_key=SECRET&x=1')).toBe(
       '/3/movie/1?api_key=%5Bredacted%5D&x=1',
     );
+    expect(redactUrl('/3/account/1?Session_ID=S&guest_session_id=G')).toBe(
+      '/3/account/1?Session_ID=%5Bredacted%5D&guest_session_id=%5Bredacted%5D',
+    );
+  });
+
+  it('tells a TMDB user’s own requests (never cached) from shared ones', () => {
+    for (const url of [
+      '/3/authentication/token/new',
+      '/3/authentication',
+      '/3/account',
+      '/3/account/42/favorite/movies?page=2',
+      '/3/movie/550?session_id=abc',
+      '/3/movie/550?language=en&GUEST_SESSION_ID=abc',
+      '/3/movie/550/account_states?request_token=abc',
+    ])
+      expect(isPrivateTmdbUrl(url), url).toBe(true);
+    for (const url of [
+      '/3/movie/550',
+      '/3/accountant',
+      '/3/search/movie?query=session_id',
+      '/3/movie/550?my_session_id=1',
+    ])
+      expect(isPrivateTmdbUrl(url), url).toBe(false);
   });
 });
 
