@@ -57,6 +57,8 @@ export class RedisTarget {
   readonly nodes: HostPort[];
   readonly breaker: CircuitBreaker;
   #client: RedisClient | undefined;
+  /** The client before its first `ready`: calls would fail and open the breaker on a healthy Redis. */
+  #connecting: RedisClient | undefined;
   #kind: 'cluster' | 'standalone' | undefined;
   #closed = false;
   #detectTimer: NodeJS.Timeout | undefined;
@@ -87,7 +89,7 @@ export class RedisTarget {
     void this.#detect(1);
   }
 
-  /** True when a call would be attempted now: a client exists and the breaker lets calls through. */
+  /** True when a call would be attempted now: a client that was ready once, and the breaker lets calls through. */
   get available(): boolean {
     return this.#client !== undefined && this.breaker.wouldAllow();
   }
@@ -174,9 +176,9 @@ export class RedisTarget {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#detectTimer);
-    const client = this.#client;
+    for (const client of [this.#client, this.#connecting]) client?.disconnect();
     this.#client = undefined;
-    if (client) client.disconnect();
+    this.#connecting = undefined;
   }
 
   async #detect(attempt: number): Promise<void> {
@@ -185,7 +187,13 @@ export class RedisTarget {
       const kind = this.#opts.mode === 'auto' ? await this.#probeKind() : this.#opts.mode;
       if (this.#closed) return;
       this.#kind = kind;
-      this.#client = this.#connect(kind);
+      const client = this.#connect(kind);
+      this.#connecting = client;
+      client.once('ready', () => {
+        if (this.#connecting !== client) return; // closed meanwhile
+        this.#client = client;
+        this.#connecting = undefined;
+      });
       this.#log.info({ kind, nodes: this.nodes.map(formatAddr) }, 'L2 connecting');
     } catch (err) {
       if (attempt === 1 || attempt % 20 === 0) {

@@ -29,9 +29,13 @@ async function replica(nodes: string, env: Record<string, string> = {}): Promise
     ...env,
   });
   proxies.push(p);
+  // Connected, and its breaker closed (a slow first connect on a busy machine opens it).
   await waitFor(
     'L2 to be ready',
-    () => p.proxy.cache.l2?.targets[0]?.kind !== undefined && p.proxy.cache.l2.masters().length > 0,
+    () =>
+      p.proxy.cache.l2?.targets[0]?.kind !== undefined &&
+      p.proxy.cache.l2.masters().length > 0 &&
+      p.proxy.cache.l2.active() !== undefined,
   );
   return p;
 }
@@ -144,7 +148,7 @@ describe('L2 on a 3-master Redis Cluster', () => {
     await fetch(`${a.url}/3/movie/101?api_key=${API_KEY}&language=fr`);
     await fetch(`${a.url}/3/search/movie?query=heat`);
     const keys = await allKeys(cluster.nodes);
-    expect(keys.length).toBeGreaterThanOrEqual(2);
+    expect(keys.length, a.logs().slice(-3000)).toBeGreaterThanOrEqual(2);
     for (const key of keys) {
       expect(key).not.toContain(API_KEY);
       const value = await cluster.nodes[0]!.client()
@@ -188,6 +192,11 @@ describe('L2 on a 3-master Redis Cluster', () => {
     const a = await replica(cluster.spec);
     await Promise.all(Array.from({ length: 60 }, (_, i) => fetch(`${a.url}/3/movie/${200 + i}`)));
     const perNode = await Promise.all(cluster.nodes.map((n) => n.client().dbsize()));
+    // A write L2 refused shows in the replica's log (a timeout, the breaker).
+    expect(
+      perNode.reduce((a, b) => a + b, 0),
+      a.logs().slice(-3000),
+    ).toBe(60);
     expect(perNode.every((n) => n > 0)).toBe(true);
 
     a.proxy.cache.clearMemory();
