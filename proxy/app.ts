@@ -137,6 +137,8 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     if (isTiercacheError(err)) {
       const retry = err.details?.retryAfterSeconds;
       if (retry !== undefined) reply.header('retry-after', String(retry));
+      // Stainless-generated clients (CoinGecko's, OpenAI's) retry at once unless told not to.
+      if (err.code === 'UPSTREAM_RATE_LIMITED') reply.header('x-should-retry', 'false');
       if (err.httpStatus >= 500) log.warn({ url: redactUrl(req.url), code: err.code }, err.message);
       return reply
         .code(err.httpStatus)

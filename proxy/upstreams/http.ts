@@ -1,6 +1,6 @@
 /**
  * Upstream HTTP through undici: one keep-alive pool per origin, a timeout on every request,
- * a body size limit, and the 429 gate. Errors become TiercacheErrors; the URL in a message or
+ * a body size limit, and a 429 gate per origin. Errors become TiercacheErrors; the URL in a message or
  * log line never carries credentials.
  */
 import { Agent, request } from 'undici';
@@ -30,7 +30,11 @@ export interface HttpUpstreamOptions {
 
 export class HttpUpstream {
   readonly name: string;
-  readonly gate = new RateLimitGate();
+  /**
+   * One 429 gate per origin: TMDB's API and its image CDN are separate services with their own
+   * limits, so a 429 from the API does not stop image misses.
+   */
+  readonly #gates = new Map<string, RateLimitGate>();
   readonly #agent: Agent;
   readonly #opts: HttpUpstreamOptions;
   readonly #log: Logger;
@@ -46,11 +50,24 @@ export class HttpUpstream {
     });
   }
 
+  /** The 429 gate of the origin `url` goes to. */
+  gateOf(url: URL): RateLimitGate {
+    let gate = this.#gates.get(url.origin);
+    if (!gate) {
+      gate = new RateLimitGate();
+      this.#gates.set(url.origin, gate);
+    }
+    return gate;
+  }
+
   async get(url: URL, headers: Record<string, string> = {}): Promise<UpstreamResponse> {
+    const gate = this.gateOf(url);
+    // Shared between replicas per origin too (the upstream's name and the origin's host).
+    const sharedKey = `${this.name}@${url.host}`;
     const sharedUntil = this.#opts.shared
-      ? await this.#opts.shared.until(this.name).catch(() => 0)
+      ? await this.#opts.shared.until(sharedKey).catch(() => 0)
       : 0;
-    const wait = Math.max(this.gate.waitMs(Date.now()), sharedUntil - Date.now());
+    const wait = Math.max(gate.waitMs(Date.now()), sharedUntil - Date.now());
     if (wait > 0) {
       this.#opts.metrics.upstreamBackoff.labels(this.name).inc();
       throw new TiercacheError(
@@ -84,7 +101,7 @@ export class HttpUpstream {
       for await (const chunk of res.body) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks);
       const retryAfter = res.headers['retry-after'];
-      this.gate.record(
+      gate.record(
         res.statusCode,
         Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
         Date.now(),
@@ -93,8 +110,8 @@ export class HttpUpstream {
         .labels(this.name, String(res.statusCode))
         .observe((performance.now() - started) / 1000);
       if (res.statusCode === 429) {
-        const waitMs = this.gate.waitMs(Date.now());
-        await this.#opts.shared?.hold(this.name, Date.now() + waitMs).catch(() => undefined);
+        const waitMs = gate.waitMs(Date.now());
+        await this.#opts.shared?.hold(sharedKey, Date.now() + waitMs).catch(() => undefined);
         const wait = Math.max(1, Math.ceil(waitMs / 1000));
         this.#log.warn(
           { url: safeUrl, retryAfterSeconds: wait },

@@ -196,7 +196,11 @@ describe('quota back-off across replicas', () => {
     expect(other.status).toBe(429);
     expect(Number(other.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(upstream.stats.total).toBe(calls); // b never called the upstream
-    expect(Number(await redis.client().get('tc-backoff:crypto'))).toBeGreaterThan(Date.now());
+    // Kept per upstream and origin (TMDB's images are another service than its API).
+    const origin = new URL(upstream.url).host;
+    expect(Number(await redis.client().get(`tc-backoff:crypto@${origin}`))).toBeGreaterThan(
+      Date.now(),
+    );
   });
 });
 

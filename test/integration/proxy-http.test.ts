@@ -127,11 +127,29 @@ describe('TMDB routes', () => {
     const first = await fetch(`${p.url}/3/movie/5`);
     expect(first.status).toBe(429);
     expect(first.headers.get('retry-after')).toBe('30');
+    expect(first.headers.get('x-should-retry')).toBe('false');
     const second = await fetch(`${p.url}/3/movie/6`);
     expect(second.status).toBe(429);
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(second.headers.get('x-should-retry')).toBe('false');
     expect((await json(second)).error).toBe('UPSTREAM_RATE_LIMITED');
     expect(upstream.stats.total).toBe(1);
+  });
+
+  it('backs off per origin: a 429 from the API does not stop image misses (another service)', async () => {
+    const images = await startDemoUpstream();
+    try {
+      const p = await proxy({ TMDB_IMAGE_URL: images.url });
+      upstream.control.rateLimitSeconds = 30;
+      expect((await fetch(`${p.url}/3/movie/15`)).status).toBe(429);
+      expect((await fetch(`${p.url}/3/movie/16`)).status).toBe(429);
+      const poster = await fetch(`${p.url}/t/p/w500/poster.jpg`);
+      expect(poster.status).toBe(200);
+      expect(poster.headers.get('x-cache')).toBe('MISS');
+      expect(images.stats.total).toBe(1);
+    } finally {
+      await images.close();
+    }
   });
 
   it('serves an expired entry stale while one refresh runs, then the refreshed one', async () => {
