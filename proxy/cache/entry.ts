@@ -13,6 +13,8 @@ export interface CacheEntry {
   expiresAt: number;
   /** ms since epoch until which the entry may still be served stale. */
   staleUntil: number;
+  /** A redirect's Location: only on answers passed through, never stored (not encoded). */
+  location?: string | undefined;
 }
 
 /**

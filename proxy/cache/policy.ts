@@ -10,12 +10,16 @@ export interface TtlPair {
   diskMs: number;
 }
 
-/** Statuses whose answers are cacheable as they are (RFC 9111 heuristically cacheable ones we meet). */
-const STORABLE = new Set([200, 203, 204, 300, 301, 308, 410]);
+/**
+ * Statuses whose answers are cacheable as they are (RFC 9111 heuristically cacheable ones we
+ * meet). Not 3xx: an entry keeps no headers, and a redirect without its Location is broken.
+ */
+const STORABLE = new Set([200, 203, 204, 410]);
 
 /**
  * How long to keep an upstream answer, or undefined when it must not be stored:
- * 401/403 (credentials), 429 (quota) and 5xx are never cached; 404 is cached briefly.
+ * 3xx (passed through with their Location), 401/403 (credentials), 429 (quota) and 5xx are
+ * never cached; 404 is cached briefly.
  */
 export function ttlForStatus(
   status: number,

@@ -48,6 +48,7 @@ export function servedHeaders(
     'cache-control': served.stored
       ? `public, max-age=${Math.max(0, ttlSeconds(entry.expiresAt, now))}`
       : 'no-store',
+    ...(entry.location !== undefined ? { location: entry.location } : {}),
   };
 }
 
@@ -92,6 +93,7 @@ export function sendPassedThrough(
             'x-cache': 'BYPASS',
             'cache-status': `${CACHE_NAME}; fwd=bypass; fwd-status=${res.status}`,
             'cache-control': 'private, no-store',
+            ...(res.location !== undefined ? { location: res.location } : {}),
           },
           res.body,
         );

@@ -5,6 +5,8 @@
  * failing or rate-limited, programmatically or through POST /__demo/control.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { coingeckoRoutes } from './demo-coingecko.ts';
 
@@ -23,6 +25,15 @@ export interface DemoControl {
    * cached before the change from one fetched after.
    */
   revision: number | undefined;
+  /**
+   * Misbehaving-server answers for tests: movie JSON compressed with this Content-Encoding
+   * whatever was asked (gzip, br, deflate; any other value is sent raw under that label) ...
+   */
+  encoding: string | undefined;
+  /** ... a 301 to this Location instead of the movie ... */
+  redirect: string | undefined;
+  /** ... and images of this many bytes sent chunked (no Content-Length). */
+  imageBytes: number | undefined;
 }
 
 export interface DemoStats {
@@ -44,6 +55,9 @@ const freshControl = (): DemoControl => ({
   failStatus: undefined,
   rateLimitSeconds: undefined,
   revision: undefined,
+  encoding: undefined,
+  redirect: undefined,
+  imageBytes: undefined,
 });
 
 const freshStats = (): DemoStats => ({
@@ -181,8 +195,25 @@ export async function startDemoUpstream(
         status_message: 'The resource you requested could not be found.',
       });
     }
+    if (control.redirect !== undefined)
+      return reply.code(301).header('location', control.redirect).send();
     const movie = demoMovie(id);
-    return control.revision === undefined ? movie : { ...movie, revision: control.revision };
+    const answer =
+      control.revision === undefined ? movie : { ...movie, revision: control.revision };
+    if (control.encoding === undefined) return answer;
+    const raw = Buffer.from(JSON.stringify(answer));
+    const encoded =
+      control.encoding === 'gzip'
+        ? gzipSync(raw)
+        : control.encoding === 'br'
+          ? brotliCompressSync(raw)
+          : control.encoding === 'deflate'
+            ? deflateSync(raw)
+            : raw;
+    return reply
+      .type('application/json')
+      .header('content-encoding', control.encoding)
+      .send(encoded);
   });
 
   // A user's own routes, as TMDB has them: each answer is that user's (or new every time).
@@ -232,6 +263,18 @@ export async function startDemoUpstream(
       : file.endsWith('.svg')
         ? 'image/svg+xml'
         : 'image/jpeg';
+    if (control.imageBytes !== undefined) {
+      const total = control.imageBytes;
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      // A generator body: fastify sends it chunked, with no Content-Length to check first.
+      const body = Readable.from(
+        (function* () {
+          for (let sent = 0; sent < total; sent += chunk.length)
+            yield chunk.subarray(0, Math.min(chunk.length, total - sent));
+        })(),
+      );
+      return reply.type(type).send(body);
+    }
     return reply.type(type).send(demoImage(size, file));
   });
 

@@ -3,6 +3,7 @@
  * a body size limit, and a 429 gate per origin. Errors become TiercacheErrors; the URL in a message or
  * log line never carries credentials.
  */
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
@@ -12,6 +13,34 @@ import { RateLimitGate } from './backoff.ts';
 import type { UpstreamResponse } from './types.ts';
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+const headerValue = (h: string | string[] | undefined): string | undefined =>
+  Array.isArray(h) ? h[0] : h;
+
+/**
+ * The body as the client should get it: a compressed answer (we ask for identity, some servers
+ * compress anyway) is decoded, since entries are stored and served without their encoding; an
+ * encoding Node cannot decode is refused rather than stored raw under the wrong headers.
+ */
+function decodeBody(raw: Buffer, encoding: string | undefined, upstream: string): Buffer {
+  const coding = encoding?.trim().toLowerCase();
+  if (!coding || coding === 'identity') return raw;
+  try {
+    if (coding === 'gzip' || coding === 'x-gzip')
+      return gunzipSync(raw, { maxOutputLength: MAX_BODY_BYTES });
+    if (coding === 'br') return brotliDecompressSync(raw, { maxOutputLength: MAX_BODY_BYTES });
+    if (coding === 'deflate') return inflateSync(raw, { maxOutputLength: MAX_BODY_BYTES });
+  } catch (err) {
+    throw new TiercacheError(
+      'UPSTREAM_FAILED',
+      `${upstream} answer could not be decoded (${coding}): ${(err as Error).message}`,
+    );
+  }
+  throw new TiercacheError(
+    'UPSTREAM_FAILED',
+    `${upstream} answered with an unsupported Content-Encoding: ${coding}`,
+  );
+}
 
 /** Where replicas share a back-off: the time until which an upstream must not be called. */
 export interface SharedBackoff {
@@ -83,23 +112,33 @@ export class HttpUpstream {
     try {
       const res = await request(url, {
         method: 'GET',
-        headers: { accept: '*/*', ...headers },
+        headers: { accept: '*/*', 'accept-encoding': 'identity', ...headers },
         dispatcher: this.#agent,
         signal: AbortSignal.timeout(this.#opts.timeoutMs),
       });
-      const length = Number(res.headers['content-length'] ?? 0);
-      if (length > MAX_BODY_BYTES) {
+      const tooLarge = () => {
         res.body.destroy();
-        throw new TiercacheError(
+        return new TiercacheError(
           'UPSTREAM_FAILED',
           `${this.name} answer is larger than ${MAX_BODY_BYTES} bytes`,
         );
-      }
+      };
+      if (Number(res.headers['content-length'] ?? 0) > MAX_BODY_BYTES) throw tooLarge();
       // Collected into one ordinary Buffer (not undici's ArrayBuffer): cached bodies are
-      // written to sockets many times, and Node writes plain Buffers fastest.
+      // written to sockets many times, and Node writes plain Buffers fastest. The cap holds
+      // while it streams: a chunked answer has no length to check first.
       const chunks: Buffer[] = [];
-      for await (const chunk of res.body) chunks.push(chunk as Buffer);
-      const body = Buffer.concat(chunks);
+      let received = 0;
+      for await (const chunk of res.body) {
+        received += (chunk as Buffer).length;
+        if (received > MAX_BODY_BYTES) throw tooLarge();
+        chunks.push(chunk as Buffer);
+      }
+      const body = decodeBody(
+        Buffer.concat(chunks),
+        headerValue(res.headers['content-encoding']),
+        this.name,
+      );
       const retryAfter = res.headers['retry-after'];
       gate.record(
         res.statusCode,
@@ -127,11 +166,13 @@ export class HttpUpstream {
       }
       if (res.statusCode >= 400)
         this.#log.warn({ url: safeUrl, status: res.statusCode }, 'upstream answered with an error');
-      const type = res.headers['content-type'];
       return {
         status: res.statusCode,
-        contentType: (Array.isArray(type) ? type[0] : type) ?? 'application/octet-stream',
+        contentType: headerValue(res.headers['content-type']) ?? 'application/octet-stream',
         body,
+        ...(res.statusCode >= 300 && res.statusCode < 400
+          ? { location: headerValue(res.headers.location) }
+          : {}),
       };
     } catch (err) {
       if (err instanceof TiercacheError) throw err;

@@ -5,6 +5,8 @@ export interface UpstreamResponse {
   status: number;
   contentType: string;
   body: Buffer;
+  /** A redirect's target, passed on to the client (redirects are never stored). */
+  location?: string | undefined;
 }
 
 /** Where an answer lives in the cache: its key and content class. */

@@ -136,6 +136,50 @@ describe('TMDB routes', () => {
     expect(upstream.stats.total).toBe(1);
   });
 
+  it('decodes a compressed upstream answer before storing it, and refuses an encoding it cannot decode', async () => {
+    const p = await proxy();
+    for (const [i, encoding] of ['gzip', 'br', 'deflate'].entries()) {
+      upstream.control.encoding = encoding;
+      const first = await fetch(`${p.url}/3/movie/${30 + i}`);
+      expect(first.status, encoding).toBe(200);
+      expect(first.headers.get('content-encoding'), encoding).toBeNull();
+      expect((await json(first)).title, encoding).toBe(`Demo Movie ${30 + i}`);
+      const again = await fetch(`${p.url}/3/movie/${30 + i}`);
+      expect(again.headers.get('x-cache'), encoding).toBe('L1');
+      expect((await json(again)).title, encoding).toBe(`Demo Movie ${30 + i}`);
+    }
+    upstream.control.encoding = 'compress';
+    const refused = await fetch(`${p.url}/3/movie/40`);
+    expect(refused.status).toBe(502);
+    expect((await json(refused)).message).toMatch(/unsupported Content-Encoding: compress/);
+    await fetch(`${p.url}/3/movie/40`);
+    expect(upstream.stats.byPath['/3/movie/40']).toBe(2); // nothing was stored
+  });
+
+  it('passes a redirect through with its Location, and never caches it', async () => {
+    const p = await proxy();
+    upstream.control.redirect = 'https://www.themoviedb.org/movie/41';
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${p.url}/3/movie/41`, { redirect: 'manual' });
+      expect(res.status).toBe(301);
+      expect(res.headers.get('location')).toBe('https://www.themoviedb.org/movie/41');
+      expect(res.headers.get('cache-control')).toBe('no-store');
+    }
+    expect(upstream.stats.byPath['/3/movie/41']).toBe(2);
+  });
+
+  it('caps an image while it streams: a chunked answer over the limit is refused', async () => {
+    const p = await proxy();
+    upstream.control.imageBytes = 2 ** 20;
+    const fine = await fetch(`${p.url}/t/p/w500/one-mib.jpg`);
+    expect(fine.status).toBe(200);
+    expect((await fine.arrayBuffer()).byteLength).toBe(2 ** 20);
+    upstream.control.imageBytes = 33 * 2 ** 20; // over the 32 MiB cap, with no Content-Length
+    const huge = await fetch(`${p.url}/t/p/original/huge.jpg`);
+    expect(huge.status).toBe(502);
+    expect((await json(huge)).message).toMatch(/larger than 33554432 bytes/);
+  });
+
   it('backs off per origin: a 429 from the API does not stop image misses (another service)', async () => {
     const images = await startDemoUpstream();
     try {
