@@ -70,6 +70,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     staleMs: config.staleMs,
     notFoundMs: config.notFoundTtlMs,
     leaseMs: config.leaseMs,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
     metrics,
     log,
   });

@@ -95,7 +95,11 @@ export class BatchCoalescer {
       const answers = await fetchBatch(batch);
       for (const slot of batch) settle(slot, await cache.keep(slot, answers.get(slot.key)!));
     };
+    // The leases won are renewed while the batch is fetched (it may outlast a lease).
+    const stopHolding = cache.holdLeases(mine.filter((_, i) => leases[i] === 'mine'));
     const waitForOthers = async () => {
+      // Only a lease's time: unlike a single key's wait, this one does not take a lapsed lease
+      // over, so a dead holder would keep it waiting for the whole bound.
       const deadline = Date.now() + cache.leaseMs;
       while (elsewhere.length > 0 && Date.now() < deadline) {
         await sleep(LEASE_POLL_MS);
@@ -107,6 +111,7 @@ export class BatchCoalescer {
     };
     // Both run to the end (neither is left running unobserved), then the first failure counts.
     const results = await Promise.allSettled([fetchNow(here), waitForOthers()]);
+    stopHolding();
     for (const [i, slot] of mine.entries()) if (leases[i] === 'mine') cache.releaseLease(slot);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }

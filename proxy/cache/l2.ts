@@ -15,6 +15,8 @@ import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
 import { BACKOFF_PREFIX, CLEAR_GENERATION_KEY, ENTRY_PREFIX, leaseKey } from './keys.ts';
 import { type Recover, type RedisClient, RedisTarget, refusedCall } from './redis-target.ts';
 
+const EXTEND_LEASE =
+  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE_LEASE =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 const SCAN_COUNT = 1000;
@@ -150,6 +152,13 @@ export class RedisTier {
       c.set(leaseKey(key), owner, 'PX', Math.ceil(ms), 'NX'),
     );
     return ok === 'OK';
+  }
+
+  /** Renews a lease this replica still holds (another's, or a lapsed one, is left alone). */
+  async extendLease(key: string, owner: string, ms: number): Promise<void> {
+    await this.#on('lease', true, (c) =>
+      c.eval(EXTEND_LEASE, 1, leaseKey(key), owner, String(Math.ceil(ms))),
+    );
   }
 
   async releaseLease(key: string, owner: string): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LRUCache } from 'lru-cache';
 import { isTiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { CategoryCells, ProxyMetrics } from '../metrics.ts';
@@ -39,9 +40,15 @@ export interface TieredOptions {
   staleMs: number;
   notFoundMs: number;
   leaseMs: number;
+  /** The upstream's timeout: a fetch may run this long, its lease renewed meanwhile. */
+  upstreamTimeoutMs: number;
   metrics: ProxyMetrics;
   log: Logger;
 }
+
+/** A background refresh that failed waits this long (doubling to REFRESH_BACKOFF_MAX_MS) before the next. */
+const REFRESH_BACKOFF_MS = 1000;
+const REFRESH_BACKOFF_MAX_MS = 60_000;
 
 /** How often a replica waiting for another one's fetch looks in L2. */
 export const LEASE_POLL_MS = 25;
@@ -63,6 +70,13 @@ export class TieredCache {
   readonly l1: MemoryTier;
   readonly l2: RedisTier | undefined;
   readonly #flight = new Singleflight<Served>();
+  /** Keys whose last background refresh failed: until when the stale entry is served without a new one. */
+  readonly #refreshBackoff = new LRUCache<
+    string,
+    { until: number; strikes: number; fwdStatus: number }
+  >({
+    max: 10_000,
+  });
   readonly #owner = randomUUID();
   readonly #opts: TieredOptions;
   readonly #log: Logger;
@@ -156,8 +170,10 @@ export class TieredCache {
   async #serveMiss(req: UpstreamRequest, candidate: CacheEntry | undefined): Promise<Served> {
     const { metrics } = this.#opts;
     if (candidate) {
+      // The last refresh of this key failed a moment ago: stale because of that error.
+      const failedWith = this.#revalidate(req, candidate);
+      if (failedWith !== undefined) return this.#staleOnError(candidate, failedWith);
       metrics.stale.revalidate.inc();
-      this.#revalidate(req, candidate);
       return { entry: candidate, source: 'STALE', detail: 'stale-while-revalidate', stored: true };
     }
     const { result, joined } = this.#flight.run(req.key, () =>
@@ -184,15 +200,34 @@ export class TieredCache {
     return this.l2 !== undefined && req.ttl.diskMs > 0;
   }
 
-  /** Background refresh of a stale entry: one per key per process, and skipped when another replica holds the lease. */
-  #revalidate(req: UpstreamRequest, stale: CacheEntry): void {
-    if (this.#flight.has(req.key)) return;
+  /**
+   * Background refresh of a stale entry: one per key per process, skipped when another replica
+   * holds the lease, and not tried again until a back-off after a failed one has passed (then
+   * the status that refresh failed with is returned).
+   */
+  #revalidate(req: UpstreamRequest, stale: CacheEntry): number | undefined {
+    if (this.#flight.has(req.key)) return undefined;
+    const backoff = this.#refreshBackoff.get(req.key);
+    if (backoff && Date.now() < backoff.until) return backoff.fwdStatus;
     const { result } = this.#flight.run(req.key, () =>
       this.#fetchAcrossReplicas(req, stale, false),
     );
-    result.catch((err) =>
-      this.#log.warn({ key: req.key, err: (err as Error).message }, 'background refresh failed'),
+    const failed = (fwdStatus: number) => {
+      const strikes = (backoff?.strikes ?? 0) + 1;
+      const waitMs = Math.min(REFRESH_BACKOFF_MS * 2 ** (strikes - 1), REFRESH_BACKOFF_MAX_MS);
+      this.#refreshBackoff.set(req.key, { until: Date.now() + waitMs, strikes, fwdStatus });
+    };
+    result.then(
+      (served) => {
+        if (served.detail === 'stale-if-error') failed(served.fwdStatus ?? 502);
+        else this.#refreshBackoff.delete(req.key);
+      },
+      (err) => {
+        failed(isTiercacheError(err) ? err.httpStatus : 502);
+        this.#log.warn({ key: req.key, err: (err as Error).message }, 'background refresh failed');
+      },
     );
+    return undefined;
   }
 
   /**
@@ -204,7 +239,7 @@ export class TieredCache {
     stale: CacheEntry | undefined,
     wait: boolean,
   ): Promise<Served> {
-    const deadline = Date.now() + this.leaseMs;
+    const deadline = Date.now() + this.waitBoundMs;
     for (;;) {
       const lease = await this.lease(req);
       if (typeof lease === 'object') return lease;
@@ -219,9 +254,32 @@ export class TieredCache {
     }
   }
 
-  /** How long a replica may hold a key's fetch lease (and others wait for its answer). */
+  /** How long a key's fetch lease lasts unless its holder renews it (a dead holder's lapses then). */
   get leaseMs(): number {
     return this.#opts.leaseMs;
+  }
+
+  /** How long a replica waits for another one's fetch: the longest a live holder may take. */
+  get waitBoundMs(): number {
+    return this.#opts.upstreamTimeoutMs + this.#opts.leaseMs;
+  }
+
+  /**
+   * Renews the leases of `slots` while their fetch runs (a fetch may take up to the upstream
+   * timeout, longer than a lease); returns the function that stops it.
+   */
+  holdLeases(slots: CacheSlot[]): () => void {
+    if (!this.l2 || slots.length === 0) return () => undefined;
+    const l2 = this.l2;
+    const timer = setInterval(
+      () => {
+        for (const slot of slots)
+          l2.extendLease(slot.key, this.#owner, this.leaseMs).catch(() => undefined);
+      },
+      Math.max(50, this.leaseMs / 2),
+    );
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /**
@@ -270,6 +328,7 @@ export class TieredCache {
     stale: CacheEntry | undefined,
     leased: boolean,
   ): Promise<Served> {
+    const stopHolding = leased ? this.holdLeases([req]) : () => undefined;
     try {
       let res: UpstreamResponse;
       try {
@@ -289,6 +348,7 @@ export class TieredCache {
       }
       return await this.keep(req, res);
     } finally {
+      stopHolding();
       if (leased) this.releaseLease(req);
     }
   }

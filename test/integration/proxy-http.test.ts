@@ -223,6 +223,12 @@ describe('TMDB routes', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-cache')).toBe('STALE');
     expect(await json(res)).toEqual(original);
+    // The refresh just failed: this request does not start another (a per-key back-off), and
+    // says it serves stale because of that error.
+    expect(res.headers.get('cache-status')).toMatch(
+      /fwd=stale; fwd-status=500; .*detail=stale-if-error/,
+    );
+    expect(upstream.stats.byPath['/3/movie/9']).toBe(2);
   });
 
   it('makes one upstream call for 100 concurrent misses of one key', async () => {

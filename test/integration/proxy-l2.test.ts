@@ -85,6 +85,25 @@ describe('L2 on a 3-master Redis Cluster', () => {
     expect(upstream.stats.byPath['/3/movie/100']).toBe(1);
   });
 
+  it('one upstream call for a fetch slower than the lease: the holder renews it, the others wait', async () => {
+    // A 1 s lease and a 2.5 s upstream (within its 5 s timeout).
+    const env = { COALESCE_LEASE: '1', UPSTREAM_TIMEOUT: '5' };
+    const a = await replica(cluster.spec, env);
+    const b = await replica(cluster.spec, env);
+    upstream.control.delayMs = 2500;
+    const path = '/3/movie/7500';
+    const first = fetch(`${a.url}${path}`);
+    const lease = leaseKey(cacheKey('tmdb', path));
+    const leaseMaster = (await cluster.masterOf(lease)).client();
+    await waitFor('a to hold the lease', async () => (await leaseMaster.exists(lease)) === 1);
+    const second = fetch(`${b.url}${path}`);
+    const [fromA, fromB] = await Promise.all([first, second]);
+    expect(fromA.headers.get('x-cache')).toBe('MISS');
+    expect(fromB.headers.get('x-cache')).toBe('L2');
+    expect(fromB.headers.get('cache-status')).toMatch(/collapsed/);
+    expect(upstream.stats.byPath[path]).toBe(1);
+  });
+
   it('serves an entry another replica stored between its own L2 look and its lease', async () => {
     const a = await replica(cluster.spec, { REGION: 'ap-southeast-1' });
     // B's lease write is held by a pause for as long as the test needs: on a busy machine its
