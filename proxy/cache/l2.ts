@@ -165,18 +165,34 @@ export class RedisTier {
     await this.#on('unlease', true, (c) => c.eval(RELEASE_LEASE, 1, leaseKey(key), owner));
   }
 
-  /** Publishes on the bus channel of every reachable target. */
-  async publish(channel: string, message: string): Promise<number> {
-    let reached = 0;
+  /**
+   * Runs one command on every target that answers (main and fallback): an unreachable one is
+   * left out of the answer, keyed by target name.
+   */
+  async #onEveryTarget<T>(
+    op: string,
+    write: boolean,
+    fn: (c: RedisClient) => Promise<T>,
+  ): Promise<Record<string, T>> {
+    const out: Record<string, T> = {};
     for (const t of this.targets) {
       try {
-        await t.call('publish', true, (c) => c.publish(channel, message));
-        reached += 1;
+        out[t.name] = await t.call(op, write, fn);
       } catch {
-        // an unreachable target misses the message; its replicas' L1 TTL bounds the staleness
+        // unreachable now: what it missed is caught up with when it answers again
       }
     }
-    return reached;
+    return out;
+  }
+
+  /**
+   * Publishes on the bus channel of every reachable target; returns how many it reached (an
+   * unreachable one's replicas catch up through the clear generation).
+   */
+  async publish(channel: string, message: string): Promise<number> {
+    return Object.keys(
+      await this.#onEveryTarget('publish', true, (c) => c.publish(channel, message)),
+    ).length;
   }
 
   /**
@@ -184,28 +200,18 @@ export class RedisTier {
    * invalidation's message sees it move and flushes its L1); returns the new value per target.
    */
   async bumpClearGeneration(): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const t of this.targets) {
-      try {
-        out[t.name] = String(await t.call('incr', true, (c) => c.incr(CLEAR_GENERATION_KEY)));
-      } catch {
-        // unreachable now: its replicas compare generations when they reach it again
-      }
-    }
-    return out;
+    return this.#onEveryTarget('incr', true, async (c) =>
+      String(await c.incr(CLEAR_GENERATION_KEY)),
+    );
   }
 
   /** The clear generation of every reachable target ("0" before the first clear). */
   async clearGenerations(): Promise<Record<string, string>> {
-    const out: Record<string, string> = {};
-    for (const t of this.targets) {
-      try {
-        out[t.name] = (await t.call('get', false, (c) => c.get(CLEAR_GENERATION_KEY))) ?? '0';
-      } catch {
-        // unreachable: compared when reachable again
-      }
-    }
-    return out;
+    return this.#onEveryTarget(
+      'get',
+      false,
+      async (c) => (await c.get(CLEAR_GENERATION_KEY)) ?? '0',
+    );
   }
 
   /**

@@ -5,34 +5,30 @@
  * being cleared, and one that never got the message because it was cut off from Redis. The
  * fallback target is cleared too.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ENTRY_PREFIX } from '../../proxy/cache/keys.ts';
-import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
 import { json } from '../helpers/json.ts';
+import { useL2Fixture } from '../helpers/l2-fixture.ts';
 import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
-import { type RedisNode, startCluster, startRedis, type TestCluster } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const API_KEY = 'c1ea4c1ea4c1ea4c1ea4c1ea4c1ea4c1';
 const ADMIN = 'clear-admin-token';
 const KEYS = 20_000;
 
-let upstream: DemoUpstream;
-let cluster: TestCluster;
-let fallback: RedisNode;
-const proxies: RunningProxy[] = [];
+const fx = useL2Fixture(API_KEY);
 
 async function replica(env: Record<string, string> = {}): Promise<RunningProxy> {
   const p = await startProxy({
-    TMDB_API_URL: upstream.url,
+    TMDB_API_URL: fx.upstream.url,
     TMDB_API_KEY: API_KEY,
     ADMIN_TOKEN: ADMIN,
-    REDIS_CLUSTER_NODES: cluster.spec,
+    REDIS_CLUSTER_NODES: fx.cluster.spec,
     // Room for every entry in L1: what a replica holds is decided by the clear, not by eviction.
     L1_MAX_BYTES: '256',
     ...env,
   });
-  proxies.push(p);
+  fx.proxies.push(p);
   await waitFor('L2 and the bus to be up', () => (p.proxy.bus?.subscribed ?? 0) > 0, 10_000);
   return p;
 }
@@ -59,33 +55,17 @@ async function getAll(
 
 const ids = Array.from({ length: KEYS }, (_, i) => i + 1);
 
-beforeAll(async () => {
-  [upstream, cluster, fallback] = await Promise.all([
-    startDemoUpstream({ apiKey: API_KEY }),
-    startCluster(3),
-    startRedis(),
-  ]);
-});
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-  upstream.reset();
-  await Promise.all([...cluster.nodes, fallback].map((n) => n.client().flushall()));
-});
-afterAll(async () => {
-  await Promise.all([upstream?.close(), cluster?.stop(), fallback?.stop()]);
-});
-
 describe('POST /cache/clear', () => {
   it('leaves no replica serving an entry from before it, with 20 000 keys and reads running on the other replica', async () => {
     const a = await replica();
     const b = await replica();
-    upstream.control.revision = 1;
+    fx.upstream.control.revision = 1;
     await getAll(a.url, ids); // upstream → L2 (and a's L1)
     await getAll(b.url, ids); // L2 → b's L1
     expect(b.proxy.cache.l1.stats().entries).toBe(KEYS);
 
     // From now on the upstream answers revision 2: a revision 1 after the clear is stale.
-    upstream.control.revision = 2;
+    fx.upstream.control.revision = 2;
     let reading = true;
     const reads = getAll(
       b.url,
@@ -125,17 +105,19 @@ describe('POST /cache/clear', () => {
     expect(b.proxy.cache.l1.stats().entries).toBe(100);
     // b's subscription drops and comes back, as after a network cut.
     await Promise.all(
-      cluster.nodes.map((n) => n.client().call('CLIENT', 'KILL', 'TYPE', 'pubsub')),
+      fx.cluster.nodes.map((n) => n.client().call('CLIENT', 'KILL', 'TYPE', 'pubsub')),
     );
     await waitFor('b to flush its L1 on reconnect', () => b.proxy.cache.l1.stats().entries === 0);
     expect(b.logs()).toContain('missed an invalidation while cut off from Redis: L1 flushed');
   });
 
   it('clears the fallback target too', async () => {
-    const a = await replica({ REDIS_FALLBACK_NODES: `${fallback.host}:${fallback.port}` });
+    const a = await replica({
+      REDIS_FALLBACK_NODES: `${fx.standalone.host}:${fx.standalone.port}`,
+    });
     await getAll(a.url, ids.slice(0, 30));
     // An entry kept on the fallback while the main nodes were away.
-    await fallback.client().set(`${ENTRY_PREFIX}tmdb:/3/movie/999`, 'x');
+    await fx.standalone.client().set(`${ENTRY_PREFIX}tmdb:/3/movie/999`, 'x');
     const cleared = await json(
       fetch(`${a.url}/cache/clear?type=l2`, {
         method: 'POST',
@@ -143,6 +125,6 @@ describe('POST /cache/clear', () => {
       }),
     );
     expect(cleared).toMatchObject({ l2_cleared: 31 });
-    expect(await fallback.client().keys(`${ENTRY_PREFIX}*`)).toEqual([]);
+    expect(await fx.standalone.client().keys(`${ENTRY_PREFIX}*`)).toEqual([]);
   });
 });

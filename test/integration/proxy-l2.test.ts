@@ -3,32 +3,29 @@
  * entries through L2, clears reach every replica's L1 over pub/sub, and admin operations walk
  * every master without cross-slot commands.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cacheKey, leaseKey } from '../../proxy/cache/keys.ts';
-import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
 import { json } from '../helpers/json.ts';
+import { useL2Fixture } from '../helpers/l2-fixture.ts';
 import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
-import { type RedisNode, startCluster, startRedis, type TestCluster } from '../helpers/redis.ts';
+import type { RedisNode } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const API_KEY = 'f00dfeedf00dfeedf00dfeedf00dfeed';
 const ADMIN = 'l2-admin-token';
 const auth = { authorization: `Bearer ${ADMIN}` };
 
-let upstream: DemoUpstream;
-let cluster: TestCluster;
-let single: RedisNode;
-const proxies: RunningProxy[] = [];
+const fx = useL2Fixture(API_KEY);
 
 async function replica(nodes: string, env: Record<string, string> = {}): Promise<RunningProxy> {
   const p = await startProxy({
-    TMDB_API_URL: upstream.url,
+    TMDB_API_URL: fx.upstream.url,
     TMDB_API_KEY: API_KEY,
     ADMIN_TOKEN: ADMIN,
     REDIS_CLUSTER_NODES: nodes,
     ...env,
   });
-  proxies.push(p);
+  fx.proxies.push(p);
   // Connected, and its breaker closed (a slow first connect on a busy machine opens it).
   await waitFor(
     'L2 to be ready',
@@ -55,26 +52,10 @@ async function allKeys(nodes: RedisNode[]): Promise<string[]> {
   return keys;
 }
 
-beforeAll(async () => {
-  [upstream, cluster, single] = await Promise.all([
-    startDemoUpstream({ apiKey: API_KEY }),
-    startCluster(3),
-    startRedis(),
-  ]);
-});
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-  upstream.reset();
-  await Promise.all([...cluster.nodes, single].map((n) => n.client().flushall()));
-});
-afterAll(async () => {
-  await Promise.all([upstream?.close(), cluster?.stop(), single?.stop()]);
-});
-
 describe('L2 on a 3-master Redis Cluster', () => {
   it("serves another replica's entry from L2, then from its own L1", async () => {
-    const a = await replica(cluster.spec, { REGION: 'ap-southeast-1' });
-    const b = await replica(cluster.spec, { REGION: 'eu-west-1' });
+    const a = await replica(fx.cluster.spec, { REGION: 'ap-southeast-1' });
+    const b = await replica(fx.cluster.spec, { REGION: 'eu-west-1' });
     const first = await fetch(`${a.url}/3/movie/100`);
     expect(first.headers.get('x-cache')).toBe('MISS');
     const fromL2 = await fetch(`${b.url}/3/movie/100`);
@@ -82,42 +63,44 @@ describe('L2 on a 3-master Redis Cluster', () => {
     expect(fromL2.headers.get('cache-status')).toMatch(/^tiercache; hit; ttl=\d+; detail=l2$/);
     expect(await json(fromL2)).toEqual(await json(first));
     expect((await fetch(`${b.url}/3/movie/100`)).headers.get('x-cache')).toBe('L1');
-    expect(upstream.stats.byPath['/3/movie/100']).toBe(1);
+    expect(fx.upstream.stats.byPath['/3/movie/100']).toBe(1);
   });
 
   it('one upstream call for a fetch slower than the lease: the holder renews it, the others wait', async () => {
     // A 1 s lease and a 2.5 s upstream (within its 5 s timeout).
     const env = { COALESCE_LEASE: '1', UPSTREAM_TIMEOUT: '5' };
-    const a = await replica(cluster.spec, env);
-    const b = await replica(cluster.spec, env);
-    upstream.control.delayMs = 2500;
+    const a = await replica(fx.cluster.spec, env);
+    const b = await replica(fx.cluster.spec, env);
+    fx.upstream.control.delayMs = 2500;
     const path = '/3/movie/7500';
     const first = fetch(`${a.url}${path}`);
     const lease = leaseKey(cacheKey('tmdb', path));
-    const leaseMaster = (await cluster.masterOf(lease)).client();
+    const leaseMaster = (await fx.cluster.masterOf(lease)).client();
     await waitFor('a to hold the lease', async () => (await leaseMaster.exists(lease)) === 1);
     const second = fetch(`${b.url}${path}`);
     const [fromA, fromB] = await Promise.all([first, second]);
     expect(fromA.headers.get('x-cache')).toBe('MISS');
     expect(fromB.headers.get('x-cache')).toBe('L2');
     expect(fromB.headers.get('cache-status')).toMatch(/collapsed/);
-    expect(upstream.stats.byPath[path]).toBe(1);
+    expect(fx.upstream.stats.byPath[path]).toBe(1);
   });
 
   it('serves an entry another replica stored between its own L2 look and its lease', async () => {
-    const a = await replica(cluster.spec, { REGION: 'ap-southeast-1' });
+    const a = await replica(fx.cluster.spec, { REGION: 'ap-southeast-1' });
     // B's lease write is held by a pause for as long as the test needs: on a busy machine its
     // default 3 s write timeout could end the wait before the test sees it blocked.
-    const b = await replica(cluster.spec, { REGION: 'eu-west-1', REDIS_WRITE_TIMEOUT: '15' });
+    const b = await replica(fx.cluster.spec, { REGION: 'eu-west-1', REDIS_WRITE_TIMEOUT: '15' });
     // A movie whose entry and lease live on different masters, so the lease's master can hold
     // B's lease write while the entry's master takes A's store.
     const keyOf = (id: number) => cacheKey('tmdb', `/3/movie/${id}`);
     let id = 7000;
-    while ((await cluster.masterOf(keyOf(id))) === (await cluster.masterOf(leaseKey(keyOf(id)))))
+    while (
+      (await fx.cluster.masterOf(keyOf(id))) === (await fx.cluster.masterOf(leaseKey(keyOf(id))))
+    )
       id += 1;
     const path = `/3/movie/${id}`;
     const key = keyOf(id);
-    const leaseMaster = (await cluster.masterOf(leaseKey(key))).client();
+    const leaseMaster = (await fx.cluster.masterOf(leaseKey(key))).client();
     const blocked = async () =>
       Number(/blocked_clients:(\d+)/.exec(await leaseMaster.info('clients'))?.[1]);
 
@@ -144,15 +127,15 @@ describe('L2 on a 3-master Redis Cluster', () => {
       const res = await answer;
       expect(res.headers.get('x-cache')).toBe('L2');
       expect(Buffer.from(await res.arrayBuffer())).toEqual(body);
-      expect(upstream.stats.byPath[path]).toBeUndefined();
+      expect(fx.upstream.stats.byPath[path]).toBeUndefined();
     } finally {
       await leaseMaster.call('CLIENT', 'UNPAUSE');
     }
   });
 
   it('keeps images binary-safe through Redis', async () => {
-    const a = await replica(cluster.spec);
-    const b = await replica(cluster.spec);
+    const a = await replica(fx.cluster.spec);
+    const b = await replica(fx.cluster.spec);
     const original = Buffer.from(
       await (await fetch(`${a.url}/t/p/original/still.png`)).arrayBuffer(),
     );
@@ -163,14 +146,14 @@ describe('L2 on a 3-master Redis Cluster', () => {
   });
 
   it('never puts the API key into a Redis key or value', async () => {
-    const a = await replica(cluster.spec);
+    const a = await replica(fx.cluster.spec);
     await fetch(`${a.url}/3/movie/101?api_key=${API_KEY}&language=fr`);
     await fetch(`${a.url}/3/search/movie?query=heat`);
-    const keys = await allKeys(cluster.nodes);
+    const keys = await allKeys(fx.cluster.nodes);
     expect(keys.length, a.logs().slice(-3000)).toBeGreaterThanOrEqual(2);
     for (const key of keys) {
       expect(key).not.toContain(API_KEY);
-      const value = await cluster.nodes[0]!.client()
+      const value = await fx.cluster.nodes[0]!.client()
         .call('GET', key)
         .catch(() => null); // MOVED on other nodes: fine
       if (typeof value === 'string') expect(value).not.toContain(API_KEY);
@@ -179,8 +162,8 @@ describe('L2 on a 3-master Redis Cluster', () => {
   });
 
   it('clears every replica’s L1 over pub/sub', async () => {
-    const a = await replica(cluster.spec);
-    const b = await replica(cluster.spec);
+    const a = await replica(fx.cluster.spec);
+    const b = await replica(fx.cluster.spec);
     await fetch(`${a.url}/3/movie/102`);
     await fetch(`${b.url}/3/movie/102`);
     expect(b.proxy.cache.l1.stats().entries).toBe(1);
@@ -193,8 +176,8 @@ describe('L2 on a 3-master Redis Cluster', () => {
   });
 
   it('invalidates one key in L2 and in every replica’s L1', async () => {
-    const a = await replica(cluster.spec);
-    const b = await replica(cluster.spec);
+    const a = await replica(fx.cluster.spec);
+    const b = await replica(fx.cluster.spec);
     await fetch(`${a.url}/3/movie/103`);
     await fetch(`${b.url}/3/movie/103`);
     await waitFor('b to listen on the bus', () => b.proxy.bus!.subscribed > 0);
@@ -208,9 +191,9 @@ describe('L2 on a 3-master Redis Cluster', () => {
   });
 
   it('lists, searches and clears L2 on every master, with keys spread over all of them', async () => {
-    const a = await replica(cluster.spec);
+    const a = await replica(fx.cluster.spec);
     await Promise.all(Array.from({ length: 60 }, (_, i) => fetch(`${a.url}/3/movie/${200 + i}`)));
-    const perNode = await Promise.all(cluster.nodes.map((n) => n.client().dbsize()));
+    const perNode = await Promise.all(fx.cluster.nodes.map((n) => n.client().dbsize()));
     // A write L2 refused shows in the replica's log (a timeout, the breaker).
     expect(
       perNode.reduce((a, b) => a + b, 0),
@@ -235,13 +218,13 @@ describe('L2 on a 3-master Redis Cluster', () => {
       fetch(`${a.url}/cache/clear?type=l2`, { method: 'POST', headers: auth }),
     );
     expect(cleared.l2_cleared).toBe(60);
-    expect(await allKeys(cluster.nodes)).toEqual([]);
+    expect(await allKeys(fx.cluster.nodes)).toEqual([]);
   });
 });
 
 describe('a TMDB user’s own requests', () => {
   it('pass through with the session, and never reach a key, a log line or L2', async () => {
-    const a = await replica(cluster.spec);
+    const a = await replica(fx.cluster.spec);
     const SESSION = 'f3ss10nf3ss10nf3ss10nf3ss10n0001';
     const account = `/3/account/42?session_id=${SESSION}`;
     const first = await fetch(`${a.url}${account}`);
@@ -251,9 +234,9 @@ describe('a TMDB user’s own requests', () => {
     const body = await json(first);
     expect(body.username).toMatch(/^user-/);
     // The session reached TMDB; a second request asks TMDB again (nothing was kept).
-    expect(upstream.stats.lastQuery['/3/account/42']).toContain(`session_id=${SESSION}`);
+    expect(fx.upstream.stats.lastQuery['/3/account/42']).toContain(`session_id=${SESSION}`);
     await fetch(`${a.url}${account}`);
-    expect(upstream.stats.byPath['/3/account/42']).toBe(2);
+    expect(fx.upstream.stats.byPath['/3/account/42']).toBe(2);
     // The auth flow: a new request token every time.
     const tokens = await Promise.all(
       [1, 2].map(
@@ -269,11 +252,11 @@ describe('a TMDB user’s own requests', () => {
     await fetch(`${a.url}/3/movie/77`);
     expect((await fetch(`${a.url}/3/movie/77`)).headers.get('x-cache')).toBe('L1');
     // A failing upstream is logged: with the session redacted.
-    upstream.control.failStatus = 500;
+    fx.upstream.control.failStatus = 500;
     expect((await fetch(`${a.url}/3/account/42?session_id=${SESSION}`)).status).toBe(500);
-    upstream.control.failStatus = undefined;
+    fx.upstream.control.failStatus = undefined;
 
-    const stored = await allKeys(cluster.nodes);
+    const stored = await allKeys(fx.cluster.nodes);
     expect(stored.filter((k) => /account|authentication|session/.test(k))).toEqual([]);
     const listed = await (await fetch(`${a.url}/cache/keys?limit=1000`, { headers: auth })).text();
     for (const seen of [listed, stored.join(' '), a.logs()]) expect(seen).not.toContain(SESSION);
@@ -283,12 +266,12 @@ describe('a TMDB user’s own requests', () => {
 
 describe('L2 on a standalone Redis', () => {
   it('detects standalone mode and shares entries', async () => {
-    const spec = `${single.host}:${single.port}`;
+    const spec = `${fx.standalone.host}:${fx.standalone.port}`;
     const a = await replica(spec);
     const b = await replica(spec);
     expect(a.proxy.cache.l2!.targets[0]!.kind).toBe('standalone');
     await fetch(`${a.url}/3/movie/300`);
     expect((await fetch(`${b.url}/3/movie/300`)).headers.get('x-cache')).toBe('L2');
-    expect(await single.client().exists('tc:tmdb:/3/movie/300')).toBe(1);
+    expect(await fx.standalone.client().exists('tc:tmdb:/3/movie/300')).toBe(1);
   });
 });
