@@ -71,6 +71,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     notFoundMs: config.notFoundTtlMs,
     leaseMs: config.leaseMs,
     upstreamTimeoutMs: config.upstreamTimeoutMs,
+    l2MaxEntryBytes: config.l2MaxEntryBytes,
     metrics,
     log,
   });

@@ -142,6 +142,13 @@ export const proxyEnv = {
     unit: 'MiB',
     help: 'L1 memory budget for images; 0 keeps images out of L1',
   }),
+  l2MaxEntryBytes: decimal('L2_MAX_ENTRY_BYTES', {
+    default: 8,
+    min: 0,
+    max: 512,
+    unit: 'MiB',
+    help: 'largest answer kept in L2; larger ones (big images) are served and kept in L1 only',
+  }),
   upstreamTimeout: seconds('UPSTREAM_TIMEOUT', 10, 'timeout for one upstream request'),
   coalesceLease: seconds(
     'COALESCE_LEASE',
@@ -209,6 +216,8 @@ export interface ProxyConfig {
   notFoundTtlMs: number;
   staleMs: number;
   l1: { maxBytes: number; imageMaxBytes: number };
+  /** Largest body kept in L2, in bytes. */
+  l2MaxEntryBytes: number;
   upstreamTimeoutMs: number;
   leaseMs: number;
   adminToken: string | undefined;
@@ -278,6 +287,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
       maxBytes: Math.round(v.l1MaxBytes * MIB),
       imageMaxBytes: Math.round(v.l1ImageMaxBytes * MIB),
     },
+    l2MaxEntryBytes: Math.round(v.l2MaxEntryBytes * MIB),
     upstreamTimeoutMs: v.upstreamTimeout * 1000,
     leaseMs: v.coalesceLease * 1000,
     adminToken: v.adminToken,

@@ -42,6 +42,8 @@ export interface TieredOptions {
   leaseMs: number;
   /** The upstream's timeout: a fetch may run this long, its lease renewed meanwhile. */
   upstreamTimeoutMs: number;
+  /** Largest body stored in L2 (bytes): a bigger answer stays in L1 only. */
+  l2MaxEntryBytes: number;
   metrics: ProxyMetrics;
   log: Logger;
 }
@@ -366,7 +368,9 @@ export class TieredCache {
     const ttl = ttlForStatus(res.status, req.ttl, this.#opts.notFoundMs);
     if (!ttl) return undefined;
     const now = Date.now();
-    const expiresAt = now + lifetimeMs(ttl, this.l2 !== undefined);
+    const toL2 =
+      this.l2 !== undefined && ttl.diskMs > 0 && res.body.length <= this.#opts.l2MaxEntryBytes;
+    const expiresAt = now + lifetimeMs(ttl, toL2);
     const entry: CacheEntry = {
       ...res,
       storedAt: now,
@@ -374,7 +378,7 @@ export class TieredCache {
       staleUntil: res.status === 404 ? expiresAt : expiresAt + this.#opts.staleMs,
     };
     this.l1.set(req.key, poolOf(req.cls), entry, ttl.memoryMs, now);
-    if (this.l2 && ttl.diskMs > 0) {
+    if (this.l2 && toL2) {
       await this.l2.set(req.key, entry, entry.staleUntil - now).catch(() => undefined);
     }
     return entry;

@@ -145,6 +145,22 @@ describe('L2 on a 3-master Redis Cluster', () => {
     expect(Buffer.from(await res.arrayBuffer()).equals(original)).toBe(true);
   });
 
+  it('keeps an image over L2_MAX_ENTRY_BYTES in L1 only, and smaller ones in L2', async () => {
+    const a = await replica(fx.cluster.spec, { L2_MAX_ENTRY_BYTES: '0.5' }); // 512 KiB
+    fx.upstream.control.imageBytes = 2 ** 20;
+    const big = await fetch(`${a.url}/t/p/original/big.jpg`);
+    expect(big.status).toBe(200);
+    expect((await big.arrayBuffer()).byteLength).toBe(2 ** 20);
+    const again = await fetch(`${a.url}/t/p/original/big.jpg`);
+    expect(again.headers.get('x-cache')).toBe('L1');
+    expect((await again.arrayBuffer()).byteLength).toBe(2 ** 20);
+    fx.upstream.control.imageBytes = undefined;
+    await (await fetch(`${a.url}/t/p/w92/small.jpg`)).arrayBuffer();
+    const stored = await allKeys(fx.cluster.nodes);
+    expect(stored).toContain('tc:tmdb:/t/p/w92/small.jpg');
+    expect(stored).not.toContain('tc:tmdb:/t/p/original/big.jpg');
+  });
+
   it('never puts the API key into a Redis key or value', async () => {
     const a = await replica(fx.cluster.spec);
     await fetch(`${a.url}/3/movie/101?api_key=${API_KEY}&language=fr`);
