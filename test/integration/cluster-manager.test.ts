@@ -127,6 +127,27 @@ async function openSlot(conns: Connections, seed: RedisNode, tag: string) {
   return { slot, owner, target };
 }
 
+/**
+ * 300 keys of `tag` written, their slot opened as a migration, and 120 of them already moved
+ * to the target: what a manager stopped half way through a slot leaves behind.
+ */
+async function halfMigrated(conns: Connections, seed: RedisNode, tag: string) {
+  const client = clusterClient(seed);
+  const keys = Array.from({ length: 300 }, (_, i) => `${tag}:${i}`);
+  await Promise.all(keys.map((k) => client.set(k, k)));
+  const open = await openSlot(conns, seed, tag);
+  const some = await conns.call<string[]>(
+    open.owner.addr,
+    'CLUSTER',
+    'GETKEYSINSLOT',
+    open.slot,
+    120,
+  );
+  const [host, port] = open.target.addr.split(':');
+  await conns.call(open.owner.addr, 'MIGRATE', host!, port!, '', 0, 5000, 'KEYS', ...some);
+  return { client, keys, ...open };
+}
+
 describe('tiercache cluster create and check', () => {
   it('forms 3 masters with a replica each, no replica on its master’s host', async () => {
     const list = [...(await nodes(3, '127.0.0.1')), ...(await nodes(3, '127.0.0.2'))];
@@ -164,14 +185,7 @@ describe('fix', () => {
     const list = await nodes(3);
     const conns = connections();
     await createCluster(conns, list.map(addr), { replicas: 0 });
-    const client = clusterClient(list[0]!);
-    const keys = Array.from({ length: 300 }, (_, i) => `{open}:${i}`);
-    await Promise.all(keys.map((k) => client.set(k, k)));
-    // What a manager killed half way leaves behind: both ends open, some keys moved.
-    const { slot, owner, target } = await openSlot(conns, list[0]!, '{open}');
-    const some = await conns.call<string[]>(owner.addr, 'CLUSTER', 'GETKEYSINSLOT', slot, 120);
-    const [host, port] = target.addr.split(':');
-    await conns.call(owner.addr, 'MIGRATE', host!, port!, '', 0, 5000, 'KEYS', ...some);
+    const { client, keys } = await halfMigrated(conns, list[0]!, '{open}');
 
     const before = await runCli(['cluster', 'check', addr(list[0]!)], {});
     expect(before.code).toBe(1);
@@ -215,13 +229,7 @@ describe('fix after the source master died mid-migration', () => {
     const list = [...(await nodes(3, '127.0.0.1')), ...(await nodes(3, '127.0.0.2'))];
     const conns = connections();
     await createCluster(conns, list.map(addr), { replicas: 1 });
-    const client = clusterClient(list[0]!);
-    const keys = Array.from({ length: 300 }, (_, i) => `{died}:${i}`);
-    await Promise.all(keys.map((k) => client.set(k, k)));
-    const { slot, owner, target } = await openSlot(conns, list[0]!, '{died}');
-    const some = await conns.call<string[]>(owner.addr, 'CLUSTER', 'GETKEYSINSLOT', slot, 120);
-    const [host, port] = target.addr.split(':');
-    await conns.call(owner.addr, 'MIGRATE', host!, port!, '', 0, 5000, 'KEYS', ...some);
+    const { client, keys, slot, owner, target } = await halfMigrated(conns, list[0]!, '{died}');
     await conns.call(owner.addr, 'WAIT', 1, 2000); // its replica has the moved keys' deletions
 
     // The source dies; its replica takes over the slot (holding the 180 keys not yet moved);
