@@ -273,6 +273,18 @@ describe('the operator under failure, persistence off (the default) and on', () 
   }, 240_000);
 
   it('two of three masters lost at once (quorum lost): replicas are promoted by TAKEOVER; nothing lost', async () => {
+    const ephemeral = MODES.find((m) => !m.persistence)!.cc;
+    const failovers = (shard: number) =>
+      ephemeral
+        .events()
+        .filter(
+          (e) =>
+            e.reason === 'FailedOver' && e.message.startsWith(`${ephemeral.name}-shard-${shard}:`),
+        ).length;
+    const takeovers = () =>
+      ephemeral.events().filter((e) => e.reason === 'FailedOver' && /TAKEOVER/.test(e.message))
+        .length;
+    const before = { shard0: failovers(0), shard1: failovers(1), takeovers: takeovers() };
     const outcomes = await Promise.all(
       MODES.map(async (m) => {
         const pods = [masterOf(m.cc, 0), masterOf(m.cc, 1)];
@@ -291,11 +303,13 @@ describe('the operator under failure, persistence off (the default) and on', () 
       expect(o.ackedLost, m.label).toEqual([]);
       expect(o.beforeMissing, m.label).toEqual([]);
     });
-    // Without persistence the lost masters' pods come back empty: only a takeover saves the shards.
-    const ephemeral = MODES.find((m) => !m.persistence)!.cc;
-    expect(
-      ephemeral.events().filter((e) => e.reason === 'FailedOver' && /TAKEOVER/.test(e.message)),
-    ).toHaveLength(2);
+    // Without persistence the lost masters' pods come back empty: only promotions save the
+    // shards. Both are promoted; the first with no majority up, so by TAKEOVER. The second may
+    // follow once the first has taken over — then a majority answers and FORCE is the right
+    // mode (seen in a clean-clone run: one TAKEOVER, one FORCE, nothing lost).
+    expect(failovers(0)).toBeGreaterThan(before.shard0);
+    expect(failovers(1)).toBeGreaterThan(before.shard1);
+    expect(takeovers()).toBeGreaterThan(before.takeovers);
   }, 240_000);
 
   it('both pods of a shard lost: without persistence exactly that shard’s keys are gone and reported (SlotsLost); with persistence none', async () => {
