@@ -139,6 +139,25 @@ export function httpUrl<D extends string | undefined>(
   });
 }
 
+/** Comma-separated `key=value` pairs, each side matching its pattern (e.g. a symbol override table). */
+export function pairList(
+  name: string,
+  opts: Common<Record<string, string>> & { key: RegExp; value: RegExp; example: string },
+): EnvVar<Record<string, string>> {
+  const allowed = `comma-separated key=value pairs, e.g. ${opts.example}`;
+  return make(name, opts, allowed, (raw) => {
+    const out: Record<string, string> = {};
+    for (const item of raw.split(',').map((s) => s.trim())) {
+      if (item === '') continue;
+      const [key, value, ...more] = item.split('=').map((s) => s.trim());
+      if (more.length > 0 || !key || !value || !opts.key.test(key) || !opts.value.test(value))
+        fail(name, item, allowed);
+      out[key] = value;
+    }
+    return out;
+  });
+}
+
 export type HostPort = Addr;
 
 /** Comma-separated host:port list, as in the seed's REDIS_CLUSTER_NODES. */
@@ -172,6 +191,10 @@ export function formatValue(v: EnvVar<unknown>, value: unknown): string {
   if (value === undefined) return '(unset)';
   if (Array.isArray(value))
     return value.map((x) => (typeof x === 'object' ? formatAddr(x) : String(x))).join(',');
+  if (typeof value === 'object')
+    return Object.entries(value as Record<string, unknown>)
+      .map(([k, x]) => `${k}=${String(x)}`)
+      .join(',');
   return String(value);
 }
 

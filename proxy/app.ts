@@ -13,6 +13,9 @@ import { MemoryTier } from './cache/l1.ts';
 import { RedisTier } from './cache/l2.ts';
 import { TieredCache } from './cache/tiered.ts';
 import type { ProxyConfig } from './config.ts';
+import { ChartSeries } from './crypto/charts.ts';
+import { LatestPrices } from './crypto/prices.ts';
+import { SymbolResolver } from './crypto/resolver.ts';
 import { createProxyMetrics } from './metrics.ts';
 import { cacheAdminRoutes } from './routes/cache-admin.ts';
 import { cryptoRoutes } from './routes/crypto.ts';
@@ -163,13 +166,17 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
   const cryptoLabels: Record<string, string> = cryptoDemo
     ? { 'x-demo-data': DEMO_LABEL_CRYPTO }
     : {};
-  await app.register(cryptoRoutes, {
+  const onCoalesced = () => metrics.coalesced.process.inc();
+  const resolver = new SymbolResolver({
     cache,
     crypto,
-    headers: cryptoLabels,
-    onCoalesced: () => metrics.coalesced.process.inc(),
+    overrides: config.crypto.symbolIds,
+    onCoalesced,
   });
-  await app.register(cryptoChartRoutes, { cache, crypto, headers: cryptoLabels });
+  const prices = new LatestPrices({ cache, crypto, resolver, onCoalesced });
+  const charts = new ChartSeries({ cache, crypto, resolver });
+  await app.register(cryptoRoutes, { cache, crypto, prices, headers: cryptoLabels });
+  await app.register(cryptoChartRoutes, { cache, crypto, charts, headers: cryptoLabels });
   await app.register(cacheAdminRoutes, { config, cache, bus, stats });
   await app.register(dashboardRoutes);
   await app.register(systemRoutes, {

@@ -13,6 +13,7 @@ import {
   httpUrl,
   integer,
   oneOf,
+  pairList,
   readEnv,
   text,
 } from '../lib/env.ts';
@@ -164,6 +165,13 @@ export const proxyEnv = {
     secret: true,
     help: 'CoinGecko API key (sent as x-cg-pro-api-key to pro-api hosts, else x-cg-demo-api-key); injected server-side only',
   }),
+  cryptoSymbolIds: pairList('CRYPTO_SYMBOL_IDS', {
+    default: {},
+    key: /^[A-Za-z0-9]{1,15}$/,
+    value: /^[a-z0-9][a-z0-9-]{0,99}$/,
+    example: 'BTC=bitcoin,USDC=usd-coin',
+    help: 'symbol → CoinGecko id overrides; other shared symbols mean the coin with the best market-cap rank',
+  }),
   cryptoPriceTtl: decimal('CRYPTO_PRICE_TTL', {
     default: 30,
     min: 0,
@@ -210,7 +218,12 @@ export interface ProxyConfig {
   region: string;
   logLevel: string;
   tmdb: { apiKey: string | undefined; apiUrl: string | undefined; imageUrl: string | undefined };
-  crypto: { apiKey: string | undefined; apiUrl: string | undefined };
+  crypto: {
+    apiKey: string | undefined;
+    apiUrl: string | undefined;
+    /** Upper-case symbol → coin id, as CRYPTO_SYMBOL_IDS gives. */
+    symbolIds: ReadonlyMap<string, string>;
+  };
   redis: RedisConfig | undefined;
   ttl: Record<string, TtlPair>;
   notFoundTtlMs: number;
@@ -246,7 +259,13 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
     region: v.region,
     logLevel: v.logLevel,
     tmdb: { apiKey: v.tmdbApiKey, apiUrl: v.tmdbApiUrl, imageUrl: v.tmdbImageUrl ?? v.tmdbApiUrl },
-    crypto: { apiKey: v.cryptoApiKey, apiUrl: v.cryptoApiUrl },
+    crypto: {
+      apiKey: v.cryptoApiKey,
+      apiUrl: v.cryptoApiUrl,
+      symbolIds: new Map(
+        Object.entries(v.cryptoSymbolIds).map(([symbol, id]) => [symbol.toUpperCase(), id]),
+      ),
+    },
     redis: useRedis
       ? {
           nodes: v.redisNodes,

@@ -4,24 +4,26 @@
  * inside the process a key another batch is fetching is awaited, and across replicas a key
  * whose Redis lease another replica holds is read from L2 once that replica stored it.
  * Whatever is left when the lease time runs out (its holder died) is fetched here after all.
+ * A key the upstream's answer leaves out (CoinGecko omits unknown ids) is left out of the
+ * result, for that key only; a failed call fails every key it was for.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CacheSlot, UpstreamResponse } from '../upstreams/types.ts';
 import { LEASE_POLL_MS, type Served, type TieredCache } from './tiered.ts';
 
-/** Calls the upstream once for the slots given; answers by cache key, one per slot. */
+/** Calls the upstream once for the slots given; answers by cache key, none for a key it has no answer for. */
 export type BatchFetch = (slots: CacheSlot[]) => Promise<Map<string, UpstreamResponse>>;
 
 interface Pending {
-  promise: Promise<Served>;
-  resolve(served: Served): void;
+  promise: Promise<Served | undefined>;
+  resolve(served: Served | undefined): void;
   reject(err: unknown): void;
 }
 
 function pending(): Pending {
-  let resolve!: (s: Served) => void;
+  let resolve!: (s: Served | undefined) => void;
   let reject!: (e: unknown) => void;
-  const promise = new Promise<Served>((res, rej) => {
+  const promise = new Promise<Served | undefined>((res, rej) => {
     resolve = res;
     reject = rej;
   });
@@ -39,7 +41,10 @@ export class BatchCoalescer {
     this.#onCoalesced = onCoalescedInProcess;
   }
 
-  /** Fetches the slots (all missing from the cache), each key at most once across batches and replicas. */
+  /**
+   * Fetches the slots (all missing from the cache), each key at most once across batches and
+   * replicas; a key the upstream did not answer is absent from the result.
+   */
   async fetch(slots: CacheSlot[], fetchBatch: BatchFetch): Promise<Map<string, Served>> {
     const out = new Map<string, Served>();
     const joined: Promise<void>[] = [];
@@ -50,7 +55,7 @@ export class BatchCoalescer {
         this.#onCoalesced();
         joined.push(
           other.promise.then((s) => {
-            out.set(slot.key, s.source === 'MISS' ? { ...s, detail: 'coalesced' } : s);
+            if (s) out.set(slot.key, s.source === 'MISS' ? { ...s, detail: 'coalesced' } : s);
           }),
         );
       } else {
@@ -58,8 +63,8 @@ export class BatchCoalescer {
         this.#inFlight.set(slot.key, pending());
       }
     }
-    const settle = (slot: CacheSlot, served: Served) => {
-      out.set(slot.key, served);
+    const settle = (slot: CacheSlot, served: Served | undefined) => {
+      if (served) out.set(slot.key, served);
       this.#inFlight.get(slot.key)?.resolve(served);
     };
     try {
@@ -77,7 +82,7 @@ export class BatchCoalescer {
   async #fetchMine(
     mine: CacheSlot[],
     fetchBatch: BatchFetch,
-    settle: (slot: CacheSlot, served: Served) => void,
+    settle: (slot: CacheSlot, served: Served | undefined) => void,
   ): Promise<void> {
     const cache = this.#cache;
     const leases = await Promise.all(mine.map((slot) => cache.lease(slot)));
@@ -93,7 +98,10 @@ export class BatchCoalescer {
     const fetchNow = async (batch: CacheSlot[]) => {
       if (batch.length === 0) return;
       const answers = await fetchBatch(batch);
-      for (const slot of batch) settle(slot, await cache.keep(slot, answers.get(slot.key)!));
+      for (const slot of batch) {
+        const answer = answers.get(slot.key);
+        settle(slot, answer ? await cache.keep(slot, answer) : undefined);
+      }
     };
     // The leases won are renewed while the batch is fetched (it may outlast a lease).
     const stopHolding = cache.holdLeases(mine.filter((_, i) => leases[i] === 'mine'));

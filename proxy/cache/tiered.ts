@@ -58,6 +58,11 @@ export const LEASE_POLL_MS = 25;
 /** What taking a key's fetch lease gave: see `TieredCache.lease`. */
 export type Lease = 'mine' | 'taken' | 'none' | Served;
 
+/** The status a failed fetch stands for in `fwd-status`: its own, or 502 for anything else. */
+export function failureStatus(err: unknown): number {
+  return isTiercacheError(err) ? err.httpStatus : 502;
+}
+
 export function poolOf(cls: string): L1Pool {
   return cls === 'image' ? 'image' : 'default';
 }
@@ -174,7 +179,7 @@ export class TieredCache {
     if (candidate) {
       // The last refresh of this key failed a moment ago: stale because of that error.
       const failedWith = this.#revalidate(req, candidate);
-      if (failedWith !== undefined) return this.#staleOnError(candidate, failedWith);
+      if (failedWith !== undefined) return this.staleOnError(candidate, failedWith);
       metrics.stale.revalidate.inc();
       return { entry: candidate, source: 'STALE', detail: 'stale-while-revalidate', stored: true };
     }
@@ -225,7 +230,7 @@ export class TieredCache {
         else this.#refreshBackoff.delete(req.key);
       },
       (err) => {
-        failed(isTiercacheError(err) ? err.httpStatus : 502);
+        failed(failureStatus(err));
         this.#log.warn({ key: req.key, err: (err as Error).message }, 'background refresh failed');
       },
     );
@@ -336,11 +341,11 @@ export class TieredCache {
       try {
         res = await req.fetch();
       } catch (err) {
-        if (stale) return this.#staleOnError(stale, isTiercacheError(err) ? err.httpStatus : 502);
+        if (stale) return this.staleOnError(stale, failureStatus(err));
         throw err;
       }
       if (res.status === 429 || res.status >= 500) {
-        if (stale) return this.#staleOnError(stale, res.status);
+        if (stale) return this.staleOnError(stale, res.status);
         return {
           entry: this.#transient(res),
           source: 'MISS',
@@ -384,9 +389,18 @@ export class TieredCache {
     return entry;
   }
 
-  #staleOnError(stale: CacheEntry, fwdStatus: number): Served {
+  /**
+   * Stale-if-error, the one place its rule lives: a stale entry (inside its stale window)
+   * answers in place of a fetch that failed with `fwdStatus`, and is counted as such.
+   */
+  staleOnError(stale: CacheEntry, fwdStatus: number): Served {
     this.#opts.metrics.stale.error.inc();
     return { entry: stale, source: 'STALE', detail: 'stale-if-error', fwdStatus, stored: true };
+  }
+
+  /** After a fetch for `found`'s key failed with `err`: its stale copy served instead, or undefined when it has none. */
+  staleIfError(found: Lookup, err: unknown): Served | undefined {
+    return found.stale ? this.staleOnError(found.stale, failureStatus(err)) : undefined;
   }
 
   #transient(res: UpstreamResponse): CacheEntry {

@@ -3,6 +3,7 @@
  * bands, as TA-Lib defines them. Each result has one value per input point; points before the
  * indicator is defined are null, so results line up with the series' timestamps.
  */
+import { TiercacheError } from '../../lib/errors.ts';
 
 export type Series = (number | null)[];
 
@@ -109,4 +110,47 @@ export function bollinger(values: number[], period = 20, k = 2): Bollinger {
 function checkPeriod(period: number): void {
   if (!Number.isInteger(period) || period < 1)
     throw new RangeError(`period must be a whole number ≥ 1, got ${period}`);
+}
+
+export const DEFAULT_INDICATORS = 'sma:20,ema:12,rsi:14,macd,bollinger:20';
+
+/**
+ * The indicators a spec names (`sma:20,ema:12,rsi:14,macd,bollinger:20`), computed over the
+ * values; an unknown name or a bad period is a BAD_REQUEST naming it.
+ */
+export function indicators(values: number[], spec: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const item of spec.split(',')) {
+    const [name, arg] = item.split(':');
+    const period = arg === undefined ? undefined : Number(arg);
+    if (period !== undefined && !(Number.isInteger(period) && period >= 1 && period <= 500)) {
+      throw new TiercacheError(
+        'BAD_REQUEST',
+        `indicator ${item}: the period must be a whole number from 1 to 500`,
+      );
+    }
+    switch (name) {
+      case 'sma':
+        out[item] = sma(values, period ?? 20);
+        break;
+      case 'ema':
+        out[item] = ema(values, period ?? 12);
+        break;
+      case 'rsi':
+        out[item] = rsi(values, period ?? 14);
+        break;
+      case 'macd':
+        out[item] = macd(values);
+        break;
+      case 'bollinger':
+        out[item] = bollinger(values, period ?? 20);
+        break;
+      default:
+        throw new TiercacheError(
+          'BAD_REQUEST',
+          `unknown indicator ${name}; known: sma, ema, rsi, macd, bollinger`,
+        );
+    }
+  }
+  return out;
 }

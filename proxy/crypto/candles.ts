@@ -27,13 +27,26 @@ export const MAX_DAYS: Record<Interval, number> = { '5m': 1, hourly: 89, daily: 
 /**
  * How far back the upstream still answers at the interval's granularity: a fetch never starts
  * earlier, so a 5-minute fetch may fill its oldest hour only from 24 hours ago onwards — the
- * part no later request needs.
+ * part no later request needs. (CoinGecko also gives 5-minute points only for a span that
+ * ends now: see fetchSpan.)
  */
 export const UPSTREAM_WINDOW_MS: Record<Interval, number> = {
   '5m': DAY,
   hourly: 90 * DAY,
   daily: Number.POSITIVE_INFINITY,
 };
+
+/**
+ * How long after it closed a chunk is still treated as open: the upstream's last points of a
+ * day arrive late and get revised for a while, so a day that just closed keeps the open
+ * candle's short TTL for its first hour (an hour chunk of 5-minute points for one step).
+ */
+export const SETTLE_MS: Record<Interval, number> = { '5m': 300_000, hourly: HOUR, daily: HOUR };
+
+/** Whether a chunk may still change: the open one, or one closed less than SETTLE_MS ago. */
+export function isUnsettled(start: number, interval: Interval, now: number): boolean {
+  return now < start + CHUNK_MS[interval] + SETTLE_MS[interval];
+}
 
 export function chunkStart(ms: number, interval: Interval): number {
   const size = CHUNK_MS[interval];
@@ -52,6 +65,21 @@ export function chunksFor(interval: Interval, days: number, now: number): number
   const first = chunkStart(now - days * DAY, interval);
   const last = chunkStart(now, interval);
   return Array.from({ length: (last - first) / size + 1 }, (_, i) => first + i * size);
+}
+
+/**
+ * The span to fetch for the missing chunks: from the oldest (or as far back as the upstream
+ * answers at this granularity) to the end of the newest, or now. 5-minute spans always run to
+ * now: CoinGecko answers a past span, however short, with hourly points.
+ */
+export function fetchSpan(
+  missing: number[],
+  interval: Interval,
+  now: number,
+): { from: number; to: number } {
+  const from = Math.max(Math.min(...missing), now - UPSTREAM_WINDOW_MS[interval]);
+  const to = interval === '5m' ? now : Math.min(Math.max(...missing) + CHUNK_MS[interval], now);
+  return { from, to };
 }
 
 /** One point per interval step: the last price seen in each step (the candle's close). */

@@ -145,6 +145,23 @@ function failReply(reply: FastifyReply, err: unknown): void {
   else reply.send(err);
 }
 
+/** An answer assembled from several cached entries: JSON, with where the weakest part came from. */
+export function sendJson(
+  reply: FastifyReply,
+  body: unknown,
+  source: string,
+  headers: Record<string, string>,
+): FastifyReply {
+  return reply
+    .headers(headers)
+    .header('x-cache', source)
+    .header(
+      'cache-status',
+      `${CACHE_NAME}; ${source === 'MISS' ? 'fwd=uri-miss' : 'hit'}; detail=${source.toLowerCase()}`,
+    )
+    .send(body);
+}
+
 /** Headers of an L1 hit, rebuilt at most once a second per entry (Age and ttl count seconds). */
 interface L1Headers {
   second: number;

@@ -58,6 +58,15 @@ export class CryptoUpstream {
     return this.#cached('meta', 'coins', '/coins/list');
   }
 
+  /** Market data, with market-cap ranks, of up to 250 coins in one call. */
+  markets(ids: string[]): Promise<UpstreamResponse> {
+    return this.#get('/coins/markets', {
+      vs_currency: 'usd',
+      ids: ids.join(','),
+      per_page: '250',
+    });
+  }
+
   /** One call for every id, as CoinGecko's simple/price takes them. */
   simplePrice(ids: string[], vs: string): Promise<UpstreamResponse> {
     return this.#get('/simple/price', {

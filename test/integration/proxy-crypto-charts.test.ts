@@ -4,6 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sma } from '../../proxy/crypto/analysis.ts';
+import { CHUNK_MS, chunkStart, type Interval, isUnsettled } from '../../proxy/crypto/candles.ts';
 import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
 import { json } from '../helpers/json.ts';
 import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
@@ -14,10 +15,21 @@ let upstream: DemoUpstream;
 const proxies: RunningProxy[] = [];
 
 async function proxy(env: Record<string, string> = {}): Promise<RunningProxy> {
-  const p = await startProxy({ CRYPTO_API_URL: `${upstream.url}/api/v3`, ...env });
+  const p = await startProxy({
+    CRYPTO_API_URL: `${upstream.url}/api/v3`,
+    ADMIN_TOKEN: ADMIN,
+    ...env,
+  });
   proxies.push(p);
   return p;
 }
+/** Where a refresh of the unsettled chunks starts: the open chunk, or one that closed a moment ago. */
+function oldestUnsettled(interval: Interval, now: number): number {
+  const open = chunkStart(now, interval);
+  const previous = open - CHUNK_MS[interval];
+  return isUnsettled(previous, interval, now) ? previous : open;
+}
+const ADMIN = 'charts-admin';
 const lastRange = () => {
   const q = new URLSearchParams(upstream.stats.lastQuery[RANGE]);
   return { from: Number(q.get('from')) * 1000, to: Number(q.get('to')) * 1000 };
@@ -67,13 +79,13 @@ describe('GET /api/chart_data', () => {
 
   it('refreshes only today’s chunk when the open candle expires', async () => {
     const p = await proxy({ CRYPTO_OPEN_CANDLE_TTL: '0.05' });
-    const today = Math.floor(Date.now() / DAY) * DAY;
     await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=daily&range=30d`);
     await new Promise((r) => setTimeout(r, 100)); // let the 50 ms open-candle TTL pass
     const res = await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=daily&range=30d`);
     expect(res.status).toBe(200);
     expect(upstream.stats.byPath[RANGE]).toBe(2);
-    expect(lastRange().from).toBe(today);
+    // Today, and in the first hour of a day also yesterday (its last points still settling).
+    expect(lastRange().from).toBe(oldestUnsettled('daily', Date.now()));
     const { points } = await json(res);
     expect(points.length).toBeGreaterThanOrEqual(30);
   });
@@ -95,12 +107,33 @@ describe('GET /api/chart_data', () => {
     await new Promise((r) => setTimeout(r, 100)); // let the 50 ms open-candle TTL pass
     const again = await json(fetch(`${p.url}/api/chart_data?symbol=BTC&interval=5m&range=1d`));
     expect(upstream.stats.byPath[RANGE]).toBe(2);
-    const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
-    expect(lastRange().from).toBe(hour); // only the open hour was fetched again
+    // Only the open hour (and the one before in its first 5 minutes) was fetched again.
+    expect(lastRange().from).toBe(oldestUnsettled('5m', Date.now()));
     expect(again.points.length).toBeGreaterThanOrEqual(287);
     expect((await fetch(`${p.url}/api/chart_data?symbol=BTC&interval=5m&range=2d`)).status).toBe(
       400,
     );
+  });
+
+  it('fetches a missing past hour of 5-minute points up to now, the only span answered at 5 minutes', async () => {
+    const p = await proxy();
+    const url = `${p.url}/api/chart_data?symbol=BTC&interval=5m&range=1d`;
+    await fetch(url);
+    // An hour in the middle of the day drops out of the cache (evicted, or invalidated).
+    const hour = chunkStart(Date.now() - 6 * 3_600_000, '5m');
+    const label = new Date(hour).toISOString().slice(0, 13);
+    const gone = await fetch(
+      `${p.url}/cache/invalidate?key=${encodeURIComponent(`crypto:charts:BTC:usd:5m:${label}`)}`,
+      { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } },
+    );
+    expect(gone.status).toBe(200);
+    const { points } = await json(fetch(url));
+    expect(upstream.stats.byPath[RANGE]).toBe(2);
+    const { from, to } = lastRange();
+    expect(from).toBe(hour);
+    expect(to).toBeGreaterThanOrEqual(Date.now() - 60_000); // a past span would answer hourly
+    const inHour = points.filter((pt: number[]) => pt[0]! >= hour && pt[0]! < hour + 3_600_000);
+    expect(inHour.length).toBe(12);
   });
 
   it('rejects a bad interval, range or symbol list with a 400', async () => {

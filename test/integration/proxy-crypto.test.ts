@@ -90,7 +90,7 @@ describe('GET /api/latest_prices', () => {
     expect(fromB.prices.BTC.source).toBe('L2');
     expect(fromB.prices.DOGE.source).toBe('L2');
     expect(upstream.stats.byPath[PRICE]).toBe(1);
-    expect(await redis.client().exists('tc:crypto:prices:BTC:usd')).toBe(1);
+    expect(await redis.client().exists('tc:crypto:prices:bitcoin:usd')).toBe(1);
   });
 
   it('fetches each symbol once when overlapping batches run at once on two replicas', async () => {
@@ -146,11 +146,52 @@ describe('GET /api/latest_prices', () => {
     expect(stale.prices.ADA).toMatchObject({ source: 'STALE', price: fresh.prices.ADA.price });
   });
 
-  it('rejects unknown, malformed and too many symbols with a 4xx naming them', async () => {
+  it('answers the known symbols of a batch and names the unknown ones; none known is a 404', async () => {
     const p = await proxy();
-    const unknown = await fetch(`${p.url}/api/latest_prices?symbols=BTC,NOSUCH1,NOSUCH2`);
-    expect(unknown.status).toBe(404);
-    expect((await json(unknown)).unknown).toEqual(['NOSUCH1', 'NOSUCH2']);
+    const some = await fetch(`${p.url}/api/latest_prices?symbols=BTC,NOSUCH1,NOSUCH2`);
+    expect(some.status).toBe(200);
+    const body = await json(some);
+    expect(Object.keys(body.prices)).toEqual(['BTC']);
+    expect(body.errors).toEqual({
+      NOSUCH1: { error: 'NOT_FOUND', message: 'unknown symbol NOSUCH1' },
+      NOSUCH2: { error: 'NOT_FOUND', message: 'unknown symbol NOSUCH2' },
+    });
+    expect(new URLSearchParams(upstream.stats.lastQuery[PRICE]).get('ids')).toBe('bitcoin');
+    const none = await fetch(`${p.url}/api/latest_prices?symbols=NOSUCH1,NOSUCH2`);
+    expect(none.status).toBe(404);
+    expect((await json(none)).unknown).toEqual(['NOSUCH1', 'NOSUCH2']);
+  });
+
+  it('fails only the coin the upstream has no price for, and stores nothing for it', async () => {
+    const p = await proxy({ REDIS_CLUSTER_NODES: `${redis.host}:${redis.port}` });
+    await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
+    const res = await fetch(`${p.url}/api/latest_prices?ids=ethereum,no-such-coin`);
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect(body.prices.ethereum).toMatchObject({ id: 'ethereum', source: 'MISS' });
+    expect(body.errors['no-such-coin'].error).toBe('NOT_FOUND');
+    expect(new URLSearchParams(upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
+      'ethereum,no-such-coin',
+    );
+    expect(await redis.client().exists('tc:crypto:prices:no-such-coin:usd')).toBe(0);
+    expect(await redis.client().exists('tc:crypto:prices:ethereum:usd')).toBe(1);
+  });
+
+  it('serves stale coins and fails the rest alone when the upstream fails', async () => {
+    const p = await proxy({ CRYPTO_PRICE_TTL: '0.05' });
+    const fresh = await json(fetch(`${p.url}/api/latest_prices?symbols=ADA`));
+    await new Promise((r) => setTimeout(r, 100)); // let the 50 ms TTL pass
+    upstream.control.failStatus = 500;
+    const res = await fetch(`${p.url}/api/latest_prices?symbols=ADA,XRP`);
+    expect(res.status).toBe(200);
+    const body = await json(res);
+    expect(body.prices.ADA).toMatchObject({ source: 'STALE', price: fresh.prices.ADA.price });
+    expect(body.errors.XRP.error).toBe('UPSTREAM_FAILED');
+    expect(res.headers.get('x-cache')).toBe('STALE');
+  });
+
+  it('rejects malformed and too many symbols or ids with a 400 naming them', async () => {
+    const p = await proxy();
     const bad = await fetch(`${p.url}/api/latest_prices?symbols=BTC,b%40d`);
     expect(bad.status).toBe(400);
     expect((await json(bad)).message).toMatch(/B@D/);
@@ -159,6 +200,10 @@ describe('GET /api/latest_prices', () => {
       ',',
     );
     expect((await fetch(`${p.url}/api/latest_prices?symbols=${many}`)).status).toBe(400);
+    const badId = await fetch(`${p.url}/api/latest_prices?ids=bitcoin,no%20such`);
+    expect(badId.status).toBe(400);
+    expect((await json(badId)).invalid).toEqual(['no such']);
+    expect((await fetch(`${p.url}/api/latest_prices?ids=bitcoin&symbols=BTC`)).status).toBe(400);
     expect(upstream.stats.byPath[PRICE]).toBeUndefined();
   });
 
@@ -176,6 +221,58 @@ describe('GET /api/latest_prices', () => {
     ]) {
       expect(seen).not.toContain(KEY);
     }
+  });
+});
+
+describe('symbols several coins share', () => {
+  const MARKETS = '/api/v3/coins/markets';
+
+  it('mean the coin with the best market-cap rank, not the first listed, settled in one call', async () => {
+    const p = await proxy({ REDIS_CLUSTER_NODES: `${redis.host}:${redis.port}` });
+    await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
+    // The demo list, like CoinGecko's, is sorted by id: batcat (btc) comes before bitcoin.
+    const list = await json(
+      fetch(`${upstream.url}/api/v3/coins/list`, { headers: { 'x-cg-demo-api-key': KEY } }),
+    );
+    const btcs = list.filter((c: { symbol: string }) => c.symbol === 'btc');
+    expect(btcs[0].id).toBe('batcat');
+    expect(btcs.length).toBeGreaterThan(1);
+
+    const body = await json(fetch(`${p.url}/api/latest_prices?symbols=BTC,ETH,SOL,DOGE`));
+    expect(body.prices.BTC.id).toBe('bitcoin');
+    expect(body.prices.ETH.id).toBe('ethereum');
+    expect(body.prices.SOL.id).toBe('solana');
+    expect(body.prices.DOGE.id).toBe('dogecoin');
+    // DOGE has one coin: no rank needed. The three shared symbols: one markets call.
+    expect(upstream.stats.byPath[MARKETS]).toBe(1);
+    const asked = new URLSearchParams(upstream.stats.lastQuery[MARKETS]).get('ids')!.split(',');
+    expect(asked).toEqual(expect.arrayContaining(['batcat', 'bitcoin', 'ethereum-meme']));
+    expect(asked).not.toContain('dogecoin');
+    expect(await redis.client().exists('tc:crypto:meta:symbol:BTC')).toBe(1);
+
+    // The choice is cached with the coin list: a second replica asks nothing to resolve.
+    const q = await proxy({ REDIS_CLUSTER_NODES: `${redis.host}:${redis.port}` });
+    await waitFor('L2', async () => (await json(fetch(`${q.url}/ready`))).l2 === 'ok');
+    expect((await json(fetch(`${q.url}/api/latest_prices?symbols=BTC`))).prices.BTC.id).toBe(
+      'bitcoin',
+    );
+    expect(upstream.stats.byPath[MARKETS]).toBe(1);
+  });
+
+  it('follow the override table, and ids= names a coin directly', async () => {
+    const p = await proxy({ CRYPTO_SYMBOL_IDS: 'btc=batcat' });
+    const pinned = await json(fetch(`${p.url}/api/latest_prices?symbols=BTC`));
+    expect(pinned.prices.BTC.id).toBe('batcat');
+    expect(upstream.stats.byPath[MARKETS]).toBeUndefined();
+    const byId = await json(fetch(`${p.url}/api/latest_prices?ids=bitcoin,batcat`));
+    expect(Object.keys(byId.prices)).toEqual(['bitcoin', 'batcat']);
+    expect(byId.prices.bitcoin.price).toBeGreaterThan(byId.prices.batcat.price);
+    // batcat's quote came from the symbol request: cached under its id, not asked again.
+    expect(byId.prices.batcat.source).toBe('L1');
+  });
+
+  it('reject a bad override table at start, naming the variable', async () => {
+    await expect(proxy({ CRYPTO_SYMBOL_IDS: 'BTC:bitcoin' })).rejects.toThrow(/CRYPTO_SYMBOL_IDS/);
   });
 });
 

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { chunkLabel, chunksFor, resample, splitByChunk } from '../../proxy/crypto/candles.ts';
+import {
+  chunkLabel,
+  chunksFor,
+  fetchSpan,
+  isUnsettled,
+  resample,
+  splitByChunk,
+} from '../../proxy/crypto/candles.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -39,5 +46,32 @@ describe('chart chunks', () => {
     expect([...chunks.keys()]).toEqual([Date.UTC(2026, 10, 23, 13), Date.UTC(2026, 10, 23, 14)]);
     expect(splitByChunk(five, 'daily').get(Date.UTC(2026, 10, 23))).toHaveLength(2);
     expect(DAY).toBe(86_400_000);
+  });
+});
+
+describe('settling and fetch spans', () => {
+  const DAY = 86_400_000;
+  const MIDNIGHT = Date.UTC(2026, 10, 23);
+
+  it('keeps a day that closed less than an hour ago unsettled', () => {
+    const yesterday = MIDNIGHT - DAY;
+    expect(isUnsettled(yesterday, 'daily', MIDNIGHT + 10 * 60_000)).toBe(true);
+    expect(isUnsettled(yesterday, 'hourly', MIDNIGHT + 59 * 60_000)).toBe(true);
+    expect(isUnsettled(yesterday, 'daily', MIDNIGHT + 61 * 60_000)).toBe(false);
+    expect(isUnsettled(MIDNIGHT, 'daily', MIDNIGHT + 5 * 3_600_000)).toBe(true); // open
+    expect(isUnsettled(MIDNIGHT - 3_600_000, '5m', MIDNIGHT + 4 * 60_000)).toBe(true);
+    expect(isUnsettled(MIDNIGHT - 3_600_000, '5m', MIDNIGHT + 6 * 60_000)).toBe(false);
+  });
+
+  it('runs 5-minute spans to now and other spans to the end of the newest missing chunk', () => {
+    const now = MIDNIGHT + 12 * 3_600_000;
+    const hour = MIDNIGHT + 3 * 3_600_000;
+    expect(fetchSpan([hour], '5m', now)).toEqual({ from: hour, to: now });
+    expect(fetchSpan([MIDNIGHT - 5 * DAY, MIDNIGHT - 3 * DAY], 'hourly', now)).toEqual({
+      from: MIDNIGHT - 5 * DAY,
+      to: MIDNIGHT - 2 * DAY,
+    });
+    // Never further back than the upstream answers at the granularity.
+    expect(fetchSpan([MIDNIGHT - 2 * DAY], '5m', now).from).toBe(now - DAY);
   });
 });
