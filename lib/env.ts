@@ -158,6 +158,33 @@ export function pairList(
   });
 }
 
+/**
+ * Browser origins allowed to read answers: `*` (any), `none`, or a comma-separated list of
+ * origins such as https://app.example.com,http://localhost:3000.
+ */
+export function originList(name: string, opts: Common<'*' | 'none' | string[]>) {
+  const allowed = '*, none, or comma-separated origins, e.g. https://app.example.com';
+  return make<'*' | 'none' | string[]>(name, opts, allowed, (raw) => {
+    const value = raw.trim();
+    if (value === '*' || value === 'none') return value;
+    return value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((origin) => {
+        let url: URL;
+        try {
+          url = new URL(origin);
+        } catch {
+          return fail(name, origin, allowed);
+        }
+        if (!/^https?:$/.test(url.protocol) || url.origin !== origin.replace(/\/$/, ''))
+          fail(name, origin, allowed);
+        return url.origin;
+      });
+  });
+}
+
 export type HostPort = Addr;
 
 /** Comma-separated host:port list, as in the seed's REDIS_CLUSTER_NODES. */

@@ -13,6 +13,7 @@ import { MemoryTier } from './cache/l1.ts';
 import { RedisTier } from './cache/l2.ts';
 import { TieredCache } from './cache/tiered.ts';
 import type { ProxyConfig } from './config.ts';
+import { registerCors } from './cors.ts';
 import { ChartSeries } from './crypto/charts.ts';
 import { LatestPrices } from './crypto/prices.ts';
 import { SymbolResolver } from './crypto/resolver.ts';
@@ -161,6 +162,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
       .send({ error: 'NOT_FOUND', message: `no route for ${req.method} ${req.url.split('?')[0]}` }),
   );
 
+  await registerCors(app, config.corsOrigins);
   const labels: Record<string, string> = tmdbDemo ? { 'x-demo-data': DEMO_LABEL } : {};
   await app.register(tmdbRoutes, { cache, tmdb, headers: labels });
   const cryptoLabels: Record<string, string> = cryptoDemo

@@ -13,6 +13,7 @@ import {
   httpUrl,
   integer,
   oneOf,
+  originList,
   pairList,
   readEnv,
   text,
@@ -192,6 +193,10 @@ export const proxyEnv = {
     1440,
     'TTL of chart points of past days (closed candles never change)',
   ),
+  corsOrigins: originList('CORS_ORIGINS', {
+    default: '*',
+    help: 'browser origins that may read the data routes (/3/*, /t/p/*, /api/*): *, none, or a list; admin routes never answer cross-origin',
+  }),
   adminToken: text('ADMIN_TOKEN', {
     default: undefined,
     secret: true,
@@ -234,6 +239,8 @@ export interface ProxyConfig {
   upstreamTimeoutMs: number;
   leaseMs: number;
   adminToken: string | undefined;
+  /** Origins that may read the data routes from a browser. */
+  corsOrigins: '*' | 'none' | string[];
   /** Every variable with its effective value, secrets redacted — what /config shows. */
   redacted: Record<string, string>;
 }
@@ -310,6 +317,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
     upstreamTimeoutMs: v.upstreamTimeout * 1000,
     leaseMs: v.coalesceLease * 1000,
     adminToken: v.adminToken,
+    corsOrigins: v.corsOrigins,
     redacted,
   };
 }

@@ -1,12 +1,21 @@
 /**
- * Writing a cached answer: the body as stored (Buffer, binary-safe) plus where it came from —
- * `X-Cache`, an RFC 9211 `Cache-Status`, `Age` and a matching `Cache-Control`.
+ * Writing a cached answer: the body as stored (Buffer, binary-safe) or in the compressed form
+ * the client accepts, plus where it came from — `X-Cache`, an RFC 9211 `Cache-Status`, `Age`,
+ * a matching `Cache-Control` — and a strong `ETag`, answering `If-None-Match` with a 304.
  */
 import type { FastifyReply } from 'fastify';
 import type { CacheEntry } from '../cache/entry.ts';
 import { ageSeconds, ttlSeconds } from '../cache/policy.ts';
 import type { Served } from '../cache/tiered.ts';
 import type { UpstreamResponse } from '../upstreams/types.ts';
+import {
+  compressedBody,
+  type Encoding,
+  etagOf,
+  isCompressible,
+  matchesIfNoneMatch,
+  pickEncoding,
+} from './representation.ts';
 
 export const CACHE_NAME = 'tiercache';
 
@@ -63,9 +72,13 @@ function writeRaw(
   headers: Record<string, string | number>,
   body: Buffer,
 ): FastifyReply {
+  // Headers fastify plugins set in their hooks (CORS, rate limits) live on the reply, and a
+  // raw write would drop them: they go first, the answer's own headers win over them.
+  const fromHooks = reply.getHeaders() as Record<string, string | number | string[]>;
+  const all = isEmpty(fromHooks) ? headers : { ...fromHooks, ...headers };
   // Hijacked only once the headers are accepted: if writeHead throws (a header value Node
   // refuses), fastify still owns the reply and its error handler answers.
-  reply.raw.writeHead(status, headers);
+  reply.raw.writeHead(status, all);
   reply.hijack();
   reply.raw.end(body);
   return reply;
@@ -110,12 +123,64 @@ export function sendServed(
   served: Served,
   extraHeaders: Record<string, string>,
 ): FastifyReply {
+  const { entry } = served;
+  const encoding = encodingFor(reply, entry);
+  const headers = withRepresentation(
+    entry,
+    encoding,
+    servedHeaders(served, extraHeaders, Date.now()),
+  );
+  return writeEntry(reply, entry, encoding, headers);
+}
+
+/** The encoding to send an entry in: one the client accepts, for a compressible 200. */
+function encodingFor(reply: FastifyReply, entry: CacheEntry): Encoding | undefined {
+  return entry.status === 200 && isCompressible(entry)
+    ? pickEncoding(reply.request.headers['accept-encoding'])
+    : undefined;
+}
+
+/** The headers of one representation: its ETag, Vary, and its encoding and length. */
+function withRepresentation(
+  entry: CacheEntry,
+  encoding: Encoding | undefined,
+  headers: Record<string, string | number>,
+): Record<string, string | number> {
+  if (entry.status !== 200) return headers;
+  const out: Record<string, string | number> = { ...headers, etag: etagOf(entry, encoding) };
+  if (isCompressible(entry)) out.vary = 'accept-encoding';
+  if (encoding) {
+    out['content-encoding'] = encoding;
+    out['content-length'] = compressedBody(entry, encoding).length;
+  }
+  return out;
+}
+
+/** Writes an entry in its representation, or a 304 when the client holds it already. */
+function writeEntry(
+  reply: FastifyReply,
+  entry: CacheEntry,
+  encoding: Encoding | undefined,
+  headers: Record<string, string | number>,
+): FastifyReply {
+  const etag = headers.etag as string | undefined;
+  if (etag && matchesIfNoneMatch(reply.request.headers['if-none-match'], etag)) {
+    const { 'content-type': _t, 'content-length': _l, 'content-encoding': _e, ...rest } = headers;
+    return writeRaw(reply, 304, rest, EMPTY);
+  }
   return writeRaw(
     reply,
-    served.entry.status,
-    servedHeaders(served, extraHeaders, Date.now()),
-    served.entry.body,
+    entry.status,
+    headers,
+    encoding ? compressedBody(entry, encoding) : entry.body,
   );
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 /**
@@ -162,31 +227,44 @@ export function sendJson(
     .send(body);
 }
 
-/** Headers of an L1 hit, rebuilt at most once a second per entry (Age and ttl count seconds). */
+/**
+ * Headers of an L1 hit per representation, rebuilt at most once a second per entry (Age and
+ * ttl count seconds).
+ */
 interface L1Headers {
   second: number;
-  headers: Record<string, string | number>;
+  byEncoding: Partial<Record<Encoding | 'identity', Record<string, string | number>>>;
 }
 const l1HeaderMemo = new WeakMap<CacheEntry, L1Headers>();
 
 function l1Headers(
   entry: CacheEntry,
+  encoding: Encoding | undefined,
   extraHeaders: Record<string, string>,
   now: number,
 ): Record<string, string | number> {
   const second = Math.floor(now / 1000);
-  const memo = l1HeaderMemo.get(entry);
-  if (memo && memo.second === second) return memo.headers;
-  const headers = servedHeaders({ entry, source: 'L1', stored: true }, extraHeaders, now);
-  l1HeaderMemo.set(entry, { second, headers });
+  let memo = l1HeaderMemo.get(entry);
+  if (!memo || memo.second !== second) {
+    memo = { second, byEncoding: {} };
+    l1HeaderMemo.set(entry, memo);
+  }
+  const form = encoding ?? 'identity';
+  let headers = memo.byEncoding[form];
+  if (!headers) {
+    const base = servedHeaders({ entry, source: 'L1', stored: true }, extraHeaders, now);
+    headers = withRepresentation(entry, encoding, base);
+    memo.byEncoding[form] = headers;
+  }
   return headers;
 }
 
-/** The L1 fast path: as sendServed, with the headers memoised per entry and second. */
+/** The L1 fast path: as sendServed, with the headers memoised per entry, encoding and second. */
 export function sendL1(
   reply: FastifyReply,
   entry: CacheEntry,
   extraHeaders: Record<string, string>,
 ): FastifyReply {
-  return writeRaw(reply, entry.status, l1Headers(entry, extraHeaders, Date.now()), entry.body);
+  const encoding = encodingFor(reply, entry);
+  return writeEntry(reply, entry, encoding, l1Headers(entry, encoding, extraHeaders, Date.now()));
 }

@@ -98,17 +98,43 @@ export function runCli(
 }
 
 /** GET with the path sent exactly as given (fetch would normalise `%2e%2e` and `..` away). */
-export function rawGet(baseUrl: string, path: string): Promise<{ status: number; body: string }> {
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** One request as sent, nothing added (fetch adds Accept-Encoding and decodes bodies). */
+export function rawRequest(
+  baseUrl: string,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string> } = {},
+): Promise<RawAnswer> {
   const { hostname, port } = new URL(baseUrl);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, path, method: 'GET' }, (res) => {
-      let body = '';
-      res.on('data', (d) => {
-        body += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = httpRequest(
+      { host: hostname, port, path, method: opts.method ?? 'GET', headers: opts.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end();
   });
+}
+
+export async function rawGet(
+  baseUrl: string,
+  path: string,
+): Promise<{ status: number; body: string }> {
+  const res = await rawRequest(baseUrl, path);
+  return { status: res.status, body: res.body.toString() };
 }
