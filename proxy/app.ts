@@ -11,6 +11,7 @@ import { InvalidationBus } from './cache/bus.ts';
 import { redactUrl } from './cache/keys.ts';
 import { MemoryTier } from './cache/l1.ts';
 import { RedisTier } from './cache/l2.ts';
+import { L2Admin } from './cache/l2-admin.ts';
 import { TieredCache } from './cache/tiered.ts';
 import type { ProxyConfig } from './config.ts';
 import { registerCors } from './cors.ts';
@@ -179,7 +180,13 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
   const charts = new ChartSeries({ cache, crypto, resolver });
   await app.register(cryptoRoutes, { cache, crypto, prices, headers: cryptoLabels });
   await app.register(cryptoChartRoutes, { cache, crypto, charts, headers: cryptoLabels });
-  await app.register(cacheAdminRoutes, { config, cache, bus, stats });
+  await app.register(cacheAdminRoutes, {
+    config,
+    cache,
+    l2: l2 ? new L2Admin(l2) : undefined,
+    bus,
+    stats,
+  });
   await app.register(dashboardRoutes);
   await app.register(systemRoutes, {
     config,

@@ -117,6 +117,11 @@ export class MemoryTier {
     return { entries, bytes };
   }
 
+  /** Whether either pool holds `key` (its recency is left as it is). */
+  has(key: string): boolean {
+    return (this.#pools.default?.has(key) ?? false) || (this.#pools.image?.has(key) ?? false);
+  }
+
   /** Keys of both pools, most recently used first. */
   *keys(): Generator<string> {
     if (this.#pools.default) yield* this.#pools.default.keys();

@@ -7,7 +7,9 @@
 import type { FastifyInstance } from 'fastify';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { InvalidationBus } from '../cache/bus.ts';
+import { decodeCursor, encodeCursor, type KeyPage, listKeys } from '../cache/key-listing.ts';
 import { displayKey, ENTRY_PREFIX, globEscape } from '../cache/keys.ts';
+import type { L2Admin } from '../cache/l2-admin.ts';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { ProxyConfig } from '../config.ts';
 import { CRYPTO_CATEGORIES, type CryptoCategory, cryptoKey } from '../upstreams/crypto.ts';
@@ -17,6 +19,8 @@ import type { StatsReader } from './stats.ts';
 export interface CacheAdminOptions {
   config: ProxyConfig;
   cache: TieredCache;
+  /** L2's admin walks; undefined without L2. */
+  l2: L2Admin | undefined;
   bus: InvalidationBus | undefined;
   stats: StatsReader;
 }
@@ -24,51 +28,26 @@ export interface CacheAdminOptions {
 /** How long one walk of L2 for per-category sizes is reused by /api/cache/stats. */
 const L2_USAGE_REUSE_MS = 2000;
 
-interface KeyRow {
-  key: string;
-  tiers: ('l1' | 'l2')[];
-}
-
-const pageQuery = {
-  type: 'object',
-  properties: {
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
-    offset: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
-  },
+/** One page of keys: at most 1000, and a cursor (opaque) to the next. */
+const pageProperties = {
+  limit: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+  cursor: { type: 'string', minLength: 1, maxLength: 4096 },
 } as const;
+
+/** The page in the answer's shape: `cursor` is null when the walk is done. */
+const pageReply = (page: KeyPage) => ({
+  keys: page.rows,
+  cursor: page.next ? encodeCursor(page.next) : null,
+  has_more: page.next !== undefined,
+  ...(page.l2Error ? { l2_error: page.l2Error } : {}),
+});
 
 export async function cacheAdminRoutes(
   app: FastifyInstance,
   opts: CacheAdminOptions,
 ): Promise<void> {
-  const { cache, bus, config, stats } = opts;
+  const { cache, l2: l2Admin, bus, config, stats } = opts;
   const guard = adminGuard(config.adminToken);
-
-  /** L1 and L2 keys (L2 via per-master SCAN), merged, matching an optional literal term. */
-  async function listKeys(
-    term: string | undefined,
-    want: number,
-  ): Promise<{ rows: KeyRow[]; l2Error?: string }> {
-    const rows = new Map<string, KeyRow>();
-    for (const k of cache.l1.keys()) {
-      if (term === undefined || k.includes(term))
-        rows.set(k, { key: displayKey(k), tiers: ['l1'] });
-    }
-    let l2Error: string | undefined;
-    if (cache.l2) {
-      try {
-        const pattern = term === undefined ? '*' : `*${globEscape(term)}*`;
-        for (const k of await cache.l2.scan(pattern, want)) {
-          const row = rows.get(k);
-          if (row) row.tiers.push('l2');
-          else rows.set(k, { key: displayKey(k), tiers: ['l2'] });
-        }
-      } catch (err) {
-        l2Error = (err as Error).message;
-      }
-    }
-    return { rows: [...rows.values()], ...(l2Error ? { l2Error } : {}) };
-  }
 
   // Reads that show keys, topology or usage need the admin token too (only /health, /ready,
   // /metrics, /status and /stats stay open): cache keys name what users looked up.
@@ -77,8 +56,8 @@ export async function cacheAdminRoutes(
   app.get('/cache/info', admin, async () => {
     const l1 = cache.l1.stats();
     const s = await stats.read();
-    const l2 = cache.l2
-      ? await cache.l2.info().catch((err: Error) => ({ type: 'unavailable', error: err.message }))
+    const l2 = l2Admin
+      ? await l2Admin.info().catch((err: Error) => ({ type: 'unavailable', error: err.message }))
       : { type: 'disabled' };
     return {
       cache_enabled: true,
@@ -106,27 +85,23 @@ export async function cacheAdminRoutes(
 
   /** The Redis nodes and slots as this proxy sees them, with keys per node. */
   app.get('/cache/nodes', admin, async () => {
-    if (!cache.l2) return { type: 'disabled', nodes: [] };
-    return cache.l2.topology();
+    if (!l2Admin) return { type: 'disabled', nodes: [] };
+    return l2Admin.topology();
   });
 
-  app.get<{ Querystring: { limit: number; offset: number } }>(
+  const cursorOf = (text: string | undefined) => (text ? decodeCursor(text) : undefined);
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>(
     '/cache/keys',
-    { ...admin, schema: { querystring: pageQuery } },
+    { ...admin, schema: { querystring: { type: 'object', properties: pageProperties } } },
     async (req) => {
-      const { limit, offset } = req.query;
-      const { rows, l2Error } = await listKeys(undefined, offset + limit + 1);
-      return {
-        keys: rows.slice(offset, offset + limit),
-        limit,
-        offset,
-        has_more: rows.length > offset + limit,
-        ...(l2Error ? { l2_error: l2Error } : {}),
-      };
+      const { limit, cursor } = req.query;
+      const page = await listKeys(cache.l1, l2Admin, { limit, cursor: cursorOf(cursor) });
+      return { ...pageReply(page), limit };
     },
   );
 
-  app.get<{ Querystring: { q: string; limit: number } }>(
+  app.get<{ Querystring: { q: string; limit: number; cursor?: string } }>(
     '/cache/search',
     {
       ...admin,
@@ -136,20 +111,16 @@ export async function cacheAdminRoutes(
           required: ['q'],
           properties: {
             q: { type: 'string', minLength: 1, maxLength: 256 },
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            ...pageProperties,
+            limit: { ...pageProperties.limit, default: 100 },
           },
         },
       },
     },
     async (req) => {
-      const { q, limit } = req.query;
-      const { rows, l2Error } = await listKeys(q, limit);
-      return {
-        query: q,
-        keys: rows.slice(0, limit),
-        count: Math.min(rows.length, limit),
-        ...(l2Error ? { l2_error: l2Error } : {}),
-      };
+      const { q, limit, cursor } = req.query;
+      const page = await listKeys(cache.l1, l2Admin, { term: q, limit, cursor: cursorOf(cursor) });
+      return { query: q, ...pageReply(page), count: page.rows.length };
     },
   );
 
@@ -162,9 +133,9 @@ export async function cacheAdminRoutes(
     | { at: number; value: Promise<Record<string, { keys: number; bytes: number }>> }
     | undefined;
   const l2UsageByCategory = () => {
-    if (!cache.l2) return Promise.resolve(undefined);
+    if (!l2Admin) return Promise.resolve(undefined);
     if (!l2Usage || Date.now() - l2Usage.at > L2_USAGE_REUSE_MS) {
-      l2Usage = { at: Date.now(), value: cache.l2.usage('crypto:*', cryptoPrefixes) };
+      l2Usage = { at: Date.now(), value: l2Admin.usage('crypto:*', cryptoPrefixes) };
     }
     return l2Usage.value.catch(() => null);
   };
@@ -175,9 +146,9 @@ export async function cacheAdminRoutes(
     prefix?: string;
   };
   const clearL2 = async (pattern?: string) => {
-    if (!cache.l2) return { deleted: 0, failed: 0, unreachable: [] };
+    if (!l2Admin) return { deleted: 0, failed: 0, unreachable: [] };
     try {
-      return await cache.l2.clear(pattern);
+      return await l2Admin.clear(pattern);
     } catch (err) {
       throw new TiercacheError(
         'L2_UNAVAILABLE',

@@ -260,6 +260,7 @@ describe('malformed requests get a 4xx, never a 500', () => {
     ['/nope', 404],
     ['/cache/keys?limit=abc', 400],
     ['/cache/keys?limit=0', 400],
+    ['/cache/keys?limit=1001', 400],
     ['/cache/search', 400],
   ])('GET %s → %i', async (path, status) => {
     const p = await proxy();
@@ -334,9 +335,15 @@ describe('cache management and system routes', () => {
     const p = await proxy();
     await fetch(`${p.url}/3/movie/11`);
     await fetch(`${p.url}/3/search/movie?query=matrix`);
-    const keys = await json(fetch(`${p.url}/cache/keys?limit=1&offset=0`, admin));
-    expect(keys.keys).toHaveLength(1);
-    expect(keys.has_more).toBe(true);
+    const first = await json(fetch(`${p.url}/cache/keys?limit=1`, admin));
+    expect(first.keys).toHaveLength(1);
+    expect(first.has_more).toBe(true);
+    const rest = await json(fetch(`${p.url}/cache/keys?limit=5&cursor=${first.cursor}`, admin));
+    expect(rest).toMatchObject({ has_more: false, cursor: null });
+    expect([...first.keys, ...rest.keys].map((k: { key: string }) => k.key).sort()).toEqual([
+      'tmdb:/3/movie/11',
+      'tmdb:/3/search/movie?query=matrix',
+    ]);
     const found = await json(fetch(`${p.url}/cache/search?q=matrix`, admin));
     expect(found.keys.map((k: { key: string }) => k.key)).toEqual([
       'tmdb:/3/search/movie?query=matrix',

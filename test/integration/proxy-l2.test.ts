@@ -236,6 +236,82 @@ describe('L2 on a 3-master Redis Cluster', () => {
     expect(cleared.l2_cleared).toBe(60);
     expect(await allKeys(fx.cluster.nodes)).toEqual([]);
   });
+  it('pages over both tiers with a cursor: every key once, no page over its limit', async () => {
+    const a = await replica(fx.cluster.spec);
+    const ids = Array.from({ length: 1200 }, (_, i) => 1000 + i);
+    for (let i = 0; i < ids.length; i += 50)
+      await Promise.all(ids.slice(i, i + 50).map((id) => fetch(`${a.url}/3/movie/${id}`)));
+    // 100 entries only in L1 (deleted from L2 on their master), 100 only in L2.
+    const key = (id: number) => cacheKey('tmdb', `/3/movie/${id}`);
+    // Only the master owning the slot has it; the others answer MOVED.
+    for (const id of ids.slice(0, 100))
+      await Promise.all(
+        fx.cluster.nodes.map((n) =>
+          n
+            .client()
+            .unlink(key(id))
+            .catch(() => 0),
+        ),
+      );
+    for (const id of ids.slice(100, 200)) a.proxy.cache.l1.delete(key(id));
+
+    const seen = new Map<string, string>();
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const page = await json(fetch(`${a.url}/cache/keys?limit=250${q}`, { headers: auth }));
+      expect(page.keys.length).toBeLessThanOrEqual(250);
+      for (const k of page.keys as { key: string; tiers: string[] }[]) {
+        expect(seen.has(k.key), k.key).toBe(false);
+        seen.set(k.key, k.tiers.join('+'));
+      }
+      expect(page.has_more).toBe(page.cursor !== null);
+      cursor = page.cursor;
+      pages += 1;
+    } while (cursor && pages < 20);
+    expect(seen.size).toBe(1200);
+    const tiersOf = (id: number) => seen.get(`tmdb:/3/movie/${id}`);
+    expect(
+      ids
+        .slice(0, 100)
+        .map(tiersOf)
+        .every((t) => t === 'l1'),
+    ).toBe(true);
+    expect(
+      ids
+        .slice(100, 200)
+        .map(tiersOf)
+        .every((t) => t === 'l2'),
+    ).toBe(true);
+    expect(
+      ids
+        .slice(200)
+        .map(tiersOf)
+        .every((t) => t === 'l1+l2'),
+    ).toBe(true);
+
+    // Search pages the same way: the 111 keys containing /3/movie/1 1xx… of 1000–2199.
+    const found: string[] = [];
+    cursor = null;
+    do {
+      const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const page = await json(
+        fetch(`${a.url}/cache/search?q=/3/movie/11&limit=40${q}`, { headers: auth }),
+      );
+      expect(page.count).toBeLessThanOrEqual(40);
+      found.push(...page.keys.map((k: { key: string }) => k.key));
+      cursor = page.cursor;
+    } while (cursor);
+    const expected = ids
+      .filter((id) => String(id).startsWith('11'))
+      .map((id) => `tmdb:/3/movie/${id}`);
+    expect(found.sort()).toEqual(expected.sort());
+
+    const bad = await fetch(`${a.url}/cache/keys?cursor=not-a-cursor`, { headers: auth });
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).message).toContain('cursor');
+  });
 });
 
 describe('a TMDB user’s own requests', () => {
