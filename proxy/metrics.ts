@@ -141,6 +141,12 @@ export function createProxyMetrics(region: string) {
     labelNames: ['pool'],
     registers: [registry],
   });
+  const upstreamShed = new Counter({
+    name: 'tiercache_upstream_refresh_shed_total',
+    help: 'Background refreshes not sent upstream (a back-off, or the origin busy): shed before client requests',
+    labelNames: ['upstream'],
+    registers: [registry],
+  });
   const upstreamBackoff = new Counter({
     name: 'tiercache_upstream_backoff_total',
     help: 'Requests not sent upstream because of a 429 back-off',
@@ -162,6 +168,7 @@ export function createProxyMetrics(region: string) {
       breaker.labels(target).set(BREAKER_VALUE[state]),
     l1Bytes,
     upstreamBackoff,
+    upstreamShed,
   };
 }
 

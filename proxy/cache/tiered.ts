@@ -9,6 +9,7 @@ import { LRUCache } from 'lru-cache';
 import { isTiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { CategoryCells, ProxyMetrics } from '../metrics.ts';
+import { inBackground } from '../upstreams/priority.ts';
 import type { CacheSlot, UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
 import type { CacheEntry } from './entry.ts';
 import type { L1Item, L1Pool, MemoryTier } from './l1.ts';
@@ -217,7 +218,7 @@ export class TieredCache {
     const backoff = this.#refreshBackoff.get(req.key);
     if (backoff && Date.now() < backoff.until) return backoff.fwdStatus;
     const { result } = this.#flight.run(req.key, () =>
-      this.#fetchAcrossReplicas(req, stale, false),
+      inBackground(() => this.#fetchAcrossReplicas(req, stale, false)),
     );
     const failed = (fwdStatus: number) => {
       const strikes = (backoff?.strikes ?? 0) + 1;

@@ -17,11 +17,20 @@ export function parseRetryAfter(header: string | undefined, now: number): number
 
 export class RateLimitGate {
   #blockedUntil = 0;
+  #lastBackoffMs = 0;
   #strikes = 0;
 
   /** ms left before requests may go out again; 0 when they may go now. */
   waitMs(now: number): number {
     return Math.max(0, this.#blockedUntil - now);
+  }
+
+  /**
+   * The same for background refreshes, which are shed first: they wait one more back-off
+   * after the gate opens, so the quota that comes back goes to clients waiting for an answer.
+   */
+  backgroundWaitMs(now: number): number {
+    return Math.max(0, this.#blockedUntil + this.#lastBackoffMs - now);
   }
 
   /** Records an upstream answer; a 429 closes the gate, anything else resets the back-off. */
@@ -32,6 +41,7 @@ export class RateLimitGate {
     }
     this.#strikes += 1;
     const backoff = Math.min(FIRST_BACKOFF_MS * 2 ** (this.#strikes - 1), MAX_BACKOFF_MS);
-    this.#blockedUntil = now + (parseRetryAfter(retryAfter, now) ?? backoff);
+    this.#lastBackoffMs = parseRetryAfter(retryAfter, now) ?? backoff;
+    this.#blockedUntil = now + this.#lastBackoffMs;
   }
 }

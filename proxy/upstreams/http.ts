@@ -10,9 +10,13 @@ import type { Logger } from '../../lib/log.ts';
 import { redactUrl } from '../cache/keys.ts';
 import type { ProxyMetrics } from '../metrics.ts';
 import { RateLimitGate } from './backoff.ts';
+import { isBackground } from './priority.ts';
 import type { UpstreamResponse } from './types.ts';
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
+const CONNECTIONS_PER_ORIGIN = 64;
+/** Background refreshes may use at most this many of an origin's connections at once. */
+const BACKGROUND_MAX_IN_FLIGHT = 16;
 
 const headerValue = (h: string | string[] | undefined): string | undefined =>
   Array.isArray(h) ? h[0] : h;
@@ -64,6 +68,8 @@ export class HttpUpstream {
    * limits, so a 429 from the API does not stop image misses.
    */
   readonly #gates = new Map<string, RateLimitGate>();
+  /** Calls in flight per origin (background ones are shed when many are). */
+  readonly #inFlight = new Map<string, number>();
   readonly #agent: Agent;
   readonly #opts: HttpUpstreamOptions;
   readonly #log: Logger;
@@ -73,7 +79,7 @@ export class HttpUpstream {
     this.#opts = opts;
     this.#log = opts.log.child({ component: 'upstream', upstream: opts.name });
     this.#agent = new Agent({
-      connections: 64,
+      connections: CONNECTIONS_PER_ORIGIN,
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
     });
@@ -96,7 +102,21 @@ export class HttpUpstream {
     const sharedUntil = this.#opts.shared
       ? await this.#opts.shared.until(sharedKey).catch(() => 0)
       : 0;
-    const wait = Math.max(gate.waitMs(Date.now()), sharedUntil - Date.now());
+    const background = isBackground();
+    const now = Date.now();
+    const wait = Math.max(
+      background ? gate.backgroundWaitMs(now) : gate.waitMs(now),
+      sharedUntil - now,
+    );
+    const busy = (this.#inFlight.get(url.origin) ?? 0) >= BACKGROUND_MAX_IN_FLIGHT;
+    if (background && (wait > 0 || busy)) {
+      this.#opts.metrics.upstreamShed.labels(this.name).inc();
+      throw new TiercacheError(
+        'UPSTREAM_RATE_LIMITED',
+        `${this.name} refresh shed: ${wait > 0 ? 'the upstream is backing off' : 'the upstream is busy'}`,
+        { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) },
+      );
+    }
     if (wait > 0) {
       this.#opts.metrics.upstreamBackoff.labels(this.name).inc();
       throw new TiercacheError(
@@ -109,6 +129,7 @@ export class HttpUpstream {
     }
     const started = performance.now();
     const safeUrl = redactUrl(url.toString());
+    this.#inFlight.set(url.origin, (this.#inFlight.get(url.origin) ?? 0) + 1);
     try {
       const res = await request(url, {
         method: 'GET',
@@ -188,6 +209,8 @@ export class HttpUpstream {
           ? `${this.name} did not answer within ${this.#opts.timeoutMs} ms`
           : `${this.name} could not be reached`,
       );
+    } finally {
+      this.#inFlight.set(url.origin, this.#inFlight.get(url.origin)! - 1);
     }
   }
 

@@ -136,6 +136,38 @@ describe('TMDB routes', () => {
     expect(upstream.stats.total).toBe(1);
   });
 
+  it('sheds background refreshes first: after a 429 the quota goes to clients waiting', async () => {
+    const p = await proxy({ JSON_MEMORY_TTL: '0.002' }); // 120 ms
+    await fetch(`${p.url}/3/movie/12`);
+    upstream.control.rateLimitSeconds = 1;
+    expect((await fetch(`${p.url}/3/movie/13`)).status).toBe(429);
+    upstream.control.rateLimitSeconds = undefined;
+    // A client's miss goes out as soon as the back-off has passed …
+    await waitFor('the gate to open for a client miss', async () => {
+      const r = await fetch(`${p.url}/3/movie/14`);
+      await r.arrayBuffer();
+      return r.status === 200;
+    });
+    // … while the expired entry is served stale and its refresh waits one more back-off.
+    const stale = await fetch(`${p.url}/3/movie/12`);
+    expect(stale.headers.get('x-cache')).toBe('STALE');
+    const shed = await waitFor('the shed refresh to show', async () => {
+      const r = await fetch(`${p.url}/3/movie/12`);
+      return /fwd-status=429/.test(r.headers.get('cache-status') ?? '') ? r : undefined;
+    });
+    expect(shed.status).toBe(200);
+    expect(upstream.stats.byPath['/3/movie/12']).toBe(1);
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /tiercache_upstream_refresh_shed_total\{[^}]*upstream="tmdb"[^}]*\} [1-9]/,
+    );
+    // Once that has passed too, the refresh goes out.
+    await waitFor('the refresh after the cool-down', async () => {
+      await (await fetch(`${p.url}/3/movie/12`)).arrayBuffer();
+      return upstream.stats.byPath['/3/movie/12'] === 2;
+    });
+  });
+
   it('decodes a compressed upstream answer before storing it, and refuses an encoding it cannot decode', async () => {
     const p = await proxy();
     for (const [i, encoding] of ['gzip', 'br', 'deflate'].entries()) {
