@@ -1,10 +1,13 @@
 /**
- * Builds one proxy instance: tiers, upstream, routes, metrics. `buildProxy` does no listening,
- * so tests drive it with `inject` or `listen` as they need; `close` releases everything.
+ * Builds one proxy instance: tiers, upstream, routes, metrics. `buildProxy` starts nothing that
+ * listens (the demo upstream, when no key is set, is handed in: open.ts starts it), so tests
+ * drive it with `inject` or `listen` as they need. What it opens (Redis, the bus, upstream
+ * pools, the demo upstream it was given) closes with fastify's `onClose`, after in-flight
+ * requests have finished.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { isTiercacheError } from '../lib/errors.ts';
+import { ConfigError, isTiercacheError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import pkg from '../package.json' with { type: 'json' };
 import { InvalidationBus } from './cache/bus.ts';
@@ -27,12 +30,7 @@ import { statsReader } from './routes/stats.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tmdbRoutes } from './routes/tmdb.ts';
 import { COINGECKO_API, CryptoUpstream } from './upstreams/crypto.ts';
-import {
-  DEMO_LABEL,
-  DEMO_LABEL_CRYPTO,
-  type DemoUpstream,
-  startDemoUpstream,
-} from './upstreams/demo-server.ts';
+import { DEMO_LABEL, DEMO_LABEL_CRYPTO, type DemoUpstream } from './upstreams/demo-server.ts';
 import { HttpUpstream } from './upstreams/http.ts';
 import { TMDB_API_ORIGIN, TMDB_IMAGE_ORIGIN, TmdbUpstream } from './upstreams/tmdb.ts';
 
@@ -44,23 +42,43 @@ export interface ProxyInstance {
   close(): Promise<void>;
 }
 
-export async function buildProxy(config: ProxyConfig, log: Logger): Promise<ProxyInstance> {
+/** No key and no upstream URL for TMDB or CoinGecko: the built-in demo upstream stands in. */
+export function demoUpstreams(config: ProxyConfig): { tmdb: boolean; crypto: boolean } {
+  return {
+    tmdb: !config.tmdb.apiKey && !config.tmdb.apiUrl,
+    crypto: !config.crypto.apiKey && !config.crypto.apiUrl,
+  };
+}
+
+export interface ProxyResources {
+  /** The demo upstream, when `demoUpstreams` says one is needed; closed with the proxy. */
+  demo?: DemoUpstream | undefined;
+}
+
+export async function buildProxy(
+  config: ProxyConfig,
+  log: Logger,
+  resources: ProxyResources = {},
+): Promise<ProxyInstance> {
   const metrics = createProxyMetrics(config.region);
   const instance = randomUUID();
 
   // No key and no upstream URL: serve the built-in demo upstream, and say so everywhere.
-  const tmdbDemo = !config.tmdb.apiKey && !config.tmdb.apiUrl;
-  const cryptoDemo = !config.crypto.apiKey && !config.crypto.apiUrl;
-  let demo: DemoUpstream | undefined;
-  if (tmdbDemo || cryptoDemo) {
-    demo = await startDemoUpstream();
+  const { tmdb: tmdbDemo, crypto: cryptoDemo } = demoUpstreams(config);
+  const { demo } = resources;
+  if ((tmdbDemo || cryptoDemo) && !demo)
+    throw new ConfigError(
+      tmdbDemo ? 'TMDB_API_KEY' : 'CRYPTO_API_KEY',
+      'not set, and no demo upstream was given to stand in (openProxy starts one)',
+    );
+  if (demo) {
     if (tmdbDemo)
       log.warn({ upstream: demo.url }, `TMDB_API_KEY is not set: serving ${DEMO_LABEL}`);
     if (cryptoDemo)
       log.warn({ upstream: demo.url }, `CRYPTO_API_KEY is not set: serving ${DEMO_LABEL_CRYPTO}`);
   }
-  const apiUrl = tmdbDemo ? demo!.url : (config.tmdb.apiUrl ?? TMDB_API_ORIGIN);
-  const imageUrl = tmdbDemo ? demo!.url : (config.tmdb.imageUrl ?? TMDB_IMAGE_ORIGIN);
+  const apiUrl = tmdbDemo && demo ? demo.url : (config.tmdb.apiUrl ?? TMDB_API_ORIGIN);
+  const imageUrl = tmdbDemo && demo ? demo.url : (config.tmdb.imageUrl ?? TMDB_IMAGE_ORIGIN);
 
   const l1 = new MemoryTier(config.l1);
   const l2 = config.redis
@@ -118,7 +136,7 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     shared,
   });
   const crypto = new CryptoUpstream({
-    apiUrl: cryptoDemo ? `${demo!.url}/api/v3` : (config.crypto.apiUrl ?? COINGECKO_API),
+    apiUrl: cryptoDemo && demo ? `${demo.url}/api/v3` : (config.crypto.apiUrl ?? COINGECKO_API),
     apiKey: config.crypto.apiKey,
     ttl: config.ttl,
     http: cryptoHttp,
@@ -197,18 +215,12 @@ export async function buildProxy(config: ProxyConfig, log: Logger): Promise<Prox
     version: pkg.version,
   });
 
-  return {
-    app,
-    cache,
-    bus,
-    demo,
-    async close() {
-      await app.close();
-      await bus?.close();
-      await l2?.close();
-      await http.close();
-      await cryptoHttp.close();
-      await demo?.close();
-    },
-  };
+  app.addHook('onClose', async () => {
+    await bus?.close();
+    await l2?.close();
+    await Promise.all([http.close(), cryptoHttp.close()]);
+    await demo?.close();
+  });
+
+  return { app, cache, bus, demo, close: () => app.close() };
 }

@@ -3,13 +3,13 @@
  * (in-flight requests finish; Kubernetes gives us the grace period for that).
  */
 import { createLogger } from '../lib/log.ts';
-import { buildProxy } from './app.ts';
 import { loadProxyConfig } from './config.ts';
+import { openProxy } from './open.ts';
 
 export async function runProxy(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadProxyConfig(env);
   const log = createLogger(config.logLevel, { service: 'tiercache-proxy', region: config.region });
-  const proxy = await buildProxy(config, log);
+  const proxy = await openProxy(config, log);
   const address = await proxy.app.listen({ port: config.port, host: config.host });
   log.info({ address, l2: config.redis ? 'redis' : 'disabled' }, 'tiercache proxy listening');
 

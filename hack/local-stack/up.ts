@@ -14,8 +14,9 @@ import { tryInstallDebianPackage } from '../../lib/packages.ts';
 import { tcpPortFree as free } from '../../lib/ports.ts';
 import { Connections } from '../../operator/redis/connections.ts';
 import { createCluster } from '../../operator/redis/create.ts';
-import { buildProxy, type ProxyInstance } from '../../proxy/app.ts';
+import type { ProxyInstance } from '../../proxy/app.ts';
 import { loadProxyConfig } from '../../proxy/config.ts';
+import { openProxy } from '../../proxy/open.ts';
 import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
 
 const REGIONS = [
@@ -130,7 +131,7 @@ export async function runLocalStack(): Promise<void> {
       ...(demo ? { TMDB_API_URL: demo.url } : {}),
       ...(nodes.length > 0 ? { REDIS_CLUSTER_NODES: nodes.join(',') } : { USE_REDIS: 'false' }),
     });
-    const proxy = await buildProxy(
+    const proxy = await openProxy(
       config,
       createLogger(config.logLevel, { service: 'tiercache-proxy', region }),
     );

@@ -1,5 +1,5 @@
 /**
- * Proxies for tests: in-process (buildProxy + listen on an ephemeral loopback port) or as a
+ * Proxies for tests: in-process (openProxy + listen on an ephemeral loopback port) or as a
  * separate `tiercache proxy` process, the way regional replicas run. Logs are captured so tests
  * can check what was (and was not) written.
  */
@@ -8,8 +8,9 @@ import { request as httpRequest } from 'node:http';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../../lib/log.ts';
-import { buildProxy, type ProxyInstance } from '../../proxy/app.ts';
+import type { ProxyInstance } from '../../proxy/app.ts';
 import { loadProxyConfig } from '../../proxy/config.ts';
+import { openProxy } from '../../proxy/open.ts';
 import { waitFor } from './wait.ts';
 
 export interface RunningProxy {
@@ -29,7 +30,7 @@ export async function startProxy(env: Record<string, string>): Promise<RunningPr
     },
   });
   const log = createLogger(config.logLevel, { region: config.region }, sink);
-  const proxy = await buildProxy(config, log);
+  const proxy = await openProxy(config, log);
   const url = await proxy.app.listen({ port: 0, host: '127.0.0.1' });
   return { url, proxy, logs: () => captured, close: () => proxy.close() };
 }

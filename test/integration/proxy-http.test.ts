@@ -3,6 +3,9 @@
  * codes), credential handling, TTL rules, stale serving, 429 back-off and coalescing.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../lib/log.ts';
+import { buildProxy } from '../../proxy/app.ts';
+import { loadProxyConfig } from '../../proxy/config.ts';
 import {
   type DemoUpstream,
   demoImage,
@@ -39,6 +42,30 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await upstream.close();
+});
+
+describe('building a proxy', () => {
+  it('starts nothing that listens: answers through inject, and wants a demo upstream handed in', async () => {
+    const log = createLogger('silent', {});
+    const keyless = loadProxyConfig({ CRYPTO_API_URL: `${upstream.url}/api/v3` });
+    await expect(buildProxy(keyless, log)).rejects.toThrow(/TMDB_API_KEY: not set, and no demo/);
+    const config = loadProxyConfig({
+      TMDB_API_URL: upstream.url,
+      TMDB_API_KEY: API_KEY,
+      CRYPTO_API_URL: `${upstream.url}/api/v3`,
+      CRYPTO_API_KEY: API_KEY,
+    });
+    const p = await buildProxy(config, log);
+    try {
+      expect(p.app.server.listening).toBe(false);
+      const res = await p.app.inject({ method: 'GET', url: '/3/movie/3' });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().title).toBe('Demo Movie 3');
+      expect(p.app.server.listening).toBe(false);
+    } finally {
+      await p.close();
+    }
+  });
 });
 
 describe('TMDB routes', () => {
