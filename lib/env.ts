@@ -14,6 +14,8 @@ export interface EnvVar<T> {
   readonly fallback: T;
   readonly secret: boolean;
   parse(raw: string): T;
+  /** How a value is shown (--help, /config) when String() would not say it well. */
+  format?(value: T): string;
 }
 
 interface Common<T> {
@@ -185,6 +187,32 @@ export function originList(name: string, opts: Common<'*' | 'none' | string[]>) 
   });
 }
 
+/** At most `max` requests per `windowMs`. */
+export interface RatePerWindow {
+  max: number;
+  windowMs: number;
+}
+
+const WINDOW_MS = { s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** A request rate such as `600/1m`, `20/s` or `5000/1h`; `off` for no limit. */
+export function ratePerWindow(name: string, opts: Common<RatePerWindow | 'off'>) {
+  const allowed = 'off, or requests/window such as 600/1m, 20/s, 5000/1h';
+  const v = make<RatePerWindow | 'off'>(name, opts, allowed, (raw) => {
+    const value = raw.trim();
+    if (value === 'off') return 'off';
+    const m = /^(\d{1,9})\/(\d{0,6})(s|m|h)$/.exec(value);
+    const max = Number(m?.[1]);
+    const windowMs = Number(m?.[2] || 1) * WINDOW_MS[(m?.[3] ?? 's') as keyof typeof WINDOW_MS];
+    if (!m || max < 1 || windowMs < 1000) fail(name, raw, allowed);
+    return { max, windowMs };
+  });
+  return {
+    ...v,
+    format: (r: RatePerWindow | 'off') => (r === 'off' ? 'off' : `${r.max}/${r.windowMs / 1000}s`),
+  } as EnvVar<RatePerWindow | 'off'>;
+}
+
 export type HostPort = Addr;
 
 /** Comma-separated host:port list, as in the seed's REDIS_CLUSTER_NODES. */
@@ -215,6 +243,7 @@ export function readEnv<S extends Spec>(spec: S, env: NodeJS.ProcessEnv): Values
 
 export function formatValue(v: EnvVar<unknown>, value: unknown): string {
   if (v.secret) return value === undefined ? '(unset)' : '(set, redacted)';
+  if (v.format) return v.format(value);
   if (value === undefined) return '(unset)';
   if (Array.isArray(value))
     return value.map((x) => (typeof x === 'object' ? formatAddr(x) : String(x))).join(',');

@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'UPSTREAM_FAILED'
   | 'UPSTREAM_RATE_LIMITED'
+  /** This client sent more requests than its limit allows (RATE_LIMIT_*). */
+  | 'RATE_LIMITED'
   | 'UPSTREAM_TIMEOUT'
   | 'L2_UNAVAILABLE'
   | 'TIMEOUT'
@@ -25,6 +27,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   UPSTREAM_FAILED: 502,
   UPSTREAM_RATE_LIMITED: 429,
+  RATE_LIMITED: 429,
   UPSTREAM_TIMEOUT: 504,
   L2_UNAVAILABLE: 503,
   TIMEOUT: 504,

@@ -22,6 +22,7 @@ import { ChartSeries } from './crypto/charts.ts';
 import { LatestPrices } from './crypto/prices.ts';
 import { SymbolResolver } from './crypto/resolver.ts';
 import { createProxyMetrics } from './metrics.ts';
+import { registerRateLimits } from './rate-limit.ts';
 import { cacheAdminRoutes } from './routes/cache-admin.ts';
 import { cryptoRoutes } from './routes/crypto.ts';
 import { cryptoChartRoutes } from './routes/crypto-charts.ts';
@@ -156,6 +157,8 @@ export async function buildProxy(
   // `log`, with the URL redacted, where something is worth saying.
   const app = Fastify({
     logger: false,
+    // The first TRUST_PROXY hops of X-Forwarded-For are our own proxies; the next is the client.
+    trustProxy: (_address: string, hop: number) => hop < config.trustProxy,
     routerOptions: { maxParamLength: 2048 },
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -182,6 +185,8 @@ export async function buildProxy(
   );
 
   await registerCors(app, config.corsOrigins);
+  // After CORS: a browser may read the 429 it gets.
+  await registerRateLimits(app, config.rateLimits, l2);
   const labels: Record<string, string> = tmdbDemo ? { 'x-demo-data': DEMO_LABEL } : {};
   await app.register(tmdbRoutes, { cache, tmdb, headers: labels });
   const cryptoLabels: Record<string, string> = cryptoDemo

@@ -15,11 +15,14 @@ import {
   oneOf,
   originList,
   pairList,
+  type RatePerWindow,
+  ratePerWindow,
   readEnv,
   text,
 } from '../lib/env.ts';
 import { ConfigError } from '../lib/errors.ts';
 import type { TtlPair } from './cache/policy.ts';
+import type { RouteClass } from './route-class.ts';
 
 const MIB = 1024 * 1024;
 const WEEK_MINUTES = 7 * 24 * 60;
@@ -197,6 +200,24 @@ export const proxyEnv = {
     default: '*',
     help: 'browser origins that may read the data routes (/3/*, /t/p/*, /api/*): *, none, or a list; admin routes never answer cross-origin',
   }),
+  rateLimitTmdb: ratePerWindow('RATE_LIMIT_TMDB', {
+    default: 'off',
+    help: 'per-client limit on /3/* requests, shared by every replica through Redis (per replica without it); answered 429 with Retry-After over it',
+  }),
+  rateLimitImages: ratePerWindow('RATE_LIMIT_IMAGES', {
+    default: 'off',
+    help: 'per-client limit on /t/p/* (image) requests, as RATE_LIMIT_TMDB',
+  }),
+  rateLimitCrypto: ratePerWindow('RATE_LIMIT_CRYPTO', {
+    default: 'off',
+    help: 'per-client limit on the crypto data routes (/api/*, not /api/cache/*), as RATE_LIMIT_TMDB',
+  }),
+  trustProxy: integer('TRUST_PROXY', {
+    default: 0,
+    min: 0,
+    max: 10,
+    help: 'proxies in front of this one (ingress, load balancer) whose X-Forwarded-For names the client; 0 trusts none',
+  }),
   adminToken: text('ADMIN_TOKEN', {
     default: undefined,
     secret: true,
@@ -241,6 +262,10 @@ export interface ProxyConfig {
   adminToken: string | undefined;
   /** Origins that may read the data routes from a browser. */
   corsOrigins: '*' | 'none' | string[];
+  /** Per-client request limits by route class ('off': none). */
+  rateLimits: Record<RouteClass, RatePerWindow | 'off'>;
+  /** Hops of X-Forwarded-For to believe when naming the client. */
+  trustProxy: number;
   /** Every variable with its effective value, secrets redacted — what /config shows. */
   redacted: Record<string, string>;
 }
@@ -318,6 +343,8 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
     leaseMs: v.coalesceLease * 1000,
     adminToken: v.adminToken,
     corsOrigins: v.corsOrigins,
+    rateLimits: { tmdb: v.rateLimitTmdb, images: v.rateLimitImages, crypto: v.rateLimitCrypto },
+    trustProxy: v.trustProxy,
     redacted,
   };
 }

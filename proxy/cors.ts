@@ -7,15 +7,7 @@
  */
 import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
-
-/** The routes whose answers are public data. */
-export function isDataRoute(url: string): boolean {
-  return (
-    url.startsWith('/3/') ||
-    url.startsWith('/t/p/') ||
-    (url.startsWith('/api/') && !url.startsWith('/api/cache/'))
-  );
-}
+import { routeClassOf } from './route-class.ts';
 
 /** Headers a browser script may read besides the CORS-safelisted ones. */
 const EXPOSED = ['x-cache', 'cache-status', 'age', 'etag', 'retry-after', 'x-demo-data'];
@@ -33,6 +25,6 @@ export async function registerCors(
   };
   const closed: FastifyCorsOptions = { origin: false };
   await app.register(cors, {
-    delegator: (req, callback) => callback(null, isDataRoute(req.url ?? '') ? data : closed),
+    delegator: (req, callback) => callback(null, routeClassOf(req.url ?? '') ? data : closed),
   });
 }

@@ -13,6 +13,8 @@ export const ENTRY_PREFIX = 'tc:';
 export const LEASE_PREFIX = 'tc-lease:';
 /** Prefix of the shared upstream back-off deadlines (a 429 seen by one replica holds them all). */
 export const BACKOFF_PREFIX = 'tc-backoff:';
+/** Prefix of the per-client request counters (RATE_LIMIT_*), shared by every replica. */
+export const RATE_PREFIX = 'tc-rate:';
 /** Pub/sub channel that carries L1 invalidations to every replica. */
 export const BUS_CHANNEL = 'tiercache:invalidate';
 /** Counts invalidations, so a replica that missed one on the bus can tell (cache/bus.ts). */

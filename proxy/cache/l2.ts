@@ -9,11 +9,15 @@ import type { Logger } from '../../lib/log.ts';
 import type { RedisConfig } from '../config.ts';
 import type { BreakerState } from './breaker.ts';
 import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
-import { BACKOFF_PREFIX, CLEAR_GENERATION_KEY, leaseKey } from './keys.ts';
+import { BACKOFF_PREFIX, CLEAR_GENERATION_KEY, leaseKey, RATE_PREFIX } from './keys.ts';
 import { type Recover, type RedisClient, RedisTarget, refusedCall } from './redis-target.ts';
 
 const EXTEND_LEASE =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+// A fixed window: the first request of a window starts its expiry; a counter that lost it
+// (it cannot, but PTTL -1 would mean a counter that never resets) gets it back.
+const COUNT_REQUEST =
+  "local n = redis.call('incr', KEYS[1]) if n == 1 then redis.call('pexpire', KEYS[1], ARGV[1]) end local ttl = redis.call('pttl', KEYS[1]) if ttl < 0 then redis.call('pexpire', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end return {n, ttl}";
 const RELEASE_LEASE =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -100,6 +104,14 @@ export class RedisTier {
       await this.#on('backoff', true, (c) =>
         c.set(`${BACKOFF_PREFIX}${upstream}`, String(untilMs), 'PX', ms),
       );
+  }
+
+  /** Counts one request of a client in its window: how many so far, and ms until it resets. */
+  async countRequest(client: string, windowMs: number): Promise<{ current: number; ttl: number }> {
+    const [current, ttl] = (await this.#on('rate', true, (c) =>
+      c.eval(COUNT_REQUEST, 1, `${RATE_PREFIX}${client}`, String(Math.ceil(windowMs))),
+    )) as [number, number];
+    return { current, ttl };
   }
 
   /** Takes the short cross-replica fetch lease for `key`; true when this replica holds it. */

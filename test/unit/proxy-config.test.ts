@@ -36,4 +36,19 @@ describe('proxy configuration', () => {
     expect(c.redacted.TMDB_API_KEY).toBe('(set, redacted)');
     expect(c.redacted.REDIS_CLUSTER_NODES).toBe('a:1');
   });
+
+  it('reads rate limits per route class as requests/window, off by default', () => {
+    const c = loadProxyConfig({ RATE_LIMIT_TMDB: '600/1m', RATE_LIMIT_CRYPTO: '20/s' });
+    expect(c.rateLimits).toEqual({
+      tmdb: { max: 600, windowMs: 60_000 },
+      images: 'off',
+      crypto: { max: 20, windowMs: 1000 },
+    });
+    expect(c.redacted.RATE_LIMIT_TMDB).toBe('600/60s');
+    expect(c.redacted.RATE_LIMIT_IMAGES).toBe('off');
+    for (const bad of ['fast', '0/1m', '10/0s', '10/1d', '10'])
+      expect(() => loadProxyConfig({ RATE_LIMIT_IMAGES: bad }), bad).toThrow(
+        /RATE_LIMIT_IMAGES: invalid value .*allowed: off, or requests\/window/,
+      );
+  });
 });
