@@ -24,6 +24,7 @@ import { SymbolResolver } from './crypto/resolver.ts';
 import { createProxyMetrics } from './metrics.ts';
 import { registerRateLimits } from './rate-limit.ts';
 import { cacheAdminRoutes } from './routes/cache-admin.ts';
+import { coingeckoApiRoutes } from './routes/coingecko.ts';
 import { cryptoRoutes } from './routes/crypto.ts';
 import { cryptoChartRoutes } from './routes/crypto-charts.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
@@ -203,6 +204,7 @@ export async function buildProxy(
   const charts = new ChartSeries({ cache, crypto, resolver });
   await app.register(cryptoRoutes, { cache, crypto, prices, headers: cryptoLabels });
   await app.register(cryptoChartRoutes, { cache, crypto, charts, headers: cryptoLabels });
+  await app.register(coingeckoApiRoutes, { cache, crypto, headers: cryptoLabels });
   await app.register(cacheAdminRoutes, {
     config,
     cache,

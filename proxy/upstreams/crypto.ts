@@ -4,11 +4,17 @@
  * server-side only; cache keys are grouped by category (`tc:crypto:<category>:…`) so each
  * category can be listed and cleared on its own.
  */
+
+import { TiercacheError } from '../../lib/errors.ts';
+import { cacheKey, canonicalQuery, checkPath } from '../cache/keys.ts';
 import type { TtlPair } from '../cache/policy.ts';
+import { classifyCoingecko } from '../crypto/endpoints.ts';
 import type { HttpUpstream } from './http.ts';
 import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
 export const COINGECKO_API = 'https://api.coingecko.com/api/v3';
+/** Where the CoinGecko-compatible pass-through answers: clients set their base URL to it. */
+export const API_PREFIX = '/api/v3';
 export const CRYPTO_CATEGORIES = ['prices', 'charts', 'analysis', 'indicators'] as const;
 export type CryptoCategory = (typeof CRYPTO_CATEGORIES)[number];
 
@@ -33,10 +39,14 @@ export class CryptoUpstream {
     return this.#opts.ttl[cls]!;
   }
 
-  #get(path: string, query: Record<string, string> = {}): Promise<UpstreamResponse> {
+  #get(
+    path: string,
+    query: Record<string, string> | URLSearchParams = {},
+  ): Promise<UpstreamResponse> {
     const { apiUrl, apiKey, http } = this.#opts;
     const url = new URL(apiUrl + path);
-    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const params = query instanceof URLSearchParams ? query : Object.entries(query);
+    for (const [k, v] of params) url.searchParams.append(k, v);
     const headers: Record<string, string> = {};
     if (apiKey)
       headers[url.hostname.startsWith('pro-api.') ? 'x-cg-pro-api-key' : 'x-cg-demo-api-key'] =
@@ -90,6 +100,27 @@ export class CryptoUpstream {
       from: String(Math.floor(fromMs / 1000)),
       to: String(Math.ceil(toMs / 1000)),
     });
+  }
+
+  /**
+   * The cacheable request for a client's CoinGecko API URL (`/api/v3/<path>?<query>`, as the
+   * official clients send it): the path checked, the query sorted and stripped of any key the
+   * client sent (ours goes in a header), cached under its endpoint class's TTL and category.
+   */
+  apiRequest(url: string): UpstreamRequest {
+    const q = url.indexOf('?');
+    const path = checkPath((q < 0 ? url : url.slice(0, q)).slice(API_PREFIX.length));
+    const endpoint = classifyCoingecko(path);
+    if (endpoint === 'private')
+      throw new TiercacheError('NOT_FOUND', `${API_PREFIX}${path} is not served through the proxy`);
+    const query = canonicalQuery(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+    return {
+      // tc:crypto:<category>:v3/<path>?<query>, as cryptoKey writes keys (long ones hashed).
+      key: cacheKey(`crypto:${endpoint.category}`, `v3${path}`, query),
+      cls: endpoint.ttl,
+      ttl: this.ttl(endpoint.ttl),
+      fetch: () => this.#get(path, query),
+    };
   }
 
   global(): UpstreamRequest {

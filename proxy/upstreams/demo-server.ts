@@ -222,8 +222,9 @@ export async function startDemoUpstream(
     expires_at: new Date(Date.now() + 3_600_000).toISOString(),
     request_token: randomUUID().replace(/-/g, ''),
   }));
-  app.get<{ Params: { id: string }; Querystring: { session_id?: string } }>(
-    '/3/account/:id',
+  // `/3/account` (the session's own account) and `/3/account/<id>`, both needing a session.
+  app.get<{ Params: { id?: string }; Querystring: { session_id?: string } }>(
+    '/3/account/:id?',
     async (req, reply) => {
       if (!req.query.session_id)
         return reply.code(401).send({
@@ -233,7 +234,7 @@ export async function startDemoUpstream(
             'Authentication failed: You do not have permissions to access the service.',
         });
       const user = createHash('sha256').update(req.query.session_id).digest('hex').slice(0, 8);
-      return { id: Number(req.params.id), username: `user-${user}` };
+      return { id: Number(req.params.id ?? 1), username: `user-${user}` };
     },
   );
 

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
 import { json } from '../helpers/json.ts';
-import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
+import { type RunningProxy, rawGet, startProxy } from '../helpers/proxy.ts';
 import { type RedisNode, startRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -363,5 +363,29 @@ describe('GET /api/market_indicators', () => {
     expect(body.total_market_cap_usd).toBeGreaterThan(0);
     expect((await fetch(`${p.url}/api/market_indicators`)).headers.get('x-cache')).toBe('L1');
     expect(upstream.stats.byPath['/api/v3/global']).toBe(1);
+  });
+});
+
+describe('GET /api/v3/* (the CoinGecko-compatible pass-through)', () => {
+  it('refuses a path with dot segments or encoded slashes as a 400, asking nothing upstream', async () => {
+    const p = await proxy();
+    for (const path of ['/api/v3/coins/%2e%2e/key', '/api/v3/coins/a%2Fb/history']) {
+      const res = await rawGet(p.url, path);
+      expect(res.status, path).toBe(400);
+      expect(JSON.parse(res.body).error).toBe('BAD_REQUEST');
+    }
+    expect(upstream.stats.total).toBe(0);
+  });
+
+  it('drops a key sent in the query: not forwarded, not in the cache key', async () => {
+    const p = await proxy({ REDIS_CLUSTER_NODES: `${redis.host}:${redis.port}` });
+    await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
+    const res = await fetch(`${p.url}/api/v3/simple/price?x_cg_demo_api_key=theirs&ids=ripple`);
+    expect(res.status).toBe(200);
+    expect(upstream.stats.lastQuery[PRICE]).toBe('ids=ripple');
+    expect(upstream.stats.lastAuth).toBe('header');
+    expect(await redis.client().keys('tc:crypto:prices:v3*')).toEqual([
+      'tc:crypto:prices:v3/simple/price?ids=ripple',
+    ]);
   });
 });

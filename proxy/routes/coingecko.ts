@@ -1,0 +1,32 @@
+/**
+ * The CoinGecko-compatible pass-through: `GET /api/v3/*` answers as CoinGecko's API does,
+ * through the tiers, with the proxy's key injected, so an official client whose base URL is
+ * `<proxy>/api/v3` works unchanged (whatever key it sends stays here).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TieredCache } from '../cache/tiered.ts';
+import { API_PREFIX, type CryptoUpstream } from '../upstreams/crypto.ts';
+import { sendL1, sendWhenServed } from './send.ts';
+
+export interface CoingeckoApiRouteOptions {
+  cache: TieredCache;
+  crypto: CryptoUpstream;
+  headers: Record<string, string>;
+}
+
+export async function coingeckoApiRoutes(
+  app: FastifyInstance,
+  opts: CoingeckoApiRouteOptions,
+): Promise<void> {
+  const { cache, crypto, headers } = opts;
+
+  // As the TMDB handler: an L1 hit is written before the handler returns.
+  const handler = (req: FastifyRequest, reply: FastifyReply): void => {
+    const request = crypto.apiRequest(req.raw.url ?? API_PREFIX);
+    const hit = cache.peek(request);
+    if (hit) sendL1(reply, hit, headers);
+    else sendWhenServed(reply, cache.serve(request), headers);
+  };
+
+  app.get(`${API_PREFIX}/*`, handler);
+}
