@@ -221,7 +221,7 @@ export const proxyEnv = {
   adminToken: text('ADMIN_TOKEN', {
     default: undefined,
     secret: true,
-    help: 'bearer token for mutating admin routes (POST /cache/*); unset disables them',
+    help: 'bearer token for the admin routes (keys, search, stats, nodes, config, clear, invalidate); unset disables them (403)',
   }),
 };
 

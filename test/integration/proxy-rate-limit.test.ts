@@ -42,7 +42,12 @@ describe('per-client rate limits', () => {
         expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
         expect(Number(res.headers.get('retry-after'))).toBeLessThanOrEqual(60);
         expect(await json(res)).toMatchObject({ error: 'RATE_LIMITED' });
-      } else await res.arrayBuffer();
+      } else {
+        // The limiter's headers reach the answers the hit and miss paths write themselves.
+        expect(res.headers.get('x-ratelimit-limit')).toBe('5');
+        expect(res.headers.get('x-ratelimit-remaining')).toBe(String(4 - i));
+        await res.arrayBuffer();
+      }
     }
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
     // The refused request never reached TMDB.
