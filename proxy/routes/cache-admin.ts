@@ -12,9 +12,9 @@ import { displayKey, ENTRY_PREFIX, globEscape } from '../cache/keys.ts';
 import type { L2Admin } from '../cache/l2-admin.ts';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { ProxyConfig } from '../config.ts';
+import type { StatsReader } from '../stats.ts';
 import { CRYPTO_CATEGORIES, type CryptoCategory, cryptoKey } from '../upstreams/crypto.ts';
 import { adminGuard } from './admin-auth.ts';
-import type { StatsReader } from './stats.ts';
 
 export interface CacheAdminOptions {
   config: ProxyConfig;

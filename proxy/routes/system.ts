@@ -6,8 +6,8 @@ import type { FastifyInstance } from 'fastify';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { ProxyConfig } from '../config.ts';
 import type { ProxyMetrics } from '../metrics.ts';
+import type { StatsReader } from '../stats.ts';
 import { adminGuard } from './admin-auth.ts';
-import type { StatsReader } from './stats.ts';
 
 export interface SystemOptions {
   config: ProxyConfig;

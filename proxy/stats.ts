@@ -3,7 +3,7 @@
  * /api/cache/stats and the dashboard always agree with /metrics.
  */
 import type { Counter, Histogram, Metric } from 'prom-client';
-import type { CategoryCells, ProxyMetrics } from '../metrics.ts';
+import type { CategoryCells, ProxyMetrics } from './metrics.ts';
 
 async function byLabel(metric: Metric | undefined, label: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
