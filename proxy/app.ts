@@ -34,6 +34,7 @@ import { statsReader } from './stats.ts';
 import { COINGECKO_API, CryptoUpstream } from './upstreams/crypto.ts';
 import { DEMO_LABEL, DEMO_LABEL_CRYPTO, type DemoUpstream } from './upstreams/demo-server.ts';
 import { HttpUpstream } from './upstreams/http.ts';
+import { SharedBackoffCopy } from './upstreams/shared-backoff.ts';
 import { TMDB_API_ORIGIN, TMDB_IMAGE_ORIGIN, TmdbUpstream } from './upstreams/tmdb.ts';
 
 export interface ProxyInstance {
@@ -118,10 +119,10 @@ export async function buildProxy(
     : undefined;
 
   const shared = l2
-    ? {
+    ? new SharedBackoffCopy({
         until: (u: string) => l2.backoffUntil(u),
         hold: (u: string, t: number) => l2.holdBackoff(u, t),
-      }
+      })
     : undefined;
   const http = new HttpUpstream({
     name: 'tmdb',
