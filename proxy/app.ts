@@ -224,6 +224,8 @@ export async function buildProxy(
   });
 
   app.addHook('onClose', async () => {
+    // Answers already sent may still be on their way into L2.
+    await cache.writesSettled();
     await bus?.close();
     await l2?.close();
     await Promise.all([http.close(), cryptoHttp.close()]);

@@ -95,12 +95,21 @@ export class BatchCoalescer {
       else here.push(slot);
     }
 
+    // The answers are served as soon as they are in hand; their L2 writes go out together
+    // behind them, and the leases are let go once those have landed.
+    const writes: Promise<void>[] = [];
     const fetchNow = async (batch: CacheSlot[]) => {
       if (batch.length === 0) return;
       const answers = await fetchBatch(batch);
       for (const slot of batch) {
         const answer = answers.get(slot.key);
-        settle(slot, answer ? await cache.keep(slot, answer) : undefined);
+        if (!answer) {
+          settle(slot, undefined);
+          continue;
+        }
+        const kept = cache.keep(slot, answer);
+        writes.push(kept.written);
+        settle(slot, kept.served);
       }
     };
     // The leases won are renewed while the batch is fetched (it may outlast a lease).
@@ -119,8 +128,10 @@ export class BatchCoalescer {
     };
     // Both run to the end (neither is left running unobserved), then the first failure counts.
     const results = await Promise.allSettled([fetchNow(here), waitForOthers()]);
-    stopHolding();
-    for (const [i, slot] of mine.entries()) if (leases[i] === 'mine') cache.releaseLease(slot);
+    Promise.all(writes).then(() => {
+      stopHolding();
+      for (const [i, slot] of mine.entries()) if (leases[i] === 'mine') cache.releaseLease(slot);
+    });
     for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
 }

@@ -81,8 +81,19 @@ export function displayKey(key: string): string {
   return key.startsWith(ENTRY_PREFIX) ? key.slice(ENTRY_PREFIX.length) : key;
 }
 
+/**
+ * The fetch lease of an entry key. It shares the entry's hash slot (`tc-lease:{<key>}`), so one
+ * script can look for the entry and take the lease on the same node in one round trip; a key
+ * with braces of its own (a raw path could carry them) cannot be wrapped so, and gets
+ * `tc-lease:<key>` on whatever slot that hashes to.
+ */
 export function leaseKey(key: string): string {
-  return LEASE_PREFIX + key;
+  return leaseSharesSlot(key) ? `${LEASE_PREFIX}{${key}}` : LEASE_PREFIX + key;
+}
+
+/** Whether `leaseKey(key)` lives in `key`'s hash slot (the key has no braces to change it). */
+export function leaseSharesSlot(key: string): boolean {
+  return !key.includes('{') && !key.includes('}');
 }
 
 /**

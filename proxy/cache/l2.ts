@@ -9,7 +9,13 @@ import type { Logger } from '../../lib/log.ts';
 import type { RedisConfig } from '../config.ts';
 import type { BreakerState } from './breaker.ts';
 import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts';
-import { BACKOFF_PREFIX, CLEAR_GENERATION_KEY, leaseKey, RATE_PREFIX } from './keys.ts';
+import {
+  BACKOFF_PREFIX,
+  CLEAR_GENERATION_KEY,
+  leaseKey,
+  leaseSharesSlot,
+  RATE_PREFIX,
+} from './keys.ts';
 import { type Recover, type RedisClient, RedisTarget, refusedCall } from './redis-target.ts';
 
 const EXTEND_LEASE =
@@ -18,6 +24,21 @@ const EXTEND_LEASE =
 // (it cannot, but PTTL -1 would mean a counter that never resets) gets it back.
 const COUNT_REQUEST =
   "local n = redis.call('incr', KEYS[1]) if n == 1 then redis.call('pexpire', KEYS[1], ARGV[1]) end local ttl = redis.call('pttl', KEYS[1]) if ttl < 0 then redis.call('pexpire', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end return {n, ttl}";
+/**
+ * The miss path's one round trip: the entry when there is one, else the fetch lease taken in
+ * the same step (1: taken by this caller, 0: another holds it). Atomic, so no entry can be
+ * stored between the look and the lease. KEYS: entry, lease (same slot: leaseKey).
+ */
+const LOOK_OR_LEASE =
+  "local v = redis.call('get', KEYS[1]) if v then return v end if redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end return 0";
+const SCRIPTS = { tcLookOrLease: { numberOfKeys: 2, lua: LOOK_OR_LEASE } };
+type WithScripts = {
+  tcLookOrLeaseBuffer(key: string, lease: string, owner: string, ms: string): Promise<unknown>;
+};
+
+/** What a look that may take the lease found (see RedisTier.readOrLease). */
+export type LookLease = 'mine' | 'taken' | undefined;
+
 const RELEASE_LEASE =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -32,7 +53,7 @@ export class RedisTier {
   readonly targets: RedisTarget[];
 
   constructor(cfg: RedisConfig, log: Logger, hooks: L2Hooks = {}) {
-    const common = { ...cfg, log, ...hooks, mode: cfg.mode };
+    const common = { ...cfg, log, ...hooks, mode: cfg.mode, scripts: SCRIPTS };
     this.targets = [new RedisTarget({ ...common, name: 'main', nodes: cfg.nodes })];
     if (cfg.fallbackNodes.length > 0) {
       this.targets.push(new RedisTarget({ ...common, name: 'fallback', nodes: cfg.fallbackNodes }));
@@ -77,6 +98,38 @@ export class RedisTier {
       (c) => c.getBuffer(key),
       (raw) => next(decodeStored(raw)),
       () => next('unavailable'),
+    );
+  }
+
+  /**
+   * As `read`, and when there is no entry, takes the key's fetch lease in the same round trip:
+   * `next` gets the entry and 'mine' (this caller holds the lease), 'taken' (another does) or
+   * undefined (no lease asked: an entry was found, L2 cannot answer, or the key's lease cannot
+   * share its slot — then the caller takes it the two-step way).
+   */
+  readOrLease<R>(
+    key: string,
+    owner: string,
+    leaseMs: number,
+    next: (found: CacheEntry | undefined | 'unavailable', lease: LookLease) => R | PromiseLike<R>,
+  ): Promise<R> {
+    if (!leaseSharesSlot(key)) return this.read(key, (found) => next(found, undefined));
+    // Timed as a read: it is the hit path's look, the lease only what a miss adds to it.
+    return this.#on(
+      'get',
+      false,
+      (c) =>
+        (c as unknown as WithScripts).tcLookOrLeaseBuffer(
+          key,
+          leaseKey(key),
+          owner,
+          String(Math.ceil(leaseMs)),
+        ),
+      (reply) =>
+        Buffer.isBuffer(reply)
+          ? next(decodeEntry(reply), undefined)
+          : next(undefined, reply === 1 ? 'mine' : 'taken'),
+      () => next('unavailable', undefined),
     );
   }
 

@@ -15,9 +15,16 @@ import { type BreakerState, CircuitBreaker } from './breaker.ts';
 
 export type RedisClient = Redis | Cluster;
 
+/** A Lua script every client of a target defines as a command (sent as EVALSHA). */
+export interface ScriptCommand {
+  numberOfKeys: number;
+  lua: string;
+}
+
 export interface TargetOptions extends Omit<RedisConfig, 'nodes' | 'fallbackNodes'> {
   name: 'main' | 'fallback';
   nodes: HostPort[];
+  scripts?: Record<string, ScriptCommand>;
   log: Logger;
   onBreakerChange?: (target: string, state: BreakerState) => void;
   onError?: (target: string, op: string) => void;
@@ -273,6 +280,8 @@ export class RedisTarget {
         retryStrategy: reconnectDelay,
       });
     }
+    for (const [name, script] of Object.entries(this.#opts.scripts ?? {}))
+      client.defineCommand(name, script);
     let lastLogged = 0;
     client.on('error', (err: Error) => {
       // Reconnect errors repeat every few hundred ms while Redis is down; log at most every 10 s.

@@ -12,8 +12,9 @@ import type { CategoryCells, ProxyMetrics } from '../metrics.ts';
 import { inBackground } from '../upstreams/priority.ts';
 import type { CacheSlot, UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
 import type { CacheEntry } from './entry.ts';
+import { leaseSharesSlot } from './keys.ts';
 import type { L1Item, L1Pool, MemoryTier } from './l1.ts';
-import type { RedisTier } from './l2.ts';
+import type { LookLease, RedisTier } from './l2.ts';
 import { freshness, lifetimeMs, ttlForStatus } from './policy.ts';
 import { Singleflight } from './singleflight.ts';
 
@@ -33,7 +34,17 @@ export interface Served {
 export interface Lookup {
   hit?: Served;
   stale?: CacheEntry;
+  /** The fetch lease, when the look took it (serve's look does, on an L2 miss). */
+  lease?: LookLease;
 }
+
+/** An answer kept: served at once, written to L2 behind it (`written` settles when it has landed or failed). */
+export interface Kept {
+  served: Served;
+  written: Promise<void>;
+}
+
+const WRITTEN: Promise<void> = Promise.resolve();
 
 export interface TieredOptions {
   l1: MemoryTier;
@@ -112,15 +123,20 @@ export class TieredCache {
    * L2), or else the freshest entry still inside its stale window.
    */
   lookup(req: CacheSlot): Promise<Lookup> {
-    return this.#find(req, (found) => found);
+    return this.#find(req, false, (found) => found);
   }
 
   /**
    * Looks in L1, then L2, and hands what it found to `next` — in the same promise step as
    * Redis's reply (RedisTier.read), not with async/await: every L2 hit passes through here, and
-   * each extra layer (a promise and a microtask) measured ~1 % of an L2 hit.
+   * each extra layer (a promise and a microtask) measured ~1 % of an L2 hit. With `takeLease`
+   * an L2 miss takes the key's fetch lease in the same round trip (RedisTier.readOrLease).
    */
-  #find<R>(req: CacheSlot, next: (found: Lookup) => R | Promise<R>): Promise<R> {
+  #find<R>(
+    req: CacheSlot,
+    takeLease: boolean,
+    next: (found: Lookup) => R | Promise<R>,
+  ): Promise<R> {
     const now = Date.now();
     const counts = this.#opts.metrics.lookups.of(req.cls);
     const l1Item = this.#inL1(req, now);
@@ -137,6 +153,12 @@ export class TieredCache {
       return Promise.resolve(next(candidate ? { stale: candidate } : {}));
     }
     const epoch = this.l1.epoch;
+    if (takeLease)
+      return this.l2!.readOrLease(req.key, this.#owner, this.leaseMs, (fromL2, lease) => {
+        const found = this.#afterL2(req, fromL2, candidate, now, counts, epoch);
+        if (lease) found.lease = lease;
+        return next(found);
+      });
     return this.l2!.read(req.key, (fromL2) =>
       next(this.#afterL2(req, fromL2, candidate, now, counts, epoch)),
     );
@@ -171,23 +193,36 @@ export class TieredCache {
   }
 
   serve(req: UpstreamRequest): Promise<Served> {
-    return this.#find(req, ({ hit, stale }) => hit ?? this.#serveMiss(req, stale));
+    return this.#find(
+      req,
+      true,
+      ({ hit, stale, lease }) => hit ?? this.#serveMiss(req, stale, lease),
+    );
   }
 
-  /** No fresh entry in L1 or L2: the stale one while it is refreshed, else the upstream's answer. */
-  async #serveMiss(req: UpstreamRequest, candidate: CacheEntry | undefined): Promise<Served> {
+  /**
+   * No fresh entry in L1 or L2: the stale one while it is refreshed, else the upstream's answer.
+   * `lease` is what the look took; whatever ends up not fetching lets a lease it holds go.
+   */
+  async #serveMiss(
+    req: UpstreamRequest,
+    candidate: CacheEntry | undefined,
+    lease: LookLease,
+  ): Promise<Served> {
     const { metrics } = this.#opts;
     if (candidate) {
       // The last refresh of this key failed a moment ago: stale because of that error.
-      const failedWith = this.#revalidate(req, candidate);
+      const failedWith = this.#revalidate(req, candidate, lease);
       if (failedWith !== undefined) return this.staleOnError(candidate, failedWith);
       metrics.stale.revalidate.inc();
       return { entry: candidate, source: 'STALE', detail: 'stale-while-revalidate', stored: true };
     }
     const { result, joined } = this.#flight.run(req.key, () =>
-      this.#fetchAcrossReplicas(req, undefined, true),
+      this.#fetchAcrossReplicas(req, undefined, true, lease),
     );
     if (!joined) return result;
+    // This process's fetch of the key holds no lease (ours would have been refused): let it go.
+    if (lease === 'mine') this.releaseLease(req);
     metrics.coalesced.process.inc();
     const shared = await result;
     return shared.source === 'MISS' ? { ...shared, detail: 'coalesced' } : shared;
@@ -213,12 +248,16 @@ export class TieredCache {
    * holds the lease, and not tried again until a back-off after a failed one has passed (then
    * the status that refresh failed with is returned).
    */
-  #revalidate(req: UpstreamRequest, stale: CacheEntry): number | undefined {
-    if (this.#flight.has(req.key)) return undefined;
+  #revalidate(req: UpstreamRequest, stale: CacheEntry, lease: LookLease): number | undefined {
+    const notNow = (answer: number | undefined) => {
+      if (lease === 'mine') this.releaseLease(req);
+      return answer;
+    };
+    if (this.#flight.has(req.key)) return notNow(undefined);
     const backoff = this.#refreshBackoff.get(req.key);
-    if (backoff && Date.now() < backoff.until) return backoff.fwdStatus;
+    if (backoff && Date.now() < backoff.until) return notNow(backoff.fwdStatus);
     const { result } = this.#flight.run(req.key, () =>
-      inBackground(() => this.#fetchAcrossReplicas(req, stale, false)),
+      inBackground(() => this.#fetchAcrossReplicas(req, stale, false, lease)),
     );
     const failed = (fwdStatus: number) => {
       const strikes = (backoff?.strikes ?? 0) + 1;
@@ -246,10 +285,14 @@ export class TieredCache {
     req: UpstreamRequest,
     stale: CacheEntry | undefined,
     wait: boolean,
+    /** The lease the look already took (or found taken): not asked for again. */
+    looked: LookLease,
   ): Promise<Served> {
     const deadline = Date.now() + this.waitBoundMs;
+    let first = looked;
     for (;;) {
-      const lease = await this.lease(req);
+      const lease = first ?? (await this.lease(req));
+      first = undefined;
       if (typeof lease === 'object') return lease;
       if (lease !== 'taken') return this.#fetchUpstream(req, stale, lease === 'mine');
       if (!wait)
@@ -297,6 +340,25 @@ export class TieredCache {
    */
   async lease(slot: CacheSlot): Promise<Lease> {
     if (!this.usesL2(slot)) return 'none';
+    // One round trip: the entry if another replica stored it since the caller looked, else
+    // the lease.
+    const epoch = this.l1.epoch;
+    const looked = !leaseSharesSlot(slot.key)
+      ? 'two-step'
+      : await this.l2!.readOrLease(
+          slot.key,
+          this.#owner,
+          this.leaseMs,
+          (found, lease): Lease | 'two-step' => {
+            if (found === 'unavailable') return 'none';
+            if (found && Date.now() < found.expiresAt)
+              return this.#coalescedHit(slot, found, epoch);
+            return lease ?? 'two-step';
+          },
+        );
+    if (looked !== 'two-step') return looked;
+    // A stale entry is there (the script takes no lease beside one), or the key's lease cannot
+    // share its slot: take the lease, then look once more.
     let mine: boolean;
     try {
       mine = await this.l2!.acquireLease(slot.key, this.#owner, this.leaseMs);
@@ -324,6 +386,11 @@ export class TieredCache {
       found === 'unavailable' ? undefined : found,
     );
     if (!got || Date.now() >= got.expiresAt) return undefined;
+    return this.#coalescedHit(slot, got, epoch);
+  }
+
+  /** A fresh entry another replica fetched, found in L2: counted, and kept in L1 unless a clear came since `epoch`. */
+  #coalescedHit(slot: CacheSlot, got: CacheEntry, epoch: number): Served {
     this.#opts.metrics.coalesced.cluster.inc();
     this.#opts.metrics.lookups.of(slot.cls).hit.L2.inc();
     if (this.l1.epoch === epoch)
@@ -337,6 +404,7 @@ export class TieredCache {
     leased: boolean,
   ): Promise<Served> {
     const stopHolding = leased ? this.holdLeases([req]) : () => undefined;
+    let written = WRITTEN;
     try {
       let res: UpstreamResponse;
       try {
@@ -354,23 +422,58 @@ export class TieredCache {
           stored: false,
         };
       }
-      return await this.keep(req, res);
+      const kept = this.keep(req, res);
+      written = kept.written;
+      return kept.served;
     } finally {
-      stopHolding();
-      if (leased) this.releaseLease(req);
+      // The answer goes to the client now; the lease is let go once L2 has it, so a replica
+      // that takes the lease next finds the answer there instead of fetching it again.
+      written.then(() => {
+        stopHolding();
+        if (leased) this.releaseLease(req);
+      });
     }
   }
 
-  /** An upstream answer as served: stored in the tiers when it may be, passed through when not. */
-  async keep(req: CacheSlot, res: UpstreamResponse): Promise<Served> {
-    const entry = await this.store(req, res);
-    return entry
-      ? { entry, source: 'MISS', fwdStatus: res.status, stored: true }
-      : { entry: this.#transient(res), source: 'MISS', fwdStatus: res.status, stored: false };
+  /**
+   * An upstream answer as served: stored in the tiers when it may be (L1 at once, L2 behind
+   * it), passed through when not.
+   */
+  keep(req: CacheSlot, res: UpstreamResponse): Kept {
+    const stored = this.#store(req, res);
+    return stored
+      ? {
+          served: { entry: stored.entry, source: 'MISS', fwdStatus: res.status, stored: true },
+          written: stored.written,
+        }
+      : {
+          served: {
+            entry: this.#transient(res),
+            source: 'MISS',
+            fwdStatus: res.status,
+            stored: false,
+          },
+          written: WRITTEN,
+        };
   }
 
-  /** Stores an upstream answer in the tiers its class uses; undefined when it must not be stored. */
-  async store(req: CacheSlot, res: UpstreamResponse): Promise<CacheEntry | undefined> {
+  /** L2 writes still on their way: awaited before L2 closes, so none is cut off. */
+  readonly #writes = new Set<Promise<void>>();
+
+  /** Settles once every L2 write begun so far has landed or failed. */
+  async writesSettled(): Promise<void> {
+    await Promise.all([...this.#writes]);
+  }
+
+  /**
+   * Stores an upstream answer in the tiers its class uses (undefined when it must not be
+   * stored): in L1 at once, and in L2 by a write that is not waited for — `written` settles
+   * when it has landed or failed (a failed write costs a later miss, never this answer).
+   */
+  #store(
+    req: CacheSlot,
+    res: UpstreamResponse,
+  ): { entry: CacheEntry; written: Promise<void> } | undefined {
     const ttl = ttlForStatus(res.status, req.ttl, this.#opts.notFoundMs);
     if (!ttl) return undefined;
     const now = Date.now();
@@ -384,10 +487,11 @@ export class TieredCache {
       staleUntil: res.status === 404 ? expiresAt : expiresAt + this.#opts.staleMs,
     };
     this.l1.set(req.key, poolOf(req.cls), entry, ttl.memoryMs, now);
-    if (this.l2 && toL2) {
-      await this.l2.set(req.key, entry, entry.staleUntil - now).catch(() => undefined);
-    }
-    return entry;
+    if (!this.l2 || !toL2) return { entry, written: WRITTEN };
+    const written = this.l2.set(req.key, entry, entry.staleUntil - now).catch(() => undefined);
+    this.#writes.add(written);
+    written.then(() => this.#writes.delete(written));
+    return { entry, written };
   }
 
   /**
