@@ -96,6 +96,7 @@ export async function cacheAdminRoutes(
     { ...admin, schema: { querystring: { type: 'object', properties: pageProperties } } },
     async (req) => {
       const { limit, cursor } = req.query;
+      await cache.writesSettled(); // this replica's answers are in L2 before it is listed
       const page = await listKeys(cache.l1, l2Admin, { limit, cursor: cursorOf(cursor) });
       return { ...pageReply(page), limit };
     },
@@ -119,6 +120,7 @@ export async function cacheAdminRoutes(
     },
     async (req) => {
       const { q, limit, cursor } = req.query;
+      await cache.writesSettled();
       const page = await listKeys(cache.l1, l2Admin, { term: q, limit, cursor: cursorOf(cursor) });
       return { query: q, ...pageReply(page), count: page.rows.length };
     },
@@ -147,6 +149,9 @@ export async function cacheAdminRoutes(
   };
   const clearL2 = async (pattern?: string) => {
     if (!l2Admin) return { deleted: 0, failed: 0, unreachable: [] };
+    // Answers this replica already sent may still be on their way into L2 (written behind):
+    // they land first, so a clear after an answer always removes it.
+    await cache.writesSettled();
     try {
       return await l2Admin.clear(pattern);
     } catch (err) {
@@ -227,6 +232,7 @@ export async function cacheAdminRoutes(
     async (req) => {
       const key = ENTRY_PREFIX + req.query.key;
       cache.l1.delete(key);
+      await cache.writesSettled(); // as for a clear: a write behind an answer lands first
       if (cache.l2) await cache.l2.delete(key);
       l2Usage = undefined;
       const notified = bus ? (await bus.publish({ action: 'delete', keys: [key] })) > 0 : false;
