@@ -88,6 +88,7 @@ export async function buildProxy(
     ? new RedisTier(config.redis, log, {
         onBreakerChange: (target, state) => metrics.breaker(target, state),
         onError: (target, op) => metrics.l2Error(target, op),
+        onSlowRead: (target) => metrics.l2SlowRead(target),
       })
     : undefined;
   const cache = new TieredCache({

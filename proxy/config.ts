@@ -110,6 +110,12 @@ export const proxyEnv = {
   ),
   redisReadTimeout: seconds('REDIS_READ_TIMEOUT', 3, 'timeout for every Redis read'),
   redisWriteTimeout: seconds('REDIS_WRITE_TIMEOUT', 3, 'timeout for every Redis write'),
+  l2SoftTimeout: integer('L2_SOFT_TIMEOUT_MS', {
+    default: 50,
+    min: 0,
+    max: 60_000,
+    help: "how long a request waits for L2's answer before it is served from stale L1 or the upstream (the read finishes in the background): never under 3× L2's recent latency, so a region far from Redis keeps it; 0 waits for REDIS_READ_TIMEOUT",
+  }),
   breakerFailures: integer('REDIS_BREAKER_FAILURES', {
     default: 5,
     min: 1,
@@ -234,6 +240,8 @@ export interface RedisConfig {
   connectTimeoutMs: number;
   readTimeoutMs: number;
   writeTimeoutMs: number;
+  /** Hot-path reads: how long a request waits before it goes on without L2 (0: the read timeout). */
+  softTimeoutMs: number;
   breakerFailures: number;
   breakerCooldownMs: number;
 }
@@ -308,6 +316,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
           connectTimeoutMs: v.redisConnectTimeout * 1000,
           readTimeoutMs: v.redisReadTimeout * 1000,
           writeTimeoutMs: v.redisWriteTimeout * 1000,
+          softTimeoutMs: v.l2SoftTimeout,
           breakerFailures: v.breakerFailures,
           breakerCooldownMs: v.breakerCooldown * 1000,
         }

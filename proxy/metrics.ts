@@ -129,6 +129,12 @@ export function createProxyMetrics(region: string) {
     labelNames: ['target', 'op'],
     registers: [registry],
   });
+  const l2SlowReads = new Counter({
+    name: 'tiercache_l2_slow_reads_total',
+    help: 'Hot-path L2 reads a request stopped waiting for at the soft deadline (L2_SOFT_TIMEOUT_MS)',
+    labelNames: ['target'],
+    registers: [registry],
+  });
   const breaker = new Gauge({
     name: 'tiercache_l2_breaker_state',
     help: 'L2 circuit breaker: 0 closed, 1 half-open, 2 open',
@@ -164,6 +170,7 @@ export function createProxyMetrics(region: string) {
       error: stale.labels('stale-if-error'),
     },
     l2Error: (target: string, op: string) => l2Errors.labels(target, op).inc(),
+    l2SlowRead: (target: string) => l2SlowReads.labels(target).inc(),
     breaker: (target: string, state: BreakerState) =>
       breaker.labels(target).set(BREAKER_VALUE[state]),
     l1Bytes,

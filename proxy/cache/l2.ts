@@ -16,7 +16,13 @@ import {
   leaseSharesSlot,
   RATE_PREFIX,
 } from './keys.ts';
-import { type Recover, type RedisClient, RedisTarget, refusedCall } from './redis-target.ts';
+import {
+  type Recover,
+  type RedisClient,
+  RedisTarget,
+  refusedCall,
+  type SoftRead,
+} from './redis-target.ts';
 
 const EXTEND_LEASE =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
@@ -45,9 +51,12 @@ const RELEASE_LEASE =
 export interface L2Hooks {
   onBreakerChange?: (target: string, state: BreakerState) => void;
   onError?: (target: string, op: string) => void;
+  onSlowRead?: (target: string, op: string) => void;
 }
 
 const decodeStored = (raw: Buffer | null) => (raw ? decodeEntry(raw) : undefined);
+/** A hot-path read whose late reply needs nothing done. */
+const NOTHING_LATE: SoftRead<unknown> = {};
 
 export class RedisTier {
   readonly targets: RedisTarget[];
@@ -73,6 +82,7 @@ export class RedisTier {
     fn: (c: RedisClient) => Promise<T>,
     map?: (reply: T) => R | PromiseLike<R>,
     recover?: Recover<R>,
+    soft?: SoftRead<T>,
   ): Promise<R> {
     const target = this.active();
     if (!target)
@@ -80,13 +90,13 @@ export class RedisTier {
         new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available'),
         recover,
       );
-    return target.call(op, write, fn, map, recover);
+    return target.call(op, write, fn, map, recover, soft);
   }
 
   /**
    * Reads `key` and hands `next` the entry (undefined when there is none, 'unavailable' when
-   * L2 cannot answer) in the same promise step as Redis's reply (no extra `then` on the L2 hit
-   * path).
+   * L2 cannot answer, or not within the soft deadline) in the same promise step as Redis's
+   * reply (no extra `then` on the L2 hit path).
    */
   read<R>(
     key: string,
@@ -98,6 +108,7 @@ export class RedisTier {
       (c) => c.getBuffer(key),
       (raw) => next(decodeStored(raw)),
       () => next('unavailable'),
+      NOTHING_LATE,
     );
   }
 
@@ -130,6 +141,13 @@ export class RedisTier {
           ? next(decodeEntry(reply), undefined)
           : next(undefined, reply === 1 ? 'mine' : 'taken'),
       () => next('unavailable', undefined),
+      {
+        // The caller went on without L2: a lease the late look took would hold other
+        // replicas back for nothing.
+        onLate: (reply) => {
+          if (reply === 1) this.releaseLease(key, owner).catch(() => undefined);
+        },
+      },
     );
   }
 

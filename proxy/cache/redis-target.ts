@@ -9,7 +9,7 @@ import type { HostPort } from '../../lib/env.ts';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { formatAddr } from '../../lib/redis/addr.ts';
-import { settleWithin, withTimeout } from '../../lib/timeout.ts';
+import { armDeadline, settleWithin, withTimeout } from '../../lib/timeout.ts';
 import type { RedisConfig } from '../config.ts';
 import { type BreakerState, CircuitBreaker } from './breaker.ts';
 
@@ -28,6 +28,8 @@ export interface TargetOptions extends Omit<RedisConfig, 'nodes' | 'fallbackNode
   log: Logger;
   onBreakerChange?: (target: string, state: BreakerState) => void;
   onError?: (target: string, op: string) => void;
+  /** A hot-path read the caller stopped waiting for (the soft deadline passed). */
+  onSlowRead?: (target: string, op: string) => void;
 }
 
 const RECONNECT_MAX_MS = 2000;
@@ -35,6 +37,25 @@ const reconnectDelay = (attempt: number) => Math.min(100 * attempt, RECONNECT_MA
 
 /** Turns a failed L2 call into an answer (see RedisTarget.call). */
 export type Recover<R> = (err: TiercacheError) => R | PromiseLike<R>;
+
+/**
+ * A hot-path read that the caller stops waiting for after the soft deadline (it goes on
+ * without L2) while the call runs on to its timeout in the background, still feeding the
+ * breaker; `onLate` gets a reply that came after the caller had gone on.
+ */
+export interface SoftRead<T> {
+  onLate?: (reply: T) => void;
+}
+
+/** An error reply from Redis itself (ioredis's ReplyError), as opposed to no reply at all. */
+function isReplyError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+/** Soft deadlines are whole multiples of this (each distinct duration has its own queue). */
+const SOFT_STEP_MS = 10;
+/** A soft deadline is never under this many times L2's recent latency. */
+const SOFT_LATENCY_FACTOR = 3;
 
 /** Settles a failed call: with `recover`'s answer when given (its own throw rejects), else with `err`. */
 function settleFailure<R>(
@@ -71,6 +92,11 @@ export class RedisTarget {
   #detectTimer: NodeJS.Timeout | undefined;
   readonly #opts: TargetOptions;
   readonly #log: Logger;
+  /**
+   * Moving average of successful reads' latency (ms; 0 until the first is known): a far Redis
+   * raises the soft deadline. Seeded by a PING when the client is ready.
+   */
+  #readMs = 0;
 
   constructor(opts: TargetOptions) {
     this.name = opts.name;
@@ -115,6 +141,7 @@ export class RedisTarget {
     map?: (reply: T) => R | PromiseLike<R>,
     /** Turns a failed call into an answer, in the same step; without it the promise rejects. */
     recover?: Recover<R>,
+    soft?: SoftRead<T>,
   ): Promise<R> {
     const client = this.#client;
     if (!client || !this.breaker.allow()) {
@@ -124,11 +151,34 @@ export class RedisTarget {
       );
     }
     const ms = write ? this.#opts.writeTimeoutMs : this.#opts.readTimeoutMs;
+    const started = performance.now();
     return new Promise<R>((resolve, reject) => {
+      // Whether the caller has its answer: from Redis, or from the soft deadline.
+      let answered = false;
+      const softMs = soft ? this.softDeadlineMs() : 0;
+      const softDeadline =
+        softMs > 0 && softMs < ms
+          ? armDeadline(softMs, () => {
+              answered = true;
+              this.#opts.onSlowRead?.(this.name, op);
+              settleFailure(
+                new TiercacheError('L2_UNAVAILABLE', `Redis ${op} slower than ${softMs} ms`),
+                recover,
+                resolve,
+                reject,
+              );
+            })
+          : undefined;
       const fail = (err: unknown) => {
-        this.breaker.failure();
+        softDeadline?.disarm();
+        // Redis answered with an error (OOM on a write, WRONGTYPE…): it is there, so the breaker
+        // hears a success; only calls that got no answer count against it.
+        if (isReplyError(err)) this.breaker.success();
+        else this.breaker.failure();
         this.#opts.onError?.(this.name, op);
         this.#log.debug({ op, err: (err as Error).message }, 'Redis call failed');
+        if (answered) return;
+        answered = true;
         const failure =
           err instanceof TiercacheError
             ? err
@@ -147,7 +197,17 @@ export class RedisTarget {
         ms,
         `Redis ${op}`,
         (value) => {
+          softDeadline?.disarm();
           this.breaker.success();
+          if (soft) {
+            const took = performance.now() - started;
+            this.#readMs = this.#readMs === 0 ? took : this.#readMs * 0.95 + took * 0.05;
+          }
+          if (answered) {
+            soft?.onLate?.(value);
+            return;
+          }
+          answered = true;
           try {
             resolve(map ? map(value) : (value as unknown as R));
           } catch (err) {
@@ -157,6 +217,18 @@ export class RedisTarget {
         fail,
       );
     });
+  }
+
+  /**
+   * The soft deadline of a hot-path read now: L2_SOFT_TIMEOUT_MS, or 3× the recent read
+   * latency when that is longer (rounded up to 10 ms); 0 when soft deadlines are off.
+   */
+  softDeadlineMs(): number {
+    const floor = this.#opts.softTimeoutMs;
+    // Before any latency is known, a far Redis would look slow: wait the whole read timeout.
+    if (floor <= 0 || this.#readMs === 0) return 0;
+    const wanted = Math.max(floor, SOFT_LATENCY_FACTOR * this.#readMs);
+    return Math.ceil(wanted / SOFT_STEP_MS) * SOFT_STEP_MS;
   }
 
   /** The master connections, for per-node work (SCAN, DBSIZE) that must never cross slots. */
@@ -188,6 +260,17 @@ export class RedisTarget {
     this.#connecting = undefined;
   }
 
+  /** A first latency figure for the soft deadline: a PING's round trip (on a master in a cluster). */
+  #measureLatency(client: RedisClient): void {
+    const started = performance.now();
+    client.ping().then(
+      () => {
+        if (this.#readMs === 0) this.#readMs = performance.now() - started;
+      },
+      () => undefined,
+    );
+  }
+
   async #detect(attempt: number): Promise<void> {
     if (this.#closed) return;
     try {
@@ -200,6 +283,7 @@ export class RedisTarget {
         if (this.#connecting !== client) return; // closed meanwhile
         this.#client = client;
         this.#connecting = undefined;
+        this.#measureLatency(client);
       });
       this.#log.info({ kind, nodes: this.nodes.map(formatAddr) }, 'L2 connecting');
     } catch (err) {

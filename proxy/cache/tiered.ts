@@ -34,8 +34,11 @@ export interface Served {
 export interface Lookup {
   hit?: Served;
   stale?: CacheEntry;
-  /** The fetch lease, when the look took it (serve's look does, on an L2 miss). */
-  lease?: LookLease;
+  /**
+   * The fetch lease, when the look took it (serve's look does, on an L2 miss), or 'none' when
+   * L2 did not answer that look (not asked again for this request).
+   */
+  lease?: Looked;
 }
 
 /** An answer kept: served at once, written to L2 behind it (`written` settles when it has landed or failed). */
@@ -45,6 +48,9 @@ export interface Kept {
 }
 
 const WRITTEN: Promise<void> = Promise.resolve();
+
+/** What serve's look said about the lease (see Lookup.lease). */
+type Looked = LookLease | 'none';
 
 export interface TieredOptions {
   l1: MemoryTier;
@@ -156,7 +162,9 @@ export class TieredCache {
     if (takeLease)
       return this.l2!.readOrLease(req.key, this.#owner, this.leaseMs, (fromL2, lease) => {
         const found = this.#afterL2(req, fromL2, candidate, now, counts, epoch);
-        if (lease) found.lease = lease;
+        // L2 did not answer in time (or at all): this request goes on without it.
+        if (fromL2 === 'unavailable') found.lease = 'none';
+        else if (lease) found.lease = lease;
         return next(found);
       });
     return this.l2!.read(req.key, (fromL2) =>
@@ -207,7 +215,7 @@ export class TieredCache {
   async #serveMiss(
     req: UpstreamRequest,
     candidate: CacheEntry | undefined,
-    lease: LookLease,
+    lease: Looked,
   ): Promise<Served> {
     const { metrics } = this.#opts;
     if (candidate) {
@@ -248,7 +256,7 @@ export class TieredCache {
    * holds the lease, and not tried again until a back-off after a failed one has passed (then
    * the status that refresh failed with is returned).
    */
-  #revalidate(req: UpstreamRequest, stale: CacheEntry, lease: LookLease): number | undefined {
+  #revalidate(req: UpstreamRequest, stale: CacheEntry, lease: Looked): number | undefined {
     const notNow = (answer: number | undefined) => {
       if (lease === 'mine') this.releaseLease(req);
       return answer;
@@ -285,8 +293,8 @@ export class TieredCache {
     req: UpstreamRequest,
     stale: CacheEntry | undefined,
     wait: boolean,
-    /** The lease the look already took (or found taken): not asked for again. */
-    looked: LookLease,
+    /** The lease the look already took (or found taken, or could not ask for): not asked again. */
+    looked: Looked,
   ): Promise<Served> {
     const deadline = Date.now() + this.waitBoundMs;
     let first = looked;

@@ -73,7 +73,12 @@ describe('the proxy while the cluster is resharded', () => {
     expect(Object.fromEntries(statuses)).toEqual({ 200: expect.any(Number) });
     const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
     expect(metrics).not.toMatch(/tiercache_l2_errors_total\{[^}]*\} [1-9]/);
-    expect(upstream.stats.total).toBe(warmCalls); // nothing fell through to the upstream
+    // Nothing fell through to the upstream but what a slow L2 read let go of at the soft
+    // deadline (L2_SOFT_TIMEOUT_MS: a request answers from upstream rather than wait on a
+    // node busy moving keys); those are counted, and few.
+    const slow = Number(/tiercache_l2_slow_reads_total\{[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    expect(upstream.stats.total - warmCalls).toBeLessThanOrEqual(slow);
+    expect(slow).toBeLessThan(sources.get('L2')! / 100);
     expect(sources.get('L2')).toBeGreaterThan(100);
   }, 120_000);
 });

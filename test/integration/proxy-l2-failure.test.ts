@@ -190,3 +190,87 @@ describe('when Redis fails under load', () => {
     await waitFor('L2 to be picked up', () => l2Works(p, node, id++), 15_000);
   });
 });
+
+describe('a slow L2 on the hot path', () => {
+  it('is waited for only until the soft deadline: L1’s copy or the upstream answers while Redis hangs', async () => {
+    const node = await redis();
+    // Hard timeouts far longer than the test may take: only the soft deadline can answer in time.
+    const p = await proxyOn(spec(node), {
+      JSON_MEMORY_TTL: '0.001', // 60 ms in L1, then L1 asks L2 again
+      REDIS_READ_TIMEOUT: '60',
+      REDIS_WRITE_TIMEOUT: '60',
+      L2_SOFT_TIMEOUT_MS: '50',
+      COALESCE_LEASE: '60',
+    });
+    const first = await fetch(`${p.url}/3/movie/60001`);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    await waitFor(
+      'the entry in L2',
+      async () => (await node.client().exists('tc:tmdb:/3/movie/60001')) === 1,
+    );
+    await waitFor('L1 to ask L2 again', async () => {
+      const r = await fetch(`${p.url}/3/movie/60001`);
+      await r.arrayBuffer();
+      return r.headers.get('x-cache') === 'L2';
+    });
+    const key = 'tc:tmdb:/3/movie/60001';
+    await waitFor('L1’s copy to pass its L1 TTL', () => {
+      const item = p.proxy.cache.l1.get(key, 'default', Date.now());
+      return item !== undefined && Date.now() >= item.freshUntil;
+    });
+    node.pause();
+    try {
+      // L1's copy is past its L1 TTL but within the answer's lifetime: served from it.
+      const kept = await fetch(`${p.url}/3/movie/60001`);
+      expect(kept.status).toBe(200);
+      expect(kept.headers.get('x-cache')).toBe('L1');
+      // Nothing in L1: the upstream answers, without waiting for Redis to take a lease.
+      const fresh = await fetch(`${p.url}/3/movie/60002`);
+      expect(fresh.status).toBe(200);
+      expect(fresh.headers.get('x-cache')).toBe('MISS');
+      expect(upstream.stats.byPath['/3/movie/60001']).toBe(1);
+      const metrics = await (await fetch(`${p.url}/metrics`)).text();
+      expect(metrics).toMatch(/tiercache_l2_slow_reads_total\{[^}]*target="main"[^}]*\} [2-9]/);
+    } finally {
+      node.resume();
+    }
+    // The late look for movie 2 took its lease after the request had gone on: let go at once,
+    // not held for COALESCE_LEASE (60 s), so other replicas do not wait on it.
+    const lease = 'tc-lease:{tc:tmdb:/3/movie/60002}';
+    await waitFor('the late lease to be let go', async () => {
+      await p.proxy.cache.l2!.targets[0]!.masters()[0]!.ping(); // late replies handled first
+      return (await node.client().exists(lease)) === 0;
+    });
+    expect(p.proxy.cache.l2!.targets[0]!.breaker.state).toBe('closed');
+  });
+});
+
+describe('Redis refusing writes', () => {
+  it('OOM on writes does not open the breaker: reads keep coming from L2, misses still answer', async () => {
+    const node = await redis();
+    const p = await proxyOn(spec(node), { REDIS_BREAKER_FAILURES: '2' });
+    const stored = await fetch(`${p.url}/3/movie/61001`);
+    expect(stored.headers.get('x-cache')).toBe('MISS');
+    await waitFor(
+      'the entry in L2',
+      async () => (await node.client().exists('tc:tmdb:/3/movie/61001')) === 1,
+    );
+    // No memory left and no eviction: every write (and every lease) is refused with OOM.
+    await node.client().call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    await node.client().call('CONFIG', 'SET', 'maxmemory', '1');
+    try {
+      for (let i = 0; i < 10; i++) {
+        const res = await fetch(`${p.url}/3/movie/${61100 + i}`);
+        expect(res.status).toBe(200);
+        expect(res.headers.get('x-cache')).toBe('MISS');
+      }
+      expect(await node.client().exists('tc:tmdb:/3/movie/61100')).toBe(0);
+      expect(p.proxy.cache.l2!.targets[0]!.breaker.state).toBe('closed');
+      // L1 is off for JSON here, so this is L2 answering.
+      const hit = await fetch(`${p.url}/3/movie/61001`);
+      expect(hit.headers.get('x-cache')).toBe('L2');
+    } finally {
+      await node.client().call('CONFIG', 'SET', 'maxmemory', '0');
+    }
+  });
+});
