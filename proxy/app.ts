@@ -87,6 +87,7 @@ export async function buildProxy(
   const l2 = config.redis
     ? new RedisTier(config.redis, log, {
         onBreakerChange: (target, state) => metrics.breaker(target, state),
+        onNodeBreakerChange: (target, node, state) => metrics.nodeBreaker(target, node, state),
         onError: (target, op) => metrics.l2Error(target, op),
         onSlowRead: (target) => metrics.l2SlowRead(target),
       })

@@ -135,6 +135,12 @@ export function createProxyMetrics(region: string) {
     labelNames: ['target'],
     registers: [registry],
   });
+  const nodeBreaker = new Gauge({
+    name: 'tiercache_l2_node_breaker_state',
+    help: "A Redis Cluster master's own circuit breaker: 0 closed, 1 half-open, 2 open",
+    labelNames: ['target', 'node'],
+    registers: [registry],
+  });
   const breaker = new Gauge({
     name: 'tiercache_l2_breaker_state',
     help: 'L2 circuit breaker: 0 closed, 1 half-open, 2 open',
@@ -173,6 +179,8 @@ export function createProxyMetrics(region: string) {
     l2SlowRead: (target: string) => l2SlowReads.labels(target).inc(),
     breaker: (target: string, state: BreakerState) =>
       breaker.labels(target).set(BREAKER_VALUE[state]),
+    nodeBreaker: (target: string, node: string, state: BreakerState) =>
+      nodeBreaker.labels(target, node).set(BREAKER_VALUE[state]),
     l1Bytes,
     upstreamBackoff,
     upstreamShed,

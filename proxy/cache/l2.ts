@@ -17,6 +17,7 @@ import {
   RATE_PREFIX,
 } from './keys.ts';
 import {
+  type CallOptions,
   type Recover,
   type RedisClient,
   RedisTarget,
@@ -50,6 +51,7 @@ const RELEASE_LEASE =
 
 export interface L2Hooks {
   onBreakerChange?: (target: string, state: BreakerState) => void;
+  onNodeBreakerChange?: (target: string, node: string, state: BreakerState) => void;
   onError?: (target: string, op: string) => void;
   onSlowRead?: (target: string, op: string) => void;
 }
@@ -82,7 +84,7 @@ export class RedisTier {
     fn: (c: RedisClient) => Promise<T>,
     map?: (reply: T) => R | PromiseLike<R>,
     recover?: Recover<R>,
-    soft?: SoftRead<T>,
+    opts?: CallOptions<T>,
   ): Promise<R> {
     const target = this.active();
     if (!target)
@@ -90,7 +92,7 @@ export class RedisTier {
         new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available'),
         recover,
       );
-    return target.call(op, write, fn, map, recover, soft);
+    return target.call(op, write, fn, map, recover, opts);
   }
 
   /**
@@ -108,7 +110,7 @@ export class RedisTier {
       (c) => c.getBuffer(key),
       (raw) => next(decodeStored(raw)),
       () => next('unavailable'),
-      NOTHING_LATE,
+      { key, soft: NOTHING_LATE },
     );
   }
 
@@ -142,29 +144,38 @@ export class RedisTier {
           : next(undefined, reply === 1 ? 'mine' : 'taken'),
       () => next('unavailable', undefined),
       {
-        // The caller went on without L2: a lease the late look took would hold other
-        // replicas back for nothing.
-        onLate: (reply) => {
-          if (reply === 1) this.releaseLease(key, owner).catch(() => undefined);
+        key,
+        soft: {
+          // The caller went on without L2: a lease the late look took would hold other
+          // replicas back for nothing.
+          onLate: (reply) => {
+            if (reply === 1) this.releaseLease(key, owner).catch(() => undefined);
+          },
         },
       },
     );
   }
 
   async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
-    await this.#on('set', true, (c) =>
-      c.set(key, encodeEntry(entry), 'PX', Math.max(1, Math.ceil(ttlMs))),
+    await this.#on(
+      'set',
+      true,
+      (c) => c.set(key, encodeEntry(entry), 'PX', Math.max(1, Math.ceil(ttlMs))),
+      undefined,
+      undefined,
+      { key },
     );
   }
 
   async delete(key: string): Promise<void> {
-    await this.#on('del', true, (c) => c.unlink(key));
+    await this.#on('del', true, (c) => c.unlink(key), undefined, undefined, { key });
   }
 
   /** A shared upstream back-off deadline (ms since epoch), 0 when none is set. */
   async backoffUntil(upstream: string): Promise<number> {
+    const key = `${BACKOFF_PREFIX}${upstream}`;
     return Number(
-      (await this.#on('backoff', false, (c) => c.get(`${BACKOFF_PREFIX}${upstream}`))) ?? 0,
+      (await this.#on('backoff', false, (c) => c.get(key), undefined, undefined, { key })) ?? 0,
     );
   }
 
@@ -172,36 +183,64 @@ export class RedisTier {
   async holdBackoff(upstream: string, untilMs: number): Promise<void> {
     const ms = Math.ceil(untilMs - Date.now());
     if (ms > 0)
-      await this.#on('backoff', true, (c) =>
-        c.set(`${BACKOFF_PREFIX}${upstream}`, String(untilMs), 'PX', ms),
+      await this.#on(
+        'backoff',
+        true,
+        (c) => c.set(`${BACKOFF_PREFIX}${upstream}`, String(untilMs), 'PX', ms),
+        undefined,
+        undefined,
+        { key: `${BACKOFF_PREFIX}${upstream}` },
       );
   }
 
   /** Counts one request of a client in its window: how many so far, and ms until it resets. */
   async countRequest(client: string, windowMs: number): Promise<{ current: number; ttl: number }> {
-    const [current, ttl] = (await this.#on('rate', true, (c) =>
-      c.eval(COUNT_REQUEST, 1, `${RATE_PREFIX}${client}`, String(Math.ceil(windowMs))),
+    const key = `${RATE_PREFIX}${client}`;
+    const [current, ttl] = (await this.#on(
+      'rate',
+      true,
+      (c) => c.eval(COUNT_REQUEST, 1, key, String(Math.ceil(windowMs))),
+      undefined,
+      undefined,
+      { key },
     )) as [number, number];
     return { current, ttl };
   }
 
   /** Takes the short cross-replica fetch lease for `key`; true when this replica holds it. */
   async acquireLease(key: string, owner: string, ms: number): Promise<boolean> {
-    const ok = await this.#on('lease', true, (c) =>
-      c.set(leaseKey(key), owner, 'PX', Math.ceil(ms), 'NX'),
+    const ok = await this.#on(
+      'lease',
+      true,
+      (c) => c.set(leaseKey(key), owner, 'PX', Math.ceil(ms), 'NX'),
+      undefined,
+      undefined,
+      { key: leaseKey(key) },
     );
     return ok === 'OK';
   }
 
   /** Renews a lease this replica still holds (another's, or a lapsed one, is left alone). */
   async extendLease(key: string, owner: string, ms: number): Promise<void> {
-    await this.#on('lease', true, (c) =>
-      c.eval(EXTEND_LEASE, 1, leaseKey(key), owner, String(Math.ceil(ms))),
+    await this.#on(
+      'lease',
+      true,
+      (c) => c.eval(EXTEND_LEASE, 1, leaseKey(key), owner, String(Math.ceil(ms))),
+      undefined,
+      undefined,
+      { key: leaseKey(key) },
     );
   }
 
   async releaseLease(key: string, owner: string): Promise<void> {
-    await this.#on('unlease', true, (c) => c.eval(RELEASE_LEASE, 1, leaseKey(key), owner));
+    await this.#on(
+      'unlease',
+      true,
+      (c) => c.eval(RELEASE_LEASE, 1, leaseKey(key), owner),
+      undefined,
+      undefined,
+      { key: leaseKey(key) },
+    );
   }
 
   /**

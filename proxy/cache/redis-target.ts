@@ -9,6 +9,7 @@ import type { HostPort } from '../../lib/env.ts';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { formatAddr } from '../../lib/redis/addr.ts';
+import { keySlot } from '../../lib/redis/key-slot.ts';
 import { armDeadline, settleWithin, withTimeout } from '../../lib/timeout.ts';
 import type { RedisConfig } from '../config.ts';
 import { type BreakerState, CircuitBreaker } from './breaker.ts';
@@ -27,6 +28,8 @@ export interface TargetOptions extends Omit<RedisConfig, 'nodes' | 'fallbackNode
   scripts?: Record<string, ScriptCommand>;
   log: Logger;
   onBreakerChange?: (target: string, state: BreakerState) => void;
+  /** A cluster master's own breaker changed (`node` is its host:port). */
+  onNodeBreakerChange?: (target: string, node: string, state: BreakerState) => void;
   onError?: (target: string, op: string) => void;
   /** A hot-path read the caller stopped waiting for (the soft deadline passed). */
   onSlowRead?: (target: string, op: string) => void;
@@ -45,6 +48,12 @@ export type Recover<R> = (err: TiercacheError) => R | PromiseLike<R>;
  */
 export interface SoftRead<T> {
   onLate?: (reply: T) => void;
+}
+
+export interface CallOptions<T> {
+  /** The key the call is about: in a cluster, the breaker of the master holding it decides. */
+  key?: string;
+  soft?: SoftRead<T>;
 }
 
 /** An error reply from Redis itself (ioredis's ReplyError), as opposed to no reply at all. */
@@ -83,7 +92,13 @@ export function refusedCall<R>(err: TiercacheError, recover: Recover<R> | undefi
 export class RedisTarget {
   readonly name: 'main' | 'fallback';
   readonly nodes: HostPort[];
+  /** The breaker of a standalone Redis, and of calls about no key. */
   readonly breaker: CircuitBreaker;
+  /**
+   * In a cluster, one breaker per master (by host:port), made on first use: a sick shard
+   * closes L2 for its own slots, not for the others'.
+   */
+  readonly #nodeBreakers = new Map<string, CircuitBreaker>();
   #client: RedisClient | undefined;
   /** The client before its first `ready`: calls would fail and open the breaker on a healthy Redis. */
   #connecting: RedisClient | undefined;
@@ -122,9 +137,44 @@ export class RedisTarget {
     void this.#detect(1);
   }
 
-  /** True when a call would be attempted now: a client that was ready once, and the breaker lets calls through. */
+  /**
+   * True when a call would be attempted now: a client that was ready once, and the breaker
+   * lets calls through — in a cluster, unless every master's breaker is open (then the
+   * fallback nodes, if any, take over).
+   */
   get available(): boolean {
-    return this.#client !== undefined && this.breaker.wouldAllow();
+    return this.#client !== undefined && this.breaker.wouldAllow() && !this.#everyNodeOpen();
+  }
+
+  #everyNodeOpen(): boolean {
+    if (this.#nodeBreakers.size === 0) return false;
+    for (const b of this.#nodeBreakers.values()) if (b.wouldAllow()) return false;
+    return true;
+  }
+
+  /** The state of every cluster master's breaker met so far, by host:port. */
+  nodeBreakerStates(): Record<string, BreakerState> {
+    return Object.fromEntries([...this.#nodeBreakers].map(([node, b]) => [node, b.state]));
+  }
+
+  /** The breaker a call about `key` answers to. */
+  #breakerFor(client: RedisClient, key: string | undefined): CircuitBreaker {
+    if (key === undefined || !(client instanceof Cluster)) return this.breaker;
+    const node = client.slots[keySlot(key)]?.[0];
+    if (node === undefined) return this.breaker;
+    let breaker = this.#nodeBreakers.get(node);
+    if (!breaker) {
+      breaker = new CircuitBreaker({
+        failureThreshold: this.#opts.breakerFailures,
+        cooldownMs: this.#opts.breakerCooldownMs,
+      });
+      breaker.onChange = (state) => {
+        this.#log.warn({ breaker: state, node }, `L2 circuit breaker of ${node} ${state}`);
+        this.#opts.onNodeBreakerChange?.(this.name, node, state);
+      };
+      this.#nodeBreakers.set(node, breaker);
+    }
+    return breaker;
   }
 
   /**
@@ -141,10 +191,11 @@ export class RedisTarget {
     map?: (reply: T) => R | PromiseLike<R>,
     /** Turns a failed call into an answer, in the same step; without it the promise rejects. */
     recover?: Recover<R>,
-    soft?: SoftRead<T>,
+    { key, soft }: CallOptions<T> = {},
   ): Promise<R> {
     const client = this.#client;
-    if (!client || !this.breaker.allow()) {
+    const breaker = client ? this.#breakerFor(client, key) : this.breaker;
+    if (!client || !breaker.allow()) {
       return refusedCall(
         new TiercacheError('L2_UNAVAILABLE', `Redis ${this.name} is unavailable`),
         recover,
@@ -173,8 +224,8 @@ export class RedisTarget {
         softDeadline?.disarm();
         // Redis answered with an error (OOM on a write, WRONGTYPE…): it is there, so the breaker
         // hears a success; only calls that got no answer count against it.
-        if (isReplyError(err)) this.breaker.success();
-        else this.breaker.failure();
+        if (isReplyError(err)) breaker.success();
+        else breaker.failure();
         this.#opts.onError?.(this.name, op);
         this.#log.debug({ op, err: (err as Error).message }, 'Redis call failed');
         if (answered) return;
@@ -198,7 +249,7 @@ export class RedisTarget {
         `Redis ${op}`,
         (value) => {
           softDeadline?.disarm();
-          this.breaker.success();
+          breaker.success();
           if (soft) {
             const took = performance.now() - started;
             this.#readMs = this.#readMs === 0 ? took : this.#readMs * 0.95 + took * 0.05;

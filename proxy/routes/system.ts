@@ -45,6 +45,10 @@ export async function systemRoutes(app: FastifyInstance, opts: SystemOptions): P
     l2_breaker: cache.l2
       ? Object.fromEntries(cache.l2.targets.map((t) => [t.name, t.breaker.state]))
       : {},
+    // In a cluster, each master's own breaker (a sick shard closes L2 for its slots only).
+    l2_node_breakers: cache.l2
+      ? Object.fromEntries(cache.l2.targets.map((t) => [t.name, t.nodeBreakerStates()]))
+      : {},
   }));
 
   app.get('/stats', async () => {

@@ -378,3 +378,47 @@ describe('L2 on a standalone Redis', () => {
     expect(await fx.standalone.client().exists('tc:tmdb:/3/movie/300')).toBe(1);
   });
 });
+
+describe('one sick master', () => {
+  it('closes L2 for its own slots only: the other shards keep answering from L2', async () => {
+    const p = await replica(fx.cluster.spec, {
+      JSON_MEMORY_TTL: '0', // every request asks L2
+      REDIS_READ_TIMEOUT: '0.3',
+      REDIS_WRITE_TIMEOUT: '0.3',
+      REDIS_BREAKER_FAILURES: '2',
+      REDIS_BREAKER_COOLDOWN: '60',
+    });
+    const ids = Array.from({ length: 30 }, (_, i) => 9100 + i);
+    for (const id of ids) await (await fetch(`${p.url}/3/movie/${id}`)).arrayBuffer();
+    const sick = fx.cluster.nodes[0]!;
+    const onSick: number[] = [];
+    const elsewhere: number[] = [];
+    for (const id of ids) {
+      const key = cacheKey('tmdb', `/3/movie/${id}`);
+      const master = await fx.cluster.masterOf(key);
+      await waitFor(`${key} in L2`, async () => (await master.client().exists(key)) === 1);
+      (master === sick ? onSick : elsewhere).push(id);
+    }
+    expect(onSick.length).toBeGreaterThan(2);
+    expect(elsewhere.length).toBeGreaterThan(2);
+    const target = p.proxy.cache.l2!.targets[0]!;
+    const sickNode = `${sick.host}:${sick.port}`;
+    sick.pause();
+    try {
+      // Its keys are answered without it (from upstream) until its breaker opens …
+      for (const id of onSick) expect((await fetch(`${p.url}/3/movie/${id}`)).status).toBe(200);
+      expect(target.nodeBreakerStates()[sickNode]).toBe('open');
+      // … while every other master still serves its keys from L2.
+      for (const id of elsewhere) {
+        const res = await fetch(`${p.url}/3/movie/${id}`);
+        expect(res.headers.get('x-cache'), `movie ${id}`).toBe('L2');
+      }
+      const others = Object.entries(target.nodeBreakerStates()).filter(([n]) => n !== sickNode);
+      expect(others.length).toBeGreaterThan(0);
+      expect(others.every(([, state]) => state === 'closed')).toBe(true);
+      expect(p.proxy.cache.l2!.active()).toBe(target);
+    } finally {
+      sick.resume();
+    }
+  });
+});
