@@ -17,7 +17,7 @@ import { startDemoUpstream } from '../proxy/upstreams/demo-server.ts';
 import { startCluster } from '../test/helpers/redis.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
-import { type Server, startServer } from './lib.ts';
+import { type Server, startServer, waitForL2 } from './lib.ts';
 
 const DELAY_MS = Number(process.env.FAR_REDIS_DELAY_MS ?? 40);
 const UPSTREAM_MS = Number(process.env.UPSTREAM_DELAY_MS ?? 50);
@@ -87,12 +87,7 @@ try {
   const a = await startServer([CLI, 'proxy'], env);
   const b = await startServer([CLI, 'proxy'], env);
   servers.push(a, b);
-  for (const p of [a, b])
-    await waitFor(
-      'L2 ready',
-      async () => ((await (await fetch(`${p.url}/ready`)).json()) as { l2: string }).l2 === 'ok',
-      20_000,
-    );
+  await waitForL2([a, b]);
 
   upstream.control.delayMs = UPSTREAM_MS;
   // The upstream's own latency, asked directly (the demo checks the key as TMDB would).

@@ -5,6 +5,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import autocannon, { type Request } from 'autocannon';
+import { waitFor } from '../test/helpers/wait.ts';
 
 const run = promisify(execFile);
 
@@ -49,6 +50,16 @@ export function startServer(args: string[], env: Record<string, string> = {}): P
     });
     proc.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}: ${out}`)));
   });
+}
+
+/** Resolves once every proxy says its L2 is connected (`/ready` → l2: ok). */
+export async function waitForL2(proxies: Server[]): Promise<void> {
+  for (const p of proxies)
+    await waitFor(
+      `L2 of ${p.url}`,
+      async () => ((await (await fetch(`${p.url}/ready`)).json()) as { l2: string }).l2 === 'ok',
+      20_000,
+    );
 }
 
 export interface Result {

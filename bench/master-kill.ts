@@ -17,7 +17,7 @@ import { createCluster } from '../operator/redis/create.ts';
 import { observe } from '../operator/redis/observe.ts';
 import { type RedisNode, startRedis } from '../test/helpers/redis.ts';
 import { waitFor } from '../test/helpers/wait.ts';
-import { type Server, startServer } from './lib.ts';
+import { type Server, startServer, waitForL2 } from './lib.ts';
 
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -101,12 +101,7 @@ try {
   const shipped = await startServer([CLI, 'proxy'], env);
   const noSoft = await startServer([CLI, 'proxy'], { ...env, L2_SOFT_TIMEOUT_MS: '0' });
   servers.push(shipped, noSoft);
-  for (const s of [shipped, noSoft])
-    await waitFor(
-      'L2 ready',
-      async () => ((await (await fetch(`${s.url}/ready`)).json()) as { l2: string }).l2 === 'ok',
-      20_000,
-    );
+  await waitForL2([shipped, noSoft]);
   // Every URL in L2 before the load starts.
   for (let i = 1; i <= URLS; i += 100)
     await Promise.all(

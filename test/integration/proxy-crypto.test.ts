@@ -3,43 +3,28 @@
  * symbol, one upstream call for all missing symbols, shared through L2, stale-if-error,
  * symbol validation, and the key kept server-side.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
+import { describe, expect, it } from 'vitest';
 import { json } from '../helpers/json.ts';
+import { useRedisFixture } from '../helpers/l2-fixture.ts';
 import { type RunningProxy, rawGet, startProxy } from '../helpers/proxy.ts';
-import { type RedisNode, startRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const KEY = 'CG-demo-key-123';
-let upstream: DemoUpstream;
-let redis: RedisNode;
-const proxies: RunningProxy[] = [];
+const fx = useRedisFixture(KEY);
 
 async function proxy(env: Record<string, string> = {}): Promise<RunningProxy> {
   const p = await startProxy({
-    CRYPTO_API_URL: `${upstream.url}/api/v3`,
+    CRYPTO_API_URL: `${fx.upstream.url}/api/v3`,
     CRYPTO_API_KEY: KEY,
     ADMIN_TOKEN: ADMIN,
     ...env,
   });
-  proxies.push(p);
+  fx.proxies.push(p);
   return p;
 }
 const PRICE = '/api/v3/simple/price';
 const ADMIN = 'crypto-admin';
 const admin = { headers: { authorization: `Bearer ${ADMIN}` } };
-
-beforeAll(async () => {
-  [upstream, redis] = await Promise.all([startDemoUpstream({ apiKey: KEY }), startRedis()]);
-});
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-  upstream.reset();
-  await redis.client().flushall();
-});
-afterAll(async () => {
-  await Promise.all([upstream?.close(), redis?.stop()]);
-});
 
 describe('GET /api/latest_prices', () => {
   it('answers many symbols with one upstream call, then from L1', async () => {
@@ -55,16 +40,16 @@ describe('GET /api/latest_prices', () => {
       change_24h: expect.any(Number),
       market_cap: expect.any(Number),
     });
-    expect(upstream.stats.byPath[PRICE]).toBe(1);
-    expect(new URLSearchParams(upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
+    expect(fx.upstream.stats.byPath[PRICE]).toBe(1);
+    expect(new URLSearchParams(fx.upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
       'bitcoin,ethereum,solana',
     );
-    expect(upstream.stats.lastAuth).toBe('header');
+    expect(fx.upstream.stats.lastAuth).toBe('header');
 
     const again = await fetch(`${p.url}/api/latest_prices?symbols=BTC,ETH,SOL`);
     expect(again.headers.get('x-cache')).toBe('L1');
     expect((await json(again)).prices.BTC.price).toBe(body.prices.BTC.price);
-    expect(upstream.stats.byPath[PRICE]).toBe(1);
+    expect(fx.upstream.stats.byPath[PRICE]).toBe(1);
   });
 
   it('fetches only the symbols it does not have, in one call', async () => {
@@ -73,14 +58,14 @@ describe('GET /api/latest_prices', () => {
     const mixed = await json(fetch(`${p.url}/api/latest_prices?symbols=BTC,ETH,XRP,C0042`));
     expect(mixed.prices.BTC.source).toBe('L1');
     expect(mixed.prices.XRP.source).toBe('MISS');
-    expect(upstream.stats.byPath[PRICE]).toBe(2);
-    expect(new URLSearchParams(upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
+    expect(fx.upstream.stats.byPath[PRICE]).toBe(2);
+    expect(new URLSearchParams(fx.upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
       'ripple,demo-coin-0042',
     );
   });
 
   it('shares prices between replicas through L2', async () => {
-    const spec = `${redis.host}:${redis.port}`;
+    const spec = `${fx.standalone.host}:${fx.standalone.port}`;
     const a = await proxy({ REDIS_CLUSTER_NODES: spec });
     const b = await proxy({ REDIS_CLUSTER_NODES: spec });
     for (const p of [a, b])
@@ -89,20 +74,20 @@ describe('GET /api/latest_prices', () => {
     const fromB = await json(fetch(`${b.url}/api/latest_prices?symbols=BTC,DOGE`));
     expect(fromB.prices.BTC.source).toBe('L2');
     expect(fromB.prices.DOGE.source).toBe('L2');
-    expect(upstream.stats.byPath[PRICE]).toBe(1);
-    expect(await redis.client().exists('tc:crypto:prices:bitcoin:usd')).toBe(1);
+    expect(fx.upstream.stats.byPath[PRICE]).toBe(1);
+    expect(await fx.standalone.client().exists('tc:crypto:prices:bitcoin:usd')).toBe(1);
   });
 
   it('fetches each symbol once when overlapping batches run at once on two replicas', async () => {
-    const spec = `${redis.host}:${redis.port}`;
+    const spec = `${fx.standalone.host}:${fx.standalone.port}`;
     const a = await proxy({ REDIS_CLUSTER_NODES: spec });
     const b = await proxy({ REDIS_CLUSTER_NODES: spec });
     for (const p of [a, b]) {
       await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
       await fetch(`${p.url}/api/latest_prices?symbols=USDT`); // coin list cached first
     }
-    upstream.reset();
-    upstream.control.delayMs = 300; // long enough for the batches to overlap
+    fx.upstream.reset();
+    fx.upstream.control.delayMs = 300; // long enough for the batches to overlap
     const batches = [
       [a, 'BTC,ETH,SOL'],
       [b, 'ETH,SOL,XRP'],
@@ -113,7 +98,7 @@ describe('GET /api/latest_prices', () => {
       batches.map(([p, symbols]) => json(fetch(`${p.url}/api/latest_prices?symbols=${symbols}`))),
     );
 
-    const asked = (upstream.stats.queries[PRICE] ?? []).flatMap((q) =>
+    const asked = (fx.upstream.stats.queries[PRICE] ?? []).flatMap((q) =>
       new URLSearchParams(q).get('ids')!.split(','),
     );
     expect(asked.sort()).toEqual([
@@ -138,7 +123,7 @@ describe('GET /api/latest_prices', () => {
     const p = await proxy({ CRYPTO_PRICE_TTL: '0.05' });
     const fresh = await json(fetch(`${p.url}/api/latest_prices?symbols=ADA`));
     await new Promise((r) => setTimeout(r, 100)); // let the 50 ms TTL pass
-    upstream.control.failStatus = 500;
+    fx.upstream.control.failStatus = 500;
     const res = await fetch(`${p.url}/api/latest_prices?symbols=ADA`);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-cache')).toBe('STALE');
@@ -156,32 +141,32 @@ describe('GET /api/latest_prices', () => {
       NOSUCH1: { error: 'NOT_FOUND', message: 'unknown symbol NOSUCH1' },
       NOSUCH2: { error: 'NOT_FOUND', message: 'unknown symbol NOSUCH2' },
     });
-    expect(new URLSearchParams(upstream.stats.lastQuery[PRICE]).get('ids')).toBe('bitcoin');
+    expect(new URLSearchParams(fx.upstream.stats.lastQuery[PRICE]).get('ids')).toBe('bitcoin');
     const none = await fetch(`${p.url}/api/latest_prices?symbols=NOSUCH1,NOSUCH2`);
     expect(none.status).toBe(404);
     expect((await json(none)).unknown).toEqual(['NOSUCH1', 'NOSUCH2']);
   });
 
   it('fails only the coin the upstream has no price for, and stores nothing for it', async () => {
-    const p = await proxy({ REDIS_CLUSTER_NODES: `${redis.host}:${redis.port}` });
+    const p = await proxy({ REDIS_CLUSTER_NODES: `${fx.standalone.host}:${fx.standalone.port}` });
     await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
     const res = await fetch(`${p.url}/api/latest_prices?ids=ethereum,no-such-coin`);
     expect(res.status).toBe(200);
     const body = await json(res);
     expect(body.prices.ethereum).toMatchObject({ id: 'ethereum', source: 'MISS' });
     expect(body.errors['no-such-coin'].error).toBe('NOT_FOUND');
-    expect(new URLSearchParams(upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
+    expect(new URLSearchParams(fx.upstream.stats.lastQuery[PRICE]).get('ids')).toBe(
       'ethereum,no-such-coin',
     );
-    expect(await redis.client().exists('tc:crypto:prices:no-such-coin:usd')).toBe(0);
-    expect(await redis.client().exists('tc:crypto:prices:ethereum:usd')).toBe(1);
+    expect(await fx.standalone.client().exists('tc:crypto:prices:no-such-coin:usd')).toBe(0);
+    expect(await fx.standalone.client().exists('tc:crypto:prices:ethereum:usd')).toBe(1);
   });
 
   it('serves stale coins and fails the rest alone when the upstream fails', async () => {
     const p = await proxy({ CRYPTO_PRICE_TTL: '0.05' });
     const fresh = await json(fetch(`${p.url}/api/latest_prices?symbols=ADA`));
     await new Promise((r) => setTimeout(r, 100)); // let the 50 ms TTL pass
-    upstream.control.failStatus = 500;
+    fx.upstream.control.failStatus = 500;
     const res = await fetch(`${p.url}/api/latest_prices?symbols=ADA,XRP`);
     expect(res.status).toBe(200);
     const body = await json(res);
@@ -204,7 +189,7 @@ describe('GET /api/latest_prices', () => {
     expect(badId.status).toBe(400);
     expect((await json(badId)).invalid).toEqual(['no such']);
     expect((await fetch(`${p.url}/api/latest_prices?ids=bitcoin&symbols=BTC`)).status).toBe(400);
-    expect(upstream.stats.byPath[PRICE]).toBeUndefined();
+    expect(fx.upstream.stats.byPath[PRICE]).toBeUndefined();
   });
 
   it('keeps the API key server-side', async () => {
@@ -217,7 +202,7 @@ describe('GET /api/latest_prices', () => {
       keys,
       p.logs(),
       JSON.stringify([...res.headers]),
-      upstream.stats.lastQuery[PRICE] ?? '',
+      fx.upstream.stats.lastQuery[PRICE] ?? '',
     ]) {
       expect(seen).not.toContain(KEY);
     }
@@ -228,11 +213,11 @@ describe('symbols several coins share', () => {
   const MARKETS = '/api/v3/coins/markets';
 
   it('mean the coin with the best market-cap rank, not the first listed, settled in one call', async () => {
-    const p = await proxy({ REDIS_CLUSTER_NODES: `${redis.host}:${redis.port}` });
+    const p = await proxy({ REDIS_CLUSTER_NODES: `${fx.standalone.host}:${fx.standalone.port}` });
     await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
     // The demo list, like CoinGecko's, is sorted by id: batcat (btc) comes before bitcoin.
     const list = await json(
-      fetch(`${upstream.url}/api/v3/coins/list`, { headers: { 'x-cg-demo-api-key': KEY } }),
+      fetch(`${fx.upstream.url}/api/v3/coins/list`, { headers: { 'x-cg-demo-api-key': KEY } }),
     );
     const btcs = list.filter((c: { symbol: string }) => c.symbol === 'btc');
     expect(btcs[0].id).toBe('batcat');
@@ -244,26 +229,26 @@ describe('symbols several coins share', () => {
     expect(body.prices.SOL.id).toBe('solana');
     expect(body.prices.DOGE.id).toBe('dogecoin');
     // DOGE has one coin: no rank needed. The three shared symbols: one markets call.
-    expect(upstream.stats.byPath[MARKETS]).toBe(1);
-    const asked = new URLSearchParams(upstream.stats.lastQuery[MARKETS]).get('ids')!.split(',');
+    expect(fx.upstream.stats.byPath[MARKETS]).toBe(1);
+    const asked = new URLSearchParams(fx.upstream.stats.lastQuery[MARKETS]).get('ids')!.split(',');
     expect(asked).toEqual(expect.arrayContaining(['batcat', 'bitcoin', 'ethereum-meme']));
     expect(asked).not.toContain('dogecoin');
-    expect(await redis.client().exists('tc:crypto:meta:symbol:BTC')).toBe(1);
+    expect(await fx.standalone.client().exists('tc:crypto:meta:symbol:BTC')).toBe(1);
 
     // The choice is cached with the coin list: a second replica asks nothing to resolve.
-    const q = await proxy({ REDIS_CLUSTER_NODES: `${redis.host}:${redis.port}` });
+    const q = await proxy({ REDIS_CLUSTER_NODES: `${fx.standalone.host}:${fx.standalone.port}` });
     await waitFor('L2', async () => (await json(fetch(`${q.url}/ready`))).l2 === 'ok');
     expect((await json(fetch(`${q.url}/api/latest_prices?symbols=BTC`))).prices.BTC.id).toBe(
       'bitcoin',
     );
-    expect(upstream.stats.byPath[MARKETS]).toBe(1);
+    expect(fx.upstream.stats.byPath[MARKETS]).toBe(1);
   });
 
   it('follow the override table, and ids= names a coin directly', async () => {
     const p = await proxy({ CRYPTO_SYMBOL_IDS: 'btc=batcat' });
     const pinned = await json(fetch(`${p.url}/api/latest_prices?symbols=BTC`));
     expect(pinned.prices.BTC.id).toBe('batcat');
-    expect(upstream.stats.byPath[MARKETS]).toBeUndefined();
+    expect(fx.upstream.stats.byPath[MARKETS]).toBeUndefined();
     const byId = await json(fetch(`${p.url}/api/latest_prices?ids=bitcoin,batcat`));
     expect(Object.keys(byId.prices)).toEqual(['bitcoin', 'batcat']);
     expect(byId.prices.bitcoin.price).toBeGreaterThan(byId.prices.batcat.price);
@@ -278,24 +263,24 @@ describe('symbols several coins share', () => {
 
 describe('quota back-off across replicas', () => {
   it('a 429 seen by one replica holds the others too, through Redis', async () => {
-    const spec = `${redis.host}:${redis.port}`;
+    const spec = `${fx.standalone.host}:${fx.standalone.port}`;
     const a = await proxy({ REDIS_CLUSTER_NODES: spec });
     const b = await proxy({ REDIS_CLUSTER_NODES: spec });
     for (const p of [a, b])
       await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
     await fetch(`${a.url}/api/latest_prices?symbols=BTC`); // warms the coin list for both
-    upstream.control.rateLimitSeconds = 30;
+    fx.upstream.control.rateLimitSeconds = 30;
     const limited = await fetch(`${a.url}/api/latest_prices?symbols=ETH`);
     expect(limited.status).toBe(429);
     expect(limited.headers.get('retry-after')).toBe('30');
-    const calls = upstream.stats.total;
+    const calls = fx.upstream.stats.total;
     const other = await fetch(`${b.url}/api/latest_prices?symbols=SOL`);
     expect(other.status).toBe(429);
     expect(Number(other.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(upstream.stats.total).toBe(calls); // b never called the upstream
+    expect(fx.upstream.stats.total).toBe(calls); // b never called the upstream
     // Kept per upstream and origin (TMDB's images are another service than its API).
-    const origin = new URL(upstream.url).host;
-    expect(Number(await redis.client().get(`tc-backoff:crypto@${origin}`))).toBeGreaterThan(
+    const origin = new URL(fx.upstream.url).host;
+    expect(Number(await fx.standalone.client().get(`tc-backoff:crypto@${origin}`))).toBeGreaterThan(
       Date.now(),
     );
   });
@@ -303,7 +288,7 @@ describe('quota back-off across replicas', () => {
 
 describe('cache categories', () => {
   it('counts keys per category and clears one category on every replica and in L2', async () => {
-    const spec = `${redis.host}:${redis.port}`;
+    const spec = `${fx.standalone.host}:${fx.standalone.port}`;
     const env = { REDIS_CLUSTER_NODES: spec };
     const a = await proxy(env);
     const b = await proxy(env);
@@ -362,7 +347,7 @@ describe('GET /api/market_indicators', () => {
     });
     expect(body.total_market_cap_usd).toBeGreaterThan(0);
     expect((await fetch(`${p.url}/api/market_indicators`)).headers.get('x-cache')).toBe('L1');
-    expect(upstream.stats.byPath['/api/v3/global']).toBe(1);
+    expect(fx.upstream.stats.byPath['/api/v3/global']).toBe(1);
   });
 });
 
@@ -374,17 +359,17 @@ describe('GET /api/v3/* (the CoinGecko-compatible pass-through)', () => {
       expect(res.status, path).toBe(400);
       expect(JSON.parse(res.body).error).toBe('BAD_REQUEST');
     }
-    expect(upstream.stats.total).toBe(0);
+    expect(fx.upstream.stats.total).toBe(0);
   });
 
   it('drops a key sent in the query: not forwarded, not in the cache key', async () => {
-    const p = await proxy({ REDIS_CLUSTER_NODES: `${redis.host}:${redis.port}` });
+    const p = await proxy({ REDIS_CLUSTER_NODES: `${fx.standalone.host}:${fx.standalone.port}` });
     await waitFor('L2', async () => (await json(fetch(`${p.url}/ready`))).l2 === 'ok');
     const res = await fetch(`${p.url}/api/v3/simple/price?x_cg_demo_api_key=theirs&ids=ripple`);
     expect(res.status).toBe(200);
-    expect(upstream.stats.lastQuery[PRICE]).toBe('ids=ripple');
-    expect(upstream.stats.lastAuth).toBe('header');
-    expect(await redis.client().keys('tc:crypto:prices:v3*')).toEqual([
+    expect(fx.upstream.stats.lastQuery[PRICE]).toBe('ids=ripple');
+    expect(fx.upstream.stats.lastAuth).toBe('header');
+    expect(await fx.standalone.client().keys('tc:crypto:prices:v3*')).toEqual([
       'tc:crypto:prices:v3/simple/price?ids=ripple',
     ]);
   });

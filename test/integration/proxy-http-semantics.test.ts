@@ -5,45 +5,30 @@
  * raw-written answers).
  */
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
+import { describe, expect, it } from 'vitest';
 import { json } from '../helpers/json.ts';
+import { useRedisFixture } from '../helpers/l2-fixture.ts';
 import { type RunningProxy, rawRequest, startProxy } from '../helpers/proxy.ts';
-import { type RedisNode, startRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const ADMIN = 'http-admin';
 const MOVIE = '/3/movie/550';
-let upstream: DemoUpstream;
-let redis: RedisNode;
-const proxies: RunningProxy[] = [];
+const fx = useRedisFixture();
 
 async function proxy(env: Record<string, string> = {}): Promise<RunningProxy> {
   const p = await startProxy({
-    TMDB_API_URL: upstream.url,
-    CRYPTO_API_URL: `${upstream.url}/api/v3`,
+    TMDB_API_URL: fx.upstream.url,
+    CRYPTO_API_URL: `${fx.upstream.url}/api/v3`,
     ADMIN_TOKEN: ADMIN,
     ...env,
   });
-  proxies.push(p);
+  fx.proxies.push(p);
   return p;
 }
 
-beforeAll(async () => {
-  [upstream, redis] = await Promise.all([startDemoUpstream(), startRedis()]);
-});
-afterEach(async () => {
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-  upstream.reset();
-  await redis.client().flushall();
-});
-afterAll(async () => {
-  await Promise.all([upstream?.close(), redis?.stop()]);
-});
-
 describe('ETag and If-None-Match', () => {
   it('tags an answer by its bytes, the same on every replica, and answers a match with a bodiless 304', async () => {
-    const spec = `${redis.host}:${redis.port}`;
+    const spec = `${fx.standalone.host}:${fx.standalone.port}`;
     const a = await proxy({ REDIS_CLUSTER_NODES: spec });
     const b = await proxy({ REDIS_CLUSTER_NODES: spec });
     for (const p of [a, b])
@@ -72,15 +57,15 @@ describe('ETag and If-None-Match', () => {
     const changed = await rawRequest(a.url, MOVIE, { headers: { 'if-none-match': '"other"' } });
     expect(changed.status).toBe(200);
     expect(changed.body.equals(miss.body)).toBe(true);
-    expect(upstream.stats.byPath[MOVIE]).toBe(1);
+    expect(fx.upstream.stats.byPath[MOVIE]).toBe(1);
   });
 
   it('gives a changed answer a new tag', async () => {
     const p = await proxy({ JSON_MEMORY_TTL: '0.002' }); // 120 ms
-    upstream.control.revision = 1;
+    fx.upstream.control.revision = 1;
     const first = await rawRequest(p.url, MOVIE);
     await new Promise((r) => setTimeout(r, 150)); // let it expire (a TTL, not a wait for a condition)
-    upstream.control.revision = 2;
+    fx.upstream.control.revision = 2;
     // The first request after expiry is served stale while it refreshes; wait for the new one.
     await waitFor('refreshed', async () => {
       const res = await rawRequest(p.url, MOVIE);
@@ -121,7 +106,7 @@ describe('compression by Accept-Encoding', () => {
       headers: { 'accept-encoding': 'br', 'if-none-match': br.headers.etag as string },
     });
     expect(again.status).toBe(304);
-    expect(upstream.stats.byPath[MOVIE]).toBe(1);
+    expect(fx.upstream.stats.byPath[MOVIE]).toBe(1);
   });
 
   it('leaves images as stored', async () => {
