@@ -14,9 +14,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { startDemoUpstream } from '../proxy/upstreams/demo-server.ts';
+import { type DelayProxy, startDelayProxy } from '../test/helpers/delay-proxy.ts';
 import { startCluster } from '../test/helpers/redis.ts';
 import { waitFor } from '../test/helpers/wait.ts';
-import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
 import { type Server, startServer, waitForL2 } from './lib.ts';
 
 const DELAY_MS = Number(process.env.FAR_REDIS_DELAY_MS ?? 40);

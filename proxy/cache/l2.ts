@@ -43,6 +43,15 @@ type WithScripts = {
   tcLookOrLeaseBuffer(key: string, lease: string, owner: string, ms: string): Promise<unknown>;
 };
 
+/**
+ * Below this read latency (ms) the look is a plain GET and a miss takes its lease in a second
+ * step: a round trip that near costs less than running the script on every L2 hit (measured:
+ * the script took the L2-hit path from 0.71× to 0.64× of a bare GET server). Far from Redis
+ * round trips dominate, and the script saves one on every miss. Queueing on a busy event loop
+ * stays well under it.
+ */
+const SCRIPT_LOOK_MIN_MS = 5;
+
 /** What a look that may take the lease found (see RedisTier.readOrLease). */
 export type LookLease = 'mine' | 'taken' | undefined;
 
@@ -115,10 +124,19 @@ export class RedisTier {
   }
 
   /**
+   * Whether a look for `key` takes its lease in the same round trip: its lease shares its slot
+   * and Redis is far enough for a round trip to cost more than the script (SCRIPT_LOOK_MIN_MS).
+   */
+  looksAndLeasesAtOnce(key: string): boolean {
+    return leaseSharesSlot(key) && (this.active()?.readLatencyMs ?? 0) >= SCRIPT_LOOK_MIN_MS;
+  }
+
+  /**
    * As `read`, and when there is no entry, takes the key's fetch lease in the same round trip:
    * `next` gets the entry and 'mine' (this caller holds the lease), 'taken' (another does) or
-   * undefined (no lease asked: an entry was found, L2 cannot answer, or the key's lease cannot
-   * share its slot — then the caller takes it the two-step way).
+   * undefined (no lease asked: an entry was found, L2 cannot answer, Redis is near enough for
+   * a plain GET (SCRIPT_LOOK_MIN_MS), or the key's lease cannot share its slot — then the
+   * caller takes it the two-step way).
    */
   readOrLease<R>(
     key: string,
@@ -126,7 +144,7 @@ export class RedisTier {
     leaseMs: number,
     next: (found: CacheEntry | undefined | 'unavailable', lease: LookLease) => R | PromiseLike<R>,
   ): Promise<R> {
-    if (!leaseSharesSlot(key)) return this.read(key, (found) => next(found, undefined));
+    if (!this.looksAndLeasesAtOnce(key)) return this.read(key, (found) => next(found, undefined));
     // Timed as a read: it is the hit path's look, the lease only what a miss adds to it.
     return this.#on(
       'get',

@@ -270,6 +270,11 @@ export class RedisTarget {
     });
   }
 
+  /** Recent latency of hot-path reads in ms (0 until known). */
+  get readLatencyMs(): number {
+    return this.#readMs;
+  }
+
   /**
    * The soft deadline of a hot-path read now: L2_SOFT_TIMEOUT_MS, or 3× the recent read
    * latency when that is longer (rounded up to 10 ms); 0 when soft deadlines are off.

@@ -12,7 +12,6 @@ import type { CategoryCells, ProxyMetrics } from '../metrics.ts';
 import { inBackground } from '../upstreams/priority.ts';
 import type { CacheSlot, UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
 import type { CacheEntry } from './entry.ts';
-import { leaseSharesSlot } from './keys.ts';
 import type { L1Item, L1Pool, MemoryTier } from './l1.ts';
 import type { LookLease, RedisTier } from './l2.ts';
 import { freshness, lifetimeMs, ttlForStatus } from './policy.ts';
@@ -351,7 +350,7 @@ export class TieredCache {
     // One round trip: the entry if another replica stored it since the caller looked, else
     // the lease.
     const epoch = this.l1.epoch;
-    const looked = !leaseSharesSlot(slot.key)
+    const looked = !this.l2!.looksAndLeasesAtOnce(slot.key)
       ? 'two-step'
       : await this.l2!.readOrLease(
           slot.key,

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cacheKey, leaseKey } from '../../proxy/cache/keys.ts';
+import { startDelayProxy } from '../helpers/delay-proxy.ts';
 import { json } from '../helpers/json.ts';
 import { useL2Fixture } from '../helpers/l2-fixture.ts';
 import { type RunningProxy, rawRequest, startProxy } from '../helpers/proxy.ts';
@@ -419,6 +420,42 @@ describe('one sick master', () => {
       expect(p.proxy.cache.l2!.active()).toBe(target);
     } finally {
       sick.resume();
+    }
+  });
+});
+
+describe('Redis a few milliseconds away', () => {
+  it('looks and takes the lease in one step: two replicas’ misses make one upstream call', async () => {
+    const relay = await startDelayProxy(fx.standalone, 5); // a 10 ms round trip
+    try {
+      const far = `127.0.0.1:${relay.port}`;
+      const env = { REDIS_MODE: 'standalone', UPSTREAM_TIMEOUT: '5' };
+      const a = await replica(far, env);
+      const b = await replica(far, env);
+      const key = cacheKey('tmdb', '/3/movie/8200');
+      for (const p of [a, b])
+        await waitFor('the Redis latency to be measured', () =>
+          p.proxy.cache.l2!.looksAndLeasesAtOnce(key),
+        );
+      fx.upstream.control.delayMs = 500;
+      const first = fetch(`${a.url}/3/movie/8200`);
+      // A's look found nothing and took the lease in the same script.
+      await waitFor(
+        'A to hold the lease',
+        async () => (await fx.standalone.client().exists(leaseKey(key))) === 1,
+      );
+      const second = fetch(`${b.url}/3/movie/8200`);
+      const [fromA, fromB] = await Promise.all([first, second]);
+      expect(fromA.headers.get('x-cache')).toBe('MISS');
+      expect(fromB.headers.get('x-cache')).toBe('L2');
+      expect(fx.upstream.stats.byPath['/3/movie/8200']).toBe(1);
+      // Let go once the answer was in L2.
+      await waitFor(
+        'the lease to be let go',
+        async () => (await fx.standalone.client().exists(leaseKey(key))) === 0,
+      );
+    } finally {
+      await relay.close();
     }
   });
 });
