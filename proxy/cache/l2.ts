@@ -72,7 +72,10 @@ const NOTHING_LATE: SoftRead<unknown> = {};
 export class RedisTier {
   readonly targets: RedisTarget[];
 
+  readonly #encoding: { deflate: boolean };
+
   constructor(cfg: RedisConfig, log: Logger, hooks: L2Hooks = {}) {
+    this.#encoding = { deflate: cfg.compression === 'deflate' };
     const common = { ...cfg, log, ...hooks, mode: cfg.mode, scripts: SCRIPTS };
     this.targets = [new RedisTarget({ ...common, name: 'main', nodes: cfg.nodes })];
     if (cfg.fallbackNodes.length > 0) {
@@ -178,7 +181,7 @@ export class RedisTier {
     await this.#on(
       'set',
       true,
-      (c) => c.set(key, encodeEntry(entry), 'PX', Math.max(1, Math.ceil(ttlMs))),
+      (c) => c.set(key, encodeEntry(entry, this.#encoding), 'PX', Math.max(1, Math.ceil(ttlMs))),
       undefined,
       undefined,
       { key },

@@ -62,9 +62,27 @@ describe('L2 on a 3-master Redis Cluster', () => {
     const fromL2 = await fetch(`${b.url}/3/movie/100`);
     expect(fromL2.headers.get('x-cache')).toBe('L2');
     expect(fromL2.headers.get('cache-status')).toMatch(/^tiercache; hit; ttl=\d+; detail=l2$/);
-    expect(await json(fromL2)).toEqual(await json(first));
+    const body = Buffer.from(await first.arrayBuffer());
+    expect(Buffer.from(await fromL2.arrayBuffer())).toEqual(body);
     expect((await fetch(`${b.url}/3/movie/100`)).headers.get('x-cache')).toBe('L1');
     expect(fx.upstream.stats.byPath['/3/movie/100']).toBe(1);
+    // Stored deflated (L2_COMPRESSION=deflate): a JSON body takes a fraction of its size.
+    const key = cacheKey('tmdb', '/3/movie/100');
+    const value = await (await fx.cluster.masterOf(key)).client().getBuffer(key);
+    expect(value!.length).toBeLessThan(body.length / 2);
+  });
+
+  it('stores bodies as they are with L2_COMPRESSION=off, and either kind is read by every replica', async () => {
+    const plain = await replica(fx.cluster.spec, { L2_COMPRESSION: 'off' });
+    const deflating = await replica(fx.cluster.spec);
+    const body = Buffer.from(await (await fetch(`${plain.url}/3/movie/101`)).arrayBuffer());
+    const key = cacheKey('tmdb', '/3/movie/101');
+    const node = (await fx.cluster.masterOf(key)).client();
+    await waitFor('the entry in L2', async () => (await node.exists(key)) === 1);
+    expect((await node.getBuffer(key))!.length).toBeGreaterThan(body.length);
+    const res = await fetch(`${deflating.url}/3/movie/101`);
+    expect(res.headers.get('x-cache')).toBe('L2');
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(body);
   });
 
   it('one upstream call for a fetch slower than the lease: the holder renews it, the others wait', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { TiercacheError } from '../../lib/errors.ts';
 import { decodeEntry, encodeEntry } from '../../proxy/cache/entry.ts';
@@ -152,8 +153,86 @@ describe('entry encoding', () => {
     expect(decodeEntry(enc.subarray(0, 12))).toBeUndefined();
     // A content-type length pointing past the end of the value.
     const bad = Buffer.from(enc);
-    bad.writeUInt16BE(500, 30);
+    bad.writeUInt16BE(500, 31);
     expect(decodeEntry(bad)).toBeUndefined();
+  });
+
+  it('stores a JSON body deflated when that pays, and gives it back as it was', () => {
+    const body = Buffer.from(
+      JSON.stringify({
+        results: Array.from({ length: 40 }, (_, i) => ({ id: i, title: `Movie ${i}`, vote: 7.1 })),
+      }),
+    );
+    const entry = {
+      status: 200,
+      contentType: 'application/json; charset=utf-8',
+      body,
+      storedAt: 1,
+      expiresAt: 2,
+      staleUntil: 3,
+    };
+    const stored = encodeEntry(entry);
+    expect(stored.length).toBeLessThan(body.length / 2);
+    expect(decodeEntry(stored)).toEqual(entry);
+  });
+
+  it('leaves images, small bodies and bodies that do not shrink as they are', () => {
+    const random = randomBytes(4096); // text that does not compress
+    for (const [contentType, body] of [
+      ['image/png', Buffer.alloc(4096, 1)],
+      ['application/json', Buffer.from('{"id":1}')],
+      ['text/plain', random],
+    ] as const) {
+      const stored = encodeEntry({
+        status: 200,
+        contentType,
+        body,
+        storedAt: 1,
+        expiresAt: 2,
+        staleUntil: 3,
+      });
+      expect(stored.length, contentType).toBe(33 + contentType.length + body.length);
+    }
+  });
+
+  it('refuses a value with an unknown codec or a damaged deflated body', () => {
+    const body = Buffer.from(JSON.stringify({ overview: 'word '.repeat(400) }));
+    const stored = encodeEntry({
+      status: 200,
+      contentType: 'application/json',
+      body,
+      storedAt: 1,
+      expiresAt: 2,
+      staleUntil: 3,
+    });
+    const unknown = Buffer.from(stored);
+    unknown.writeUInt8(9, 30);
+    expect(decodeEntry(unknown)).toBeUndefined();
+    const damaged = Buffer.from(stored);
+    damaged.fill(0xff, 60, 80);
+    expect(decodeEntry(damaged)).toBeUndefined();
+  });
+
+  it('still reads entries in the TC2 format (no codec byte) older proxies wrote', () => {
+    const type = Buffer.from('application/json');
+    const body = Buffer.from('{"id":550}');
+    const v2 = Buffer.alloc(4 + 2 + 24 + 2 + type.length + body.length);
+    v2.write('TC2\n', 0);
+    v2.writeUInt16BE(200, 4);
+    v2.writeDoubleBE(10, 6);
+    v2.writeDoubleBE(20, 14);
+    v2.writeDoubleBE(30, 22);
+    v2.writeUInt16BE(type.length, 30);
+    type.copy(v2, 32);
+    body.copy(v2, 32 + type.length);
+    expect(decodeEntry(v2)).toEqual({
+      status: 200,
+      contentType: 'application/json',
+      storedAt: 10,
+      expiresAt: 20,
+      staleUntil: 30,
+      body,
+    });
   });
 
   it('still reads entries in the TC1 format older proxies wrote (rolling upgrades keep L2)', () => {
