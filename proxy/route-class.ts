@@ -4,8 +4,6 @@
  */
 export type RouteClass = 'tmdb' | 'images' | 'crypto';
 
-export const ROUTE_CLASSES: readonly RouteClass[] = ['tmdb', 'images', 'crypto'];
-
 /** The class of the route `url` goes to, undefined for a route that serves no public data. */
 export function routeClassOf(url: string): RouteClass | undefined {
   if (url.startsWith('/3/')) return 'tmdb';

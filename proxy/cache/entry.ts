@@ -4,7 +4,7 @@
  * JSON and text bodies are stored deflated when that saves a fifth or more (Redis memory is
  * what a shared cache runs out of first); images and small bodies are stored as they are.
  */
-import { constants, deflateRawSync, inflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export interface CacheEntry {
   status: number;
@@ -37,13 +37,21 @@ const TYPE_AT = TYPE_LENGTH_AT + 2;
 
 const CODEC_NONE = 0;
 const CODEC_DEFLATE = 1;
-/** Below this a deflated body saves too little for its CPU on every L2 hit. */
-const MIN_DEFLATE_BYTES = 1024;
 /** Stored deflated only when that takes at most this share of the body. */
 const MAX_DEFLATED_SHARE = 0.8;
-const DEFLATABLE = /^(?:application\/(?:[\w.+-]*\+)?(?:json|javascript|xml)|text\/)/;
-/** Decoded bodies are never larger than upstream answers may be (http.ts). */
-const MAX_INFLATED_BYTES = 32 * 1024 * 1024;
+
+/** The largest body an entry may have: upstream answers are capped at it, and so is inflating one. */
+export const MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+/** Below this a compressed body saves less than its headers and the CPU it costs. */
+const MIN_COMPRESS_BYTES = 1024;
+const COMPRESSIBLE =
+  /^(?:application\/(?:[\w.+-]*\+)?(?:json|javascript|xml)|text\/|image\/svg\+xml)/;
+
+/** Whether a body is worth compressing: text-like and 1 KiB or more (L2 storage and clients alike). */
+export function isCompressible(entry: Pick<CacheEntry, 'body' | 'contentType'>): boolean {
+  return entry.body.length >= MIN_COMPRESS_BYTES && COMPRESSIBLE.test(entry.contentType);
+}
 
 /** The TC2 layout proxies before TC3 wrote (no codec byte); still read, so a rolling upgrade keeps L2. */
 const MAGIC_V2 = Buffer.from('TC2\n');
@@ -56,10 +64,9 @@ const MAGIC_V1 = Buffer.from('TC1\n');
 /** The body as stored, and its codec: deflated where that pays (see the top of the file). */
 function storedBody(entry: CacheEntry, deflate: boolean): [number, Buffer] {
   const { body } = entry;
-  if (!deflate || body.length < MIN_DEFLATE_BYTES || !DEFLATABLE.test(entry.contentType))
-    return [CODEC_NONE, body];
+  if (!deflate || !isCompressible(entry)) return [CODEC_NONE, body];
   // Level 4: most of level 6's saving on JSON at about half its cost; inflating costs the same.
-  const deflated = deflateRawSync(body, { level: 4, strategy: constants.Z_DEFAULT_STRATEGY });
+  const deflated = deflateRawSync(body, { level: 4 });
   return deflated.length <= body.length * MAX_DEFLATED_SHARE
     ? [CODEC_DEFLATE, deflated]
     : [CODEC_NONE, body];
@@ -141,7 +148,7 @@ function bodyOf(codec: number, stored: Buffer): Buffer | undefined {
   if (codec === CODEC_NONE) return stored;
   if (codec !== CODEC_DEFLATE) return undefined;
   try {
-    return inflateRawSync(stored, { maxOutputLength: MAX_INFLATED_BYTES });
+    return inflateRawSync(stored, { maxOutputLength: MAX_BODY_BYTES });
   } catch {
     return undefined;
   }

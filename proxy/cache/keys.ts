@@ -67,6 +67,12 @@ export function canonicalQuery(query: URLSearchParams): URLSearchParams {
   return canonical ? query : new URLSearchParams(pairs.sort(byNameThenValue));
 }
 
+/** A request target split at its `?`: the path, and the raw query ('' when there is none). */
+export function splitTarget(url: string): [path: string, query: string] {
+  const q = url.indexOf('?');
+  return q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
+}
+
 /** The Redis/L1 key of a request; `canonical` is canonicalQuery's result (built once per request). */
 export function cacheKey(upstream: string, path: string, canonical?: URLSearchParams): string {
   const q = canonical ? canonical.toString() : '';

@@ -17,7 +17,6 @@ import {
   RATE_PREFIX,
 } from './keys.ts';
 import {
-  type CallOptions,
   type Recover,
   type RedisClient,
   RedisTarget,
@@ -90,13 +89,15 @@ export class RedisTier {
   }
 
   // Not async (nor get below): each async layer adds a promise and a microtask to every L2 hit.
+  /** Runs `fn` on the active target; `key` is the key it is about (its master's breaker decides). */
   #on<T, R = T>(
     op: string,
     write: boolean,
+    key: string,
     fn: (c: RedisClient) => Promise<T>,
     map?: (reply: T) => R | PromiseLike<R>,
     recover?: Recover<R>,
-    opts?: CallOptions<T>,
+    soft?: SoftRead<T>,
   ): Promise<R> {
     const target = this.active();
     if (!target)
@@ -104,7 +105,7 @@ export class RedisTier {
         new TiercacheError('L2_UNAVAILABLE', 'no Redis target is available'),
         recover,
       );
-    return target.call(op, write, fn, map, recover, opts);
+    return target.call(op, write, fn, map, recover, { key, soft });
   }
 
   /**
@@ -119,27 +120,29 @@ export class RedisTier {
     return this.#on(
       'get',
       false,
+      key,
       (c) => c.getBuffer(key),
       (raw) => next(decodeStored(raw)),
       () => next('unavailable'),
-      { key, soft: NOTHING_LATE },
+      NOTHING_LATE,
     );
   }
 
   /**
-   * Whether a look for `key` takes its lease in the same round trip: its lease shares its slot
-   * and Redis is far enough for a round trip to cost more than the script (SCRIPT_LOOK_MIN_MS).
+   * Whether a look for `key` should take its lease in the same round trip (`readOrLease`): its
+   * lease shares its slot, and Redis is far enough for a round trip to cost more than the
+   * script (SCRIPT_LOOK_MIN_MS). Otherwise a look is a `read` and a miss takes its lease in a
+   * second step.
    */
   looksAndLeasesAtOnce(key: string): boolean {
     return leaseSharesSlot(key) && (this.active()?.readLatencyMs ?? 0) >= SCRIPT_LOOK_MIN_MS;
   }
 
   /**
-   * As `read`, and when there is no entry, takes the key's fetch lease in the same round trip:
-   * `next` gets the entry and 'mine' (this caller holds the lease), 'taken' (another does) or
-   * undefined (no lease asked: an entry was found, L2 cannot answer, Redis is near enough for
-   * a plain GET (SCRIPT_LOOK_MIN_MS), or the key's lease cannot share its slot — then the
-   * caller takes it the two-step way).
+   * As `read`, and when there is no entry, takes the key's fetch lease in the same round trip
+   * (for a key `looksAndLeasesAtOnce` allows): `next` gets the entry and 'mine' (this caller
+   * holds the lease), 'taken' (another does) or undefined (an entry was found, or L2 cannot
+   * answer).
    */
   readOrLease<R>(
     key: string,
@@ -147,11 +150,11 @@ export class RedisTier {
     leaseMs: number,
     next: (found: CacheEntry | undefined | 'unavailable', lease: LookLease) => R | PromiseLike<R>,
   ): Promise<R> {
-    if (!this.looksAndLeasesAtOnce(key)) return this.read(key, (found) => next(found, undefined));
     // Timed as a read: it is the hit path's look, the lease only what a miss adds to it.
     return this.#on(
       'get',
       false,
+      key,
       (c) =>
         (c as unknown as WithScripts).tcLookOrLeaseBuffer(
           key,
@@ -165,103 +168,67 @@ export class RedisTier {
           : next(undefined, reply === 1 ? 'mine' : 'taken'),
       () => next('unavailable', undefined),
       {
-        key,
-        soft: {
-          // The caller went on without L2: a lease the late look took would hold other
-          // replicas back for nothing.
-          onLate: (reply) => {
-            if (reply === 1) this.releaseLease(key, owner).catch(() => undefined);
-          },
+        // The caller went on without L2: a lease the late look took would hold other
+        // replicas back for nothing.
+        onLate: (reply) => {
+          if (reply === 1) this.releaseLease(key, owner).catch(() => undefined);
         },
       },
     );
   }
 
   async set(key: string, entry: CacheEntry, ttlMs: number): Promise<void> {
-    await this.#on(
-      'set',
-      true,
-      (c) => c.set(key, encodeEntry(entry, this.#encoding), 'PX', Math.max(1, Math.ceil(ttlMs))),
-      undefined,
-      undefined,
-      { key },
+    await this.#on('set', true, key, (c) =>
+      c.set(key, encodeEntry(entry, this.#encoding), 'PX', Math.max(1, Math.ceil(ttlMs))),
     );
   }
 
   async delete(key: string): Promise<void> {
-    await this.#on('del', true, (c) => c.unlink(key), undefined, undefined, { key });
+    await this.#on('del', true, key, (c) => c.unlink(key));
   }
 
   /** A shared upstream back-off deadline (ms since epoch), 0 when none is set. */
   async backoffUntil(upstream: string): Promise<number> {
     const key = `${BACKOFF_PREFIX}${upstream}`;
-    return Number(
-      (await this.#on('backoff', false, (c) => c.get(key), undefined, undefined, { key })) ?? 0,
-    );
+    return Number((await this.#on('backoff', false, key, (c) => c.get(key))) ?? 0);
   }
 
   /** Records a back-off deadline for every replica; it expires by itself when it has passed. */
   async holdBackoff(upstream: string, untilMs: number): Promise<void> {
+    const key = `${BACKOFF_PREFIX}${upstream}`;
     const ms = Math.ceil(untilMs - Date.now());
-    if (ms > 0)
-      await this.#on(
-        'backoff',
-        true,
-        (c) => c.set(`${BACKOFF_PREFIX}${upstream}`, String(untilMs), 'PX', ms),
-        undefined,
-        undefined,
-        { key: `${BACKOFF_PREFIX}${upstream}` },
-      );
+    if (ms > 0) await this.#on('backoff', true, key, (c) => c.set(key, String(untilMs), 'PX', ms));
   }
 
   /** Counts one request of a client in its window: how many so far, and ms until it resets. */
   async countRequest(client: string, windowMs: number): Promise<{ current: number; ttl: number }> {
     const key = `${RATE_PREFIX}${client}`;
-    const [current, ttl] = (await this.#on(
-      'rate',
-      true,
-      (c) => c.eval(COUNT_REQUEST, 1, key, String(Math.ceil(windowMs))),
-      undefined,
-      undefined,
-      { key },
+    const [current, ttl] = (await this.#on('rate', true, key, (c) =>
+      c.eval(COUNT_REQUEST, 1, key, String(Math.ceil(windowMs))),
     )) as [number, number];
     return { current, ttl };
   }
 
   /** Takes the short cross-replica fetch lease for `key`; true when this replica holds it. */
   async acquireLease(key: string, owner: string, ms: number): Promise<boolean> {
-    const ok = await this.#on(
-      'lease',
-      true,
-      (c) => c.set(leaseKey(key), owner, 'PX', Math.ceil(ms), 'NX'),
-      undefined,
-      undefined,
-      { key: leaseKey(key) },
+    const lease = leaseKey(key);
+    const ok = await this.#on('lease', true, lease, (c) =>
+      c.set(lease, owner, 'PX', Math.ceil(ms), 'NX'),
     );
     return ok === 'OK';
   }
 
   /** Renews a lease this replica still holds (another's, or a lapsed one, is left alone). */
   async extendLease(key: string, owner: string, ms: number): Promise<void> {
-    await this.#on(
-      'lease',
-      true,
-      (c) => c.eval(EXTEND_LEASE, 1, leaseKey(key), owner, String(Math.ceil(ms))),
-      undefined,
-      undefined,
-      { key: leaseKey(key) },
+    const lease = leaseKey(key);
+    await this.#on('lease', true, lease, (c) =>
+      c.eval(EXTEND_LEASE, 1, lease, owner, String(Math.ceil(ms))),
     );
   }
 
   async releaseLease(key: string, owner: string): Promise<void> {
-    await this.#on(
-      'unlease',
-      true,
-      (c) => c.eval(RELEASE_LEASE, 1, leaseKey(key), owner),
-      undefined,
-      undefined,
-      { key: leaseKey(key) },
-    );
+    const lease = leaseKey(key);
+    await this.#on('unlease', true, lease, (c) => c.eval(RELEASE_LEASE, 1, lease, owner));
   }
 
   /**

@@ -202,7 +202,7 @@ export class RedisTarget {
       );
     }
     const ms = write ? this.#opts.writeTimeoutMs : this.#opts.readTimeoutMs;
-    const started = performance.now();
+    const started = soft ? performance.now() : 0;
     return new Promise<R>((resolve, reject) => {
       // Whether the caller has its answer: from Redis, or from the soft deadline.
       let answered = false;

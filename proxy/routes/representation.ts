@@ -9,10 +9,6 @@ import type { CacheEntry } from '../cache/entry.ts';
 
 export type Encoding = 'br' | 'gzip';
 
-/** Below this a compressed body saves less than its headers and the CPU cost. */
-const MIN_COMPRESS_BYTES = 1024;
-const COMPRESSIBLE = /^(?:application\/(?:json|javascript|xml)|text\/|image\/svg\+xml)/;
-
 interface Forms {
   tag: string;
   br?: Buffer;
@@ -28,10 +24,6 @@ function formsOf(entry: CacheEntry): Forms {
     forms.set(entry, f);
   }
   return f;
-}
-
-export function isCompressible(entry: CacheEntry): boolean {
-  return entry.body.length >= MIN_COMPRESS_BYTES && COMPRESSIBLE.test(entry.contentType);
 }
 
 /** The strong ETag of an entry in one encoding (each representation has its own). */

@@ -4,7 +4,7 @@
  * a matching `Cache-Control` — and a strong `ETag`, answering `If-None-Match` with a 304.
  */
 import type { FastifyReply } from 'fastify';
-import type { CacheEntry } from '../cache/entry.ts';
+import { type CacheEntry, isCompressible } from '../cache/entry.ts';
 import { ageSeconds, ttlSeconds } from '../cache/policy.ts';
 import type { Served } from '../cache/tiered.ts';
 import type { UpstreamResponse } from '../upstreams/types.ts';
@@ -12,7 +12,6 @@ import {
   compressedBody,
   type Encoding,
   etagOf,
-  isCompressible,
   matchesIfNoneMatch,
   pickEncoding,
 } from './representation.ts';

@@ -6,11 +6,11 @@
  */
 
 import { TiercacheError } from '../../lib/errors.ts';
-import { cacheKey, canonicalQuery, checkPath } from '../cache/keys.ts';
+import { cacheKey, canonicalQuery, checkPath, splitTarget } from '../cache/keys.ts';
 import type { TtlPair } from '../cache/policy.ts';
 import { classifyCoingecko } from '../crypto/endpoints.ts';
 import type { HttpUpstream } from './http.ts';
-import type { UpstreamRequest, UpstreamResponse } from './types.ts';
+import { requestsByUrl, type UpstreamRequest, type UpstreamResponse } from './types.ts';
 
 export const COINGECKO_API = 'https://api.coingecko.com/api/v3';
 /** Where the CoinGecko-compatible pass-through answers: clients set their base URL to it. */
@@ -106,14 +106,15 @@ export class CryptoUpstream {
    * The cacheable request for a client's CoinGecko API URL (`/api/v3/<path>?<query>`, as the
    * official clients send it): the path checked, the query sorted and stripped of any key the
    * client sent (ours goes in a header), cached under its endpoint class's TTL and category.
+   * Kept by URL, as TMDB's are (an L1 hit then parses nothing).
    */
-  apiRequest(url: string): UpstreamRequest {
-    const q = url.indexOf('?');
-    const path = checkPath((q < 0 ? url : url.slice(0, q)).slice(API_PREFIX.length));
+  readonly apiRequest = requestsByUrl((url) => {
+    const [raw, rawQuery] = splitTarget(url);
+    const path = checkPath(raw.slice(API_PREFIX.length));
     const endpoint = classifyCoingecko(path);
     if (endpoint === 'private')
       throw new TiercacheError('NOT_FOUND', `${API_PREFIX}${path} is not served through the proxy`);
-    const query = canonicalQuery(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+    const query = canonicalQuery(new URLSearchParams(rawQuery));
     return {
       // tc:crypto:<category>:v3/<path>?<query>, as cryptoKey writes keys (long ones hashed).
       key: cacheKey(`crypto:${endpoint.category}`, `v3${path}`, query),
@@ -121,7 +122,7 @@ export class CryptoUpstream {
       ttl: this.ttl(endpoint.ttl),
       fetch: () => this.#get(path, query),
     };
-  }
+  });
 
   global(): UpstreamRequest {
     return this.#cached('indicators', 'global', '/global');

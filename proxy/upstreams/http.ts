@@ -7,13 +7,13 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import { MAX_BODY_BYTES } from '../cache/entry.ts';
 import { redactUrl } from '../cache/keys.ts';
 import type { ProxyMetrics } from '../metrics.ts';
 import { RateLimitGate } from './backoff.ts';
 import { isBackground } from './priority.ts';
 import type { UpstreamResponse } from './types.ts';
 
-const MAX_BODY_BYTES = 32 * 1024 * 1024;
 const CONNECTIONS_PER_ORIGIN = 64;
 /** Background refreshes may use at most this many of an origin's connections at once. */
 const BACKGROUND_MAX_IN_FLIGHT = 16;

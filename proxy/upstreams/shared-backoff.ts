@@ -8,7 +8,7 @@
 import type { SharedBackoff } from './http.ts';
 
 /** How old a copy may be before a call refreshes it (in the background). */
-export const BACKOFF_REFRESH_MS = 1000;
+const BACKOFF_REFRESH_MS = 1000;
 
 interface Copy {
   until: number;

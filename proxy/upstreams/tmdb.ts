@@ -4,11 +4,10 @@
  * content for the TTL policy. The credential never reaches a cache key, a log or a response.
  */
 
-import { LRUCache } from 'lru-cache';
-import { cacheKey, canonicalQuery, checkPath } from '../cache/keys.ts';
+import { cacheKey, canonicalQuery, checkPath, splitTarget } from '../cache/keys.ts';
 import type { TtlPair } from '../cache/policy.ts';
 import type { HttpUpstream } from './http.ts';
-import type { UpstreamRequest, UpstreamResponse } from './types.ts';
+import { requestsByUrl, type UpstreamRequest, type UpstreamResponse } from './types.ts';
 
 export type TmdbClass = 'json' | 'image' | 'search';
 
@@ -46,33 +45,16 @@ export interface TmdbOptions {
   http: HttpUpstream;
 }
 
-/** How many client URLs keep their built request (a hot set; each costs a few hundred bytes). */
-const REQUESTS_KEPT = 10_000;
-
 export class TmdbUpstream {
   readonly #opts: TmdbOptions;
-  /**
-   * Requests by client URL: a hit's URL has nearly always been seen, and parsing, checking and
-   * sorting its query takes ~2.5 µs of a ~60 µs hit. A request holds no per-call state.
-   */
-  readonly #byUrl = new LRUCache<string, UpstreamRequest>({ max: REQUESTS_KEPT });
+  /** The request for a client URL (path and query as sent); throws BAD_REQUEST for a bad path. */
+  readonly requestForUrl = requestsByUrl((url) => {
+    const [path, query] = splitTarget(url);
+    return this.request(checkPath(path), query);
+  });
 
   constructor(opts: TmdbOptions) {
     this.#opts = opts;
-  }
-
-  /** The request for a client URL (path and query as sent); throws BAD_REQUEST for a bad path. */
-  requestForUrl(url: string): UpstreamRequest {
-    let request = this.#byUrl.get(url);
-    if (!request) {
-      const q = url.indexOf('?');
-      request =
-        q < 0
-          ? this.request(checkPath(url))
-          : this.request(checkPath(url.slice(0, q)), url.slice(q + 1));
-      this.#byUrl.set(url, request);
-    }
-    return request;
   }
 
   /**
@@ -80,9 +62,9 @@ export class TmdbUpstream {
    * client-sent API key replaced by ours — and kept nowhere.
    */
   passThrough(url: string): Promise<UpstreamResponse> {
-    const q = url.indexOf('?');
-    const path = checkPath(q < 0 ? url : url.slice(0, q));
-    const query = q < 0 ? undefined : canonicalQuery(new URLSearchParams(url.slice(q + 1)));
+    const [raw, rawQuery] = splitTarget(url);
+    const path = checkPath(raw);
+    const query = rawQuery ? canonicalQuery(new URLSearchParams(rawQuery)) : undefined;
     return this.#fetch(classifyTmdb(path), path, query);
   }
 
