@@ -10,33 +10,12 @@ import { request } from 'undici';
 import { demoCoins } from '../proxy/upstreams/demo-coingecko.ts';
 import { startDemoUpstream } from '../proxy/upstreams/demo-server.ts';
 import { startRedis } from '../test/helpers/redis.ts';
-import { type Server, startServer } from './lib.ts';
+import { type Server, startServer, zipf } from './lib.ts';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
 const CONCURRENCY = 20;
 const CLI = fileURLToPath(new URL('../bin/tiercache.ts', import.meta.url));
 const symbols = demoCoins.map((c) => c.symbol.toUpperCase());
-
-/** Zipf(s) over ranks 0..n-1 by inverse CDF on precomputed weights. */
-function zipf(n: number, s: number): () => number {
-  const cdf: number[] = [];
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    total += 1 / (i + 1) ** s;
-    cdf.push(total);
-  }
-  return () => {
-    const x = Math.random() * total;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cdf[mid]! < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;

@@ -75,11 +75,28 @@ export interface Result {
 const CLOCK_TICKS =
   Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** utime + stime of a process in µs, from /proc (NaN where there is no /proc). */
-function cpuTimeUs(pid: number | undefined): number {
+/** The child processes of `pid` (nginx's workers), from pgrep. */
+function childrenOf(pid: number): number[] {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
+/** utime + stime of a process and its children in µs, from /proc (NaN where there is no /proc). */
+function cpuTimeUs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    let ticks = 0;
+    for (const p of [pid, ...childrenOf(pid)]) {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    }
+    return (ticks / CLOCK_TICKS) * 1e6;
   } catch {
     return Number.NaN;
   }
@@ -117,16 +134,7 @@ export function reserveServerCpu(): string {
 /** Moves a server (all its threads, and its child processes such as nginx workers) onto the CPU reserved for measured servers. */
 export function pinServer(server: Server): void {
   if (serverCpu === undefined || server.proc.pid === undefined) return;
-  const pids = [String(server.proc.pid)];
-  try {
-    pids.push(
-      ...execFileSync('pgrep', ['-P', String(server.proc.pid)], { encoding: 'utf8' })
-        .split('\n')
-        .filter(Boolean),
-    );
-  } catch {
-    // pgrep exits 1 when there are no children
-  }
+  const pids = [server.proc.pid, ...childrenOf(server.proc.pid)].map(String);
   for (const pid of pids)
     execFileSync('taskset', ['-a', '-cp', String(serverCpu), pid], { stdio: 'ignore' });
 }
@@ -136,21 +144,49 @@ function wrkMs(value: string, unit: string): number {
   return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
 }
 
+/** A list of request paths a load generator cycles through, also written to a file for wrk and vegeta. */
+export interface Trace {
+  paths: string[];
+  file: string;
+}
+
+export function writeTrace(paths: string[]): Trace {
+  const file = join(mkdtempSync(join(tmpdir(), 'tiercache-trace-')), 'paths.txt');
+  writeFileSync(file, `${paths.join('\n')}\n`);
+  return { paths, file };
+}
+
+function wrkScript(name: string, lua: string): string {
+  const script = join(mkdtempSync(join(tmpdir(), 'tiercache-bench-')), name);
+  writeFileSync(script, lua);
+  return script;
+}
+
 async function measureWrk(
   name: string,
   url: string,
   seconds: number,
-  uniquePaths?: string,
+  opts: MeasureOptions,
 ): Promise<Omit<Result, 'cpuUs'> & { total: number }> {
   const args = ['-t1', '-c50', `-d${seconds}s`, '--latency'];
-  if (uniquePaths) {
-    const script = join(mkdtempSync(join(tmpdir(), 'tiercache-bench-')), 'unique.lua');
-    writeFileSync(
-      script,
-      `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, "${uniquePaths}" .. n)\nend\n`,
+  if (opts.uniquePaths)
+    args.push(
+      '-s',
+      wrkScript(
+        'unique.lua',
+        `local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, "${opts.uniquePaths}" .. n)\nend\n`,
+      ),
     );
-    args.push('-s', script);
-  }
+  if (opts.trace)
+    // Requests formatted once, in init (wrk's Host header is set by then), so wrk's own cost
+    // per request stays that of one fixed path; each run starts at a random point of the trace.
+    args.push(
+      '-s',
+      wrkScript(
+        'trace.lua',
+        `local reqs = {}\nlocal i = 0\ninit = function(args)\n  for line in io.lines("${opts.trace.file}") do reqs[#reqs + 1] = wrk.format("GET", line) end\n  math.randomseed(os.time() + os.clock() * 1e6)\n  i = math.random(#reqs)\nend\nrequest = function()\n  i = i + 1\n  if i > #reqs then i = 1 end\n  return reqs[i]\nend\n`,
+      ),
+    );
   const { stdout: out } = await run('wrk', [...args, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
@@ -166,22 +202,39 @@ async function measureWrk(
   };
 }
 
+export interface MeasureOptions {
+  /** Every request to a new path: this prefix and a counter. */
+  uniquePaths?: string;
+  /** Requests cycle through the trace's paths. */
+  trace?: Trace;
+}
+
 export async function measure(
   name: string,
   server: Server,
   path: string,
   seconds: number,
-  opts: { uniquePaths?: string } = {},
+  opts: MeasureOptions = {},
 ): Promise<Result> {
   const url = server.url + path;
   const cpuBefore = cpuTimeUs(server.proc.pid);
   let r: Omit<Result, 'cpuUs'> & { total: number };
-  if (loadGenerator.startsWith('wrk')) r = await measureWrk(name, url, seconds, opts.uniquePaths);
+  if (loadGenerator.startsWith('wrk')) r = await measureWrk(name, url, seconds, opts);
   else {
     let n = 0;
-    const requests = opts.uniquePaths
-      ? [{ setupRequest: (req: Request) => ({ ...req, path: `${opts.uniquePaths}${n++}` }) }]
-      : undefined;
+    const { uniquePaths, trace } = opts;
+    const requests = uniquePaths
+      ? [{ setupRequest: (req: Request) => ({ ...req, path: `${uniquePaths}${n++}` }) }]
+      : trace
+        ? [
+            {
+              setupRequest: (req: Request) => ({
+                ...req,
+                path: trace.paths[n++ % trace.paths.length],
+              }),
+            },
+          ]
+        : undefined;
     const a = await autocannon({
       url,
       connections: 50,
@@ -221,4 +274,86 @@ export function printTable(rows: (Result & { vs?: string })[]): void {
       cols(r.name, r.rps.toFixed(0), r.p99.toFixed(1), r.cpuUs.toFixed(1), bad, r.vs ?? ''),
     );
   }
+}
+
+/** Zipf(s) over ranks 0..n-1 by inverse CDF on precomputed weights. */
+export function zipf(n: number, s: number, random: () => number = Math.random): () => number {
+  const cdf: number[] = [];
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    total += 1 / (i + 1) ** s;
+    cdf.push(total);
+  }
+  return () => {
+    const x = random() * total;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+export interface FixedRateResult {
+  name: string;
+  rate: number;
+  /** Requests per second actually sent (vegeta's rate). */
+  sent: number;
+  p50: number;
+  p99: number;
+  max: number;
+  /** Answers other than 200, and transport errors. */
+  bad: number;
+}
+
+/**
+ * Open-loop load at a fixed rate (vegeta): requests leave on schedule whatever the server is
+ * doing, so a stall shows in the latencies instead of slowing the sender down (closed-loop
+ * tools like wrk hide it). Latencies in ms.
+ */
+export async function fixedRate(
+  name: string,
+  server: Server,
+  trace: Trace,
+  rate: number,
+  seconds: number,
+  vegeta: string,
+): Promise<FixedRateResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'tiercache-vegeta-'));
+  const targets = join(dir, 'targets.txt');
+  writeFileSync(targets, trace.paths.map((p) => `GET ${server.url}${p}`).join('\n'));
+  const results = join(dir, 'results.bin');
+  await run(vegeta, [
+    'attack',
+    `-rate=${rate}/1s`,
+    `-duration=${seconds}s`,
+    `-targets=${targets}`,
+    `-output=${results}`,
+    // Go's client asks for gzip unless told otherwise; wrk asks for no encoding, nor does this.
+    '-header=Accept-Encoding: identity',
+    '-timeout=10s',
+  ]);
+  const { stdout } = await run(vegeta, ['report', '-type=json', results], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  const report = JSON.parse(stdout) as {
+    rate: number;
+    requests: number;
+    latencies: { '50th': number; '99th': number; max: number };
+    status_codes: Record<string, number>;
+  };
+  const ms = (ns: number) => ns / 1e6;
+  return {
+    name,
+    rate,
+    sent: report.rate,
+    p50: ms(report.latencies['50th']),
+    p99: ms(report.latencies['99th']),
+    max: ms(report.latencies.max),
+    bad: report.requests - (report.status_codes['200'] ?? 0),
+  };
 }

@@ -32,7 +32,12 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startNginxCache(nginx: string, upstreamUrl: string): Promise<Server> {
+/** `maxSize`: the cache's disk bound (nginx counts file system blocks, 8 KB per 4 KB answer on ext4). */
+export async function startNginxCache(
+  nginx: string,
+  upstreamUrl: string,
+  opts: { maxSize?: string } = {},
+): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'tiercache-nginx-'));
   const port = await freePort();
   const root = process.getuid?.() === 0 ? 'user root;' : '';
@@ -50,7 +55,7 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:10m max_size=100m inactive=60m use_temp_path=off;
+  proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:10m max_size=${opts.maxSize ?? '100m'} inactive=60m use_temp_path=off;
   server {
     listen 127.0.0.1:${port};
     location / {

@@ -56,6 +56,15 @@ export const GROUPS: Group[] = [
   },
 ];
 
+/** Tools only the benchmarks use, built the same way on first use. */
+export const BENCH_GROUPS: Group[] = [
+  {
+    dir: 'vegeta',
+    module: 'github.com/tsenart/vegeta/v12',
+    binaries: { vegeta: 'github.com/tsenart/vegeta/v12' },
+  },
+];
+
 export function cacheRoot(): string {
   return process.env.TIERCACHE_CACHE ?? join(homedir(), '.cache', 'tiercache');
 }
@@ -74,12 +83,13 @@ export function binDir(group: Group): string {
   return join(cacheRoot(), `${group.dir}-${pinnedVersion(group)}`, 'bin');
 }
 
-/** Absolute paths of every binary, building whatever is missing first. */
+/** Absolute paths of every binary of `groups` (the control plane's by default), building whatever is missing first. */
 export function ensureBinaries(
   log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  groups: Group[] = GROUPS,
 ): Record<string, string> {
   const paths: Record<string, string> = {};
-  for (const group of GROUPS) {
+  for (const group of groups) {
     const dir = binDir(group);
     const missing = Object.keys(group.binaries).filter((b) => !existsSync(join(dir, b)));
     if (missing.length > 0) build(group, dir, missing, log);
@@ -92,7 +102,7 @@ function build(group: Group, dir: string, names: string[], log: (line: string) =
   const go = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (go.status !== 0) {
     throw new Error(
-      'the Go toolchain is needed to build the local control plane: install Go ≥ 1.26 (https://go.dev/dl) and put `go` on the PATH',
+      `the Go toolchain is needed to build ${names.join(', ')}: install Go ≥ 1.26 (https://go.dev/dl) and put go on the PATH`,
     );
   }
   const version = pinnedVersion(group);
@@ -102,7 +112,7 @@ function build(group: Group, dir: string, names: string[], log: (line: string) =
   for (const name of names) {
     const started = Date.now();
     log(
-      `building ${name} ${version} with ${go.stdout.trim().replace(/^go version /, '')} (the first build of the control plane takes tens of minutes on 2 cores)…`,
+      `building ${name} ${version} with ${go.stdout.trim().replace(/^go version /, '')} (once; the first build of the control plane takes tens of minutes on 2 cores)…`,
     );
     const ldflags = ['-s', '-w', ...(group.ldflags?.(version) ?? [])].join(' ');
     execFileSync(
