@@ -357,3 +357,26 @@ export async function fixedRate(
     bad: report.requests - (report.status_codes['200'] ?? 0),
   };
 }
+
+/** The middle item by `value` (the upper one of an even count). */
+export function median<T>(items: T[], value: (item: T) => number): T {
+  const sorted = [...items].sort((a, b) => value(a) - value(b));
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/**
+ * Side by side: both measurements run at the same time, `rounds` times, so the host's noise hits
+ * both alike; returns the median ratio of their req/s (a / b) and each round's, printed.
+ */
+export async function sideBySide(
+  a: () => Promise<Result>,
+  b: () => Promise<Result>,
+  rounds: number,
+): Promise<{ ratio: number; rounds: string }> {
+  const ratios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const [ra, rb] = await Promise.all([a(), b()]);
+    ratios.push(ra.rps / rb.rps);
+  }
+  return { ratio: median(ratios, (x) => x), rounds: ratios.map((x) => x.toFixed(2)).join(' ') };
+}

@@ -21,6 +21,7 @@ import {
   pinServer,
   type Result,
   type Server,
+  sideBySide,
   startServer,
   type Trace,
   waitForL2,
@@ -35,11 +36,6 @@ const ZIPF_S = Number(process.env.BENCH_ZIPF ?? 0.99);
 const TRACE_LENGTH = 1_000_000;
 const EXTRA_US = 20;
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /** Ranks to ids through a fixed shuffle, so the popular movies are spread over the id space. */
 function zipfTrace(): Trace {
@@ -102,7 +98,7 @@ export async function productionRun(opts: {
     throw new Error(
       'the production run compares with nginx proxy_cache: install nginx (apt-get install nginx), or run BENCH_PART=hot',
     );
-  const { vegeta } = ensureBinaries(undefined, BENCH_GROUPS) as { vegeta: string };
+  const { vegeta } = ensureBinaries(BENCH_GROUPS) as { vegeta: string };
   const cluster = await startCluster(3);
   const servers: Server[] = [];
   const track = (s: Server) => {
@@ -171,13 +167,13 @@ export async function productionRun(opts: {
       ],
     ];
     for (const [a, b, target] of pairs) {
-      const ratios: number[] = [];
-      for (let r = 0; r < sideRounds; r++) {
-        const [ra, rb] = await Promise.all([run(a), run(b)]);
-        ratios.push(ra.rps / rb.rps);
-      }
+      const r = await sideBySide(
+        () => run(a),
+        () => run(b),
+        sideRounds,
+      );
       side.push(
-        `${names.get(a)} / ${names.get(b)}: ${median(ratios).toFixed(2)}× req/s (${target}; rounds ${ratios.map((x) => x.toFixed(2)).join(' ')})`,
+        `${names.get(a)} / ${names.get(b)}: ${r.ratio.toFixed(2)}× req/s (${target}; rounds ${r.rounds})`,
       );
     }
 

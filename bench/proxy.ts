@@ -21,11 +21,13 @@ import { startRedis } from '../test/helpers/redis.ts';
 import {
   loadGenerator,
   measure,
+  median,
   pinServer,
   printTable,
   type Result,
   reserveServerCpu,
   type Server,
+  sideBySide,
   startServer,
 } from './lib.ts';
 import { nginxPath, startNginxCache } from './nginx.ts';
@@ -36,11 +38,6 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const sideRounds = Number(process.env.BENCH_SIDE_ROUNDS ?? 5);
 const pinning = reserveServerCpu();
 
-/** The middle item by `value` (the upper one of an even count). */
-function median<T>(items: T[], value: (item: T) => number): T {
-  const sorted = [...items].sort((a, b) => value(a) - value(b));
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 const byRps = (r: Result) => r.rps;
 
 function spread(results: Result[]): string {
@@ -116,18 +113,13 @@ async function hotRun(): Promise<void> {
       });
 
       // Side by side: both on the same CPU at once, so each round's ratio is free of drift.
-      const ratios: number[] = [];
-      for (let r = 0; r < sideRounds; r++) {
-        const [sb, so] = await Promise.all([
-          measure(baseName, baseServer, path, seconds),
-          measure(name, server, path, seconds),
-        ]);
-        ratios.push(so.rps / sb.rps);
-      }
+      const r = await sideBySide(
+        () => measure(name, server, path, seconds),
+        () => measure(baseName, baseServer, path, seconds),
+        sideRounds,
+      );
       sideLines.push(
-        `${name} / ${baseName}: ${median(ratios, (x) => x).toFixed(2)}× (target ≥ 0.90; rounds ${ratios
-          .map((x) => x.toFixed(2))
-          .join(' ')})`,
+        `${name} / ${baseName}: ${r.ratio.toFixed(2)}× (target ≥ 0.90; rounds ${r.rounds})`,
       );
     }
     // nginx proxy_cache, the reference caching reverse proxy, when installed. Its CPU column

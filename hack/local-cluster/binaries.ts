@@ -85,8 +85,8 @@ export function binDir(group: Group): string {
 
 /** Absolute paths of every binary of `groups` (the control plane's by default), building whatever is missing first. */
 export function ensureBinaries(
-  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
   groups: Group[] = GROUPS,
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
 ): Record<string, string> {
   const paths: Record<string, string> = {};
   for (const group of groups) {

@@ -10,7 +10,7 @@ import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adminAgent, apiGet, waitUntil } from './api.ts';
-import { ensureBinaries } from './binaries.ts';
+import { ensureBinaries, GROUPS } from './binaries.ts';
 import { apiserverUrl, NODES, network, paths, ports, REPO } from './layout.ts';
 import { KWOK_ANNOTATION, nodeManifests } from './nodes.ts';
 import { ensurePki, kubeconfig } from './pki.ts';
@@ -27,7 +27,7 @@ export async function clusterUp(): Promise<void> {
       'the local control plane needs root (pod processes run in mount namespaces; cluster DNS binds port 53): run it as root, or use hack/kind-e2e.sh where Docker is available',
     );
   }
-  const bin = ensureBinaries(say);
+  const bin = ensureBinaries(GROUPS, say);
   mkdirSync(paths.bin, { recursive: true });
   for (const name of ['kubectl', 'helm', 'kwok']) {
     rmSync(join(paths.bin, name), { force: true });
