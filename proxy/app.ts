@@ -6,7 +6,7 @@
  * requests have finished.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { ConfigError, isTiercacheError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import pkg from '../package.json' with { type: 'json' };
@@ -17,12 +17,13 @@ import { RedisTier } from './cache/l2.ts';
 import { L2Admin } from './cache/l2-admin.ts';
 import { TieredCache } from './cache/tiered.ts';
 import type { ProxyConfig } from './config.ts';
-import { registerCors } from './cors.ts';
+import { dataCorsHeaders, registerCors } from './cors.ts';
 import { ChartSeries } from './crypto/charts.ts';
 import { LatestPrices } from './crypto/prices.ts';
 import { SymbolResolver } from './crypto/resolver.ts';
 import { createProxyMetrics } from './metrics.ts';
 import { registerRateLimits } from './rate-limit.ts';
+import { routeClassOf } from './route-class.ts';
 import { cacheAdminRoutes } from './routes/cache-admin.ts';
 import { coingeckoApiRoutes } from './routes/coingecko.ts';
 import { cryptoRoutes } from './routes/crypto.ts';
@@ -165,7 +166,14 @@ export async function buildProxy(
     trustProxy: (_address: string, hop: number) => hop < config.trustProxy,
     routerOptions: { maxParamLength: 2048 },
   });
+  // With CORS_ORIGINS=* every data answer carries the same CORS headers (cors.ts): the routes
+  // write them with their answers, and the error and not-found answers of data routes here,
+  // so a browser can read why its request failed.
+  const cors = dataCorsHeaders(config.corsOrigins);
+  const withCors = (url: string, reply: FastifyReply) =>
+    routeClassOf(url) ? reply.headers(cors) : reply;
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    withCors(req.url, reply);
     if (isTiercacheError(err)) {
       const retry = err.details?.retryAfterSeconds;
       if (retry !== undefined) reply.header('retry-after', String(retry));
@@ -183,7 +191,7 @@ export async function buildProxy(
     return reply.code(500).send({ error: 'INTERNAL', message: 'internal error' });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply
+    withCors(req.url, reply)
       .code(404)
       .send({ error: 'NOT_FOUND', message: `no route for ${req.method} ${req.url.split('?')[0]}` }),
   );
@@ -191,11 +199,15 @@ export async function buildProxy(
   await registerCors(app, config.corsOrigins);
   // After CORS: a browser may read the 429 it gets.
   await registerRateLimits(app, config.rateLimits, l2);
-  const labels: Record<string, string> = tmdbDemo ? { 'x-demo-data': DEMO_LABEL } : {};
+  const labels: Record<string, string> = {
+    ...cors,
+    ...(tmdbDemo ? { 'x-demo-data': DEMO_LABEL } : {}),
+  };
   await app.register(tmdbRoutes, { cache, tmdb, headers: labels });
-  const cryptoLabels: Record<string, string> = cryptoDemo
-    ? { 'x-demo-data': DEMO_LABEL_CRYPTO }
-    : {};
+  const cryptoLabels: Record<string, string> = {
+    ...cors,
+    ...(cryptoDemo ? { 'x-demo-data': DEMO_LABEL_CRYPTO } : {}),
+  };
   const onCoalesced = () => metrics.coalesced.process.inc();
   const resolver = new SymbolResolver({
     cache,

@@ -74,7 +74,7 @@ function writeRaw(
   // Headers fastify plugins set in their hooks (CORS, rate limits) live on the reply, and a
   // raw write would drop them: they go first, the answer's own headers win over them.
   const fromHooks = reply.getHeaders() as Record<string, string | number | string[]>;
-  const all = isEmpty(fromHooks) ? headers : { ...fromHooks, ...headers };
+  const all = isEmpty(fromHooks) ? headers : merged(fromHooks, headers);
   // Hijacked only once the headers are accepted: if writeHead throws (a header value Node
   // refuses), fastify still owns the reply and its error handler answers.
   reply.raw.writeHead(status, all);
@@ -176,6 +176,18 @@ function writeEntry(
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The hooks' headers under the answer's own, except Vary, which lists both (Origin, Accept-Encoding). */
+function merged(
+  fromHooks: Record<string, string | number | string[]>,
+  headers: Record<string, string | number>,
+): Record<string, string | number | string[]> {
+  const all = { ...fromHooks, ...headers };
+  const hooksVary = fromHooks.vary;
+  if (hooksVary !== undefined && headers.vary !== undefined)
+    all.vary = `${String(hooksVary)}, ${headers.vary}`;
+  return all;
+}
 
 function isEmpty(o: object): boolean {
   for (const _ in o) return false;

@@ -150,6 +150,15 @@ describe('CORS', () => {
       expect(res.headers['access-control-allow-origin']).toBe('*');
       expect(res.headers['access-control-expose-headers']).toContain('x-cache');
     }
+    // Error answers of data routes too, so a browser script can read why its request failed.
+    for (const [path, status] of [
+      ['/api/latest_prices', 400],
+      ['/api/no-such-route', 404],
+    ] as const) {
+      const res = await rawRequest(p.url, path, { headers: { origin: ORIGIN } });
+      expect(res.status).toBe(status);
+      expect(res.headers['access-control-allow-origin']).toBe('*');
+    }
     const preflight = await rawRequest(p.url, MOVIE, {
       method: 'OPTIONS',
       headers: { origin: ORIGIN, 'access-control-request-method': 'GET' },
@@ -177,6 +186,7 @@ describe('CORS', () => {
     const ok = await rawRequest(listed.url, MOVIE, { headers: { origin: ORIGIN } });
     expect(ok.headers['access-control-allow-origin']).toBe(ORIGIN);
     expect(ok.headers.vary).toContain('accept-encoding');
+    expect(String(ok.headers.vary).toLowerCase()).toContain('origin');
     const other = await rawRequest(listed.url, MOVIE, { headers: { origin: 'https://evil.test' } });
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
 
