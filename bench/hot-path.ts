@@ -41,6 +41,7 @@ const tmdb = new TmdbUpstream({
     log,
     metrics: createProxyMetrics('bench'),
   }),
+  requestsKept: 10_000,
 });
 const now = Date.now();
 const entry = {

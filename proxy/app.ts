@@ -37,6 +37,7 @@ import { DEMO_LABEL, DEMO_LABEL_CRYPTO, type DemoUpstream } from './upstreams/de
 import { HttpUpstream } from './upstreams/http.ts';
 import { SharedBackoffCopy } from './upstreams/shared-backoff.ts';
 import { TMDB_API_ORIGIN, TMDB_IMAGE_ORIGIN, TmdbUpstream } from './upstreams/tmdb.ts';
+import { requestsKeptFor } from './upstreams/types.ts';
 
 export interface ProxyInstance {
   app: FastifyInstance;
@@ -141,11 +142,13 @@ export async function buildProxy(
     metrics,
     shared,
   });
+  const requestsKept = requestsKeptFor(config.l1.maxBytes);
   const crypto = new CryptoUpstream({
     apiUrl: cryptoDemo && demo ? `${demo.url}/api/v3` : (config.crypto.apiUrl ?? COINGECKO_API),
     apiKey: config.crypto.apiKey,
     ttl: config.ttl,
     http: cryptoHttp,
+    requestsKept,
   });
   const tmdb = new TmdbUpstream({
     apiKey: config.tmdb.apiKey,
@@ -153,6 +156,7 @@ export async function buildProxy(
     imageUrl,
     ttl: config.ttl,
     http,
+    requestsKept,
   });
   const stats = statsReader(metrics);
 

@@ -26,13 +26,41 @@ export interface CryptoOptions {
   apiKey: string | undefined;
   ttl: Record<string, TtlPair>;
   http: HttpUpstream;
+  /** How many client URLs keep their built request (requestsKeptFor). */
+  requestsKept: number;
 }
 
 export class CryptoUpstream {
   readonly #opts: CryptoOptions;
 
+  /**
+   * The cacheable request for a client's CoinGecko API URL (`/api/v3/<path>?<query>`, as the
+   * official clients send it): the path checked, the query sorted and stripped of any key the
+   * client sent (ours goes in a header), cached under its endpoint class's TTL and category.
+   * Kept by URL, as TMDB's are (an L1 hit then parses nothing).
+   */
+  readonly apiRequest: (url: string) => UpstreamRequest;
+
   constructor(opts: CryptoOptions) {
     this.#opts = opts;
+    this.apiRequest = requestsByUrl((url) => {
+      const [raw, rawQuery] = splitTarget(url);
+      const path = checkPath(raw.slice(API_PREFIX.length));
+      const endpoint = classifyCoingecko(path);
+      if (endpoint === 'private')
+        throw new TiercacheError(
+          'NOT_FOUND',
+          `${API_PREFIX}${path} is not served through the proxy`,
+        );
+      const query = canonicalQuery(new URLSearchParams(rawQuery));
+      return {
+        // tc:crypto:<category>:v3/<path>?<query>, as cryptoKey writes keys (long ones hashed).
+        key: cacheKey(`crypto:${endpoint.category}`, `v3${path}`, query),
+        cls: endpoint.ttl,
+        ttl: this.ttl(endpoint.ttl),
+        fetch: () => this.#get(path, query),
+      };
+    }, opts.requestsKept);
   }
 
   ttl(cls: string): TtlPair {
@@ -101,28 +129,6 @@ export class CryptoUpstream {
       to: String(Math.ceil(toMs / 1000)),
     });
   }
-
-  /**
-   * The cacheable request for a client's CoinGecko API URL (`/api/v3/<path>?<query>`, as the
-   * official clients send it): the path checked, the query sorted and stripped of any key the
-   * client sent (ours goes in a header), cached under its endpoint class's TTL and category.
-   * Kept by URL, as TMDB's are (an L1 hit then parses nothing).
-   */
-  readonly apiRequest = requestsByUrl((url) => {
-    const [raw, rawQuery] = splitTarget(url);
-    const path = checkPath(raw.slice(API_PREFIX.length));
-    const endpoint = classifyCoingecko(path);
-    if (endpoint === 'private')
-      throw new TiercacheError('NOT_FOUND', `${API_PREFIX}${path} is not served through the proxy`);
-    const query = canonicalQuery(new URLSearchParams(rawQuery));
-    return {
-      // tc:crypto:<category>:v3/<path>?<query>, as cryptoKey writes keys (long ones hashed).
-      key: cacheKey(`crypto:${endpoint.category}`, `v3${path}`, query),
-      cls: endpoint.ttl,
-      ttl: this.ttl(endpoint.ttl),
-      fetch: () => this.#get(path, query),
-    };
-  });
 
   global(): UpstreamRequest {
     return this.#cached('indicators', 'global', '/global');

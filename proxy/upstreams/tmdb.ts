@@ -43,18 +43,21 @@ export interface TmdbOptions {
   imageUrl: string;
   ttl: Record<string, TtlPair>;
   http: HttpUpstream;
+  /** How many client URLs keep their built request (requestsKeptFor). */
+  requestsKept: number;
 }
 
 export class TmdbUpstream {
   readonly #opts: TmdbOptions;
   /** The request for a client URL (path and query as sent); throws BAD_REQUEST for a bad path. */
-  readonly requestForUrl = requestsByUrl((url) => {
-    const [path, query] = splitTarget(url);
-    return this.request(checkPath(path), query);
-  });
+  readonly requestForUrl: (url: string) => UpstreamRequest;
 
   constructor(opts: TmdbOptions) {
     this.#opts = opts;
+    this.requestForUrl = requestsByUrl((url) => {
+      const [path, query] = splitTarget(url);
+      return this.request(checkPath(path), query);
+    }, opts.requestsKept);
   }
 
   /**

@@ -19,8 +19,14 @@ export interface CacheSlot {
   ttl: TtlPair;
 }
 
-/** How many client URLs keep their built request (a hot set; each costs a few hundred bytes). */
-const REQUESTS_KEPT = 10_000;
+/**
+ * How many client URLs keep their built request: one per 2 KiB of L1 (an L1 of that many
+ * typical entries then never rebuilds a request for a URL it still holds), at least 10 000.
+ * A kept request costs a few hundred bytes, a fifth or less of what its L1 entry costs.
+ */
+export function requestsKeptFor(l1MaxBytes: number): number {
+  return Math.max(10_000, Math.ceil(l1MaxBytes / 2048));
+}
 
 /**
  * `build` memoised by client URL: a hit's URL has nearly always been seen, and parsing,
@@ -29,8 +35,9 @@ const REQUESTS_KEPT = 10_000;
  */
 export function requestsByUrl(
   build: (url: string) => UpstreamRequest,
+  kept: number,
 ): (url: string) => UpstreamRequest {
-  const byUrl = new LRUCache<string, UpstreamRequest>({ max: REQUESTS_KEPT });
+  const byUrl = new LRUCache<string, UpstreamRequest>({ max: kept });
   return (url) => {
     let request = byUrl.get(url);
     if (!request) {

@@ -40,6 +40,7 @@ describe('cache keys', () => {
       imageUrl: 'http://127.0.0.1:9',
       ttl: { json: ttl, image: ttl, search: ttl },
       http: undefined as unknown as HttpUpstream, // never fetched here
+      requestsKept: 10,
     });
     const a = tmdb.requestForUrl('/3/search/movie?query=x&page=2&api_key=SECRET');
     expect(a.key).toBe('tc:tmdb:/3/search/movie?page=2&query=x');
