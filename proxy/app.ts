@@ -169,6 +169,9 @@ export async function buildProxy(
     // The first TRUST_PROXY hops of X-Forwarded-For are our own proxies; the next is the client.
     trustProxy: (_address: string, hop: number) => hop < config.trustProxy,
     routerOptions: { maxParamLength: 2048 },
+    // Node 24: a request with no body (every GET here) starts with its body stream already
+    // ended, instead of setting one up per request only to end it.
+    http: { optimizeEmptyRequests: true },
   });
   // With CORS_ORIGINS=* every data answer carries the same CORS headers (cors.ts): the routes
   // write them with their answers, and the error and not-found answers of data routes here,
