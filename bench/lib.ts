@@ -309,6 +309,8 @@ export interface FixedRateResult {
   bad: number;
 }
 
+const MAX_CONNECTIONS = 64;
+
 /**
  * Open-loop load at a fixed rate (vegeta): requests leave on schedule whatever the server is
  * doing, so a stall shows in the latencies instead of slowing the sender down (closed-loop
@@ -335,6 +337,11 @@ export async function fixedRate(
     // Go's client asks for gzip unless told otherwise; wrk asks for no encoding, nor does this.
     '-header=Accept-Encoding: identity',
     '-timeout=10s',
+    // At most 64 connections (wrk uses 50): uncapped, vegeta opens one more whenever latency
+    // rises, and at 5 000 req/s it drove nginx past its 1 024 connections into errors. Capped,
+    // a server too slow for the rate shows as a lower `sent` rate and higher latencies.
+    `-max-workers=${MAX_CONNECTIONS}`,
+    `-max-connections=${MAX_CONNECTIONS}`,
   ]);
   const { stdout } = await run(vegeta, ['report', '-type=json', results], {
     encoding: 'utf8',
