@@ -210,7 +210,8 @@ export async function buildProxy(
     ...cors,
     ...(tmdbDemo ? { 'x-demo-data': DEMO_LABEL } : {}),
   };
-  await app.register(tmdbRoutes, { cache, tmdb, headers: labels });
+  const deadlineMs = config.requestTimeoutMs;
+  await app.register(tmdbRoutes, { cache, tmdb, headers: labels, deadlineMs });
   const cryptoLabels: Record<string, string> = {
     ...cors,
     ...(cryptoDemo ? { 'x-demo-data': DEMO_LABEL_CRYPTO } : {}),
@@ -224,9 +225,21 @@ export async function buildProxy(
   });
   const prices = new LatestPrices({ cache, crypto, resolver, onCoalesced });
   const charts = new ChartSeries({ cache, crypto, resolver });
-  await app.register(cryptoRoutes, { cache, crypto, prices, headers: cryptoLabels });
-  await app.register(cryptoChartRoutes, { cache, crypto, charts, headers: cryptoLabels });
-  await app.register(coingeckoApiRoutes, { cache, crypto, headers: cryptoLabels });
+  await app.register(cryptoRoutes, {
+    cache,
+    crypto,
+    prices,
+    headers: cryptoLabels,
+    deadlineMs,
+  });
+  await app.register(cryptoChartRoutes, {
+    cache,
+    crypto,
+    charts,
+    headers: cryptoLabels,
+    deadlineMs,
+  });
+  await app.register(coingeckoApiRoutes, { cache, crypto, headers: cryptoLabels, deadlineMs });
   await app.register(cacheAdminRoutes, {
     config,
     cache,

@@ -165,6 +165,11 @@ export const proxyEnv = {
     help: 'largest answer kept in L2; larger ones (big images) are served and kept in L1 only',
   }),
   upstreamTimeout: seconds('UPSTREAM_TIMEOUT', 10, 'timeout for one upstream request'),
+  requestTimeout: seconds(
+    'REQUEST_TIMEOUT',
+    15,
+    'longest a client waits for an answer (a lease wait, an upstream call, a batch): past it the answer is a 504 while the fetch goes on and fills the cache',
+  ),
   coalesceLease: seconds(
     'COALESCE_LEASE',
     5,
@@ -272,6 +277,8 @@ export interface ProxyConfig {
   /** Largest body kept in L2, in bytes. */
   l2MaxEntryBytes: number;
   upstreamTimeoutMs: number;
+  /** REQUEST_TIMEOUT: the longest a client waits for an answer. */
+  requestTimeoutMs: number;
   leaseMs: number;
   adminToken: string | undefined;
   /** Origins that may read the data routes from a browser. */
@@ -356,6 +363,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
     },
     l2MaxEntryBytes: Math.round(v.l2MaxEntryBytes * MIB),
     upstreamTimeoutMs: v.upstreamTimeout * 1000,
+    requestTimeoutMs: v.requestTimeout * 1000,
     leaseMs: v.coalesceLease * 1000,
     adminToken: v.adminToken,
     corsOrigins: v.corsOrigins,

@@ -12,20 +12,22 @@ export interface CoingeckoApiRouteOptions {
   cache: TieredCache;
   crypto: CryptoUpstream;
   headers: Record<string, string>;
+  /** REQUEST_TIMEOUT: the longest a client waits for an answer. */
+  deadlineMs: number;
 }
 
 export async function coingeckoApiRoutes(
   app: FastifyInstance,
   opts: CoingeckoApiRouteOptions,
 ): Promise<void> {
-  const { cache, crypto, headers } = opts;
+  const { cache, crypto, headers, deadlineMs } = opts;
 
   // As the TMDB handler: an L1 hit is written before the handler returns.
   const handler = (req: FastifyRequest, reply: FastifyReply): void => {
     const request = crypto.apiRequest(req.raw.url ?? API_PREFIX);
     const hit = cache.peek(request);
     if (hit) sendL1(reply, hit, headers);
-    else sendWhenServed(reply, cache.serve(request), headers);
+    else sendWhenServed(reply, cache.serve(request), headers, deadlineMs);
   };
 
   app.get(`${API_PREFIX}/*`, handler);

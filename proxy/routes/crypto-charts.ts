@@ -11,13 +11,15 @@ import { INTERVALS, type Interval, MAX_DAYS } from '../crypto/candles.ts';
 import type { ChartRequest, ChartSeries } from '../crypto/charts.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
 import { parseSymbols, parseVs } from './crypto-params.ts';
-import { sendJson, sendServed } from './send.ts';
+import { sendJson, sendServed, withinRequestTimeout } from './send.ts';
 
 export interface ChartRouteOptions {
   cache: TieredCache;
   crypto: CryptoUpstream;
   charts: ChartSeries;
   headers: Record<string, string>;
+  /** REQUEST_TIMEOUT: the longest a client waits for an answer. */
+  deadlineMs: number;
 }
 
 interface ChartQuery {
@@ -52,11 +54,11 @@ export async function cryptoChartRoutes(
   app: FastifyInstance,
   opts: ChartRouteOptions,
 ): Promise<void> {
-  const { cache, crypto, charts, headers } = opts;
+  const { cache, crypto, charts, headers, deadlineMs } = opts;
 
   app.get<{ Querystring: ChartQuery }>('/api/chart_data', async (req, reply) => {
     const r = parseChart(req.query);
-    const { series, source } = await charts.get(r);
+    const { series, source } = await withinRequestTimeout(charts.get(r), deadlineMs);
     return sendJson(
       reply,
       {
@@ -77,30 +79,33 @@ export async function cryptoChartRoutes(
       const r = parseChart(req.query);
       const spec = (req.query.indicators ?? DEFAULT_INDICATORS).toLowerCase().replace(/\s+/g, '');
       indicators([], spec); // validate before anything is fetched
-      const served = await cache.serve({
-        key: cryptoKey('analysis', `${r.symbol}:${r.vs}:${r.interval}:${r.days}d:${spec}`),
-        cls: 'analysis',
-        ttl: crypto.ttl('analysis'),
-        fetch: async () => {
-          const { series } = await charts.get(r);
-          const body = {
-            symbol: r.symbol,
-            vs_currency: r.vs,
-            interval: r.interval,
-            range: `${r.days}d`,
-            timestamps: series.map(([t]) => t),
-            indicators: indicators(
-              series.map(([, p]) => p),
-              spec,
-            ),
-          };
-          return {
-            status: 200,
-            contentType: 'application/json',
-            body: Buffer.from(JSON.stringify(body)),
-          };
-        },
-      });
+      const served = await withinRequestTimeout(
+        cache.serve({
+          key: cryptoKey('analysis', `${r.symbol}:${r.vs}:${r.interval}:${r.days}d:${spec}`),
+          cls: 'analysis',
+          ttl: crypto.ttl('analysis'),
+          fetch: async () => {
+            const { series } = await charts.get(r);
+            const body = {
+              symbol: r.symbol,
+              vs_currency: r.vs,
+              interval: r.interval,
+              range: `${r.days}d`,
+              timestamps: series.map(([t]) => t),
+              indicators: indicators(
+                series.map(([, p]) => p),
+                spec,
+              ),
+            };
+            return {
+              status: 200,
+              contentType: 'application/json',
+              body: Buffer.from(JSON.stringify(body)),
+            };
+          },
+        }),
+        deadlineMs,
+      );
       return sendServed(reply, served, headers);
     },
   );

@@ -4,6 +4,7 @@
  * a matching `Cache-Control` — and a strong `ETag`, answering `If-None-Match` with a 304.
  */
 import type { FastifyReply } from 'fastify';
+import { settleWithin, withTimeout } from '../../lib/timeout.ts';
 import { type CacheEntry, isCompressible } from '../cache/entry.ts';
 import { ageSeconds, ttlSeconds } from '../cache/policy.ts';
 import type { Served } from '../cache/tiered.ts';
@@ -91,8 +92,12 @@ export function sendPassedThrough(
   reply: FastifyReply,
   pending: Promise<UpstreamResponse>,
   extraHeaders: Record<string, string>,
+  deadlineMs: number,
 ): void {
-  pending.then(
+  settleWithin(
+    pending,
+    deadlineMs,
+    ANSWER,
     (res) => {
       try {
         writeRaw(
@@ -195,16 +200,31 @@ function isEmpty(o: object): boolean {
 }
 
 /**
- * Answers with what `pending` serves once it settles; a failure reaches fastify's error
- * handler. Returns nothing, so a handler can hand fastify `undefined` instead of a promise:
- * fastify would add a promise step of its own to every L2 hit and miss.
+ * What a request waits for longest (REQUEST_TIMEOUT): past it the client gets a 504 TIMEOUT,
+ * and what it waited for goes on (a fetch still fills the cache for the next request).
+ */
+const ANSWER = 'the answer (REQUEST_TIMEOUT; the fetch goes on and fills the cache)';
+
+export function withinRequestTimeout<T>(work: Promise<T>, deadlineMs: number): Promise<T> {
+  return withTimeout(work, deadlineMs, ANSWER);
+}
+
+/**
+ * Answers with what `pending` serves once it settles, or with a 504 once `deadlineMs` has
+ * passed; a failure reaches fastify's error handler. Returns nothing, so a handler can hand
+ * fastify `undefined` instead of a promise: fastify would add a promise step of its own to
+ * every L2 hit and miss.
  */
 export function sendWhenServed(
   reply: FastifyReply,
   pending: Promise<Served>,
   extraHeaders: Record<string, string>,
+  deadlineMs: number,
 ): void {
-  pending.then(
+  settleWithin(
+    pending,
+    deadlineMs,
+    ANSWER,
     (served) => {
       try {
         sendServed(reply, served, extraHeaders);

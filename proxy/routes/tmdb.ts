@@ -11,10 +11,12 @@ export interface TmdbRouteOptions {
   tmdb: TmdbUpstream;
   /** Headers added to every answer (e.g. the demo-data label). */
   headers: Record<string, string>;
+  /** REQUEST_TIMEOUT: the longest a client waits for an answer. */
+  deadlineMs: number;
 }
 
 export async function tmdbRoutes(app: FastifyInstance, opts: TmdbRouteOptions): Promise<void> {
-  const { cache, tmdb, headers } = opts;
+  const { cache, tmdb, headers, deadlineMs } = opts;
 
   // Not async, and never returning a promise: an L1 hit is written before the handler
   // returns, anything else once the tiers answer.
@@ -22,13 +24,13 @@ export async function tmdbRoutes(app: FastifyInstance, opts: TmdbRouteOptions): 
     const url = req.raw.url ?? '/';
     // A user's session, account or auth flow: theirs alone, so through, never into the cache.
     if (isPrivateTmdbUrl(url)) {
-      sendPassedThrough(reply, tmdb.passThrough(url), headers);
+      sendPassedThrough(reply, tmdb.passThrough(url), headers, deadlineMs);
       return;
     }
     const request = tmdb.requestForUrl(url);
     const hit = cache.peek(request);
     if (hit) sendL1(reply, hit, headers);
-    else sendWhenServed(reply, cache.serve(request), headers);
+    else sendWhenServed(reply, cache.serve(request), headers, deadlineMs);
   };
 
   app.get('/3/*', handler);

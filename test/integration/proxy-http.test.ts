@@ -301,6 +301,27 @@ describe('TMDB routes', () => {
     expect(metrics).toMatch(/tiercache_coalesced_waits_total\{scope="process",region="local"\} 99/);
   });
 
+  it('answers 504 past REQUEST_TIMEOUT while the fetch goes on and fills the cache', async () => {
+    const p = await proxy({
+      REQUEST_TIMEOUT: '0.3',
+      UPSTREAM_TIMEOUT: '5',
+      CRYPTO_API_URL: `${upstream.url}/api/v3`,
+      CRYPTO_API_KEY: API_KEY,
+    });
+    upstream.control.delayMs = 1500; // slower than the request may wait, within the upstream's timeout
+    for (const path of ['/3/movie/11', '/api/latest_prices?symbols=BTC']) {
+      const late = await fetch(`${p.url}${path}`);
+      expect(late.status).toBe(504);
+      expect(await late.json()).toMatchObject({ error: 'TIMEOUT' });
+    }
+    // The movie's fetch was not given up: once it lands, it is an L1 hit, and it was the only call.
+    await waitFor('the first fetch to fill L1', async () => {
+      const res = await fetch(`${p.url}/3/movie/11`);
+      return res.status === 200 && res.headers.get('x-cache') === 'L1';
+    });
+    expect(upstream.stats.byPath['/3/movie/11']).toBe(1);
+  });
+
   it('keeps a class out of L1 when its memory TTL is 0', async () => {
     const p = await proxy({ SEARCH_MEMORY_TTL: '0' });
     for (let i = 0; i < 2; i++) {
