@@ -38,7 +38,7 @@ const EXTRA_US = 20;
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 /** Ranks to ids through a fixed shuffle, so the popular movies are spread over the id space. */
-function zipfTrace(): Trace {
+export function zipfTrace(): Trace {
   const random = seeded(42);
   const ids = Array.from({ length: URLS }, (_, i) => i + 1);
   for (let i = ids.length - 1; i > 0; i--) {
@@ -53,7 +53,7 @@ function zipfTrace(): Trace {
  * Requests every URL once (32 at a time), so each cache holds them all before measuring; with no
  * compression asked for, as the load generators ask (nginx here compresses nothing either).
  */
-async function warm(server: Server): Promise<void> {
+export async function warm(server: Server): Promise<void> {
   let next = 1;
   const worker = async () => {
     while (next <= URLS) {
