@@ -9,12 +9,12 @@ import { LRUCache } from 'lru-cache';
 import { isTiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { CategoryCells, ProxyMetrics } from '../metrics.ts';
-import { inBackground } from '../upstreams/priority.ts';
+import { inBackground } from '../upstreams/call-context.ts';
 import type { CacheSlot, UpstreamRequest, UpstreamResponse } from '../upstreams/types.ts';
 import type { CacheEntry } from './entry.ts';
 import type { L1Item, L1Pool, MemoryTier } from './l1.ts';
 import type { LookLease, RedisTier } from './l2.ts';
-import { freshness, lifetimeMs, ttlForStatus } from './policy.ts';
+import { freshness, lifetimeMs, type TtlPair, ttlForStatus } from './policy.ts';
 import { Singleflight } from './singleflight.ts';
 
 export type Source = 'L1' | 'L2' | 'MISS' | 'STALE';
@@ -464,6 +464,21 @@ export class TieredCache {
   }
 
   /**
+   * How an upstream answer of `status` and `bytes` is kept: its TTLs, whether L2 takes it, and
+   * how long it is fresh; undefined when it is not stored at all.
+   */
+  storage(
+    slot: CacheSlot,
+    status: number,
+    bytes: number,
+  ): { ttl: TtlPair; toL2: boolean; freshMs: number } | undefined {
+    const ttl = ttlForStatus(status, slot.ttl, this.#opts.notFoundMs);
+    if (!ttl) return undefined;
+    const toL2 = this.l2 !== undefined && ttl.diskMs > 0 && bytes <= this.#opts.l2MaxEntryBytes;
+    return { ttl, toL2, freshMs: lifetimeMs(ttl, toL2) };
+  }
+
+  /**
    * Stores an upstream answer in the tiers its class uses (undefined when it must not be
    * stored): in L1 at once, and in L2 by a write that is not waited for — `written` settles
    * when it has landed or failed (a failed write costs a later miss, never this answer).
@@ -472,12 +487,11 @@ export class TieredCache {
     req: CacheSlot,
     res: UpstreamResponse,
   ): { entry: CacheEntry; written: Promise<void> } | undefined {
-    const ttl = ttlForStatus(res.status, req.ttl, this.#opts.notFoundMs);
-    if (!ttl) return undefined;
+    const kept = this.storage(req, res.status, res.body.length);
+    if (!kept) return undefined;
+    const { ttl, toL2 } = kept;
     const now = Date.now();
-    const toL2 =
-      this.l2 !== undefined && ttl.diskMs > 0 && res.body.length <= this.#opts.l2MaxEntryBytes;
-    const expiresAt = now + lifetimeMs(ttl, toL2);
+    const expiresAt = now + kept.freshMs;
     const entry: CacheEntry = {
       ...res,
       storedAt: now,

@@ -72,6 +72,17 @@ function writeRaw(
   headers: Record<string, string | number>,
   body: Buffer,
 ): FastifyReply {
+  writeHeadRaw(reply, status, headers);
+  reply.raw.end(body);
+  return reply;
+}
+
+/** Writes an answer's status and headers straight to the socket; the body follows on `reply.raw`. */
+export function writeHeadRaw(
+  reply: FastifyReply,
+  status: number,
+  headers: Record<string, string | number>,
+): void {
   // Headers fastify plugins set in their hooks (CORS, rate limits) live on the reply, and a
   // raw write would drop them: they go first, the answer's own headers win over them.
   const fromHooks = reply.getHeaders() as Record<string, string | number | string[]>;
@@ -80,8 +91,6 @@ function writeRaw(
   // refuses), fastify still owns the reply and its error handler answers.
   reply.raw.writeHead(status, all);
   reply.hijack();
-  reply.raw.end(body);
-  return reply;
 }
 
 /**
@@ -220,19 +229,24 @@ export function sendWhenServed(
   pending: Promise<Served>,
   extraHeaders: Record<string, string>,
   deadlineMs: number,
+  /** An answer that may already be streaming (an image miss): then it finishes on its own. */
+  streamed?: { readonly started: boolean },
 ): void {
   settleWithin(
     pending,
     deadlineMs,
     ANSWER,
     (served) => {
+      if (streamed?.started) return;
       try {
         sendServed(reply, served, extraHeaders);
       } catch (err) {
         failReply(reply, err);
       }
     },
-    (err: unknown) => failReply(reply, err),
+    (err: unknown) => {
+      if (!streamed?.started) failReply(reply, err);
+    },
   );
 }
 

@@ -3,8 +3,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TieredCache } from '../cache/tiered.ts';
+import { streamingTo } from '../upstreams/call-context.ts';
 import { isPrivateTmdbUrl, type TmdbUpstream } from '../upstreams/tmdb.ts';
 import { sendL1, sendPassedThrough, sendWhenServed } from './send.ts';
+import { StreamedMiss } from './streamed-miss.ts';
 
 export interface TmdbRouteOptions {
   cache: TieredCache;
@@ -30,7 +32,13 @@ export async function tmdbRoutes(app: FastifyInstance, opts: TmdbRouteOptions): 
     const request = tmdb.requestForUrl(url);
     const hit = cache.peek(request);
     if (hit) sendL1(reply, hit, headers);
-    else sendWhenServed(reply, cache.serve(request), headers, deadlineMs);
+    else if (request.cls === 'image') {
+      // Should the upstream be asked, the image streams to this client while the cache fills.
+      const streamed = new StreamedMiss(reply, request, cache, headers);
+      streamingTo(streamed, () =>
+        sendWhenServed(reply, cache.serve(request), headers, deadlineMs, streamed),
+      );
+    } else sendWhenServed(reply, cache.serve(request), headers, deadlineMs);
   };
 
   app.get('/3/*', handler);

@@ -11,7 +11,7 @@ import { MAX_BODY_BYTES } from '../cache/entry.ts';
 import { redactUrl } from '../cache/keys.ts';
 import type { ProxyMetrics } from '../metrics.ts';
 import { RateLimitGate } from './backoff.ts';
-import { isBackground } from './priority.ts';
+import { type BodySink, bodySink, isBackground } from './call-context.ts';
 import type { UpstreamResponse } from './types.ts';
 
 const CONNECTIONS_PER_ORIGIN = 64;
@@ -21,14 +21,20 @@ const BACKGROUND_MAX_IN_FLIGHT = 16;
 const headerValue = (h: string | string[] | undefined): string | undefined =>
   Array.isArray(h) ? h[0] : h;
 
+const contentTypeOf = (headers: Record<string, string | string[] | undefined>): string =>
+  headerValue(headers['content-type']) ?? 'application/octet-stream';
+
+const isIdentity = (encoding: string | undefined): boolean =>
+  !encoding || encoding.trim().toLowerCase() === 'identity';
+
 /**
  * The body as the client should get it: a compressed answer (we ask for identity, some servers
  * compress anyway) is decoded, since entries are stored and served without their encoding; an
  * encoding Node cannot decode is refused rather than stored raw under the wrong headers.
  */
 function decodeBody(raw: Buffer, encoding: string | undefined, upstream: string): Buffer {
-  const coding = encoding?.trim().toLowerCase();
-  if (!coding || coding === 'identity') return raw;
+  if (isIdentity(encoding)) return raw;
+  const coding = encoding!.trim().toLowerCase();
   try {
     if (coding === 'gzip' || coding === 'x-gzip')
       return gunzipSync(raw, { maxOutputLength: MAX_BODY_BYTES });
@@ -130,6 +136,7 @@ export class HttpUpstream {
     const started = performance.now();
     const safeUrl = redactUrl(url.toString());
     this.#inFlight.set(url.origin, (this.#inFlight.get(url.origin) ?? 0) + 1);
+    let streaming: BodySink | undefined;
     try {
       const res = await request(url, {
         method: 'GET',
@@ -144,7 +151,19 @@ export class HttpUpstream {
           `${this.name} answer is larger than ${MAX_BODY_BYTES} bytes`,
         );
       };
-      if (Number(res.headers['content-length'] ?? 0) > MAX_BODY_BYTES) throw tooLarge();
+      const declared = res.headers['content-length'];
+      if (Number(declared ?? 0) > MAX_BODY_BYTES) throw tooLarge();
+      const encoding = headerValue(res.headers['content-encoding']);
+      // A 200 the request's client may have as it arrives (an image miss, call-context.ts),
+      // unless it must be decoded first.
+      const sink = res.statusCode === 200 && isIdentity(encoding) ? bodySink() : undefined;
+      if (
+        sink?.start({
+          contentType: contentTypeOf(res.headers),
+          length: declared === undefined ? undefined : Number(declared),
+        })
+      )
+        streaming = sink;
       // Collected into one ordinary Buffer (not undici's ArrayBuffer): cached bodies are
       // written to sockets many times, and Node writes plain Buffers fastest. The cap holds
       // while it streams: a chunked answer has no length to check first.
@@ -154,12 +173,11 @@ export class HttpUpstream {
         received += (chunk as Buffer).length;
         if (received > MAX_BODY_BYTES) throw tooLarge();
         chunks.push(chunk as Buffer);
+        streaming?.chunk(chunk as Buffer);
       }
-      const body = decodeBody(
-        Buffer.concat(chunks),
-        headerValue(res.headers['content-encoding']),
-        this.name,
-      );
+      streaming?.end();
+      streaming = undefined;
+      const body = decodeBody(Buffer.concat(chunks), encoding, this.name);
       const retryAfter = res.headers['retry-after'];
       gate.record(
         res.statusCode,
@@ -189,13 +207,14 @@ export class HttpUpstream {
         this.#log.warn({ url: safeUrl, status: res.statusCode }, 'upstream answered with an error');
       return {
         status: res.statusCode,
-        contentType: headerValue(res.headers['content-type']) ?? 'application/octet-stream',
+        contentType: contentTypeOf(res.headers),
         body,
         ...(res.statusCode >= 300 && res.statusCode < 400
           ? { location: headerValue(res.headers.location) }
           : {}),
       };
     } catch (err) {
+      streaming?.fail(err);
       if (err instanceof TiercacheError) throw err;
       const timedOut =
         (err as Error).name === 'TimeoutError' || /timeout/i.test((err as Error).name ?? '');

@@ -2,6 +2,9 @@
  * The proxy against the fake upstream, L1 only: what a client sees (headers, bodies, status
  * codes), credential handling, TTL rules, stale serving, 429 back-off and coalescing.
  */
+import { randomBytes } from 'node:crypto';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../lib/log.ts';
 import { buildProxy } from '../../proxy/app.ts';
@@ -31,6 +34,25 @@ async function proxy(env: Record<string, string> = {}): Promise<RunningProxy> {
   });
   proxies.push(p);
   return p;
+}
+
+/** An image origin whose answers the test writes itself (slowly, or broken off). */
+async function slowImageServer(
+  answer: (res: ServerResponse) => Promise<void>,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((_req, res) => {
+    answer(res).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 beforeAll(async () => {
@@ -228,16 +250,96 @@ describe('TMDB routes', () => {
     expect(upstream.stats.byPath['/3/movie/41']).toBe(2);
   });
 
-  it('caps an image while it streams: a chunked answer over the limit is refused', async () => {
+  it('caps an image while it streams: a chunked answer over the limit is cut off and not kept', async () => {
     const p = await proxy();
     upstream.control.imageBytes = 2 ** 20;
     const fine = await fetch(`${p.url}/t/p/w500/one-mib.jpg`);
     expect(fine.status).toBe(200);
     expect((await fine.arrayBuffer()).byteLength).toBe(2 ** 20);
     upstream.control.imageBytes = 33 * 2 ** 20; // over the 32 MiB cap, with no Content-Length
+    // It streams from its first bytes, so the client learns of the cap from a cut connection.
     const huge = await fetch(`${p.url}/t/p/original/huge.jpg`);
-    expect(huge.status).toBe(502);
-    expect((await json(huge)).message).toMatch(/larger than 33554432 bytes/);
+    expect(huge.status).toBe(200);
+    await expect(huge.arrayBuffer()).rejects.toThrow();
+    const again = await fetch(`${p.url}/t/p/original/huge.jpg`);
+    expect(again.headers.get('x-cache')).toBe('MISS');
+    await expect(again.arrayBuffer()).rejects.toThrow();
+    expect(upstream.stats.byPath['/t/p/original/huge.jpg']).toBe(2);
+  });
+
+  it('streams an image miss to the client while the cache fills, then serves it from L1', async () => {
+    const image = randomBytes(512 * 1024);
+    const half = image.length / 2;
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let calls = 0;
+    const images = await slowImageServer(async (res) => {
+      calls += 1;
+      res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': image.length });
+      res.write(image.subarray(0, half));
+      await released;
+      res.end(image.subarray(half));
+    });
+    try {
+      // Were the image buffered first, this request would end in a 504 after 5 s.
+      const p = await proxy({ TMDB_IMAGE_URL: images.url, REQUEST_TIMEOUT: '5' });
+      const res = await fetch(`${p.url}/t/p/original/big.jpg`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-cache')).toBe('MISS');
+      expect(res.headers.get('content-length')).toBe(String(image.length));
+      const reader = res.body!.getReader();
+      const parts: Uint8Array[] = [];
+      let received = 0;
+      while (received < half) {
+        const { value } = await reader.read();
+        parts.push(value!);
+        received += value!.length;
+      }
+      // The first half is here while the upstream still holds the second.
+      release();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        parts.push(value);
+      }
+      expect(Buffer.concat(parts).equals(image)).toBe(true);
+      const hit = await fetch(`${p.url}/t/p/original/big.jpg`);
+      expect(hit.headers.get('x-cache')).toBe('L1');
+      expect(Buffer.from(await hit.arrayBuffer()).equals(image)).toBe(true);
+      expect(calls).toBe(1);
+    } finally {
+      release();
+      await images.close();
+    }
+  });
+
+  it('cuts the client off when the upstream breaks off mid-image, and keeps nothing', async () => {
+    const image = randomBytes(256 * 1024);
+    let calls = 0;
+    const images = await slowImageServer(async (res) => {
+      calls += 1;
+      res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': image.length });
+      if (calls === 1) {
+        res.write(image.subarray(0, image.length / 2));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        res.destroy();
+      } else res.end(image);
+    });
+    try {
+      const p = await proxy({ TMDB_IMAGE_URL: images.url });
+      const broken = await fetch(`${p.url}/t/p/original/torn.jpg`);
+      expect(broken.status).toBe(200);
+      await expect(broken.arrayBuffer()).rejects.toThrow();
+      // Nothing of the torn answer was kept: the next request asks again and gets it whole.
+      const whole = await fetch(`${p.url}/t/p/original/torn.jpg`);
+      expect(whole.headers.get('x-cache')).toBe('MISS');
+      expect(Buffer.from(await whole.arrayBuffer()).equals(image)).toBe(true);
+      expect(calls).toBe(2);
+    } finally {
+      await images.close();
+    }
   });
 
   it('backs off per origin: a 429 from the API does not stop image misses (another service)', async () => {
