@@ -5,6 +5,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import autocannon, { type Request } from 'autocannon';
+import { hasBinary, tryInstallDebianPackage } from '../lib/packages.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 
 const run = promisify(execFile);
@@ -102,17 +103,14 @@ function cpuTimeUs(pid: number | undefined): number {
   }
 }
 
-function has(command: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+// On a fresh machine the benchmarks install what they run from Debian's packages (as root):
+// redis-server for L2, and wrk (without it they fall back to autocannon).
+tryInstallDebianPackage('redis-server', 'redis-server');
 
 /** The load generator: wrk (one thread, as the design's baselines were measured) when installed, else autocannon. */
-export const loadGenerator = has('wrk') ? 'wrk -t1 -c50' : 'autocannon -c50';
+export const loadGenerator = tryInstallDebianPackage('wrk', 'wrk')
+  ? 'wrk -t1 -c50'
+  : 'autocannon -c50';
 
 /** The CPU reserved for the servers being measured, once reserveServerCpu() has run. */
 let serverCpu: number | undefined;
@@ -125,7 +123,7 @@ let serverCpu: number | undefined;
  */
 export function reserveServerCpu(): string {
   const cpus = availableParallelism();
-  if (process.env.BENCH_PIN === '0' || cpus < 2 || !has('taskset')) return 'no CPU pinning';
+  if (process.env.BENCH_PIN === '0' || cpus < 2 || !hasBinary('taskset')) return 'no CPU pinning';
   execFileSync('taskset', ['-a', '-cp', `0-${cpus - 2}`, String(process.pid)], { stdio: 'ignore' });
   serverCpu = cpus - 1;
   return `measured servers pinned to CPU ${serverCpu}, load generator and Redis on CPU 0-${cpus - 2}`;

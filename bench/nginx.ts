@@ -1,15 +1,17 @@
 /**
  * nginx with proxy_cache in front of the benchmark upstream: the design's reference for a
- * caching reverse proxy. Used only when nginx is installed (`apt-get install nginx`).
+ * caching reverse proxy, installed from Debian's package when missing (as root).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tryInstallDebianPackage } from '../lib/packages.ts';
 import { type Server, stopProcess } from './lib.ts';
 
 export function nginxPath(): string | undefined {
+  tryInstallDebianPackage('nginx', 'nginx');
   try {
     return execFileSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], {
       encoding: 'utf8',
