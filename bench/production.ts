@@ -13,7 +13,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { BENCH_GROUPS, ensureBinaries } from '../hack/local-cluster/binaries.ts';
-import { startCluster } from '../test/helpers/redis.ts';
+import { cacheKey } from '../proxy/cache/keys.ts';
+import { startCluster, type TestCluster } from '../test/helpers/redis.ts';
 import {
   type FixedRateResult,
   fixedRate,
@@ -66,6 +67,28 @@ export async function warm(server: Server): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: 32 }, worker));
+}
+
+/**
+ * What L2 holds for the movies, by Redis's own account (MEMORY USAGE of every 20th id): as
+ * tiercache stores them (TC3, deflated where it pays) and as the bare server does (as is).
+ */
+async function l2Memory(cluster: TestCluster): Promise<string> {
+  let ours = 0;
+  let bare = 0;
+  let sampled = 0;
+  const clients = new Map(cluster.nodes.map((n) => [n, n.client()]));
+  const usage = async (key: string) =>
+    Number(await clients.get(await cluster.masterOf(key))!.call('MEMORY', 'USAGE', key));
+  for (let id = 1; id <= URLS; id += 20) {
+    const path = `/3/movie/${id}`;
+    ours += await usage(cacheKey('tmdb', path));
+    bare += await usage(`bare:${path}`);
+    sampled += 1;
+  }
+  for (const c of clients.values()) c.disconnect();
+  const mb = (bytes: number) => ((bytes * (URLS / sampled)) / 1e6).toFixed(1);
+  return `L2 memory for the ${URLS} movies (MEMORY USAGE of ${sampled} sampled keys, scaled): tiercache ${mb(ours)} MB, bare server (bodies as is) ${mb(bare)} MB — ${(100 * (1 - ours / bare)).toFixed(0)} % saved`;
 }
 
 /** Requests tiercache answered from L1 and from L2 so far (its /metrics). */
@@ -133,6 +156,7 @@ export async function productionRun(opts: {
     for (const s of measured) pinServer(s);
     await waitForL2([proxy]);
     for (const s of measured) await warm(s);
+    const memory = await l2Memory(cluster);
 
     const trace = zipfTrace();
     const names = new Map<Server, string>([
@@ -200,6 +224,7 @@ export async function productionRun(opts: {
       side,
       latency,
       notes: [
+        memory,
         `tiercache answered ${((100 * l1) / Math.max(1, l1 + l2)).toFixed(1)} % of the measured closed-loop requests from L1, ${((100 * l2) / Math.max(1, l1 + l2)).toFixed(1)} % from L2`,
       ],
     };
