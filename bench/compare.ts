@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCluster } from '../test/helpers/redis.ts';
 import {
+  benchProxyEnv,
   measure,
   pinServer,
   reserveServerCpu,
@@ -45,14 +46,7 @@ const servers: Server[] = [];
 try {
   const upstream = await startServer([join(repo, 'bench/servers/upstream-movies.ts')]);
   servers.push(upstream);
-  const env = {
-    TMDB_API_URL: upstream.url,
-    TMDB_API_KEY: 'bench',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    REDIS_CLUSTER_NODES: cluster.spec,
-  };
+  const env = benchProxyEnv(upstream.url, { REDIS_CLUSTER_NODES: cluster.spec });
   const before = await startServer([join(baseDir, 'bin/tiercache.ts'), 'proxy'], env);
   servers.push(before);
   const after = await startServer([join(repo, 'bin/tiercache.ts'), 'proxy'], env);

@@ -17,7 +17,7 @@ import { startDemoUpstream } from '../proxy/upstreams/demo-server.ts';
 import { type DelayProxy, startDelayProxy } from '../test/helpers/delay-proxy.ts';
 import { startCluster } from '../test/helpers/redis.ts';
 import { waitFor } from '../test/helpers/wait.ts';
-import { type Server, startServer, waitForL2 } from './lib.ts';
+import { benchProxyEnv, type Server, startServer, waitForL2 } from './lib.ts';
 
 const DELAY_MS = Number(process.env.FAR_REDIS_DELAY_MS ?? 40);
 const UPSTREAM_MS = Number(process.env.UPSTREAM_DELAY_MS ?? 50);
@@ -73,17 +73,12 @@ try {
     100,
   );
 
-  const env = {
-    TMDB_API_URL: upstream.url,
-    TMDB_API_KEY: 'bench',
+  const env = benchProxyEnv(upstream.url, {
     CRYPTO_API_URL: `${upstream.url}/api/v3`,
     CRYPTO_API_KEY: 'bench',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
     REDIS_CLUSTER_NODES: relays.map((r) => `127.0.0.1:${r.port}`).join(','),
     REDIS_MODE: 'cluster',
-  };
+  });
   const a = await startServer([CLI, 'proxy'], env);
   const b = await startServer([CLI, 'proxy'], env);
   servers.push(a, b);

@@ -53,6 +53,21 @@ export function startServer(args: string[], env: Record<string, string> = {}): P
   });
 }
 
+/** The environment of a tiercache proxy under benchmark: `upstream` as TMDB, any free port on loopback. */
+export function benchProxyEnv(
+  upstream: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    TMDB_API_URL: upstream,
+    TMDB_API_KEY: 'bench',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+}
+
 /** Resolves once every proxy says its L2 is connected (`/ready` → l2: ok). */
 export async function waitForL2(proxies: Server[]): Promise<void> {
   for (const p of proxies)

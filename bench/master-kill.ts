@@ -17,7 +17,7 @@ import { createCluster } from '../operator/redis/create.ts';
 import { observe } from '../operator/redis/observe.ts';
 import { type RedisNode, startRedis } from '../test/helpers/redis.ts';
 import { waitFor } from '../test/helpers/wait.ts';
-import { type Server, startServer, waitForL2 } from './lib.ts';
+import { benchProxyEnv, type Server, startServer, waitForL2 } from './lib.ts';
 
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -88,16 +88,11 @@ try {
   );
   const upstream = await startServer([here('servers/upstream-4k.ts')]);
   servers.push(upstream);
-  const env = {
-    TMDB_API_URL: upstream.url,
-    TMDB_API_KEY: 'bench',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
+  const env = benchProxyEnv(upstream.url, {
     JSON_MEMORY_TTL: '0',
     REDIS_CLUSTER_NODES: nodes.map(addr).join(','),
     REDIS_MODE: 'cluster',
-  };
+  });
   const shipped = await startServer([CLI, 'proxy'], env);
   const noSoft = await startServer([CLI, 'proxy'], { ...env, L2_SOFT_TIMEOUT_MS: '0' });
   servers.push(shipped, noSoft);

@@ -16,6 +16,7 @@ import { BENCH_GROUPS, ensureBinaries } from '../hack/local-cluster/binaries.ts'
 import { cacheKey } from '../proxy/cache/keys.ts';
 import { startCluster, type TestCluster } from '../test/helpers/redis.ts';
 import {
+  benchProxyEnv,
   type FixedRateResult,
   fixedRate,
   measure,
@@ -131,14 +132,10 @@ export async function productionRun(opts: {
   try {
     const upstream = track(await startServer([here('servers/upstream-movies.ts')]));
     const proxy = track(
-      await startServer([here('../bin/tiercache.ts'), 'proxy'], {
-        TMDB_API_URL: upstream.url,
-        TMDB_API_KEY: 'bench',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        LOG_LEVEL: 'info',
-        REDIS_CLUSTER_NODES: cluster.spec,
-      }),
+      await startServer(
+        [here('../bin/tiercache.ts'), 'proxy'],
+        benchProxyEnv(upstream.url, { REDIS_CLUSTER_NODES: cluster.spec }),
+      ),
     );
     const bare = track(
       await startServer([here('servers/bare-two-tier.ts'), upstream.url, cluster.spec]),

@@ -19,6 +19,7 @@
 import { fileURLToPath } from 'node:url';
 import { startRedis } from '../test/helpers/redis.ts';
 import {
+  benchProxyEnv,
   loadGenerator,
   measure,
   median,
@@ -53,14 +54,10 @@ async function hotRun(): Promise<void> {
   try {
     const upstream = await startServer([here('servers/upstream-4k.ts')]);
     servers.push(upstream);
-    const proxyEnv = {
-      TMDB_API_URL: upstream.url,
-      TMDB_API_KEY: 'bench',
-      HOST: '127.0.0.1',
-      PORT: '0',
+    const proxyEnv = benchProxyEnv(upstream.url, {
       LOG_LEVEL: 'warn',
       REDIS_CLUSTER_NODES: `127.0.0.1:${redis.port}`,
-    };
+    });
     const start = async (args: string[], env: Record<string, string> = {}) => {
       const s = await startServer(args, env);
       servers.push(s);
