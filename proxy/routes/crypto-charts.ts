@@ -10,6 +10,7 @@ import { DEFAULT_INDICATORS, indicators } from '../crypto/analysis.ts';
 import { INTERVALS, type Interval, MAX_DAYS } from '../crypto/candles.ts';
 import type { ChartRequest, ChartSeries } from '../crypto/charts.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
+import type { UpstreamRequest } from '../upstreams/types.ts';
 import { parseSymbols, parseVs } from './crypto-params.ts';
 import { sendJson, sendServed, withinRequestTimeout } from './send.ts';
 
@@ -79,33 +80,31 @@ export async function cryptoChartRoutes(
       const r = parseChart(req.query);
       const spec = (req.query.indicators ?? DEFAULT_INDICATORS).toLowerCase().replace(/\s+/g, '');
       indicators([], spec); // validate before anything is fetched
-      const served = await withinRequestTimeout(
-        cache.serve({
-          key: cryptoKey('analysis', `${r.symbol}:${r.vs}:${r.interval}:${r.days}d:${spec}`),
-          cls: 'analysis',
-          ttl: crypto.ttl('analysis'),
-          fetch: async () => {
-            const { series } = await charts.get(r);
-            const body = {
-              symbol: r.symbol,
-              vs_currency: r.vs,
-              interval: r.interval,
-              range: `${r.days}d`,
-              timestamps: series.map(([t]) => t),
-              indicators: indicators(
-                series.map(([, p]) => p),
-                spec,
-              ),
-            };
-            return {
-              status: 200,
-              contentType: 'application/json',
-              body: Buffer.from(JSON.stringify(body)),
-            };
-          },
-        }),
-        deadlineMs,
-      );
+      const request: UpstreamRequest = {
+        key: cryptoKey('analysis', `${r.symbol}:${r.vs}:${r.interval}:${r.days}d:${spec}`),
+        cls: 'analysis',
+        ttl: crypto.ttl('analysis'),
+        fetch: async () => {
+          const { series } = await charts.get(r);
+          const body = {
+            symbol: r.symbol,
+            vs_currency: r.vs,
+            interval: r.interval,
+            range: `${r.days}d`,
+            timestamps: series.map(([t]) => t),
+            indicators: indicators(
+              series.map(([, p]) => p),
+              spec,
+            ),
+          };
+          return {
+            status: 200,
+            contentType: 'application/json',
+            body: Buffer.from(JSON.stringify(body)),
+          };
+        },
+      };
+      const served = await withinRequestTimeout(cache.serve(request), deadlineMs);
       return sendServed(reply, served, headers);
     },
   );
