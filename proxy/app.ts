@@ -23,12 +23,13 @@ import { LatestPrices } from './crypto/prices.ts';
 import { SymbolResolver } from './crypto/resolver.ts';
 import { createProxyMetrics } from './metrics.ts';
 import { registerRateLimits } from './rate-limit.ts';
-import { routeClassOf } from './route-class.ts';
+import { type RouteClass, routeClassOf } from './route-class.ts';
 import { cacheAdminRoutes } from './routes/cache-admin.ts';
 import { coingeckoApiRoutes } from './routes/coingecko.ts';
 import { cryptoRoutes } from './routes/crypto.ts';
 import { cryptoChartRoutes } from './routes/crypto-charts.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
+import type { RouteAnswers } from './routes/send.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tmdbRoutes } from './routes/tmdb.ts';
 import { statsReader } from './stats.ts';
@@ -206,16 +207,19 @@ export async function buildProxy(
   await registerCors(app, config.corsOrigins);
   // After CORS: a browser may read the 429 it gets.
   await registerRateLimits(app, config.rateLimits, l2);
-  const labels: Record<string, string> = {
-    ...cors,
-    ...(tmdbDemo ? { 'x-demo-data': DEMO_LABEL } : {}),
-  };
-  const deadlineMs = config.requestTimeoutMs;
-  await app.register(tmdbRoutes, { cache, tmdb, headers: labels, deadlineMs });
-  const cryptoLabels: Record<string, string> = {
-    ...cors,
-    ...(cryptoDemo ? { 'x-demo-data': DEMO_LABEL_CRYPTO } : {}),
-  };
+  // What the answers of each data route class carry (send.ts RouteAnswers).
+  const answersOf = (route: RouteClass, demoLabel: string | undefined): RouteAnswers => ({
+    headers: { ...cors, ...(demoLabel ? { 'x-demo-data': demoLabel } : {}) },
+    deadlineMs: config.requestTimeoutMs,
+    latency: metrics.answerLatency.of(route),
+  });
+  const tmdbLabel = tmdbDemo ? DEMO_LABEL : undefined;
+  await app.register(tmdbRoutes, {
+    cache,
+    tmdb,
+    answers: { tmdb: answersOf('tmdb', tmdbLabel), images: answersOf('images', tmdbLabel) },
+  });
+  const cryptoAnswers = answersOf('crypto', cryptoDemo ? DEMO_LABEL_CRYPTO : undefined);
   const onCoalesced = () => metrics.coalesced.process.inc();
   const resolver = new SymbolResolver({
     cache,
@@ -225,21 +229,9 @@ export async function buildProxy(
   });
   const prices = new LatestPrices({ cache, crypto, resolver, onCoalesced });
   const charts = new ChartSeries({ cache, crypto, resolver });
-  await app.register(cryptoRoutes, {
-    cache,
-    crypto,
-    prices,
-    headers: cryptoLabels,
-    deadlineMs,
-  });
-  await app.register(cryptoChartRoutes, {
-    cache,
-    crypto,
-    charts,
-    headers: cryptoLabels,
-    deadlineMs,
-  });
-  await app.register(coingeckoApiRoutes, { cache, crypto, headers: cryptoLabels, deadlineMs });
+  await app.register(cryptoRoutes, { cache, crypto, prices, answers: cryptoAnswers });
+  await app.register(cryptoChartRoutes, { cache, crypto, charts, answers: cryptoAnswers });
+  await app.register(coingeckoApiRoutes, { cache, crypto, answers: cryptoAnswers });
   await app.register(cacheAdminRoutes, {
     config,
     cache,

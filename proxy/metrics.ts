@@ -4,6 +4,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BreakerState } from './cache/breaker.ts';
+import { AnswerLatency } from './latency.ts';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -166,8 +167,13 @@ export function createProxyMetrics(region: string) {
     registers: [registry],
   });
 
+  const answerLatency = new AnswerLatency();
+
   return {
     registry,
+    answerLatency,
+    /** Everything /metrics shows: prom-client's registry, then the answer latency histogram. */
+    exposition: async () => `${await registry.metrics()}\n${answerLatency.exposition({ region })}`,
     lookups,
     upstreamSeconds,
     coalesced: { process: coalesced.labels('process'), cluster: coalesced.labels('cluster') },

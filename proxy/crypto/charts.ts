@@ -5,7 +5,7 @@
  */
 import { TiercacheError } from '../../lib/errors.ts';
 import type { CacheEntry } from '../cache/entry.ts';
-import type { Served, TieredCache } from '../cache/tiered.ts';
+import type { Served, Source, TieredCache } from '../cache/tiered.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
 import type { CacheSlot } from '../upstreams/types.ts';
 import {
@@ -42,7 +42,7 @@ export class ChartSeries {
   }
 
   /** The series of a chart request, chunk by chunk from the cache, the missing chunks in one upstream call. */
-  async get(r: ChartRequest): Promise<{ series: Point[]; source: string }> {
+  async get(r: ChartRequest): Promise<{ series: Point[]; source: Source }> {
     const cache = this.#cache;
     const resolved = await this.#resolver.resolve([r.symbol]);
     const id = resolved.ids.get(r.symbol);

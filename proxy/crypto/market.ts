@@ -1,12 +1,12 @@
 /** Seed 002's market indicators, from the upstream's global endpoint (cached as one entry). */
 import { TiercacheError } from '../../lib/errors.ts';
-import type { TieredCache } from '../cache/tiered.ts';
+import type { Source, TieredCache } from '../cache/tiered.ts';
 import type { CryptoUpstream } from '../upstreams/crypto.ts';
 
 export async function marketIndicators(
   cache: TieredCache,
   crypto: CryptoUpstream,
-): Promise<{ body: Record<string, unknown>; source: string }> {
+): Promise<{ body: Record<string, unknown>; source: Source }> {
   const served = await cache.serve(crypto.global());
   if (served.entry.status !== 200)
     throw new TiercacheError('UPSTREAM_FAILED', `upstream answered ${served.entry.status}`);

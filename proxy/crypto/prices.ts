@@ -6,7 +6,7 @@
  */
 import { TiercacheError } from '../../lib/errors.ts';
 import { BatchCoalescer } from '../cache/batch.ts';
-import type { Served, TieredCache } from '../cache/tiered.ts';
+import type { Served, Source, TieredCache } from '../cache/tiered.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
 import type { CacheSlot, UpstreamResponse } from '../upstreams/types.ts';
 import { asTiercacheError, type SymbolResolver } from './resolver.ts';
@@ -52,7 +52,7 @@ export class LatestPrices {
    * Quotes for the coins named, keyed as named; throws only when none of them has one (a 404
    * when none exists, else the upstream's failure).
    */
-  async get(coins: CoinNames, vs: string): Promise<{ body: PricesAnswer; source: string }> {
+  async get(coins: CoinNames, vs: string): Promise<{ body: PricesAnswer; source: Source }> {
     const failed = new Map<string, TiercacheError>();
     let ids: Map<string, string>;
     if (coins.by === 'id') ids = new Map(coins.names.map((id) => [id, id]));

@@ -6,28 +6,27 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TieredCache } from '../cache/tiered.ts';
 import { API_PREFIX, type CryptoUpstream } from '../upstreams/crypto.ts';
-import { sendL1, sendWhenServed } from './send.ts';
+import { type RouteAnswers, sendL1, sendWhenServed } from './send.ts';
 
 export interface CoingeckoApiRouteOptions {
   cache: TieredCache;
   crypto: CryptoUpstream;
-  headers: Record<string, string>;
-  /** REQUEST_TIMEOUT: the longest a client waits for an answer. */
-  deadlineMs: number;
+  answers: RouteAnswers;
 }
 
 export async function coingeckoApiRoutes(
   app: FastifyInstance,
   opts: CoingeckoApiRouteOptions,
 ): Promise<void> {
-  const { cache, crypto, headers, deadlineMs } = opts;
+  const { cache, crypto, answers } = opts;
 
   // As the TMDB handler: an L1 hit is written before the handler returns.
   const handler = (req: FastifyRequest, reply: FastifyReply): void => {
+    const startedAt = performance.now();
     const request = crypto.apiRequest(req.raw.url ?? API_PREFIX);
     const hit = cache.peek(request);
-    if (hit) sendL1(reply, hit, headers);
-    else sendWhenServed(reply, cache.serve(request), headers, deadlineMs);
+    if (hit) sendL1(reply, hit, answers, startedAt);
+    else sendWhenServed(reply, cache.serve(request), answers, startedAt);
   };
 
   app.get(`${API_PREFIX}/*`, handler);

@@ -12,15 +12,13 @@ import type { ChartRequest, ChartSeries } from '../crypto/charts.ts';
 import { type CryptoUpstream, cryptoKey } from '../upstreams/crypto.ts';
 import type { UpstreamRequest } from '../upstreams/types.ts';
 import { parseSymbols, parseVs } from './crypto-params.ts';
-import { sendJson, sendServed, withinRequestTimeout } from './send.ts';
+import { type RouteAnswers, sendJson, sendServed, withinRequestTimeout } from './send.ts';
 
 export interface ChartRouteOptions {
   cache: TieredCache;
   crypto: CryptoUpstream;
   charts: ChartSeries;
-  headers: Record<string, string>;
-  /** REQUEST_TIMEOUT: the longest a client waits for an answer. */
-  deadlineMs: number;
+  answers: RouteAnswers;
 }
 
 interface ChartQuery {
@@ -55,11 +53,12 @@ export async function cryptoChartRoutes(
   app: FastifyInstance,
   opts: ChartRouteOptions,
 ): Promise<void> {
-  const { cache, crypto, charts, headers, deadlineMs } = opts;
+  const { cache, crypto, charts, answers } = opts;
 
   app.get<{ Querystring: ChartQuery }>('/api/chart_data', async (req, reply) => {
+    const startedAt = performance.now();
     const r = parseChart(req.query);
-    const { series, source } = await withinRequestTimeout(charts.get(r), deadlineMs);
+    const { series, source } = await withinRequestTimeout(charts.get(r), answers.deadlineMs);
     return sendJson(
       reply,
       {
@@ -70,13 +69,15 @@ export async function cryptoChartRoutes(
         points: series,
       },
       source,
-      headers,
+      answers,
+      startedAt,
     );
   });
 
   app.get<{ Querystring: ChartQuery & { indicators?: string } }>(
     '/api/analysis',
     async (req, reply) => {
+      const startedAt = performance.now();
       const r = parseChart(req.query);
       const spec = (req.query.indicators ?? DEFAULT_INDICATORS).toLowerCase().replace(/\s+/g, '');
       indicators([], spec); // validate before anything is fetched
@@ -104,8 +105,8 @@ export async function cryptoChartRoutes(
           };
         },
       };
-      const served = await withinRequestTimeout(cache.serve(request), deadlineMs);
-      return sendServed(reply, served, headers);
+      const served = await withinRequestTimeout(cache.serve(request), answers.deadlineMs);
+      return sendServed(reply, served, answers, startedAt);
     },
   );
 }

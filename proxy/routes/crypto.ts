@@ -9,35 +9,38 @@ import { marketIndicators } from '../crypto/market.ts';
 import type { LatestPrices } from '../crypto/prices.ts';
 import type { CryptoUpstream } from '../upstreams/crypto.ts';
 import { parseCoins, parseVs } from './crypto-params.ts';
-import { sendJson, withinRequestTimeout } from './send.ts';
+import { type RouteAnswers, sendJson, withinRequestTimeout } from './send.ts';
 
 export interface CryptoRouteOptions {
   cache: TieredCache;
   crypto: CryptoUpstream;
   prices: LatestPrices;
-  headers: Record<string, string>;
-  /** REQUEST_TIMEOUT: the longest a client waits for an answer. */
-  deadlineMs: number;
+  answers: RouteAnswers;
 }
 
 export async function cryptoRoutes(app: FastifyInstance, opts: CryptoRouteOptions): Promise<void> {
-  const { cache, crypto, prices, headers, deadlineMs } = opts;
+  const { cache, crypto, prices, answers } = opts;
 
   app.get<{ Querystring: { symbols?: string; ids?: string; vs_currency?: string } }>(
     '/api/latest_prices',
     async (req, reply) => {
+      const startedAt = performance.now();
       const coins = parseCoins(req.query);
       const vs = parseVs(req.query.vs_currency);
-      const { body, source } = await withinRequestTimeout(prices.get(coins, vs), deadlineMs);
-      return sendJson(reply, body, source, headers);
+      const { body, source } = await withinRequestTimeout(
+        prices.get(coins, vs),
+        answers.deadlineMs,
+      );
+      return sendJson(reply, body, source, answers, startedAt);
     },
   );
 
   app.get('/api/market_indicators', async (_req, reply) => {
+    const startedAt = performance.now();
     const { body, source } = await withinRequestTimeout(
       marketIndicators(cache, crypto),
-      deadlineMs,
+      answers.deadlineMs,
     );
-    return sendJson(reply, body, source, headers);
+    return sendJson(reply, body, source, answers, startedAt);
   });
 }

@@ -7,7 +7,8 @@ import type { FastifyReply } from 'fastify';
 import { settleWithin, withTimeout } from '../../lib/timeout.ts';
 import { type CacheEntry, isCompressible } from '../cache/entry.ts';
 import { ageSeconds, ttlSeconds } from '../cache/policy.ts';
-import type { Served } from '../cache/tiered.ts';
+import type { Served, Source } from '../cache/tiered.ts';
+import type { RouteLatency } from '../latency.ts';
 import type { UpstreamResponse } from '../upstreams/types.ts';
 import {
   compressedBody,
@@ -18,6 +19,16 @@ import {
 } from './representation.ts';
 
 export const CACHE_NAME = 'tiercache';
+
+/**
+ * What every answer of one data route class carries: its fixed headers (CORS with `*`, the
+ * demo label), its deadline (REQUEST_TIMEOUT) and where its latency is counted.
+ */
+export interface RouteAnswers {
+  headers: Record<string, string>;
+  deadlineMs: number;
+  latency: RouteLatency;
+}
 
 export function cacheStatus(served: Served, now: number): string {
   const ttl = ttlSeconds(served.entry.expiresAt, now);
@@ -100,20 +111,21 @@ export function writeHeadRaw(
 export function sendPassedThrough(
   reply: FastifyReply,
   pending: Promise<UpstreamResponse>,
-  extraHeaders: Record<string, string>,
-  deadlineMs: number,
+  answers: RouteAnswers,
+  startedAt: number,
 ): void {
   settleWithin(
     pending,
-    deadlineMs,
+    answers.deadlineMs,
     ANSWER,
     (res) => {
       try {
+        answers.latency.BYPASS.since(startedAt);
         writeRaw(
           reply,
           res.status,
           {
-            ...extraHeaders,
+            ...answers.headers,
             'content-type': res.contentType,
             'content-length': res.body.length,
             'x-cache': 'BYPASS',
@@ -134,14 +146,16 @@ export function sendPassedThrough(
 export function sendServed(
   reply: FastifyReply,
   served: Served,
-  extraHeaders: Record<string, string>,
+  answers: RouteAnswers,
+  startedAt: number,
 ): FastifyReply {
   const { entry } = served;
+  answers.latency[served.source].since(startedAt);
   const encoding = encodingFor(reply, entry);
   const headers = withRepresentation(
     entry,
     encoding,
-    servedHeaders(served, extraHeaders, Date.now()),
+    servedHeaders(served, answers.headers, Date.now()),
   );
   return writeEntry(reply, entry, encoding, headers);
 }
@@ -227,19 +241,19 @@ export function withinRequestTimeout<T>(work: Promise<T>, deadlineMs: number): P
 export function sendWhenServed(
   reply: FastifyReply,
   pending: Promise<Served>,
-  extraHeaders: Record<string, string>,
-  deadlineMs: number,
+  answers: RouteAnswers,
+  startedAt: number,
   /** An answer that may already be streaming (an image miss): then it finishes on its own. */
   streamed?: { readonly started: boolean },
 ): void {
   settleWithin(
     pending,
-    deadlineMs,
+    answers.deadlineMs,
     ANSWER,
     (served) => {
       if (streamed?.started) return;
       try {
-        sendServed(reply, served, extraHeaders);
+        sendServed(reply, served, answers, startedAt);
       } catch (err) {
         failReply(reply, err);
       }
@@ -259,11 +273,13 @@ function failReply(reply: FastifyReply, err: unknown): void {
 export function sendJson(
   reply: FastifyReply,
   body: unknown,
-  source: string,
-  headers: Record<string, string>,
+  source: Source,
+  answers: RouteAnswers,
+  startedAt: number,
 ): FastifyReply {
+  answers.latency[source].since(startedAt);
   return reply
-    .headers(headers)
+    .headers(answers.headers)
     .header('x-cache', source)
     .header(
       'cache-status',
@@ -308,8 +324,15 @@ function l1Headers(
 export function sendL1(
   reply: FastifyReply,
   entry: CacheEntry,
-  extraHeaders: Record<string, string>,
+  answers: RouteAnswers,
+  startedAt: number,
 ): FastifyReply {
+  answers.latency.L1.since(startedAt);
   const encoding = encodingFor(reply, entry);
-  return writeEntry(reply, entry, encoding, l1Headers(entry, encoding, extraHeaders, Date.now()));
+  return writeEntry(
+    reply,
+    entry,
+    encoding,
+    l1Headers(entry, encoding, answers.headers, Date.now()),
+  );
 }

@@ -9,7 +9,7 @@ import type { CacheEntry } from '../cache/entry.ts';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { BodySink } from '../upstreams/call-context.ts';
 import type { CacheSlot } from '../upstreams/types.ts';
-import { servedHeaders, writeHeadRaw } from './send.ts';
+import { type RouteAnswers, servedHeaders, writeHeadRaw } from './send.ts';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -17,19 +17,22 @@ export class StreamedMiss implements BodySink {
   readonly #reply: FastifyReply;
   readonly #slot: CacheSlot;
   readonly #cache: TieredCache;
-  readonly #extraHeaders: Record<string, string>;
+  readonly #answers: RouteAnswers;
+  readonly #startedAt: number;
   #started = false;
 
   constructor(
     reply: FastifyReply,
     slot: CacheSlot,
     cache: TieredCache,
-    extraHeaders: Record<string, string>,
+    answers: RouteAnswers,
+    startedAt: number,
   ) {
     this.#reply = reply;
     this.#slot = slot;
     this.#cache = cache;
-    this.#extraHeaders = extraHeaders;
+    this.#answers = answers;
+    this.#startedAt = startedAt;
   }
 
   get started(): boolean {
@@ -53,12 +56,13 @@ export class StreamedMiss implements BodySink {
     };
     const headers = servedHeaders(
       { entry, source: 'MISS', fwdStatus: 200, stored: kept !== undefined },
-      this.#extraHeaders,
+      this.#answers.headers,
       now,
     );
     if (head.length === undefined) delete headers['content-length'];
     else headers['content-length'] = head.length;
     writeHeadRaw(reply, 200, headers);
+    this.#answers.latency.MISS.since(this.#startedAt);
     this.#started = true;
     return true;
   }

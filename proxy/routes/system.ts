@@ -72,6 +72,6 @@ export async function systemRoutes(app: FastifyInstance, opts: SystemOptions): P
     const l1 = cache.l1.stats();
     metrics.l1Bytes.labels('default').set(l1.bytes);
     metrics.l1Bytes.labels('image').set(l1.imageBytes);
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    return reply.type(metrics.registry.contentType).send(await metrics.exposition());
   });
 }

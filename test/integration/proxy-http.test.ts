@@ -583,6 +583,37 @@ describe('cache management and system routes', () => {
     });
   });
 
+  it('times answers per route class and source (tiercache_request_duration_seconds)', async () => {
+    const p = await proxy({ REGION: 'eu-west-1' });
+    for (const path of ['/3/movie/13', '/3/movie/13', '/3/movie/13', '/t/p/w92/a.jpg'])
+      await (await fetch(`${p.url}${path}`)).arrayBuffer();
+    const metrics = await (await fetch(`${p.url}/metrics`)).text();
+    const name = 'tiercache_request_duration_seconds';
+    const series = (route: string, source: string) => {
+      const labels = `region="eu-west-1",route="${route}",source="${source}"`;
+      const value = (line: string) => Number(line.split(' ').at(-1));
+      const lines = metrics.split('\n');
+      return {
+        buckets: lines.filter((l) => l.startsWith(`${name}_bucket{${labels},`)).map(value),
+        count: value(lines.find((l) => l.startsWith(`${name}_count{${labels}}`)) ?? 'NaN'),
+      };
+    };
+    expect(metrics.match(new RegExp(`# TYPE ${name} histogram`, 'g'))).toHaveLength(1);
+    for (const [route, source, count] of [
+      ['tmdb', 'MISS', 1],
+      ['tmdb', 'L1', 2],
+      ['images', 'MISS', 1],
+      ['images', 'L1', 0],
+      ['crypto', 'L2', 0],
+    ] as const) {
+      const { buckets, count: seen } = series(route, source);
+      expect(seen).toBe(count);
+      // Cumulative, ending at +Inf with every answer.
+      expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+      expect(buckets.at(-1)).toBe(count);
+    }
+  });
+
   it('labels built-in demo data when no key and no upstream URL are given', async () => {
     const p = await startProxy({});
     proxies.push(p);
