@@ -65,6 +65,15 @@ export const BENCH_GROUPS: Group[] = [
   },
 ];
 
+/** promtool, which the alert-rule tests run, built the same way on first use. */
+export const RULES_GROUPS: Group[] = [
+  {
+    dir: 'promtool',
+    module: 'github.com/prometheus/prometheus',
+    binaries: { promtool: 'github.com/prometheus/prometheus/cmd/promtool' },
+  },
+];
+
 export function cacheRoot(): string {
   return process.env.TIERCACHE_CACHE ?? join(homedir(), '.cache', 'tiercache');
 }

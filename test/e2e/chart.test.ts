@@ -11,6 +11,7 @@ import { helm } from '../helpers/kube.ts';
 
 const CHART = fileURLToPath(new URL('../../charts/tiercache', import.meta.url));
 const CRD = fileURLToPath(new URL('../../crds/cacheclusters.tiercache.io.yaml', import.meta.url));
+const ALERTS = `${CHART}/files/alerts.yaml`;
 
 interface Doc {
   kind: string;
@@ -60,6 +61,20 @@ describe('charts/tiercache', () => {
     expect(render('metrics.serviceMonitor.enabled=true').map((d) => d.kind)).toContain(
       'ServiceMonitor',
     );
+  });
+
+  it('renders the alerts as a PrometheusRule when asked, with the rules promtool checks', () => {
+    expect(render().map((d) => d.kind)).not.toContain('PrometheusRule');
+    const rule = render(
+      'metrics.prometheusRule.enabled=true',
+      'metrics.prometheusRule.labels.release=kps',
+    ).find((d) => d.kind === 'PrometheusRule') as unknown as Doc & {
+      metadata: { labels: Record<string, string> };
+    };
+    expect(rule.metadata.labels.release).toBe('kps');
+    // The same groups as the file promtool tests, annotations' {{ $labels }} left for Prometheus.
+    expect(rule.spec).toEqual(loadAllYaml(readFileSync(ALERTS, 'utf8'))[0]);
+    expect(JSON.stringify(rule.spec)).toContain('{{ $labels.cachecluster }}');
   });
 
   it('runs 2 operator replicas as non-root with a read-only root and no capabilities', () => {
