@@ -63,12 +63,23 @@ export function servedHeaders(
     'content-type': entry.contentType,
     'content-length': entry.body.length,
     'x-cache': served.source,
+    ...ageHeaders(served, now),
+    ...(entry.location !== undefined ? { location: entry.location } : {}),
+  };
+}
+
+/** The headers of an answer that change as it ages (by the second). */
+function ageHeaders(
+  served: Served,
+  now: number,
+): { 'cache-status': string; age: string; 'cache-control': string } {
+  const { entry } = served;
+  return {
     'cache-status': cacheStatus(served, now),
     age: String(ageSeconds(entry.storedAt, now)),
     'cache-control': served.stored
       ? `public, max-age=${Math.max(0, ttlSeconds(entry.expiresAt, now))}`
       : 'no-store',
-    ...(entry.location !== undefined ? { location: entry.location } : {}),
   };
 }
 
@@ -289,8 +300,11 @@ export function sendJson(
 }
 
 /**
- * Headers of an L1 hit per representation, rebuilt at most once a second per entry (Age and
- * ttl count seconds).
+ * Headers of an L1 hit per representation, built once per entry and encoding; only the ones
+ * that count seconds (Age, Cache-Status's ttl, Cache-Control's max-age) are updated in place
+ * when the second changes. Rebuilding every header each second made new objects for most of a
+ * Zipf tail's hits, and those that outlived a scavenge made its pauses longer. An object is
+ * only read by writeHead, synchronously, so updating it in place is safe.
  */
 interface L1Headers {
   second: number;
@@ -305,16 +319,20 @@ function l1Headers(
   now: number,
 ): Record<string, string | number> {
   const second = Math.floor(now / 1000);
+  const served: Served = { entry, source: 'L1', stored: true };
   let memo = l1HeaderMemo.get(entry);
-  if (!memo || memo.second !== second) {
+  if (!memo) {
     memo = { second, byEncoding: {} };
     l1HeaderMemo.set(entry, memo);
+  } else if (memo.second !== second) {
+    memo.second = second;
+    const aged = ageHeaders(served, now);
+    for (const headers of Object.values(memo.byEncoding)) Object.assign(headers, aged);
   }
   const form = encoding ?? 'identity';
   let headers = memo.byEncoding[form];
   if (!headers) {
-    const base = servedHeaders({ entry, source: 'L1', stored: true }, extraHeaders, now);
-    headers = withRepresentation(entry, encoding, base);
+    headers = withRepresentation(entry, encoding, servedHeaders(served, extraHeaders, now));
     memo.byEncoding[form] = headers;
   }
   return headers;
