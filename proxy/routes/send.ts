@@ -214,7 +214,8 @@ function writeEntry(
   );
 }
 
-const EMPTY = Buffer.alloc(0);
+/** A body of no bytes (a 304's, a streamed miss's placeholder entry). */
+export const EMPTY = Buffer.alloc(0);
 
 /** The hooks' headers under the answer's own, except Vary, which lists both (Origin, Accept-Encoding). */
 function merged(
@@ -319,23 +320,28 @@ function l1Headers(
   now: number,
 ): Record<string, string | number> {
   const second = Math.floor(now / 1000);
-  const served: Served = { entry, source: 'L1', stored: true };
   let memo = l1HeaderMemo.get(entry);
   if (!memo) {
     memo = { second, byEncoding: {} };
     l1HeaderMemo.set(entry, memo);
   } else if (memo.second !== second) {
     memo.second = second;
-    const aged = ageHeaders(served, now);
+    const aged = ageHeaders(l1Served(entry), now);
     for (const headers of Object.values(memo.byEncoding)) Object.assign(headers, aged);
   }
   const form = encoding ?? 'identity';
   let headers = memo.byEncoding[form];
   if (!headers) {
-    headers = withRepresentation(entry, encoding, servedHeaders(served, extraHeaders, now));
+    const base = servedHeaders(l1Served(entry), extraHeaders, now);
+    headers = withRepresentation(entry, encoding, base);
     memo.byEncoding[form] = headers;
   }
   return headers;
+}
+
+/** An L1 hit as Served, made only when its headers are (re)built: not on every hit. */
+function l1Served(entry: CacheEntry): Served {
+  return { entry, source: 'L1', stored: true };
 }
 
 /** The L1 fast path: as sendServed, with the headers memoised per entry, encoding and second. */

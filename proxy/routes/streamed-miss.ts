@@ -9,9 +9,7 @@ import type { CacheEntry } from '../cache/entry.ts';
 import type { TieredCache } from '../cache/tiered.ts';
 import type { BodySink } from '../upstreams/call-context.ts';
 import type { CacheSlot } from '../upstreams/types.ts';
-import { type RouteAnswers, servedHeaders, writeHeadRaw } from './send.ts';
-
-const EMPTY = Buffer.alloc(0);
+import { EMPTY, type RouteAnswers, servedHeaders, writeHeadRaw } from './send.ts';
 
 export class StreamedMiss implements BodySink {
   readonly #reply: FastifyReply;
