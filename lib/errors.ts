@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'UPSTREAM_TIMEOUT'
   | 'L2_UNAVAILABLE'
   | 'TIMEOUT'
+  /** The Kubernetes API server did not answer (or is not configured) when the operator started. */
+  | 'KUBE_API_UNAVAILABLE'
   /** Work stopped on purpose (the process is shutting down) at a point where nothing is half done. */
   | 'CANCELLED';
 
@@ -31,6 +33,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   UPSTREAM_TIMEOUT: 504,
   L2_UNAVAILABLE: 503,
   TIMEOUT: 504,
+  KUBE_API_UNAVAILABLE: 503,
   CANCELLED: 503,
 };
 

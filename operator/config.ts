@@ -45,6 +45,12 @@ export const operatorEnv = {
     max: 3600,
     help: 'seconds between periodic reconciles of every CacheCluster',
   }),
+  apiServerTimeoutSeconds: integer('API_SERVER_TIMEOUT', {
+    default: 30,
+    min: 1,
+    max: 600,
+    help: 'seconds to wait at start for the Kubernetes API server to answer before exiting with its error',
+  }),
   redisTimeoutMs: integer('REDIS_TIMEOUT', {
     default: 3000,
     min: 100,

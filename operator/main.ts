@@ -12,6 +12,7 @@ import { EventRecorder } from './controller/events.ts';
 import { keyOf, startWatches } from './controller/informers.ts';
 import { Reconciler } from './controller/reconcile.ts';
 import { CONTROLLER, createOperatorMetrics, WORKERS } from './metrics.ts';
+import { waitForApiServer } from './runtime/api-server.ts';
 import { connect } from './runtime/kube.ts';
 import { LeaderElector } from './runtime/leader.ts';
 import { WorkQueue } from './runtime/queue.ts';
@@ -24,6 +25,7 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
   const log = createLogger(config.logLevel, { service: 'tiercache-operator' });
   const identity = config.podName ?? `${hostname()}-${process.pid}`;
   const kube = connect();
+  const serverVersion = await waitForApiServer(kube, config.apiServerTimeoutSeconds);
   const metrics = createOperatorMetrics();
   const queue = new WorkQueue(metrics.queue(CONTROLLER));
   // Pod events that say a Redis server went down also go here: a worker of their own runs
@@ -60,6 +62,7 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
     {
       address,
       identity,
+      serverVersion,
       namespaces: config.watchNamespaces.length > 0 ? config.watchNamespaces : 'all',
     },
     'tiercache operator started',

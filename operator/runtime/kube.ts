@@ -3,6 +3,8 @@
  * apply with the operator's field manager, status apply of a CacheCluster, not-found checks.
  */
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import {
   AppsV1Api,
   CoordinationV1Api,
@@ -15,6 +17,7 @@ import {
   PolicyV1Api,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import { ConfigError } from '../../lib/errors.ts';
 import { GROUP, PLURAL, VERSION } from '../api/types.ts';
 import { FIELD_MANAGER } from '../resources/names.ts';
 
@@ -43,12 +46,21 @@ export function connect(config = defaultConfig()): Kube {
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
-function defaultConfig(): KubeConfig {
+function defaultConfig(env = process.env): KubeConfig {
   const config = new KubeConfig();
   // In a pod its ServiceAccount wins over any kubeconfig file the image may carry.
-  if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN))
+  if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
     config.loadFromCluster();
-  else config.loadFromDefault();
+    return config;
+  }
+  // With neither, client-node would quietly aim at http://localhost:8080 and every call
+  // would fail forever; say what is missing instead.
+  if (!env.KUBECONFIG && !existsSync(join(homedir(), '.kube', 'config')))
+    throw new ConfigError(
+      'KUBECONFIG',
+      'no Kubernetes API to talk to: not in a pod (no KUBERNETES_SERVICE_HOST and ServiceAccount token) and no kubeconfig (KUBECONFIG unset, ~/.kube/config missing)',
+    );
+  config.loadFromDefault();
   return config;
 }
 
