@@ -1,0 +1,158 @@
+/**
+ * Runs a locally built image (hack/build-image.sh) under runc, the OCI runtime a kubelet's
+ * containerd drives, with the spec from oci-spec.ts. The image is unpacked once by buildah
+ * (`buildah from` + `buildah mount`) and its root shared read-only by every container run from
+ * it. Root only, like the build.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO } from '../local-cluster/layout.ts';
+import { type ContainerRun, type ImageRunConfig, parseImageUser, runtimeSpec } from './oci-spec.ts';
+
+export const DEV_IMAGE = 'localhost/tiercache:dev';
+
+const buildah = (...args: string[]) => execFileSync('buildah', args, { encoding: 'utf8' }).trim();
+
+/** Builds the image from the Dockerfile (stand-ins and layers cached in buildah's store). */
+export function buildImage(tag = DEV_IMAGE): string {
+  return execFileSync('bash', [join(REPO, 'hack', 'build-image.sh'), tag], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** The image's uncompressed size as `buildah images` reports it ("252 MB"). */
+export function imageSize(image = DEV_IMAGE): string {
+  const [info] = JSON.parse(buildah('images', '--json', image)) as { size: string }[];
+  if (!info) throw new Error(`image ${image} is not in buildah's store`);
+  return info.size;
+}
+
+export function imageRunConfig(image: string): ImageRunConfig & { cmd: string[] } {
+  const inspected = JSON.parse(buildah('inspect', '--type', 'image', image)) as {
+    OCIv1: {
+      config?: {
+        Entrypoint?: string[];
+        Cmd?: string[];
+        Env?: string[];
+        WorkingDir?: string;
+        User?: string;
+      };
+    };
+  };
+  const config = inspected.OCIv1.config ?? {};
+  return {
+    entrypoint: config.Entrypoint ?? [],
+    cmd: config.Cmd ?? [],
+    env: config.Env ?? [],
+    workingDir: config.WorkingDir ?? '/',
+    // An image without USER runs as root; the chart would refuse it (runAsNonRoot).
+    user: parseImageUser(config.User || '0'),
+  };
+}
+
+export interface MountedImage {
+  image: string;
+  rootfs: string;
+  config: ImageRunConfig & { cmd: string[] };
+  close(): void;
+}
+
+/** Unpacks IMAGE into a buildah working container whose root the containers share. */
+export function mountImage(image = DEV_IMAGE): MountedImage {
+  const container = buildah('from', '--pull=never', '--quiet', image);
+  try {
+    const rootfs = buildah('mount', container);
+    return {
+      image,
+      rootfs,
+      config: imageRunConfig(image),
+      close: () => {
+        buildah('umount', container);
+        buildah('rm', container);
+      },
+    };
+  } catch (error) {
+    buildah('rm', container);
+    throw error;
+  }
+}
+
+export interface ContainerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface RunningContainer {
+  id: string;
+  process: ChildProcess;
+  /** Everything the container wrote to stdout and stderr so far. */
+  output(): string;
+  exited: Promise<ContainerExit>;
+  /** SIGKILLs the container's processes (its pid namespace), then removes its state. */
+  stop(): Promise<ContainerExit>;
+}
+
+type RunOptions = Omit<ContainerRun, 'rootfs' | 'image'>;
+
+let sequence = 0;
+
+export function startContainer(mounted: MountedImage, run: RunOptions): RunningContainer {
+  const id = `tiercache-${process.pid}-${++sequence}`;
+  const bundle = mkdtempSync(join(tmpdir(), 'tiercache-oci-'));
+  // The image's CMD applies only when neither command nor args are given, as in a pod.
+  const args = run.args.length || run.command ? run.args : mounted.config.cmd;
+  const spec = runtimeSpec({ ...run, args, rootfs: mounted.rootfs, image: mounted.config });
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+  const child = spawn('runc', ['run', '--bundle', bundle, id], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const exited = new Promise<ContainerExit>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      // runc run removes the container when its process ends; --force covers a runc killed first.
+      try {
+        execFileSync('runc', ['delete', '--force', id], { stdio: 'ignore' });
+      } catch {}
+      rmSync(bundle, { recursive: true, force: true });
+      resolve({ code, signal });
+    });
+  });
+  return {
+    id,
+    process: child,
+    output: () => output,
+    exited,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        try {
+          execFileSync('runc', ['kill', id, 'KILL'], { stdio: 'ignore' });
+        } catch {
+          child.kill('SIGKILL'); // not created yet, or already gone: end runc itself
+        }
+      }
+      return exited;
+    },
+  };
+}
+
+/** Runs a container to its end, as `docker run --rm` does; killed after timeoutMs. */
+export async function runContainer(
+  mounted: MountedImage,
+  run: RunOptions,
+  timeoutMs = 60_000,
+): Promise<ContainerExit & { output: string }> {
+  const container = startContainer(mounted, run);
+  const timer = setTimeout(() => void container.stop(), timeoutMs);
+  try {
+    const exit = await container.exited;
+    return { ...exit, output: container.output() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
