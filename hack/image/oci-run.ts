@@ -4,7 +4,13 @@
  * (`buildah from` + `buildah mount`) and its root shared read-only by every container run from
  * it. Root only, like the build.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  type ChildProcess,
+  execFile,
+  execFileSync,
+  type StdioOptions,
+  spawn,
+} from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,9 +66,23 @@ export interface MountedImage {
   close(): void;
 }
 
-/** Unpacks IMAGE into a buildah working container whose root the containers share. */
-export function mountImage(image = DEV_IMAGE): MountedImage {
-  const container = buildah('from', '--pull=never', '--quiet', image);
+/**
+ * Unpacks IMAGE into a buildah working container whose root the containers share. A NAME
+ * replaces the working container a killed process may have left under it.
+ */
+export function mountImage(image = DEV_IMAGE, name?: string): MountedImage {
+  if (name) {
+    try {
+      execFileSync('buildah', ['rm', name], { stdio: 'ignore' });
+    } catch {}
+  }
+  const container = buildah(
+    'from',
+    '--pull=never',
+    '--quiet',
+    ...(name ? ['--name', name] : []),
+    image,
+  );
   try {
     const rootfs = buildah('mount', container);
     return {
@@ -95,33 +115,45 @@ export interface RunningContainer {
   stop(): Promise<ContainerExit>;
 }
 
-type RunOptions = Omit<ContainerRun, 'rootfs' | 'image'>;
+export type RunOptions = Omit<ContainerRun, 'rootfs' | 'image'>;
 
 let sequence = 0;
 
-export function startContainer(mounted: MountedImage, run: RunOptions): RunningContainer {
-  const id = `tiercache-${process.pid}-${++sequence}`;
+/**
+ * Starts `runc run` for RUN from a bundle of its own. runc forwards the signals it gets to the
+ * container's process, all but SIGKILL: when runc ends, however it ended, the container is
+ * deleted (--force kills what is left in it) and the bundle removed. Container ids start with
+ * idPrefix, so a sweep can find what a killed process left running.
+ */
+export function spawnContainer(
+  mounted: MountedImage,
+  run: RunOptions,
+  stdio: StdioOptions,
+  idPrefix = 'tiercache-run-',
+): { id: string; child: ChildProcess } {
+  const id = `${idPrefix}${process.pid}-${++sequence}`;
   const bundle = mkdtempSync(join(tmpdir(), 'tiercache-oci-'));
   // The image's CMD applies only when neither command nor args are given, as in a pod.
   const args = run.args.length || run.command ? run.args : mounted.config.cmd;
   const spec = runtimeSpec({ ...run, args, rootfs: mounted.rootfs, image: mounted.config });
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
-  const child = spawn('runc', ['run', '--bundle', bundle, id], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn('runc', ['run', '--bundle', bundle, id], { stdio });
+  child.once('exit', () => {
+    execFile('runc', ['delete', '--force', id], () =>
+      rmSync(bundle, { recursive: true, force: true }),
+    );
   });
+  return { id, child };
+}
+
+export function startContainer(mounted: MountedImage, run: RunOptions): RunningContainer {
+  const { id, child } = spawnContainer(mounted, run, ['ignore', 'pipe', 'pipe']);
   let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   const exited = new Promise<ContainerExit>((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code, signal) => {
-      // runc run removes the container when its process ends; --force covers a runc killed first.
-      try {
-        execFileSync('runc', ['delete', '--force', id], { stdio: 'ignore' });
-      } catch {}
-      rmSync(bundle, { recursive: true, force: true });
-      resolve({ code, signal });
-    });
+    child.once('close', (code, signal) => resolve({ code, signal }));
   });
   return {
     id,
@@ -155,4 +187,18 @@ export async function runContainer(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Kills and deletes the runc containers whose ids start with PREFIX (a killed runner's). */
+export function removeContainers(prefix: string): string[] {
+  let listed: { id: string }[] = [];
+  try {
+    listed =
+      JSON.parse(execFileSync('runc', ['list', '--format', 'json'], { encoding: 'utf8' })) ?? [];
+  } catch {
+    return []; // no runc, or nothing ever ran
+  }
+  const ids = listed.map((c) => c.id).filter((id) => id.startsWith(prefix));
+  for (const id of ids) execFileSync('runc', ['delete', '--force', id], { stdio: 'ignore' });
+  return ids;
 }

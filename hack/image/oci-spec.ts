@@ -22,6 +22,8 @@ export interface ImageRunConfig {
 export interface BindMount {
   source: string;
   destination: string;
+  /** Default true: a Secret's or ConfigMap's volume; false for a data volume. */
+  readOnly?: boolean;
 }
 
 export interface ContainerRun {
@@ -34,8 +36,11 @@ export interface ContainerRun {
   args: string[];
   /** NAME=value entries added to (and overriding) the image's environment. */
   env?: string[];
-  /** Host files or directories bound read-only into the container (a Secret's volume, say). */
+  /** Host files or directories bound into the container (a Secret's volume, say). */
   mounts?: BindMount[];
+  /** Overrides the image's user, as a pod's runAsUser/runAsGroup do. */
+  user?: { uid: number; gid: number };
+  workingDir?: string;
   hostname?: string;
 }
 
@@ -67,10 +72,10 @@ export function runtimeSpec(run: ContainerRun): Record<string, unknown> {
     ociVersion: '1.0.2',
     process: {
       terminal: false,
-      user: run.image.user,
+      user: run.user ?? run.image.user,
       args: [...(run.command ?? run.image.entrypoint), ...run.args],
       env: mergeEnv(run.image.env, run.env ?? []),
-      cwd: run.image.workingDir || '/',
+      cwd: run.workingDir || run.image.workingDir || '/',
       capabilities: NO_CAPABILITIES,
       noNewPrivileges: true,
     },
@@ -106,7 +111,7 @@ export function runtimeSpec(run: ContainerRun): Record<string, unknown> {
         destination: mount.destination,
         type: 'bind',
         source: mount.source,
-        options: ['rbind', 'ro', 'nosuid', 'nodev'],
+        options: ['rbind', mount.readOnly === false ? 'rw' : 'ro', 'nosuid', 'nodev'],
       })),
     ],
     linux: {

@@ -7,7 +7,9 @@
 import { createSocket } from 'node:dgram';
 import { rmSync } from 'node:fs';
 import { tcpPortFree } from '../../lib/ports.ts';
+import { removeContainers } from '../image/oci-run.ts';
 import { network, paths, ports, STATE } from './layout.ts';
+import { POD_CONTAINER_PREFIX } from './pod-runner/oci.ts';
 import { recorded, stopRecorded } from './processes.ts';
 
 const ORDER = [
@@ -38,6 +40,9 @@ export async function clusterDown(purge = false): Promise<void> {
     process.stdout.write(`stopping ${p.name} (pid ${p.pid})\n`);
     await stopRecorded(p.name, p.pid, p.name === 'pod-runner' ? 40_000 : 10_000);
   }
+  // Pod containers under runc (E2E_IMAGE_RUNTIME=oci) outlive a pod runner that was killed.
+  const orphans = removeContainers(POD_CONTAINER_PREFIX);
+  if (orphans.length) process.stdout.write(`removed ${orphans.length} orphaned pod containers\n`);
   for (const port of Object.values(ports)) {
     if (!(await portFree('127.0.0.1', port)))
       throw new Error(`port ${port} is still in use after cluster:down`);

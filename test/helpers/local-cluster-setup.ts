@@ -5,7 +5,9 @@
  * and stopped again at the end whatever the tests did. State the suite created is removed;
  * a cluster that was already running is reused and its state kept.
  */
+import { buildImage } from '../../hack/image/oci-run.ts';
 import { clusterDown } from '../../hack/local-cluster/down.ts';
+import { imageRuntime } from '../../hack/local-cluster/pod-runner/oci.ts';
 import { isAlive, recorded } from '../../hack/local-cluster/processes.ts';
 import { clusterUp } from '../../hack/local-cluster/up.ts';
 import { ensureDebianPackage } from './global-setup.ts';
@@ -19,6 +21,10 @@ export async function setup(): Promise<void> {
   ensureDebianPackage('redis-server', 'redis-server');
   ensureDebianPackage('openssl', 'openssl');
   ensureDebianPackage('nsenter', 'util-linux');
+  // The operator and proxy pods run from the image users run (built from this checkout),
+  // unless E2E_IMAGE_RUNTIME=checkout asks for the checkout's CLI.
+  process.env.E2E_IMAGE_RUNTIME ||= 'oci';
+  if (imageRuntime() === 'oci') buildImage();
   startedHere = !recorded().some((p) => isAlive(p.pid));
   await clusterUp();
 }

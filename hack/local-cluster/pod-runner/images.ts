@@ -19,6 +19,9 @@ const REDIS_IMAGE = /(^|\/)(redis|valkey)(:|@|$)/;
 const TIERCACHE_IMAGE = /(^|\/)tiercache(:|@|$)/;
 const REDIS_ENTRYPOINTS = new Set(['redis-server', 'docker-entrypoint.sh', 'valkey-server']);
 
+export const isTiercacheImage = (image: string | undefined): boolean =>
+  TIERCACHE_IMAGE.test(image ?? '');
+
 export function launchFor(container: V1Container, podIp: string): Launch {
   const image = container.image ?? '';
   const command = container.command ?? [];
@@ -37,7 +40,7 @@ export function launchFor(container: V1Container, podIp: string): Launch {
     const binds = redisArgs.includes('--bind') ? [] : ['--bind', podIp];
     return { argv: ['redis-server', ...redisArgs, ...binds, ...own], env: {} };
   }
-  if (TIERCACHE_IMAGE.test(image)) {
+  if (isTiercacheImage(image)) {
     const rest = command[0]?.endsWith('tiercache') ? command.slice(1) : command;
     return {
       argv: [process.execPath, join(REPO, 'bin', 'tiercache.ts'), ...rest, ...args],

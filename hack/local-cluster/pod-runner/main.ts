@@ -17,10 +17,12 @@ import {
 import { NODES, network } from '../layout.ts';
 import { startDns } from './dns-server.ts';
 import type { ClusterReader } from './materialise.ts';
+import { closeTiercacheImage, imageRuntime } from './oci.ts';
 import { PodWorker } from './pod-worker.ts';
 import { expand, provision } from './provisioner.ts';
 
 const log = (msg: string) => process.stdout.write(`${new Date().toISOString()} ${msg}\n`);
+const runtime = imageRuntime();
 
 const kc = new KubeConfig();
 kc.loadFromDefault();
@@ -166,7 +168,12 @@ function onPod(pod: V1Pod): void {
   }
   if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return;
   const ip = pod.status?.podIP ?? allocateIp(node, podInformer.list());
-  const worker = new PodWorker(pod, ip, { cluster: reader, writeStatus, log });
+  const worker = new PodWorker(pod, ip, {
+    cluster: reader,
+    writeStatus,
+    log,
+    imageRuntime: runtime,
+  });
   workers.set(uid, worker);
   const held = claimsOf(pod).flatMap((c) => {
     const released = claimsReleased.get(c);
@@ -218,7 +225,7 @@ const stopDns = await startDns(network.dnsIp, network.clusterDomain, () => ({
 }));
 await Promise.all([podInformer.start(), svcInformer.start(), pvcInformer.start()]);
 log(
-  `pod runner ready: nodes ${[...ourNodes.keys()].join(', ')}; cluster DNS on ${network.dnsIp}:53`,
+  `pod runner ready: nodes ${[...ourNodes.keys()].join(', ')}; cluster DNS on ${network.dnsIp}:53; tiercache images run ${runtime === 'oci' ? 'from localhost/tiercache:dev under runc' : 'as the checkout'}`,
 );
 
 let shuttingDown = false;
@@ -236,6 +243,7 @@ async function shutdown(signal: string): Promise<void> {
     ),
   );
   await stopDns();
+  closeTiercacheImage();
   process.exit(0);
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));

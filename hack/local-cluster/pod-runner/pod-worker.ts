@@ -15,7 +15,7 @@ import type {
   V1PodStatus,
 } from '@kubernetes/client-node';
 import { network, paths } from '../layout.ts';
-import { expandReferences, launchFor } from './images.ts';
+import { expandReferences, isTiercacheImage, launchFor } from './images.ts';
 import {
   type ClusterReader,
   containerEnv,
@@ -23,6 +23,7 @@ import {
   refreshVolumes,
   renderVolumes,
 } from './materialise.ts';
+import { type ImageRuntime, startInImage } from './oci.ts';
 import { probe } from './probes.ts';
 import { startSandboxed } from './sandbox.ts';
 
@@ -47,6 +48,8 @@ export interface WorkerDeps {
   cluster: ClusterReader;
   writeStatus(pod: V1Pod, status: V1PodStatus): Promise<void>;
   log(msg: string): void;
+  /** How tiercache-image containers run: as the checkout's CLI, or from the built image. */
+  imageRuntime: ImageRuntime;
 }
 
 const now = () => new Date().toISOString();
@@ -157,13 +160,12 @@ export class PodWorker {
   }
 
   async #spawn(spec: V1Container): Promise<ChildProcess> {
-    const launch = launchFor(spec, this.ip);
     // The pod object may not show its IP yet: fieldRefs see the IP this runner gave it.
     const pod = {
       ...this.pod,
       status: { ...this.pod.status, podIP: this.ip, podIPs: [{ ip: this.ip }] },
     };
-    const env = { ...(await containerEnv(pod, spec, this.#deps.cluster)), ...launch.env };
+    const containerEnvironment = await containerEnv(pod, spec, this.#deps.cluster);
     const hostname = this.pod.spec?.hostname ?? this.pod.metadata!.name!;
     const ns = this.pod.metadata!.namespace!;
     const fqdn = this.pod.spec?.subdomain
@@ -171,18 +173,37 @@ export class PodWorker {
       : '';
     const dir = join(this.#dir, 'containers', spec.name);
     mkdirSync(dir, { recursive: true });
+    const mounts = containerMounts(spec, this.#volumeDirs);
+    const files = {
+      '/etc/hosts': `127.0.0.1 localhost\n${this.ip} ${fqdn} ${hostname}\n`,
+      '/etc/resolv.conf': `nameserver ${network.dnsIp}\nsearch ${ns}.svc.${network.clusterDomain} svc.${network.clusterDomain} ${network.clusterDomain}\noptions ndots:5\n`,
+      '/etc/hostname': `${hostname}\n`,
+    };
+    const logFile = join(paths.logs, `pod-${ns}-${this.pod.metadata!.name}-${spec.name}.log`);
+    const expand = (a: string) => expandReferences(a, containerEnvironment);
+    if (this.#deps.imageRuntime === 'oci' && isTiercacheImage(spec.image))
+      return startInImage({
+        pod,
+        container: spec,
+        dir,
+        mounts,
+        files,
+        env: containerEnvironment,
+        command: spec.command?.map(expand),
+        args: (spec.args ?? []).map(expand),
+        podIp: this.ip,
+        logFile,
+      });
+    const launch = launchFor(spec, this.ip);
+    const env = { ...containerEnvironment, ...launch.env };
     return startSandboxed({
       dir,
-      mounts: containerMounts(spec, this.#volumeDirs),
-      files: {
-        '/etc/hosts': `127.0.0.1 localhost\n${this.ip} ${fqdn} ${hostname}\n`,
-        '/etc/resolv.conf': `nameserver ${network.dnsIp}\nsearch ${ns}.svc.${network.clusterDomain} svc.${network.clusterDomain} ${network.clusterDomain}\noptions ndots:5\n`,
-        '/etc/hostname': `${hostname}\n`,
-      },
+      mounts,
+      files,
       workingDir: spec.workingDir ?? '/',
       argv: launch.argv.map((a) => expandReferences(a, env)),
       env,
-      logFile: join(paths.logs, `pod-${ns}-${this.pod.metadata!.name}-${spec.name}.log`),
+      logFile,
     });
   }
 
