@@ -74,6 +74,16 @@ export const RULES_GROUPS: Group[] = [
   },
 ];
 
+/** redis_exporter, the Redis pods' optional metrics sidecar, which the pod runner runs for the image `oliver006/redis_exporter`. */
+export const EXPORTER_GROUPS: Group[] = [
+  {
+    dir: 'redis-exporter',
+    module: 'github.com/oliver006/redis_exporter',
+    binaries: { redis_exporter: 'github.com/oliver006/redis_exporter' },
+    ldflags: (v) => [`-X main.BuildVersion=${v}`],
+  },
+];
+
 export function cacheRoot(): string {
   return process.env.TIERCACHE_CACHE ?? join(homedir(), '.cache', 'tiercache');
 }

@@ -10,7 +10,7 @@ import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adminAgent, apiGet, waitUntil } from './api.ts';
-import { ensureBinaries, GROUPS } from './binaries.ts';
+import { EXPORTER_GROUPS, ensureBinaries, GROUPS } from './binaries.ts';
 import { apiserverUrl, NODES, network, paths, ports, REPO } from './layout.ts';
 import { KWOK_ANNOTATION, nodeManifests } from './nodes.ts';
 import { ensurePki, kubeconfig } from './pki.ts';
@@ -28,6 +28,8 @@ export async function clusterUp(): Promise<void> {
     );
   }
   const bin = ensureBinaries(GROUPS, say);
+  // Built now, not when the pod runner first meets a Redis pod with the metrics sidecar.
+  ensureBinaries(EXPORTER_GROUPS, say);
   mkdirSync(paths.bin, { recursive: true });
   for (const name of ['kubectl', 'helm', 'kwok']) {
     rmSync(join(paths.bin, name), { force: true });

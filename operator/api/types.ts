@@ -48,6 +48,16 @@ export interface AuthSpec {
   secretName?: string;
 }
 
+/** The metrics sidecar of every Redis pod. */
+export interface ExporterSpec {
+  /** Add oliver006/redis_exporter beside every Redis node (port 9121). Default false. */
+  enabled: boolean;
+  /** Default oliver006/redis_exporter:v1.74.0. */
+  image: string;
+  /** Compute resources of each exporter container. Default requests 10m/32Mi, limit 64Mi. */
+  resources: V1ResourceRequirements;
+}
+
 /** The Redis Cluster. */
 export interface RedisSpec {
   /** Redis image (any Redis 7 or later, or Valkey). Default redis:7.2. */
@@ -71,6 +81,7 @@ export interface RedisSpec {
   nodeTimeoutMs: number;
   persistence: PersistenceSpec;
   auth: AuthSpec;
+  exporter: ExporterSpec;
   /** Compute resources of each Redis container. */
   resources?: V1ResourceRequirements;
   /**

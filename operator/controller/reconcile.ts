@@ -42,7 +42,13 @@ import { applyLiveSettings } from './live-config.ts';
 import { MasterBook } from './master-book.ts';
 import { podRef } from './pod-refs.ts';
 import { deletesPod, nextRedisStep, type RedisStep } from './redis-plan.ts';
-import { adminToken, desiredPassword, readInUsePassword, readStoredAuth } from './secrets.ts';
+import {
+  adminToken,
+  desiredPassword,
+  exporterPassword,
+  readInUsePassword,
+  readStoredAuth,
+} from './secrets.ts';
 import { buildStatus, clusterStateOk, failedStatus, type ProxyReadiness } from './status.ts';
 import { StepRunner } from './steps.ts';
 import { growStorage } from './storage.ts';
@@ -315,6 +321,7 @@ export class Reconciler {
       shards,
       auth,
       adminToken: await adminToken(kube, cc),
+      exporterPassword: await exporterPassword(kube, cc),
       placement: { zones: zoneCount },
       proxyImage: image,
     });

@@ -1,5 +1,6 @@
 /**
- * The Redis password and the proxies' admin token of a CacheCluster: read from their Secrets,
+ * The Redis password, the proxies' admin token and the metrics sidecar's password of a
+ * CacheCluster: read from their Secrets,
  * generated once when missing. A user-given auth.secretName supplies the password instead;
  * `<cc>-redis-auth` also keeps a password rotation under way (auth-plan.ts).
  */
@@ -73,7 +74,13 @@ export async function desiredPassword(
   return stored.next || stored.password || generate();
 }
 
-export async function adminToken(kube: Kube, cc: CacheCluster): Promise<string> {
-  const name = `${cc.metadata.name}-proxy-admin`;
-  return (await readKey(kube, cc.metadata.namespace, name, 'token')) ?? generate();
-}
+/** A generated secret value that is kept once made: read from its Secret, or new. */
+const keptOrNew = async (kube: Kube, cc: CacheCluster, name: string, key: string) =>
+  (await readKey(kube, cc.metadata.namespace, name, key)) ?? generate();
+
+export const adminToken = (kube: Kube, cc: CacheCluster): Promise<string> =>
+  keptOrNew(kube, cc, `${cc.metadata.name}-proxy-admin`, 'token');
+
+/** The metrics sidecar's password (its ACL user's; it never rotates). */
+export const exporterPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
+  keptOrNew(kube, cc, names.exporterSecret(cc.metadata.name), 'password');

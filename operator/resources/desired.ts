@@ -5,7 +5,13 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
 import { proxyAdminSecret, proxyDeployment, proxyService } from './proxy.ts';
-import { type AuthKeys, authInUseSecret, authSecret, configMap } from './redis-config.ts';
+import {
+  type AuthKeys,
+  authInUseSecret,
+  authSecret,
+  configMap,
+  exporterSecret,
+} from './redis-config.ts';
 import {
   type Placement,
   redisService,
@@ -20,6 +26,8 @@ export interface DesiredInputs {
   /** The Redis password (NO_PASSWORD when auth is disabled) and any rotation under way. */
   auth: AuthKeys;
   adminToken: string;
+  /** The metrics sidecar's ACL password (used when spec.redis.exporter is enabled). */
+  exporterPassword: string;
   placement: Placement;
   /** Image of the proxies unless a proxy names its own (the operator's image). */
   proxyImage: string;
@@ -29,7 +37,11 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
   const { redis, proxies } = inputs.spec;
   const out: KubernetesObject[] = [configMap(cc, redis), redisService(cc)];
   // Also with auth disabled: nodes include its auth.conf, so turning auth on is live.
-  out.push(authSecret(cc, redis, inputs.auth), authInUseSecret(cc, inputs.auth.password));
+  out.push(
+    authSecret(cc, redis, inputs.auth, inputs.exporterPassword),
+    authInUseSecret(cc, inputs.auth.password),
+  );
+  if (redis.exporter.enabled) out.push(exporterSecret(cc, inputs.exporterPassword));
   for (let shard = 0; shard < inputs.shards; shard++) {
     out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
     out.push(shardDisruptionBudget(cc, shard));

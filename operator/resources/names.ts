@@ -6,6 +6,9 @@ import type { CacheCluster } from '../api/types.ts';
 
 export const REDIS_PORT = 6379;
 export const PROXY_PORT = 6635;
+export const EXPORTER_PORT = 9121;
+/** The ACL user the metrics sidecar signs in as (it may only read metrics). */
+export const EXPORTER_USER = 'tiercache-exporter';
 export const FIELD_MANAGER = 'tiercache-operator';
 
 export const LABEL_CLUSTER = 'tiercache.io/cluster';
@@ -21,6 +24,8 @@ export const names = {
   authSecret: (cc: string) => `${cc}-redis-auth`,
   /** The password the nodes accept now, for the operator alone (outlives a deleted auth Secret). */
   authInUseSecret: (cc: string) => `${cc}-redis-auth-in-use`,
+  /** The metrics sidecar's own password (key `password`), generated once; it never rotates. */
+  exporterSecret: (cc: string) => `${cc}-redis-exporter`,
   shard: (cc: string, shard: number) => `${cc}-shard-${shard}`,
   pod: (cc: string, shard: number, ordinal: number) => `${cc}-shard-${shard}-${ordinal}`,
   proxy: (cc: string, proxy: string) => `${cc}-proxy-${proxy}`,

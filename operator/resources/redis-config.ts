@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import type { CacheCluster, RedisSpec } from '../api/types.ts';
-import { clusterLabels, names, REDIS_PORT } from './names.ts';
+import { clusterLabels, EXPORTER_USER, names, REDIS_PORT } from './names.ts';
 import { ownedMeta } from './owner.ts';
 
 const base64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -162,9 +162,10 @@ export const NO_PASSWORD = '';
 /**
  * What redis-server includes from the auth Secret: the passwords it accepts (the one in use
  * first, and during a rotation the one coming or going; NO_PASSWORD among them means any),
- * its masterauth (the one in use, sent as user default), and the quarantine if any.
+ * its masterauth (the one in use, sent as user default), the quarantine if any, and with the
+ * metrics sidecar on, its own user that reads metrics and no key.
  */
-export function authConf(redis: RedisSpec, accepted: string[]): string {
+export function authConf(redis: RedisSpec, accepted: string[], exporterPassword?: string): string {
   const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;
   const [current] = accepted;
   if (current === undefined) throw new Error('authConf needs the password in use');
@@ -179,8 +180,19 @@ export function authConf(redis: RedisSpec, accepted: string[]): string {
       : `user default on ${passwords} ${rules}`;
   const replication =
     current === NO_PASSWORD ? '' : `masteruser default\nmasterauth ${quote(current)}\n`;
-  return `${server}\n${replication}`;
+  const exporter =
+    redis.exporter.enabled && exporterPassword !== undefined
+      ? `user ${EXPORTER_USER} on ${quote(`>${exporterPassword}`)} ${EXPORTER_RULES}\n`
+      : '';
+  return `${server}\n${replication}${exporter}`;
 }
+
+/**
+ * What the metrics sidecar may run: the commands redis_exporter reads metrics with, and no key
+ * or channel (its password sits in an environment variable, so it must not open the data).
+ */
+const EXPORTER_RULES =
+  'resetkeys resetchannels -@all +ping +info +config|get +cluster|info +cluster|nodes +slowlog|get +slowlog|len +latency|latest +latency|histogram +client|setname +select +dbsize';
 
 /** The password clients use, and during a rotation the one coming (`next`) or going (`retiring`). */
 export interface AuthKeys {
@@ -188,6 +200,17 @@ export interface AuthKeys {
   password: string;
   next?: string | undefined;
   retiring?: string | undefined;
+}
+
+/** The metrics sidecar's password (generated once, never rotated), which its container reads. */
+export function exporterSecret(cc: CacheCluster, password: string): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: ownedMeta(cc, names.exporterSecret(cc.metadata.name), clusterLabels(cc, 'redis')),
+    type: 'Opaque',
+    data: { password: base64(password) },
+  };
 }
 
 /**
@@ -208,14 +231,19 @@ export function authInUseSecret(cc: CacheCluster, password: string): V1Secret {
  * The Secret redis-server includes (`auth.conf`) and clients read (`password`; empty when
  * auth is disabled).
  */
-export function authSecret(cc: CacheCluster, redis: RedisSpec, keys: AuthKeys): V1Secret {
+export function authSecret(
+  cc: CacheCluster,
+  redis: RedisSpec,
+  keys: AuthKeys,
+  exporterPassword?: string,
+): V1Secret {
   const data: Record<string, string> = { password: base64(keys.password) };
   if (keys.next !== undefined) data.next = base64(keys.next);
   if (keys.retiring !== undefined) data.retiring = base64(keys.retiring);
   const accepted = [keys.password, keys.next, keys.retiring].filter(
     (p): p is string => p !== undefined,
   );
-  data['auth.conf'] = base64(authConf(redis, accepted));
+  data['auth.conf'] = base64(authConf(redis, accepted, exporterPassword));
   return {
     apiVersion: 'v1',
     kind: 'Secret',

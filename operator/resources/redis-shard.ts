@@ -8,6 +8,7 @@
  */
 import type {
   V1Affinity,
+  V1Container,
   V1PodDisruptionBudget,
   V1PodSpec,
   V1Service,
@@ -19,6 +20,8 @@ import type { CacheCluster, RedisSpec } from '../api/types.ts';
 import {
   clusterLabels,
   componentSelector,
+  EXPORTER_PORT,
+  EXPORTER_USER,
   names,
   REDIS_PORT,
   shardLabels,
@@ -101,6 +104,36 @@ function serverCommand(redis: RedisSpec): { command: string[] } {
   if (redis.persistence.enabled) return { command: ['redis-server'] };
   return {
     command: ['sh', '-c', `rm -rf ${DATA_DIR}/* && exec redis-server "$@"`, 'redis-server'],
+  };
+}
+
+/**
+ * The metrics sidecar: redis_exporter reads its own node over localhost as the ACL user
+ * EXPORTER_USER (redis-config.ts), whose password never rotates, so an environment variable
+ * from its Secret stays valid for the pod's life.
+ */
+function exporterContainer(cc: CacheCluster, redis: RedisSpec): V1Container {
+  return {
+    name: 'exporter',
+    image: redis.exporter.image,
+    env: [
+      { name: 'REDIS_ADDR', value: `redis://localhost:${REDIS_PORT}` },
+      { name: 'REDIS_USER', value: EXPORTER_USER },
+      {
+        name: 'REDIS_PASSWORD',
+        valueFrom: {
+          secretKeyRef: { name: names.exporterSecret(cc.metadata.name), key: 'password' },
+        },
+      },
+      { name: 'REDIS_EXPORTER_WEB_LISTEN_ADDRESS', value: `:${EXPORTER_PORT}` },
+    ],
+    ports: [{ name: 'metrics', containerPort: EXPORTER_PORT }],
+    resources: redis.exporter.resources,
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    },
   };
 }
 
@@ -193,6 +226,7 @@ function podSpec(
           capabilities: { drop: ['ALL'] },
         },
       },
+      ...(redis.exporter.enabled ? [exporterContainer(cc, redis)] : []),
     ],
     volumes,
   };

@@ -11,4 +11,9 @@ export const REDIS_DEFAULTS = {
   nodeTimeoutMs: 5000,
   persistence: { enabled: false, size: '1Gi', storageClassName: '', appendOnly: true },
   auth: { enabled: true },
+  exporter: {
+    enabled: false,
+    image: 'oliver006/redis_exporter:v1.74.0',
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '64Mi' } },
+  },
 };

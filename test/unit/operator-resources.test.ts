@@ -239,6 +239,7 @@ describe('desired objects', () => {
       shards: 3,
       auth: { password: PASSWORD },
       adminToken: 'admin-token-1',
+      exporterPassword: 'exporter-pw',
       placement: { zones: 3 },
       proxyImage: 'tiercache:0.1.0',
     });
@@ -265,5 +266,66 @@ describe('desired objects', () => {
     expect(sts.spec!.template.metadata!.annotations!['tiercache.io/config-hash']).toMatch(
       /^[0-9a-f]{16}$/,
     );
+  });
+});
+
+describe('metrics sidecar (spec.redis.exporter)', () => {
+  const EXPORTER_PW = 'exporter-pw-1';
+  const inputs = (c: CacheCluster) => ({
+    spec: c.spec,
+    shards: 1,
+    auth: { password: PASSWORD },
+    adminToken: 't',
+    exporterPassword: EXPORTER_PW,
+    placement: { zones: 0 },
+    proxyImage: 'tiercache:0.1.0',
+  });
+
+  it('is off by default: one container, no exporter user, no exporter Secret', () => {
+    const c = cc({});
+    const pod = shardStatefulSet(c, 0, c.spec.redis, { zones: 0 }).spec!.template.spec!;
+    expect(pod.containers.map((x) => x.name)).toEqual(['redis']);
+    expect(authConf(c.spec.redis, [PASSWORD], EXPORTER_PW)).not.toContain('tiercache-exporter');
+    const names = desiredObjects(c, inputs(c)).map((o) => o.metadata!.name);
+    expect(names).not.toContain('cache-redis-exporter');
+  });
+
+  it('reads its own node as a user that may read metrics only, with a password from its own Secret', () => {
+    for (const persistence of [false, true]) {
+      const c = cc({
+        redis: { exporter: { enabled: true }, persistence: { enabled: persistence } },
+      });
+      const pod = shardStatefulSet(c, 0, c.spec.redis, { zones: 0 }).spec!.template.spec!;
+      expect(pod.containers.map((x) => x.name)).toEqual(['redis', 'exporter']);
+      const exporter = pod.containers[1]!;
+      expect(exporter.image).toBe('oliver006/redis_exporter:v1.74.0');
+      expect(exporter.ports).toEqual([{ name: 'metrics', containerPort: 9121 }]);
+      expect(exporter.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+      const env = Object.fromEntries(exporter.env!.map((e) => [e.name, e]));
+      expect(env.REDIS_ADDR!.value).toBe('redis://localhost:6379');
+      expect(env.REDIS_USER!.value).toBe('tiercache-exporter');
+      expect(env.REDIS_PASSWORD!.valueFrom!.secretKeyRef).toEqual({
+        name: 'cache-redis-exporter',
+        key: 'password',
+      });
+      // Beside the default user's line (requirepass, or the quarantined `user default`).
+      const conf = authConf(c.spec.redis, [PASSWORD], EXPORTER_PW);
+      const line = conf.split('\n').find((l) => l.startsWith('user tiercache-exporter '));
+      expect(line).toBe(
+        `user tiercache-exporter on ">${EXPORTER_PW}" resetkeys resetchannels -@all +ping +info +config|get +cluster|info +cluster|nodes +slowlog|get +slowlog|len +latency|latest +latency|histogram +client|setname +select +dbsize`,
+      );
+      expect(conf).toContain(persistence ? 'requirepass' : 'user default on');
+      const objects = desiredObjects(c, inputs(c));
+      const secret = objects.find((o) => o.metadata!.name === 'cache-redis-exporter') as {
+        data: Record<string, string>;
+      };
+      expect(Buffer.from(secret.data.password!, 'base64').toString()).toBe(EXPORTER_PW);
+      // Its password is in no object but the two Secrets.
+      for (const o of objects)
+        if (o.kind !== 'Secret') expect(JSON.stringify(o)).not.toContain(EXPORTER_PW);
+    }
   });
 });

@@ -1,11 +1,14 @@
 /**
  * What runs for a container image. There is no image registry here: the `redis`/`valkey`
- * images run this machine's redis-server, and tiercache's own image runs the checkout's CLI.
- * Each process is told to bind its pod's IP (pods share the machine's network).
+ * images run this machine's redis-server, `oliver006/redis_exporter` the exporter built from
+ * its Go module (binaries.ts), and tiercache's own image runs the checkout's CLI. Each
+ * process is told to bind its pod's IP (pods share the machine's network, so a sidecar's
+ * `localhost` is its pod's IP).
  */
 
 import { join } from 'node:path';
 import type { V1Container } from '@kubernetes/client-node';
+import { EXPORTER_GROUPS, ensureBinaries } from '../binaries.ts';
 import { REPO } from '../layout.ts';
 
 export interface Launch {
@@ -17,6 +20,8 @@ export class UnsupportedImage extends Error {}
 
 const REDIS_IMAGE = /(^|\/)(redis|valkey)(:|@|$)/;
 const TIERCACHE_IMAGE = /(^|\/)tiercache(:|@|$)/;
+const EXPORTER_IMAGE = /(^|\/)redis_exporter(:|@|$)/;
+const EXPORTER_DEFAULT_LISTEN = ':9121';
 const REDIS_ENTRYPOINTS = new Set(['redis-server', 'docker-entrypoint.sh', 'valkey-server']);
 
 export const isTiercacheImage = (image: string | undefined): boolean =>
@@ -40,6 +45,18 @@ export function launchFor(container: V1Container, podIp: string): Launch {
     const binds = redisArgs.includes('--bind') ? [] : ['--bind', podIp];
     return { argv: ['redis-server', ...redisArgs, ...binds, ...own], env: {} };
   }
+  if (EXPORTER_IMAGE.test(image)) {
+    const env = literalEnv(container);
+    const listen = env.REDIS_EXPORTER_WEB_LISTEN_ADDRESS ?? EXPORTER_DEFAULT_LISTEN;
+    const addr = env.REDIS_ADDR ?? 'redis://localhost:6379';
+    return {
+      argv: [ensureBinaries(EXPORTER_GROUPS).redis_exporter!, ...args],
+      env: {
+        REDIS_EXPORTER_WEB_LISTEN_ADDRESS: `${podIp}:${listen.split(':').pop()}`,
+        REDIS_ADDR: addr.replace(/\/\/(localhost|127\.0\.0\.1)(?=[:/]|$)/, `//${podIp}`),
+      },
+    };
+  }
   if (isTiercacheImage(image)) {
     const rest = command[0]?.endsWith('tiercache') ? command.slice(1) : command;
     return {
@@ -48,7 +65,14 @@ export function launchFor(container: V1Container, podIp: string): Launch {
     };
   }
   throw new UnsupportedImage(
-    `image ${image} is not runnable here (only redis/valkey and tiercache images are)`,
+    `image ${image} is not runnable here (only redis/valkey, redis_exporter and tiercache images are)`,
+  );
+}
+
+/** The container's environment variables given as plain values. */
+function literalEnv(container: V1Container): Record<string, string> {
+  return Object.fromEntries(
+    (container.env ?? []).flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])),
   );
 }
 
