@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { expandReferences, launchFor } from '../../hack/local-cluster/pod-runner/images.ts';
+import {
+  expandReferences,
+  exporterEnv,
+  launchFor,
+} from '../../hack/local-cluster/pod-runner/images.ts';
 
 describe('pod runner: what runs for a container', () => {
   it('expands $(VAR) references as kubelet does', () => {
@@ -59,6 +63,29 @@ describe('pod runner: what runs for a container', () => {
       '127.10.1.5',
     );
     expect(other.argv).toEqual(['sh', '-c', 'echo hi']);
+  });
+
+  it("points the exporter at its pod's IP for both its listener and its Redis", () => {
+    const sidecar = {
+      name: 'exporter',
+      image: 'oliver006/redis_exporter:v1.74.0',
+      env: [
+        { name: 'REDIS_ADDR', value: 'redis://localhost:6379' },
+        { name: 'REDIS_USER', value: 'tiercache-exporter' },
+        { name: 'REDIS_EXPORTER_WEB_LISTEN_ADDRESS', value: ':9121' },
+      ],
+    };
+    expect(exporterEnv(sidecar, '127.10.1.5')).toEqual({
+      REDIS_EXPORTER_WEB_LISTEN_ADDRESS: '127.10.1.5:9121',
+      REDIS_ADDR: 'redis://127.10.1.5:6379',
+    });
+    // Defaults when the container sets nothing; an address elsewhere is left alone.
+    expect(exporterEnv({ name: 'e', image: 'redis_exporter' }, '127.10.1.6')).toEqual({
+      REDIS_EXPORTER_WEB_LISTEN_ADDRESS: '127.10.1.6:9121',
+      REDIS_ADDR: 'redis://127.10.1.6:6379',
+    });
+    const remote = { name: 'e', env: [{ name: 'REDIS_ADDR', value: 'redis://cache-0:6379' }] };
+    expect(exporterEnv(remote, '127.10.1.6').REDIS_ADDR).toBe('redis://cache-0:6379');
   });
 
   it('refuses images it cannot run, naming them', () => {

@@ -46,15 +46,9 @@ export function launchFor(container: V1Container, podIp: string): Launch {
     return { argv: ['redis-server', ...redisArgs, ...binds, ...own], env: {} };
   }
   if (EXPORTER_IMAGE.test(image)) {
-    const env = literalEnv(container);
-    const listen = env.REDIS_EXPORTER_WEB_LISTEN_ADDRESS ?? EXPORTER_DEFAULT_LISTEN;
-    const addr = env.REDIS_ADDR ?? 'redis://localhost:6379';
     return {
       argv: [ensureBinaries(EXPORTER_GROUPS).redis_exporter!, ...args],
-      env: {
-        REDIS_EXPORTER_WEB_LISTEN_ADDRESS: `${podIp}:${listen.split(':').pop()}`,
-        REDIS_ADDR: addr.replace(/\/\/(localhost|127\.0\.0\.1)(?=[:/]|$)/, `//${podIp}`),
-      },
+      env: exporterEnv(container, podIp),
     };
   }
   if (isTiercacheImage(image)) {
@@ -67,6 +61,20 @@ export function launchFor(container: V1Container, podIp: string): Launch {
   throw new UnsupportedImage(
     `image ${image} is not runnable here (only redis/valkey, redis_exporter and tiercache images are)`,
   );
+}
+
+/**
+ * What the exporter is told on top of its container's environment: listen on its pod's IP,
+ * and read the Redis at `localhost`, which here is that IP too.
+ */
+export function exporterEnv(container: V1Container, podIp: string): Record<string, string> {
+  const env = literalEnv(container);
+  const listen = env.REDIS_EXPORTER_WEB_LISTEN_ADDRESS ?? EXPORTER_DEFAULT_LISTEN;
+  const addr = env.REDIS_ADDR ?? 'redis://localhost:6379';
+  return {
+    REDIS_EXPORTER_WEB_LISTEN_ADDRESS: `${podIp}:${listen.split(':').pop()}`,
+    REDIS_ADDR: addr.replace(/\/\/(localhost|127\.0\.0\.1)(?=[:/]|$)/, `//${podIp}`),
+  };
 }
 
 /** The container's environment variables given as plain values. */
