@@ -435,7 +435,9 @@ describe('add-shard, rebalance and remove-shard with keys and a working client',
     expect(moved).toBeLessThan(4096);
     expect(await missing(clusterClient(list[0]!), 50_000)).toBe(0);
 
-    const again = await runCli(['cluster', 'rebalance', addr(list[0]!)], {});
+    // A run stopped near its end can leave every master within the default 2 % threshold, which
+    // a plain rerun leaves as it is (as redis-cli does); --threshold 0 finishes the job exactly.
+    const again = await runCli(['cluster', 'rebalance', addr(list[0]!), '--threshold', '0'], {});
     expect(again.code).toBe(0);
     const view = checkCluster(await observe(conns, [addr(list[0]!)]));
     expect(view.problems).toEqual([]);
