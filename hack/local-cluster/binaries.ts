@@ -4,7 +4,7 @@
  * (~/.cache/tiercache, or TIERCACHE_CACHE). Later runs reuse them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,7 +126,9 @@ function build(group: Group, dir: string, names: string[], log: (line: string) =
   }
   const version = pinnedVersion(group);
   mkdirSync(dir, { recursive: true });
-  const tmp = `${dir}.partial`;
+  // One scratch directory per process: two test runs building the same binary at once each
+  // rename a whole file of their own into place, and the second simply replaces the first.
+  const tmp = `${dir}.partial-${process.pid}`;
   mkdirSync(tmp, { recursive: true });
   for (const name of names) {
     const started = Date.now();
@@ -146,6 +148,7 @@ function build(group: Group, dir: string, names: string[], log: (line: string) =
     renameSync(join(tmp, name), join(dir, name));
     log(`built ${name} in ${Math.round((Date.now() - started) / 1000)} s`);
   }
+  rmSync(tmp, { recursive: true, force: true });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
