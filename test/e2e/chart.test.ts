@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadAllYaml } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { type CacheCluster, withDefaults } from '../../operator/api/types.ts';
+import { proxyDeployment } from '../../operator/resources/proxy.ts';
+import { shardStatefulSet } from '../../operator/resources/redis-shard.ts';
 import { helm } from '../helpers/kube.ts';
 
 const CHART = fileURLToPath(new URL('../../charts/tiercache', import.meta.url));
@@ -18,6 +21,15 @@ interface Doc {
   metadata: { name: string };
   spec?: Record<string, unknown>;
   rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+}
+
+interface PodMonitor {
+  metadata: { name: string };
+  spec: {
+    namespaceSelector: Record<string, unknown>;
+    selector: { matchLabels: Record<string, string> };
+    podMetricsEndpoints: { port: string; relabelings: Record<string, unknown>[] }[];
+  };
 }
 
 const render = (...set: string[]) =>
@@ -75,6 +87,80 @@ describe('charts/tiercache', () => {
     // The same groups as the file promtool tests, annotations' {{ $labels }} left for Prometheus.
     expect(rule.spec).toEqual(loadAllYaml(readFileSync(ALERTS, 'utf8'))[0]);
     expect(JSON.stringify(rule.spec)).toContain('{{ $labels.cachecluster }}');
+  });
+
+  it('renders PodMonitors that select the pods the operator makes, on their metrics ports', () => {
+    expect(render().map((d) => d.kind)).not.toContain('PodMonitor');
+    const monitors = render('metrics.podMonitor.enabled=true').filter(
+      (d) => d.kind === 'PodMonitor',
+    ) as unknown as PodMonitor[];
+    expect(monitors.map((m) => m.metadata.name).sort()).toEqual([
+      'tc-tiercache-proxy',
+      'tc-tiercache-redis',
+    ]);
+    // The operator's own objects for a CacheCluster with the sidecar and one proxy.
+    const cc: CacheCluster = {
+      apiVersion: 'tiercache.io/v1alpha1',
+      kind: 'CacheCluster',
+      metadata: { name: 'cache', namespace: 'apps', uid: 'u', generation: 1 },
+      spec: withDefaults({
+        redis: { exporter: { enabled: true } },
+        proxies: [{ name: 'tmdb-eu', upstream: 'tmdb', region: 'eu' }],
+      }),
+    };
+    const pods = {
+      redis: shardStatefulSet(cc, 0, cc.spec.redis, { zones: 0 }).spec!.template,
+      proxy: proxyDeployment(cc, cc.spec.proxies[0]!, 'tiercache:0.1.0', 'p').spec!.template,
+    };
+    for (const [component, template] of Object.entries(pods)) {
+      const monitor = monitors.find((m) => m.metadata.name === `tc-tiercache-${component}`)!;
+      expect(monitor.spec.namespaceSelector).toEqual({ any: true });
+      expect(template.metadata!.labels, component).toMatchObject(monitor.spec.selector.matchLabels);
+      const [endpoint] = monitor.spec.podMetricsEndpoints;
+      const ports = template.spec!.containers.flatMap((c) => c.ports ?? []).map((p) => p.name);
+      expect(ports, component).toContain(endpoint!.port);
+      // The alerts and dashboards name the CacheCluster `cachecluster`, from the pod's label.
+      expect(endpoint!.relabelings).toContainEqual({
+        sourceLabels: ['__meta_kubernetes_pod_label_tiercache_io_cluster'],
+        targetLabel: 'cachecluster',
+      });
+      expect(template.metadata!.labels!['tiercache.io/cluster']).toBe('cache');
+    }
+    const scoped = render('metrics.podMonitor.enabled=true', 'watchNamespaces={apps,web}').find(
+      (d) => d.kind === 'PodMonitor',
+    ) as unknown as PodMonitor;
+    expect(scoped.spec.namespaceSelector).toEqual({ matchNames: ['apps', 'web'] });
+  });
+
+  it("renders the dashboards as ConfigMaps for Grafana's sidecar when asked, as committed", () => {
+    expect(render().map((d) => d.kind)).not.toContain('ConfigMap');
+    const maps = render(
+      'dashboards.enabled=true',
+      'dashboards.namespace=monitoring',
+      'dashboards.annotations.grafana_folder=Caches',
+    ).filter((d) => d.kind === 'ConfigMap') as unknown as {
+      metadata: {
+        name: string;
+        namespace: string;
+        labels: Record<string, string>;
+        annotations: Record<string, string>;
+      };
+      data: Record<string, string>;
+    }[];
+    expect(maps.map((m) => m.metadata.name).sort()).toEqual([
+      'tc-tiercache-dashboard-operator',
+      'tc-tiercache-dashboard-proxy',
+      'tc-tiercache-dashboard-redis',
+    ]);
+    for (const map of maps) {
+      const name = map.metadata.name.replace('tc-tiercache-dashboard-', '');
+      expect(map.metadata.namespace).toBe('monitoring');
+      expect(map.metadata.labels.grafana_dashboard).toBe('1');
+      expect(map.metadata.annotations.grafana_folder).toBe('Caches');
+      expect(Object.keys(map.data)).toEqual([`tiercache-${name}.json`]);
+      const json = readFileSync(`${CHART}/files/dashboards/${name}.json`, 'utf8');
+      expect(JSON.parse(map.data[`tiercache-${name}.json`]!)).toEqual(JSON.parse(json));
+    }
   });
 
   it('runs 2 operator replicas as non-root with a read-only root and no capabilities', () => {
