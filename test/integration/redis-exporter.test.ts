@@ -10,22 +10,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EXPORTER_GROUPS, ensureBinaries } from '../../hack/local-cluster/binaries.ts';
-import { tcpPortFree } from '../../lib/ports.ts';
 import { withDefaults } from '../../operator/api/types.ts';
 import { Connections, parseInfo } from '../../operator/redis/connections.ts';
 import { EXPORTER_USER } from '../../operator/resources/names.ts';
 import { authConf } from '../../operator/resources/redis-config.ts';
+import { exporterBinary, sample, startExporter, stopExporters } from '../helpers/exporter.ts';
 import { freeRedisPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const PASSWORD = 'exporter-test-clients';
 const EXPORTER_PASSWORD = 'exporter-test-metrics';
 const started: { proc: ChildProcess; dir?: string }[] = [];
-let exporterBinary: string;
 
 beforeAll(() => {
-  exporterBinary = ensureBinaries(EXPORTER_GROUPS).redis_exporter!;
+  exporterBinary();
 }, 1_800_000);
 
 const exited = (p: ChildProcess) =>
@@ -34,18 +32,12 @@ const exited = (p: ChildProcess) =>
     : new Promise((r) => p.once('exit', r));
 
 afterEach(async () => {
+  await stopExporters();
   const all = started.splice(0);
   for (const { proc } of all) proc.kill('SIGKILL');
   await Promise.all(all.map(({ proc }) => exited(proc)));
   for (const { dir } of all) if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-async function freeMetricsPort(): Promise<number> {
-  for (;;) {
-    const port = 40000 + Math.floor(Math.random() * 10000);
-    if (await tcpPortFree(port)) return port;
-  }
-}
 
 /** One cluster-enabled node owning every slot, configured as the operator configures it. */
 async function redisNode(persistence: boolean): Promise<{ addr: string; port: number }> {
@@ -69,31 +61,6 @@ async function redisNode(persistence: boolean): Promise<{ addr: string; port: nu
   );
   started.push({ proc, dir });
   return { addr: `127.0.0.1:${port}`, port };
-}
-
-/** redis_exporter as the sidecar runs it: its own user, the password from the environment. */
-async function exporter(redisPort: number): Promise<{ url: string; log: () => string }> {
-  const listen = await freeMetricsPort();
-  const proc = spawn(exporterBinary, [], {
-    env: {
-      REDIS_ADDR: `redis://127.0.0.1:${redisPort}`,
-      REDIS_USER: EXPORTER_USER,
-      REDIS_PASSWORD: EXPORTER_PASSWORD,
-      REDIS_EXPORTER_WEB_LISTEN_ADDRESS: `127.0.0.1:${listen}`,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  proc.stdout?.on('data', (d) => (log += d));
-  proc.stderr?.on('data', (d) => (log += d));
-  started.push({ proc });
-  return { url: `http://127.0.0.1:${listen}/metrics`, log: () => log };
-}
-
-/** The value of one sample (`name{labels} value`) in a Prometheus text exposition. */
-function sample(metrics: string, series: string): number | undefined {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 async function scrape(url: string): Promise<string> {
@@ -125,7 +92,10 @@ describe.each([
       );
       for (let i = 0; i < 100; i++) await conns.call(node.addr, 'SET', `{k}${i}`, 'v');
 
-      const metrics = await exporter(node.port);
+      const metrics = await startExporter(node.port, {
+        user: EXPORTER_USER,
+        password: EXPORTER_PASSWORD,
+      });
       const first = await waitFor('a scrape', () => scrape(metrics.url).catch(() => ''), 10_000);
       expect(sample(first, 'redis_up')).toBe(1);
       expect(sample(first, 'redis_db_keys{db="db0"}')).toBe(100);
