@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { bothModes, type Mode } from '../helpers/e2e-cachecluster.ts';
 import { prepareNamespace, sampleCacheCluster, startProxyTraffic } from '../helpers/e2e-proxies.ts';
+import { sample } from '../helpers/exporter.ts';
 import {
   createCacheCluster,
   installOperator,
@@ -146,10 +147,6 @@ async function around(
   };
 }
 
-/**
- * No key lost, and every request the proxies got was answered 200 through their roll (a pod
- * being replaced keeps serving until it is out of the Service's endpoints).
- */
 /** A password change, with everything `around` counts, until its rotation is over. */
 function rotate(m: Mode, name: string, change: () => void) {
   const before = rotations(m);
@@ -159,6 +156,10 @@ function rotate(m: Mode, name: string, change: () => void) {
   });
 }
 
+/**
+ * No key lost, and every request the proxies got was answered 200 through their roll (a pod
+ * being replaced keeps serving until it is out of the Service's endpoints).
+ */
 function expectNothingLost(m: Mode, o: Awaited<ReturnType<typeof around>>): void {
   expect(o.ackedLost, m.label).toEqual([]);
   expect(o.beforeMissing, m.label).toEqual([]);
@@ -427,4 +428,66 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
       }
     }
   }, 300_000);
+
+  it('the metrics sidecar turned on: every Redis pod rolls to carry it, each reporting its own node; nothing lost', async () => {
+    const withSidecar = (m: Mode) => {
+      const pods = m.cc.redisPods();
+      return (
+        pods.length === 6 &&
+        pods.every(
+          (p) =>
+            !p.metadata?.deletionTimestamp &&
+            p.spec?.containers.some((c) => c.name === 'exporter') &&
+            (p.status?.containerStatuses ?? []).filter((c) => c.ready).length === 2,
+        )
+      );
+    };
+    const outcomes = await Promise.all(
+      MODES.map((m) =>
+        around(
+          m,
+          'exporter',
+          () => patchCacheCluster(m, 'merge', { spec: { redis: { exporter: { enabled: true } } } }),
+          { what: 'every Redis pod to carry a ready exporter', when: () => withSidecar(m) },
+        ),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      const o = outcomes[i]!;
+      console.log(
+        `exporter turned on (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
+      );
+      expectNothingLost(m, o);
+      // Each sidecar reads its own node: the same key count as that node's DBSIZE (nothing
+      // writes now, so the two settle on one figure), a cluster whose state is ok.
+      for (const pod of m.cc.redisPods()) {
+        const name = pod.metadata!.name!;
+        const url = `http://${pod.status!.podIP}:9121/metrics`;
+        const seen = await waitFor(
+          `${name}: the exporter's key count to match DBSIZE`,
+          async () => {
+            const metrics = await (await fetch(url)).text();
+            const keys = sample(metrics, 'redis_db_keys{db="db0"}');
+            const dbsize = await m.cc.onNode(name, (n) => n.dbsize());
+            return keys === dbsize ? { metrics, keys } : undefined;
+          },
+          30_000,
+          500,
+        );
+        expect(sample(seen.metrics, 'redis_up'), name).toBe(1);
+        expect(sample(seen.metrics, 'redis_cluster_state'), name).toBe(1);
+        expect(seen.keys, name).toBeGreaterThanOrEqual(BEFORE_KEYS / 3);
+      }
+      // Its password is the sidecar's own, never the clients' one.
+      const exporterSecret = kubectlJson<V1Secret>([
+        'get',
+        'secret',
+        `${m.cc.name}-redis-exporter`,
+        '-n',
+        m.cc.ns,
+      ]);
+      const exporterPassword = Buffer.from(exporterSecret.data!.password!, 'base64').toString();
+      expect(exporterPassword, m.label).not.toBe(m.cc.password());
+    }
+  }, 420_000);
 });
