@@ -46,6 +46,17 @@ export interface AuthSpec {
   enabled: boolean;
   /** An existing Secret whose key "password" holds the password. */
   secretName?: string;
+  /** Named ACL users instead of `default` for some clients. */
+  users: AuthUsersSpec;
+}
+
+/** Which clients log in as ACL users of their own, each with its own generated Secret. */
+export interface AuthUsersSpec {
+  /**
+   * The proxies log in as `tiercache-proxy`, which may touch only their keys (`tc:*`, `tc-*`)
+   * and their invalidation channel, and run no administrative command. Default false.
+   */
+  proxies: boolean;
 }
 
 /** The metrics sidecar of every Redis pod. */

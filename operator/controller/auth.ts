@@ -8,14 +8,9 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import { Connections } from '../redis/connections.ts';
 import { passwordVersion } from '../resources/proxy.ts';
-import {
-  type AuthPlan,
-  introduceCommands,
-  retireCommands,
-  rolledOut,
-  stepDone,
-} from './auth-plan.ts';
+import { type AuthPlan, introduceCommands, retireCommands, stepDone } from './auth-plan.ts';
 import { describeError, isAuthError } from './errors.ts';
+import { proxyDoneWith } from './proxy-user.ts';
 
 export interface AuthOutcome {
   plan: AuthPlan;
@@ -87,7 +82,7 @@ export async function carryOutAuth(
   }
   if (plan.kind === 'retire') {
     const version = passwordVersion(plan.current);
-    if (!proxies.every((d) => rolledOut(d, version))) return { plan };
+    if (!proxies.every((d) => proxyDoneWith(d, version))) return { plan };
     if (!(await runAll([plan.current, plan.retiring], retireCommands(plan.current))))
       return { plan };
     return { plan: { kind: 'steady', current: plan.current }, said: stepDone(plan) };

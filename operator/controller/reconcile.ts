@@ -22,11 +22,13 @@ import {
   labelSelector,
   names,
 } from '../resources/names.ts';
+import type { ProxyLogin } from '../resources/proxy.ts';
 import {
   type AuthKeys,
   effectiveMaxMemory,
   liveSettings,
   MAXMEMORY_SHARE_OF_LIMIT,
+  proxyUserWanted,
 } from '../resources/redis-config.ts';
 import { apply, applyStatus, isNotFound, type Kube } from '../runtime/kube.ts';
 import { WarnOnce } from '../runtime/warn-once.ts';
@@ -41,11 +43,13 @@ import { heldKeyCounts } from './key-counts.ts';
 import { applyLiveSettings } from './live-config.ts';
 import { MasterBook } from './master-book.ts';
 import { podRef } from './pod-refs.ts';
+import { chooseProxyLogin, noProxyOnUser, ProxyUserKeeper } from './proxy-user.ts';
 import { deletesPod, nextRedisStep, type RedisStep } from './redis-plan.ts';
 import {
   adminToken,
   desiredPassword,
   exporterPassword,
+  proxyUserPassword,
   readInUsePassword,
   readStoredAuth,
 } from './secrets.ts';
@@ -89,6 +93,7 @@ export class Reconciler {
   readonly #applied = new Map<string, { digest: string; at: number }>();
   /** The live settings last applied to every node, per CacheCluster, and when. */
   readonly #live = new Map<string, { digest: string; at: number }>();
+  readonly #proxyUser = new ProxyUserKeeper();
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -112,6 +117,7 @@ export class Reconciler {
     if (!cached || cached.metadata.deletionTimestamp) {
       for (const perCluster of [this.#applied, this.#live, this.#keysRefreshedAt])
         perCluster.delete(key);
+      this.#proxyUser.drop(key);
       this.#masters.forget(key);
       this.#steps.forget(key);
       return {};
@@ -167,6 +173,9 @@ export class Reconciler {
         auth = done.plan;
       }
       await this.#applyLive(cc, spec, conns, allPods);
+      const proxyLogin = await this.#proxyLogin(key, cc, spec, auth.current, conns, allPods, [
+        ...deployments.items,
+      ]);
       // Shards beyond the spec stay until they provably own nothing (a scale-in drains them first).
       const keep = shardsToKeep(allPods, view, spec.redis.shards);
 
@@ -182,6 +191,7 @@ export class Reconciler {
           spec,
           keep,
           storedOf(auth),
+          proxyLogin,
           new Set(zones.values()).size,
           storage.recreating,
         )),
@@ -272,6 +282,33 @@ export class Reconciler {
     if (applied.failed.length === 0) this.#live.set(key, { digest, at: Date.now() });
   }
 
+  /**
+   * How the proxies log in: their own ACL user once every running node knows it (taught here
+   * when wanted), else `default`; a user no longer wanted is forgotten once no proxy uses it.
+   */
+  async #proxyLogin(
+    key: string,
+    cc: CacheCluster,
+    spec: CacheClusterSpec,
+    current: string,
+    conns: Connections,
+    pods: PodRef[],
+    deployments: V1Deployment[],
+  ): Promise<ProxyLogin> {
+    const wanted = proxyUserWanted(spec.redis);
+    const running = addrs(pods.filter((p) => p.running));
+    const userPassword = await proxyUserPassword(this.#o.kube, cc);
+    const nodesKnowUser =
+      wanted &&
+      running.length > 0 &&
+      (await this.#proxyUser.teach(key, conns, running, userPassword));
+    const proxies = deployments.filter((d) =>
+      spec.proxies.some((p) => names.proxy(cc.metadata.name, p.name) === d.metadata?.name),
+    );
+    if (!wanted && noProxyOnUser(proxies)) await this.#proxyUser.forget(key, conns, running);
+    return chooseProxyLogin({ wanted, current, userPassword, nodesKnowUser, proxies });
+  }
+
   /** Where the CacheCluster's password stands: in use, being introduced, or retiring. */
   async #authPlan(cc: CacheCluster, spec: CacheClusterSpec): Promise<AuthPlan> {
     const stored = await readStoredAuth(this.#o.kube, cc);
@@ -311,6 +348,7 @@ export class Reconciler {
     spec: CacheClusterSpec,
     shards: number,
     auth: AuthKeys,
+    proxyLogin: ProxyLogin,
     zoneCount: number,
     /** StatefulSets being deleted (pods orphaned): applied again once they are gone. */
     skip: Set<string>,
@@ -322,6 +360,8 @@ export class Reconciler {
       auth,
       adminToken: await adminToken(kube, cc),
       exporterPassword: await exporterPassword(kube, cc),
+      proxyUserPassword: await proxyUserPassword(kube, cc),
+      proxyLogin,
       placement: { zones: zoneCount },
       proxyImage: image,
     });

@@ -84,3 +84,7 @@ export const adminToken = (kube: Kube, cc: CacheCluster): Promise<string> =>
 /** The metrics sidecar's password (its ACL user's; it never rotates). */
 export const exporterPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
   keptOrNew(kube, cc, names.exporterSecret(cc.metadata.name), 'password');
+
+/** The proxies' ACL user's password (spec.redis.auth.users.proxies), generated once. */
+export const proxyUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
+  keptOrNew(kube, cc, names.proxyUserSecret(cc.metadata.name), 'password');

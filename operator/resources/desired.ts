@@ -4,13 +4,15 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
-import { proxyAdminSecret, proxyDeployment, proxyService } from './proxy.ts';
+import { type ProxyLogin, proxyAdminSecret, proxyDeployment, proxyService } from './proxy.ts';
 import {
   type AuthKeys,
   authInUseSecret,
   authSecret,
   configMap,
   exporterSecret,
+  proxyUserSecret,
+  proxyUserWanted,
 } from './redis-config.ts';
 import {
   type Placement,
@@ -28,6 +30,10 @@ export interface DesiredInputs {
   adminToken: string;
   /** The metrics sidecar's ACL password (used when spec.redis.exporter is enabled). */
   exporterPassword: string;
+  /** The proxies' ACL user's password (used when spec.redis.auth.users.proxies is on). */
+  proxyUserPassword: string;
+  /** How the proxies log in now: their own user only once every node knows it. */
+  proxyLogin: ProxyLogin;
   placement: Placement;
   /** Image of the proxies unless a proxy names its own (the operator's image). */
   proxyImage: string;
@@ -38,17 +44,21 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
   const out: KubernetesObject[] = [configMap(cc, redis), redisService(cc)];
   // Also with auth disabled: nodes include its auth.conf, so turning auth on is live.
   out.push(
-    authSecret(cc, redis, inputs.auth, inputs.exporterPassword),
+    authSecret(cc, redis, inputs.auth, {
+      exporter: inputs.exporterPassword,
+      proxy: inputs.proxyUserPassword,
+    }),
     authInUseSecret(cc, inputs.auth.password),
   );
   if (redis.exporter.enabled) out.push(exporterSecret(cc, inputs.exporterPassword));
+  if (proxyUserWanted(redis)) out.push(proxyUserSecret(cc, inputs.proxyUserPassword));
   for (let shard = 0; shard < inputs.shards; shard++) {
     out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
     out.push(shardDisruptionBudget(cc, shard));
   }
   out.push(proxyAdminSecret(cc, inputs.adminToken));
   for (const proxy of proxies) {
-    out.push(proxyDeployment(cc, proxy, inputs.proxyImage, inputs.auth.password));
+    out.push(proxyDeployment(cc, proxy, inputs.proxyImage, inputs.proxyLogin));
     out.push(proxyService(cc, proxy));
   }
   return out;

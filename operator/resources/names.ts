@@ -9,6 +9,8 @@ export const PROXY_PORT = 6635;
 export const EXPORTER_PORT = 9121;
 /** The ACL user the metrics sidecar signs in as (it may only read metrics). */
 export const EXPORTER_USER = 'tiercache-exporter';
+/** The ACL user the proxies sign in as with spec.redis.auth.users.proxies (their keys only). */
+export const PROXY_USER = 'tiercache-proxy';
 export const FIELD_MANAGER = 'tiercache-operator';
 
 export const LABEL_CLUSTER = 'tiercache.io/cluster';
@@ -26,6 +28,8 @@ export const names = {
   authInUseSecret: (cc: string) => `${cc}-redis-auth-in-use`,
   /** The metrics sidecar's own password (key `password`), generated once; it never rotates. */
   exporterSecret: (cc: string) => `${cc}-redis-exporter`,
+  /** The proxies' ACL user's password (key `password`), generated once. */
+  proxyUserSecret: (cc: string) => `${cc}-redis-proxy`,
   shard: (cc: string, shard: number) => `${cc}-shard-${shard}`,
   pod: (cc: string, shard: number, ordinal: number) => `${cc}-shard-${shard}-${ordinal}`,
   proxy: (cc: string, proxy: string) => `${cc}-proxy-${proxy}`,

@@ -12,6 +12,7 @@ import {
   clusterLabels,
   names,
   PROXY_PORT,
+  PROXY_USER,
   proxyLabels,
   proxySelector,
   REDIS_PORT,
@@ -45,11 +46,31 @@ export const AUTH_VERSION_ANNOTATION = 'tiercache.io/redis-auth-version';
 export const passwordVersion = (password: string): string =>
   createHash('sha256').update(`tiercache-auth:${password}`).digest('hex').slice(0, 12);
 
+/**
+ * How the proxies log in to Redis: as `default` with the cluster's password (NO_PASSWORD when
+ * auth is off), or as their own ACL user (spec.redis.auth.users.proxies).
+ */
+export type ProxyLogin =
+  | { as: 'default'; password: string }
+  | { as: 'proxy-user'; password: string };
+
+/** The pod template's version of a login: a new password, or another user, rolls the proxies. */
+export const loginVersion = (login: ProxyLogin): string =>
+  login.as === 'default'
+    ? passwordVersion(login.password)
+    : passwordVersion(`${PROXY_USER}\n${login.password}`);
+
+/** Whether a proxy Deployment's template logs in as the proxies' own ACL user. */
+export const templateUsesProxyUser = (d: V1Deployment): boolean =>
+  (d.spec?.template?.spec?.containers ?? []).some((c) =>
+    (c.env ?? []).some((e) => e.name === 'REDIS_USERNAME' && e.value === PROXY_USER),
+  );
+
 const PROXY_PRESTOP_SECONDS = 5;
 
 const API_KEY_VARIABLE = { tmdb: 'TMDB_API_KEY', crypto: 'CRYPTO_API_KEY' } as const;
 
-function proxyEnv(cc: CacheCluster, proxy: ProxySpec, password: string): V1EnvVar[] {
+function proxyEnv(cc: CacheCluster, proxy: ProxySpec, login: ProxyLogin): V1EnvVar[] {
   const env: V1EnvVar[] = [
     ...Object.entries(proxy.env ?? {})
       .sort(([a], [b]) => a.localeCompare(b))
@@ -63,7 +84,17 @@ function proxyEnv(cc: CacheCluster, proxy: ProxySpec, password: string): V1EnvVa
       valueFrom: { secretKeyRef: { name: `${cc.metadata.name}-proxy-admin`, key: 'token' } },
     },
   ];
-  if (password !== NO_PASSWORD) {
+  if (login.as === 'proxy-user') {
+    env.push(
+      { name: 'REDIS_USERNAME', value: PROXY_USER },
+      {
+        name: 'REDIS_PASSWORD',
+        valueFrom: {
+          secretKeyRef: { name: names.proxyUserSecret(cc.metadata.name), key: 'password' },
+        },
+      },
+    );
+  } else if (login.password !== NO_PASSWORD) {
     env.push(
       // As user default, so a node still without a password (auth being turned on) accepts it.
       { name: 'REDIS_USERNAME', value: 'default' },
@@ -86,11 +117,8 @@ export function proxyDeployment(
   cc: CacheCluster,
   proxy: ProxySpec,
   defaultImage: string,
-  /**
-   * The Redis password (NO_PASSWORD: auth disabled): a new one rolls the pods (they read it
-   * from the Secret at start).
-   */
-  password: string,
+  /** How they log in to Redis: a new password or user rolls the pods (they read it at start). */
+  login: ProxyLogin,
 ): V1Deployment {
   const selector = proxySelector(cc, proxy.name);
   const labels = proxyLabels(cc, proxy.name);
@@ -105,7 +133,7 @@ export function proxyDeployment(
       template: {
         metadata: {
           labels,
-          annotations: { [AUTH_VERSION_ANNOTATION]: passwordVersion(password) },
+          annotations: { [AUTH_VERSION_ANNOTATION]: loginVersion(login) },
         },
         spec: {
           nodeSelector: proxy.nodeSelector ?? { [REGION_LABEL]: proxy.region },
@@ -121,7 +149,7 @@ export function proxyDeployment(
               name: 'proxy',
               image: proxy.image ?? defaultImage,
               args: ['proxy'],
-              env: proxyEnv(cc, proxy, password),
+              env: proxyEnv(cc, proxy, login),
               ports: [{ name: 'http', containerPort: PROXY_PORT }],
               readinessProbe: { httpGet: { path: '/ready', port: PROXY_PORT }, periodSeconds: 2 },
               livenessProbe: {

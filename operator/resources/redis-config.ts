@@ -11,8 +11,9 @@
 
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
+import { PROXY_CHANNELS, PROXY_KEY_PATTERNS } from '../../proxy/cache/keys.ts';
 import type { CacheCluster, RedisSpec } from '../api/types.ts';
-import { clusterLabels, EXPORTER_USER, names, REDIS_PORT } from './names.ts';
+import { clusterLabels, EXPORTER_USER, names, PROXY_USER, REDIS_PORT } from './names.ts';
 import { ownedMeta } from './owner.ts';
 
 const base64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -159,13 +160,26 @@ export function configHash(redis: RedisSpec): string {
 /** "No password" (auth disabled): nodes accept any password or none (nopass). */
 export const NO_PASSWORD = '';
 
+/** Passwords of the ACL users beside `default`: each user is declared when its password is given. */
+export interface UserPasswords {
+  /** The metrics sidecar's (used when spec.redis.exporter is enabled). */
+  exporter?: string | undefined;
+  /** The proxies' (used when spec.redis.auth.users.proxies is on). */
+  proxy?: string | undefined;
+}
+
+/** Whether the proxies log in as their own ACL user. */
+export const proxyUserWanted = (redis: RedisSpec): boolean =>
+  redis.auth.enabled && redis.auth.users.proxies;
+
 /**
  * What redis-server includes from the auth Secret: the passwords it accepts (the one in use
  * first, and during a rotation the one coming or going; NO_PASSWORD among them means any),
- * its masterauth (the one in use, sent as user default), the quarantine if any, and with the
- * metrics sidecar on, its own user that reads metrics and no key.
+ * its masterauth (the one in use, sent as user default), the quarantine if any, with the
+ * metrics sidecar on its own user that reads metrics and no key, and with the proxies' own user
+ * on, that user.
  */
-export function authConf(redis: RedisSpec, accepted: string[], exporterPassword?: string): string {
+export function authConf(redis: RedisSpec, accepted: string[], users: UserPasswords = {}): string {
   const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;
   const [current] = accepted;
   if (current === undefined) throw new Error('authConf needs the password in use');
@@ -181,11 +195,45 @@ export function authConf(redis: RedisSpec, accepted: string[], exporterPassword?
   const replication =
     current === NO_PASSWORD ? '' : `masteruser default\nmasterauth ${quote(current)}\n`;
   const exporter =
-    redis.exporter.enabled && exporterPassword !== undefined
-      ? `user ${EXPORTER_USER} on ${quote(`>${exporterPassword}`)} ${EXPORTER_RULES}\n`
+    redis.exporter.enabled && users.exporter !== undefined
+      ? `user ${EXPORTER_USER} on ${quote(`>${users.exporter}`)} ${EXPORTER_RULES}\n`
       : '';
-  return `${server}\n${replication}${exporter}`;
+  const proxy =
+    proxyUserWanted(redis) && users.proxy !== undefined
+      ? `user ${PROXY_USER} on ${quote(`>${users.proxy}`)} ${PROXY_USER_RULES}\n`
+      : '';
+  return `${server}\n${replication}${exporter}${proxy}`;
 }
+
+/**
+ * What the proxies' own user may do: read and write their keys (proxy/cache/keys.ts: entries,
+ * leases, back-off and rate-limit counters, the clear generation) with the commands they use,
+ * publish and subscribe on their invalidation channel, learn the cluster's layout (CLUSTER SLOTS/NODES/INFO, read-only) and
+ * read INFO, DBSIZE and MEMORY USAGE for /cache/info. No FLUSHALL, no CONFIG, no CLUSTER change,
+ * no key of anyone else.
+ */
+export const PROXY_USER_RULES = [
+  `resetkeys ${PROXY_KEY_PATTERNS.map((k) => `~${k}`).join(' ')}`,
+  `resetchannels ${PROXY_CHANNELS.map((c) => `&${c}`).join(' ')}`,
+  '-@all',
+  '+ping +echo +hello +client|setname +client|id +client|info +readonly +readwrite',
+  '+info +dbsize +memory|usage +scan',
+  '+cluster|slots +cluster|shards +cluster|nodes +cluster|info +cluster|myid +cluster|keyslot',
+  '+get +set +getex +mget +exists +del +unlink +ttl +pttl +expire +pexpire +incr +incrby +decr',
+  '+eval +evalsha +eval_ro +evalsha_ro +script|load +script|exists',
+  '+publish +subscribe +unsubscribe',
+].join(' ');
+
+/** `ACL SETUSER` arguments that make a running node's proxy user what authConf declares. */
+export const proxyUserSetuser = (password: string): string[] => [
+  'ACL',
+  'SETUSER',
+  PROXY_USER,
+  'on',
+  'resetpass',
+  `>${password}`,
+  ...PROXY_USER_RULES.split(' '),
+];
 
 /**
  * What the metrics sidecar may run: the commands redis_exporter reads metrics with, and no key
@@ -202,30 +250,31 @@ export interface AuthKeys {
   retiring?: string | undefined;
 }
 
-/** The metrics sidecar's password (generated once, never rotated), which its container reads. */
-export function exporterSecret(cc: CacheCluster, password: string): V1Secret {
+/** A Secret of one generated password (key `password`) that a container reads. */
+function passwordSecret(cc: CacheCluster, name: string, password: string): V1Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: ownedMeta(cc, names.exporterSecret(cc.metadata.name), clusterLabels(cc, 'redis')),
+    metadata: ownedMeta(cc, name, clusterLabels(cc, 'redis')),
     type: 'Opaque',
     data: { password: base64(password) },
   };
 }
 
+/** The metrics sidecar's password (generated once, never rotated), which its container reads. */
+export const exporterSecret = (cc: CacheCluster, password: string): V1Secret =>
+  passwordSecret(cc, names.exporterSecret(cc.metadata.name), password);
+
+/** The proxies' ACL user's password (generated once), which the proxies read. */
+export const proxyUserSecret = (cc: CacheCluster, password: string): V1Secret =>
+  passwordSecret(cc, names.proxyUserSecret(cc.metadata.name), password);
+
 /**
  * The password every node accepts now, kept apart from the auth Secret: when a user deletes
  * that one to have a new password generated, the operator still knows the one to rotate from.
  */
-export function authInUseSecret(cc: CacheCluster, password: string): V1Secret {
-  return {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: ownedMeta(cc, names.authInUseSecret(cc.metadata.name), clusterLabels(cc, 'redis')),
-    type: 'Opaque',
-    data: { password: base64(password) },
-  };
-}
+export const authInUseSecret = (cc: CacheCluster, password: string): V1Secret =>
+  passwordSecret(cc, names.authInUseSecret(cc.metadata.name), password);
 
 /**
  * The Secret redis-server includes (`auth.conf`) and clients read (`password`; empty when
@@ -235,7 +284,7 @@ export function authSecret(
   cc: CacheCluster,
   redis: RedisSpec,
   keys: AuthKeys,
-  exporterPassword?: string,
+  users: UserPasswords = {},
 ): V1Secret {
   const data: Record<string, string> = { password: base64(keys.password) };
   if (keys.next !== undefined) data.next = base64(keys.next);
@@ -243,7 +292,7 @@ export function authSecret(
   const accepted = [keys.password, keys.next, keys.retiring].filter(
     (p): p is string => p !== undefined,
   );
-  data['auth.conf'] = base64(authConf(redis, accepted, exporterPassword));
+  data['auth.conf'] = base64(authConf(redis, accepted, users));
   return {
     apiVersion: 'v1',
     kind: 'Secret',

@@ -19,6 +19,13 @@ export const RATE_PREFIX = 'tc-rate:';
 export const BUS_CHANNEL = 'tiercache:invalidate';
 /** Counts invalidations, so a replica that missed one on the bus can tell (cache/bus.ts). */
 export const CLEAR_GENERATION_KEY = 'tiercache:clear-generation';
+/** Every key a proxy reads or writes, as Redis ACL key patterns (the proxies' own ACL user). */
+export const PROXY_KEY_PATTERNS = [
+  ...[ENTRY_PREFIX, LEASE_PREFIX, BACKOFF_PREFIX, RATE_PREFIX].map((prefix) => `${prefix}*`),
+  CLEAR_GENERATION_KEY,
+];
+/** Every pub/sub channel a proxy uses. */
+export const PROXY_CHANNELS = [BUS_CHANNEL];
 
 const MAX_KEY_LENGTH = 1024;
 

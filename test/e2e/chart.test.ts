@@ -110,7 +110,10 @@ describe('charts/tiercache', () => {
     };
     const pods = {
       redis: shardStatefulSet(cc, 0, cc.spec.redis, { zones: 0 }).spec!.template,
-      proxy: proxyDeployment(cc, cc.spec.proxies[0]!, 'tiercache:0.1.0', 'p').spec!.template,
+      proxy: proxyDeployment(cc, cc.spec.proxies[0]!, 'tiercache:0.1.0', {
+        as: 'default',
+        password: 'p',
+      }).spec!.template,
     };
     for (const [component, template] of Object.entries(pods)) {
       const monitor = monitors.find((m) => m.metadata.name === `tc-tiercache-${component}`)!;

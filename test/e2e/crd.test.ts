@@ -126,6 +126,11 @@ describe('CacheCluster CRD', () => {
       { redis: { auth: { enabled: false, secretName: 's' } } },
       /auth\.secretName needs auth\.enabled/,
     ],
+    [
+      'a proxy ACL user without auth',
+      { redis: { auth: { enabled: false, users: { proxies: true } } } },
+      /auth\.users\.proxies needs auth\.enabled/,
+    ],
   ])('refuses %s with a clear message', (_what, spec, message) => {
     const refusal = apply(cc('bad', spec));
     expect(refusal).toMatch(/is invalid/);

@@ -10,7 +10,7 @@ export const REDIS_DEFAULTS = {
   evictionPolicy: 'allkeys-lru',
   nodeTimeoutMs: 5000,
   persistence: { enabled: false, size: '1Gi', storageClassName: '', appendOnly: true },
-  auth: { enabled: true },
+  auth: { enabled: true, users: { proxies: false } },
   exporter: {
     enabled: false,
     image: 'oliver006/redis_exporter:v1.74.0',

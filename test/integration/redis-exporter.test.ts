@@ -45,7 +45,10 @@ async function redisNode(persistence: boolean): Promise<{ addr: string; port: nu
     redis: { persistence: { enabled: persistence }, exporter: { enabled: true } },
   }).redis;
   const dir = mkdtempSync(join(tmpdir(), 'tiercache-exporter-'));
-  writeFileSync(join(dir, 'auth.conf'), authConf(redis, [PASSWORD], EXPORTER_PASSWORD));
+  writeFileSync(
+    join(dir, 'auth.conf'),
+    authConf(redis, [PASSWORD], { exporter: EXPORTER_PASSWORD }),
+  );
   const port = await freeRedisPort();
   const persistenceArgs = persistence
     ? ['--appendonly', 'yes']

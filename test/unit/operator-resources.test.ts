@@ -194,7 +194,10 @@ describe('regional proxy', () => {
         },
       ],
     });
-    const d: V1Deployment = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', 'pw');
+    const d: V1Deployment = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', {
+      as: 'default',
+      password: 'pw',
+    });
     const pod = d.spec!.template.spec!;
     expect(d.metadata!.name).toBe('cache-proxy-tmdb-apac');
     expect(pod.nodeSelector).toEqual({ 'topology.kubernetes.io/region': 'ap-southeast-1' });
@@ -220,11 +223,17 @@ describe('regional proxy', () => {
 describe('regional proxy without auth', () => {
   it('gets no Redis credentials, and a new template when auth is turned on', () => {
     const c = cc({ proxies: [{ name: 'p', upstream: 'crypto', region: 'eu-west-1' }] });
-    const off = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', NO_PASSWORD);
+    const off = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', {
+      as: 'default',
+      password: NO_PASSWORD,
+    });
     const names = off.spec!.template.spec!.containers[0]!.env!.map((e) => e.name);
     expect(names).not.toContain('REDIS_PASSWORD');
     expect(names).not.toContain('REDIS_USERNAME');
-    const on = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', 'pw');
+    const on = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', {
+      as: 'default',
+      password: 'pw',
+    });
     expect(on.spec!.template.metadata!.annotations).not.toEqual(
       off.spec!.template.metadata!.annotations,
     );
@@ -240,6 +249,8 @@ describe('desired objects', () => {
       auth: { password: PASSWORD },
       adminToken: 'admin-token-1',
       exporterPassword: 'exporter-pw',
+      proxyUserPassword: 'proxy-user-pw',
+      proxyLogin: { as: 'default', password: PASSWORD },
       placement: { zones: 3 },
       proxyImage: 'tiercache:0.1.0',
     });
@@ -277,6 +288,8 @@ describe('metrics sidecar (spec.redis.exporter)', () => {
     auth: { password: PASSWORD },
     adminToken: 't',
     exporterPassword: EXPORTER_PW,
+    proxyUserPassword: 'proxy-user-pw',
+    proxyLogin: { as: 'default' as const, password: PASSWORD },
     placement: { zones: 0 },
     proxyImage: 'tiercache:0.1.0',
   });
@@ -285,7 +298,9 @@ describe('metrics sidecar (spec.redis.exporter)', () => {
     const c = cc({});
     const pod = shardStatefulSet(c, 0, c.spec.redis, { zones: 0 }).spec!.template.spec!;
     expect(pod.containers.map((x) => x.name)).toEqual(['redis']);
-    expect(authConf(c.spec.redis, [PASSWORD], EXPORTER_PW)).not.toContain('tiercache-exporter');
+    expect(authConf(c.spec.redis, [PASSWORD], { exporter: EXPORTER_PW })).not.toContain(
+      'tiercache-exporter',
+    );
     const names = desiredObjects(c, inputs(c)).map((o) => o.metadata!.name);
     expect(names).not.toContain('cache-redis-exporter');
   });
@@ -312,7 +327,7 @@ describe('metrics sidecar (spec.redis.exporter)', () => {
         key: 'password',
       });
       // Beside the default user's line (requirepass, or the quarantined `user default`).
-      const conf = authConf(c.spec.redis, [PASSWORD], EXPORTER_PW);
+      const conf = authConf(c.spec.redis, [PASSWORD], { exporter: EXPORTER_PW });
       const line = conf.split('\n').find((l) => l.startsWith('user tiercache-exporter '));
       expect(line).toBe(
         `user tiercache-exporter on ">${EXPORTER_PW}" resetkeys resetchannels -@all +ping +info +config|get +cluster|info +cluster|nodes +slowlog|get +slowlog|len +latency|latest +latency|histogram +client|setname +select +dbsize`,

@@ -1,0 +1,98 @@
+/**
+ * The proxies' own ACL user (spec.redis.auth.users.proxies), brought in and out with no
+ * lockout. Turned on: every running node learns the user live (`ACL SETUSER`) before the
+ * proxies roll to it — a node that starts later declares it from auth.conf. Turned off: the
+ * proxies roll back to `default` first, and the nodes forget the user (`ACL DELUSER`) only once
+ * no proxy runs with it. The choice is pure (chooseProxyLogin); ProxyUserKeeper does the I/O.
+ */
+import type { V1Deployment } from '@kubernetes/client-node';
+import type { Connections } from '../redis/connections.ts';
+import { PROXY_USER } from '../resources/names.ts';
+import {
+  AUTH_VERSION_ANNOTATION,
+  type ProxyLogin,
+  templateUsesProxyUser,
+} from '../resources/proxy.ts';
+import { NO_PASSWORD, proxyUserSetuser } from '../resources/redis-config.ts';
+import { rolledOut } from './auth-plan.ts';
+
+/** The same user taught, or forgotten, a moment ago is not asked again until this long passes. */
+const REAPPLY_EVERY_MS = 30_000;
+
+/** Every pod of the Deployment runs the template it has now. */
+const rolledToTemplate = (d: V1Deployment): boolean =>
+  rolledOut(d, d.spec?.template?.metadata?.annotations?.[AUTH_VERSION_ANNOTATION] ?? '');
+
+/**
+ * How the proxies should log in (pure): as their own user when it is wanted and every running
+ * node knows it — or the proxies already use it (a node down a moment does not roll them back) —
+ * else as `default` with the password clients use now.
+ */
+export function chooseProxyLogin(o: {
+  wanted: boolean;
+  /** The password clients use (NO_PASSWORD: auth off, where no user applies). */
+  current: string;
+  userPassword: string;
+  nodesKnowUser: boolean;
+  proxies: V1Deployment[];
+}): ProxyLogin {
+  const onUser = o.proxies.length > 0 && o.proxies.every(templateUsesProxyUser);
+  if (o.wanted && o.current !== NO_PASSWORD && (o.nodesKnowUser || onUser))
+    return { as: 'proxy-user', password: o.userPassword };
+  return { as: 'default', password: o.current };
+}
+
+/** No proxy pod logs in as the proxies' user any more: each runs a template that does not. */
+export const noProxyOnUser = (proxies: V1Deployment[]): boolean =>
+  proxies.every((d) => !templateUsesProxyUser(d) && rolledToTemplate(d));
+
+/**
+ * A proxy is done with the default password `version` stands for: rolled out to it, or to a
+ * template that logs in as the proxies' own user (the default password is not theirs).
+ */
+export const proxyDoneWith = (d: V1Deployment, version: string): boolean =>
+  rolledOut(d, version) || (templateUsesProxyUser(d) && rolledToTemplate(d));
+
+/** Runs one command on every address; true when every node did it. */
+async function onEvery(conns: Connections, addrs: string[], args: string[]): Promise<boolean> {
+  const done = await Promise.all(
+    addrs.map((addr) =>
+      conns.call(addr, ...args).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return done.every(Boolean);
+}
+
+/** Teaches or forgets the proxies' user on running nodes, per CacheCluster, not more than needed. */
+export class ProxyUserKeeper {
+  readonly #last = new Map<string, { state: string; at: number }>();
+
+  /** Every running node knows the user with `password` (ACL SETUSER is idempotent). */
+  async teach(key: string, conns: Connections, addrs: string[], password: string) {
+    return this.#once(key, `taught:${password}`, () =>
+      onEvery(conns, addrs, proxyUserSetuser(password)),
+    );
+  }
+
+  /** No running node knows the user (ACL DELUSER of an absent user is no error). */
+  async forget(key: string, conns: Connections, addrs: string[]) {
+    return this.#once(key, 'forgotten', () =>
+      onEvery(conns, addrs, ['ACL', 'DELUSER', PROXY_USER]),
+    );
+  }
+
+  drop(key: string): void {
+    this.#last.delete(key);
+  }
+
+  async #once(key: string, state: string, run: () => Promise<boolean>): Promise<boolean> {
+    const last = this.#last.get(key);
+    if (last?.state === state && Date.now() - last.at < REAPPLY_EVERY_MS) return true;
+    const ok = await run();
+    if (ok) this.#last.set(key, { state, at: Date.now() });
+    return ok;
+  }
+}
