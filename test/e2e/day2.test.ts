@@ -10,13 +10,18 @@
  * a CacheCluster in a third namespace is left alone.
  */
 import type {
+  V1Deployment,
   V1PersistentVolumeClaim,
   V1Pod,
   V1Secret,
   V1StatefulSet,
 } from '@kubernetes/client-node';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../../operator/api/types.ts';
+import { rolledOut } from '../../operator/controller/auth-plan.ts';
+import { PROXY_USER } from '../../operator/resources/names.ts';
+import { AUTH_VERSION_ANNOTATION, templateUsesProxyUser } from '../../operator/resources/proxy.ts';
 import { bothModes, type Mode } from '../helpers/e2e-cachecluster.ts';
 import { prepareNamespace, sampleCacheCluster, startProxyTraffic } from '../helpers/e2e-proxies.ts';
 import { sample } from '../helpers/exporter.ts';
@@ -177,7 +182,7 @@ beforeAll(async () => {
     setUserPassword(m.cc.ns, 'first-password-0001');
     const cc: CacheCluster = sampleCacheCluster(upstream);
     cc.spec.redis.persistence = { ...cc.spec.redis.persistence, enabled: m.persistence };
-    cc.spec.redis.auth = { enabled: true, secretName: 'redis-pw' };
+    cc.spec.redis.auth = { ...cc.spec.redis.auth, enabled: true, secretName: 'redis-pw' };
     kubectl(['apply', '-n', m.cc.ns, '-f', '-'], JSON.stringify(cc));
   }
   await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas()));
@@ -490,4 +495,98 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
       expect(exporterPassword, m.label).not.toBe(m.cc.password());
     }
   }, 420_000);
+
+  it("the proxies' own ACL user turned on and off under traffic: they roll to it once every node knows it, it may not FLUSHALL or CONFIG, and it is forgotten after; nothing lost", async () => {
+    const proxyDeployments = (m: Mode) =>
+      kubectlJson<{ items: V1Deployment[] }>([
+        'get',
+        'deployments',
+        '-n',
+        m.cc.ns,
+        '-l',
+        'app.kubernetes.io/component=proxy',
+      ]).items;
+    const rolledAs = (m: Mode, onUser: boolean) =>
+      proxyDeployments(m).every(
+        (d) =>
+          templateUsesProxyUser(d) === onUser &&
+          rolledOut(d, d.spec!.template.metadata!.annotations![AUTH_VERSION_ANNOTATION]!),
+      );
+    const userPassword = (m: Mode) =>
+      Buffer.from(
+        kubectlJson<V1Secret>(['get', 'secret', `${m.cc.name}-redis-proxy`, '-n', m.cc.ns]).data!
+          .password!,
+        'base64',
+      ).toString();
+    /** What every Redis node knows of the user (ACL GETUSER: null when it has none). */
+    const nodesKnowUser = async (m: Mode) =>
+      Promise.all(
+        m.cc
+          .redisPods()
+          .map((p) => m.cc.onNode(p.metadata!.name!, (n) => n.call('ACL', 'GETUSER', PROXY_USER))),
+      );
+    const setUsers = (proxies: boolean) => (m: Mode) =>
+      patchCacheCluster(m, 'merge', { spec: { redis: { auth: { users: { proxies } } } } });
+
+    // Earlier changes (password rotations) left refused logins in ACL LOG: start from none.
+    for (const m of MODES)
+      for (const p of m.cc.redisPods())
+        await m.cc.onNode(p.metadata!.name!, (n) => n.call('ACL', 'LOG', 'RESET'));
+    const on = await Promise.all(
+      MODES.map((m) =>
+        around(m, 'acl-user-on', () => setUsers(true)(m), {
+          what: 'the proxies to run as their own user',
+          when: () => rolledAs(m, true),
+        }),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      const o = on[i]!;
+      console.log(
+        `proxy user on (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
+      );
+      expectNothingLost(m, o);
+      // The proxies served everything through the switch, and no node refused them anything.
+      for (const pod of m.cc.redisPods()) {
+        const name = pod.metadata!.name!;
+        expect(await m.cc.onNode(name, (n) => n.call('ACL', 'LOG')), name).toEqual([]);
+        const asProxy = new Redis({
+          host: pod.status!.podIP!,
+          port: 6379,
+          username: PROXY_USER,
+          password: userPassword(m),
+          maxRetriesPerRequest: 0,
+          lazyConnect: true,
+        });
+        try {
+          await asProxy.connect();
+          await expect(asProxy.call('FLUSHALL'), name).rejects.toThrow(/NOPERM/);
+          await expect(asProxy.call('CONFIG', 'GET', 'maxmemory'), name).rejects.toThrow(/NOPERM/);
+          await expect(asProxy.call('CLUSTER', 'RESET'), name).rejects.toThrow(/NOPERM/);
+          await expect(asProxy.call('GET', 'acl-user-on:before:1'), name).rejects.toThrow(/NOPERM/);
+        } finally {
+          asProxy.disconnect();
+        }
+      }
+    }
+    // The writer's keys (outside the proxies' prefixes) are all there: the refused calls did nothing.
+    for (const m of MODES)
+      expect(await m.cc.missingKeys('acl-user-on:before', BEFORE_KEYS)).toEqual([]);
+
+    const off = await Promise.all(
+      MODES.map((m) =>
+        around(m, 'acl-user-off', () => setUsers(false)(m), {
+          what: 'the proxies back on default and every node without their user',
+          when: async () => rolledAs(m, false) && (await nodesKnowUser(m)).every((u) => u === null),
+        }),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      const o = off[i]!;
+      console.log(
+        `proxy user off (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
+      );
+      expectNothingLost(m, o);
+    }
+  }, 600_000);
 });
