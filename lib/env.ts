@@ -3,6 +3,7 @@
  * default and help text; the same spec drives parsing, `--help` output and the redacted
  * `/config` view, so the three never drift apart.
  */
+import { accessSync, constants } from 'node:fs';
 import { ConfigError } from './errors.ts';
 import { type Addr, formatAddr, matchAddr } from './redis/addr.ts';
 
@@ -106,6 +107,26 @@ export function text<D extends string | undefined>(
   return make<string | D>(name, opts, 'any non-empty text', (raw) => {
     if (raw.trim() === '') fail(name, raw, 'any non-empty text');
     return raw.trim();
+  });
+}
+
+/** The path of a file this process can read (checked at start, so a typo stops it there). */
+export function readableFile<D extends string | undefined>(
+  name: string,
+  opts: Common<D>,
+): EnvVar<string | D> {
+  const allowed = 'the path of a readable file';
+  return make<string | D>(name, opts, allowed, (raw) => {
+    const path = raw.trim();
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (err) {
+      throw new ConfigError(
+        name,
+        `cannot read "${path}" (${(err as NodeJS.ErrnoException).code}); allowed: ${allowed}`,
+      );
+    }
+    return path;
   });
 }
 

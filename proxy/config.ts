@@ -17,10 +17,12 @@ import {
   pairList,
   type RatePerWindow,
   ratePerWindow,
+  readableFile,
   readEnv,
   text,
 } from '../lib/env.ts';
 import { ConfigError } from '../lib/errors.ts';
+import type { RedisTls } from '../lib/redis/tls.ts';
 import type { TtlPair } from './cache/policy.ts';
 import type { RouteClass } from './route-class.ts';
 
@@ -90,6 +92,26 @@ export const proxyEnv = {
     default: undefined,
     secret: true,
     help: 'Redis AUTH password',
+  }),
+  redisTls: bool('REDIS_TLS', {
+    default: false,
+    help: 'connect to Redis over TLS (the REDIS_TLS_* settings need it)',
+  }),
+  redisTlsCaFile: readableFile('REDIS_TLS_CA_FILE', {
+    default: undefined,
+    help: "PEM file of the CAs that signed the Redis nodes' certificates (default: the public CAs)",
+  }),
+  redisTlsCertFile: readableFile('REDIS_TLS_CERT_FILE', {
+    default: undefined,
+    help: 'client certificate for nodes that ask for one (tls-auth-clients), with REDIS_TLS_KEY_FILE',
+  }),
+  redisTlsKeyFile: readableFile('REDIS_TLS_KEY_FILE', {
+    default: undefined,
+    help: "the client certificate's private key",
+  }),
+  redisTlsServerName: text('REDIS_TLS_SERVER_NAME', {
+    default: undefined,
+    help: "the name every node's certificate is checked against (default: the address dialled; a cluster hands out IPs, so give the name its certificates carry)",
   }),
   redisPoolSize: integer('REDIS_POOL_SIZE', {
     default: 10,
@@ -246,6 +268,8 @@ export interface RedisConfig {
   mode: 'auto' | 'cluster' | 'standalone';
   username: string | undefined;
   password: string | undefined;
+  /** TLS to every node (REDIS_TLS=true), or plain TCP. */
+  tls: RedisTls | undefined;
   connectTimeoutMs: number;
   readTimeoutMs: number;
   writeTimeoutMs: number;
@@ -293,6 +317,38 @@ export interface ProxyConfig {
 
 const MINUTE = 60_000;
 
+/** REDIS_TLS and its files, checked together: a setting that would be ignored is an error. */
+function redisTls(v: {
+  redisTls: boolean;
+  redisTlsCaFile: string | undefined;
+  redisTlsCertFile: string | undefined;
+  redisTlsKeyFile: string | undefined;
+  redisTlsServerName: string | undefined;
+}): RedisTls | undefined {
+  const given = Object.entries({
+    REDIS_TLS_CA_FILE: v.redisTlsCaFile,
+    REDIS_TLS_CERT_FILE: v.redisTlsCertFile,
+    REDIS_TLS_KEY_FILE: v.redisTlsKeyFile,
+    REDIS_TLS_SERVER_NAME: v.redisTlsServerName,
+  }).filter(([, value]) => value !== undefined);
+  if (!v.redisTls) {
+    if (given.length > 0)
+      throw new ConfigError('REDIS_TLS', `must be true when ${given[0]![0]} is set`);
+    return undefined;
+  }
+  if ((v.redisTlsCertFile === undefined) !== (v.redisTlsKeyFile === undefined))
+    throw new ConfigError(
+      v.redisTlsCertFile === undefined ? 'REDIS_TLS_CERT_FILE' : 'REDIS_TLS_KEY_FILE',
+      'REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together: set both or neither',
+    );
+  return {
+    caFile: v.redisTlsCaFile,
+    certFile: v.redisTlsCertFile,
+    keyFile: v.redisTlsKeyFile,
+    serverName: v.redisTlsServerName,
+  };
+}
+
 export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConfig {
   const v = readEnv(proxyEnv, env);
   const useRedis = v.useRedis ?? v.redisNodes.length > 0;
@@ -302,6 +358,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
       'must list at least one host:port when USE_REDIS=true',
     );
   }
+  const tls = redisTls(v);
   const redacted: Record<string, string> = {};
   for (const [key, spec] of Object.entries(proxyEnv)) {
     redacted[spec.name] = formatValue(spec, (v as Record<string, unknown>)[key]);
@@ -326,6 +383,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
           mode: v.redisMode,
           username: v.redisUsername,
           password: v.redisPassword,
+          tls,
           connectTimeoutMs: v.redisConnectTimeout * 1000,
           readTimeoutMs: v.redisReadTimeout * 1000,
           writeTimeoutMs: v.redisWriteTimeout * 1000,

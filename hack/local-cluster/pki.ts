@@ -28,7 +28,8 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-function signed(
+/** A key and a certificate signed by the CA in `dir` (ca.crt, ca.key), made once. */
+export function signed(
   dir: string,
   name: string,
   subject: string,
@@ -65,8 +66,8 @@ function signed(
   return { cert, key };
 }
 
-/** Creates whatever is missing under `dir` (kept across restarts so kubeconfigs stay valid). */
-export function ensurePki(dir: string, serviceIp: string): Pki {
+/** A self-signed CA in `dir` (ca.crt, ca.key), made once. */
+export function ensureCa(dir: string, commonName: string): { cert: string; key: string } {
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'ca.crt'))) {
     openssl(['genrsa', '-out', 'ca.key', '2048'], dir);
@@ -78,7 +79,7 @@ export function ensurePki(dir: string, serviceIp: string): Pki {
         '-key',
         'ca.key',
         '-subj',
-        '/CN=tiercache-local-ca',
+        `/CN=${commonName}`,
         '-days',
         '3650',
         '-sha256',
@@ -88,6 +89,12 @@ export function ensurePki(dir: string, serviceIp: string): Pki {
       dir,
     );
   }
+  return { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
+}
+
+/** Creates whatever is missing under `dir` (kept across restarts so kubeconfigs stay valid). */
+export function ensurePki(dir: string, serviceIp: string): Pki {
+  ensureCa(dir, 'tiercache-local-ca');
   const apiserver = signed(
     dir,
     'apiserver',

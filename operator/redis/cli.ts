@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { TiercacheError } from '../../lib/errors.ts';
 import { parseAddr } from '../../lib/redis/addr.ts';
+import type { RedisTls } from '../../lib/redis/tls.ts';
 import { type CheckResult, checkCluster } from './check.ts';
 import { Connections } from './connections.ts';
 import { createCluster } from './create.ts';
@@ -33,6 +34,8 @@ Commands:
 
 Options (every command):
   --password P    Redis AUTH password (default: $REDIS_PASSWORD)
+  --tls           connect over TLS (with --tls-ca-file, --tls-cert-file and
+                  --tls-key-file, --tls-server-name as the proxy's REDIS_TLS_*)
   --timeout S     per-command timeout in seconds (default 5)
   --concurrency N slots migrated at once (default 16)
   --engine E      how slots move: auto (Valkey 9's atomic slot migration where
@@ -50,6 +53,11 @@ const OPTIONS = {
   concurrency: { type: 'string' },
   engine: { type: 'string' },
   password: { type: 'string' },
+  tls: { type: 'boolean' },
+  'tls-ca-file': { type: 'string' },
+  'tls-cert-file': { type: 'string' },
+  'tls-key-file': { type: 'string' },
+  'tls-server-name': { type: 'string' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -93,6 +101,31 @@ function summary(json: boolean | undefined, result: object, line: string): void 
   process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : `${line}\n`);
 }
 
+/** --tls and its files: a file option without --tls, or a certificate without its key, is an error. */
+function tlsOf(values: {
+  tls?: boolean | undefined;
+  'tls-ca-file'?: string | undefined;
+  'tls-cert-file'?: string | undefined;
+  'tls-key-file'?: string | undefined;
+  'tls-server-name'?: string | undefined;
+}): RedisTls | undefined {
+  const given = (['tls-ca-file', 'tls-cert-file', 'tls-key-file', 'tls-server-name'] as const).find(
+    (o) => values[o] !== undefined,
+  );
+  if (!values.tls) {
+    if (given) throw new TiercacheError('BAD_REQUEST', `--${given} needs --tls`);
+    return undefined;
+  }
+  if ((values['tls-cert-file'] === undefined) !== (values['tls-key-file'] === undefined))
+    throw new TiercacheError('BAD_REQUEST', '--tls-cert-file and --tls-key-file go together');
+  return {
+    caFile: values['tls-ca-file'],
+    certFile: values['tls-cert-file'],
+    keyFile: values['tls-key-file'],
+    serverName: values['tls-server-name'],
+  };
+}
+
 /** Runs a cluster command; resolves to the process exit code. */
 export async function runClusterCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -117,7 +150,7 @@ export async function runClusterCli(argv: string[]): Promise<number> {
   const engine = values.engine ?? 'auto';
   if (engine !== 'auto' && engine !== 'legacy')
     throw new TiercacheError('BAD_REQUEST', `--engine must be auto or legacy, not "${engine}"`);
-  const conns = new Connections({ password, timeoutMs: timeoutS * 1000 });
+  const conns = new Connections({ password, timeoutMs: timeoutS * 1000, tls: tlsOf(values) });
   // The first SIGINT or SIGTERM lets the slots in flight finish (none left open) and stops;
   // a second one ends the process at once.
   const stop = new AbortController();

@@ -5,6 +5,7 @@
 import { Redis } from 'ioredis';
 import { TiercacheError } from '../../lib/errors.ts';
 import { type Addr, formatAddr, parseAddr } from '../../lib/redis/addr.ts';
+import { type RedisTls, tlsConnectOptions } from '../../lib/redis/tls.ts';
 import { withTimeout } from '../../lib/timeout.ts';
 
 export interface ConnectionOptions {
@@ -12,6 +13,8 @@ export interface ConnectionOptions {
   password?: string | undefined;
   /** Per-command timeout in ms. */
   timeoutMs: number;
+  /** TLS to every node (its files read when a node's connection is made). */
+  tls?: RedisTls | undefined;
 }
 
 export class Connections {
@@ -33,6 +36,7 @@ export class Connections {
         port,
         // Empty means none (auth disabled): no AUTH at all.
         ...(this.opts.password ? { username: 'default', password: this.opts.password } : {}),
+        ...(this.opts.tls ? { tls: tlsConnectOptions(this.opts.tls) } : {}),
         connectTimeout: this.opts.timeoutMs,
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,

@@ -4,12 +4,14 @@
  * bounds every call with a timeout and guards it with a circuit breaker. While it is
  * connecting or the breaker is open, calls fail at once with L2_UNAVAILABLE.
  */
+import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis } from 'ioredis';
 import type { HostPort } from '../../lib/env.ts';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { formatAddr } from '../../lib/redis/addr.ts';
 import { keySlot } from '../../lib/redis/key-slot.ts';
+import { tlsConnectOptions } from '../../lib/redis/tls.ts';
 import { armDeadline, settleWithin, withTimeout } from '../../lib/timeout.ts';
 import type { RedisConfig } from '../config.ts';
 import { type BreakerState, CircuitBreaker } from './breaker.ts';
@@ -353,6 +355,11 @@ export class RedisTarget {
     }
   }
 
+  /** ioredis's TLS option when REDIS_TLS is on (the files read again for every new client). */
+  #tls(): { tls?: ConnectionOptions } {
+    return this.#opts.tls ? { tls: tlsConnectOptions(this.#opts.tls) } : {};
+  }
+
   /** Asks the nodes in turn whether cluster mode is enabled. */
   async #probeKind(): Promise<'cluster' | 'standalone'> {
     let lastError: unknown;
@@ -362,13 +369,19 @@ export class RedisTarget {
         port: node.port,
         username: this.#opts.username,
         password: this.#opts.password,
+        ...this.#tls(),
         connectTimeout: this.#opts.connectTimeoutMs,
         lazyConnect: true,
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,
         enableOfflineQueue: true,
       });
-      probe.on('error', () => {});
+      // ioredis rejects connect() with "Connection is closed."; the socket's own error (a
+      // refused certificate, a wrong name) is what an operator needs to read in the log.
+      let socketError: Error | undefined;
+      probe.on('error', (err: Error) => {
+        socketError ??= err;
+      });
       try {
         await withTimeout(probe.connect(), this.#opts.connectTimeoutMs, 'Redis connect');
         const info = await withTimeout(
@@ -378,7 +391,7 @@ export class RedisTarget {
         );
         return /cluster_enabled:1/.test(info) ? 'cluster' : 'standalone';
       } catch (err) {
-        lastError = err;
+        lastError = socketError ?? err;
       } finally {
         probe.disconnect();
       }
@@ -390,6 +403,7 @@ export class RedisTarget {
     const common = {
       username: this.#opts.username,
       password: this.#opts.password,
+      ...this.#tls(),
       connectTimeout: this.#opts.connectTimeoutMs,
       // No ioredis commandTimeout: call() bounds every command already, and ioredis would arm
       // (and `delete`) a timer on every command — 2 µs of an L2 hit. A dead peer is found by

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadProxyConfig } from '../../proxy/config.ts';
 
@@ -22,6 +23,34 @@ describe('proxy configuration', () => {
 
   it('requires nodes when USE_REDIS=true', () => {
     expect(() => loadProxyConfig({ USE_REDIS: 'true' })).toThrow(/REDIS_CLUSTER_NODES/);
+  });
+
+  it('reads REDIS_TLS and its files, refusing settings that would be ignored or cannot be read', () => {
+    const here = fileURLToPath(import.meta.url);
+    const tls = loadProxyConfig({
+      REDIS_CLUSTER_NODES: 'a:1',
+      REDIS_TLS: 'true',
+      REDIS_TLS_CA_FILE: here,
+      REDIS_TLS_SERVER_NAME: 'cache-redis.apps.svc',
+    }).redis?.tls;
+    expect(tls).toEqual({
+      caFile: here,
+      certFile: undefined,
+      keyFile: undefined,
+      serverName: 'cache-redis.apps.svc',
+    });
+    expect(loadProxyConfig({ REDIS_CLUSTER_NODES: 'a:1' }).redis?.tls).toBeUndefined();
+    const load = (env: Record<string, string>) => () =>
+      loadProxyConfig({ REDIS_CLUSTER_NODES: 'a:1', ...env });
+    expect(load({ REDIS_TLS_CA_FILE: here })).toThrow(
+      /REDIS_TLS: must be true when REDIS_TLS_CA_FILE is set/,
+    );
+    expect(load({ REDIS_TLS: 'true', REDIS_TLS_CA_FILE: '/no/such/ca.pem' })).toThrow(
+      /REDIS_TLS_CA_FILE: cannot read "\/no\/such\/ca.pem" \(ENOENT\)/,
+    );
+    expect(load({ REDIS_TLS: 'true', REDIS_TLS_CERT_FILE: here })).toThrow(
+      /REDIS_TLS_KEY_FILE: REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together/,
+    );
   });
 
   it('redacts secrets in the /config view', () => {
