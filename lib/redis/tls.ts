@@ -10,6 +10,8 @@ import type { ConnectionOptions } from 'node:tls';
 export interface RedisTls {
   /** PEM bundle of the CAs to trust (default: Node's built-in public CAs). */
   caFile?: string | undefined;
+  /** The same, given as text (the operator reads it from a Secret). */
+  ca?: string | undefined;
   /** Client certificate and key, both or neither. */
   certFile?: string | undefined;
   keyFile?: string | undefined;
@@ -24,6 +26,7 @@ export interface RedisTls {
 export function tlsConnectOptions(tls: RedisTls): ConnectionOptions {
   return {
     ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+    ...(tls.ca ? { ca: tls.ca } : {}),
     ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
     ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
     ...(tls.serverName ? { servername: tls.serverName } : {}),

@@ -69,6 +69,21 @@ export interface ExporterSpec {
   resources: V1ResourceRequirements;
 }
 
+/** TLS for every connection to and between the Redis nodes. */
+export interface TlsSpec {
+  /**
+   * Serve TLS only (clients, replication and the cluster bus) on the Redis port. Fixed at
+   * creation: every client would have to switch at the same moment. Default false.
+   */
+  enabled: boolean;
+  /**
+   * A Secret with `tls.crt`, `tls.key` and `ca.crt` (as cert-manager writes them) whose
+   * certificate names `<cc>-redis.<ns>.svc` and `*.<cc>-redis.<ns>.svc`. A renewed
+   * certificate is loaded by every node without a restart.
+   */
+  secretName?: string;
+}
+
 /** The Redis Cluster. */
 export interface RedisSpec {
   /** Redis image (any Redis 7 or later, or Valkey). Default redis:7.2. */
@@ -92,6 +107,7 @@ export interface RedisSpec {
   nodeTimeoutMs: number;
   persistence: PersistenceSpec;
   auth: AuthSpec;
+  tls: TlsSpec;
   exporter: ExporterSpec;
   /** Compute resources of each Redis container. */
   resources?: V1ResourceRequirements;

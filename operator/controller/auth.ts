@@ -6,11 +6,18 @@
  * on or off. The include file in the Secret says the same for a pod that restarts meanwhile.
  */
 import type { V1Deployment } from '@kubernetes/client-node';
+import type { RedisTls } from '../../lib/redis/tls.ts';
 import { Connections } from '../redis/connections.ts';
 import { passwordVersion } from '../resources/proxy.ts';
 import { type AuthPlan, introduceCommands, retireCommands, stepDone } from './auth-plan.ts';
 import { describeError, isAuthError } from './errors.ts';
 import { proxyDoneWith } from './proxy-user.ts';
+
+/** How the nodes are reached: the per-command timeout, and TLS for a TLS CacheCluster. */
+export interface NodeReach {
+  timeoutMs: number;
+  tls?: RedisTls | undefined;
+}
 
 export interface AuthOutcome {
   plan: AuthPlan;
@@ -26,14 +33,14 @@ export interface AuthOutcome {
 async function onEveryNode(
   addrs: string[],
   passwords: string[],
-  timeoutMs: number,
+  reach: NodeReach,
   ...args: string[]
 ): Promise<string[]> {
   const failed = await Promise.all(
     addrs.map(async (addr) => {
       let why = 'no password accepted';
       for (const password of passwords) {
-        const conns = new Connections({ password, timeoutMs });
+        const conns = new Connections({ password, ...reach });
         try {
           await conns.call(addr, ...args);
           return undefined;
@@ -61,12 +68,12 @@ export async function carryOutAuth(
   plan: AuthPlan,
   addrs: string[],
   proxies: V1Deployment[],
-  timeoutMs: number,
+  reach: NodeReach,
   log: (line: string) => void,
 ): Promise<AuthOutcome> {
   const runAll = async (passwords: string[], commands: string[][]) => {
     for (const command of commands) {
-      const failures = await onEveryNode(addrs, passwords, timeoutMs, ...command);
+      const failures = await onEveryNode(addrs, passwords, reach, ...command);
       for (const f of failures) log(`password rotation waits: ${f}`);
       if (failures.length > 0) return false;
     }

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { V1Deployment, V1Node, V1StatefulSet } from '@kubernetes/client-node';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import type { RedisTls } from '../../lib/redis/tls.ts';
 import { type CacheCluster, type CacheClusterSpec, withDefaults } from '../api/types.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { Connections } from '../redis/connections.ts';
@@ -22,7 +23,7 @@ import {
   labelSelector,
   names,
 } from '../resources/names.ts';
-import type { ProxyLogin } from '../resources/proxy.ts';
+import { type ProxyLogin, redisServiceName } from '../resources/proxy.ts';
 import {
   type AuthKeys,
   effectiveMaxMemory,
@@ -52,10 +53,13 @@ import {
   proxyUserPassword,
   readInUsePassword,
   readStoredAuth,
+  readTlsSecret,
+  type TlsMaterial,
 } from './secrets.ts';
 import { buildStatus, clusterStateOk, failedStatus, type ProxyReadiness } from './status.ts';
 import { StepRunner } from './steps.ts';
 import { growStorage } from './storage.ts';
+import { reloadRenewedCertificates } from './tls-reload.ts';
 
 export interface ReconcilerOptions {
   kube: Kube;
@@ -80,6 +84,8 @@ export interface Outcome {
 const REAPPLY_EVERY_MS = 30_000;
 /** A reconcile whose objects the API server refused tries again this soon. */
 const APPLY_RETRY_MS = 5000;
+/** A node whose mounted certificate the kubelet has not refreshed yet is looked at again this soon. */
+const CERTIFICATE_RETRY_MS = 5000;
 
 export class Reconciler {
   readonly #o: ReconcilerOptions;
@@ -94,6 +100,8 @@ export class Reconciler {
   /** The live settings last applied to every node, per CacheCluster, and when. */
   readonly #live = new Map<string, { digest: string; at: number }>();
   readonly #proxyUser = new ProxyUserKeeper();
+  /** The certificate every node was last seen serving, per CacheCluster, and when. */
+  readonly #certificates = new Map<string, { digest: string; at: number }>();
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -115,7 +123,12 @@ export class Reconciler {
     const cached = this.#o.lookup(key);
     // Gone, or going: everything it owns goes with it (owner references).
     if (!cached || cached.metadata.deletionTimestamp) {
-      for (const perCluster of [this.#applied, this.#live, this.#keysRefreshedAt])
+      for (const perCluster of [
+        this.#applied,
+        this.#live,
+        this.#keysRefreshedAt,
+        this.#certificates,
+      ])
         perCluster.delete(key);
       this.#proxyUser.drop(key);
       this.#masters.forget(key);
@@ -137,7 +150,8 @@ export class Reconciler {
 
     let auth = await this.#authPlan(cc, spec);
     const timeoutMs = this.#o.redisTimeoutMs;
-    let conns = new Connections({ password: auth.current, timeoutMs });
+    const { material: tlsMaterial, tls } = await this.#tlsOf(cc, spec);
+    let conns = new Connections({ password: auth.current, timeoutMs, tls });
     try {
       const { apps } = this.#o.kube;
       const { namespace } = cc.metadata;
@@ -160,19 +174,22 @@ export class Reconciler {
           auth,
           addrs(allPods.filter((p) => p.running)),
           deployments.items.filter((d) => wantedProxies.has(d.metadata?.name ?? '')),
-          timeoutMs,
+          { timeoutMs, tls },
           (line) => log.warn(line),
         );
         if (done.said)
           await this.#o.events.record(cc, 'Normal', done.said.reason, done.said.message);
         if (done.plan.current !== auth.current) {
           conns.close();
-          conns = new Connections({ password: done.plan.current, timeoutMs });
+          conns = new Connections({ password: done.plan.current, timeoutMs, tls });
           view = await observe(conns, addrs(allPods));
         }
         auth = done.plan;
       }
       await this.#applyLive(cc, spec, conns, allPods);
+      const certificatesPending = tlsMaterial
+        ? await this.#loadRenewedCertificates(key, cc, tlsMaterial.cert, conns, allPods)
+        : false;
       const proxyLogin = await this.#proxyLogin(key, cc, spec, auth.current, conns, allPods, [
         ...deployments.items,
       ]);
@@ -192,6 +209,7 @@ export class Reconciler {
           keep,
           storedOf(auth),
           proxyLogin,
+          tlsMaterial?.ca,
           new Set(zones.values()).size,
           storage.recreating,
         )),
@@ -218,6 +236,8 @@ export class Reconciler {
       await this.#writeStatus(cc, spec, pods, keep, view, step, proxies, applyFailures, auth);
       if (step.kind === 'settled') {
         if (applyFailures.length > 0) return { requeueAfterMs: APPLY_RETRY_MS };
+        // A node whose mounted certificate is not refreshed yet is asked again shortly.
+        if (certificatesPending) return { requeueAfterMs: CERTIFICATE_RETRY_MS };
         // A rotation moves on when the proxies have rolled (their events wake it too).
         return auth.kind !== 'steady' ? { requeueAfterMs: 2000 } : {};
       }
@@ -238,7 +258,8 @@ export class Reconciler {
     const cc = structuredClone(cached);
     // Only the password clients use now: no rotation is planned on the crash path.
     const password = await this.#currentPassword(cc);
-    const conns = new Connections({ password, timeoutMs: this.#o.redisTimeoutMs });
+    const { tls } = await this.#tlsOf(cc, withDefaults(cc.spec));
+    const conns = new Connections({ password, timeoutMs: this.#o.redisTimeoutMs, tls });
     try {
       await this.#failovers.run(cc, conns, await this.#redisPods(cc, [], new Map()));
     } finally {
@@ -309,6 +330,45 @@ export class Reconciler {
     return chooseProxyLogin({ wanted, current, userPassword, nodesKnowUser, proxies });
   }
 
+  /**
+   * A TLS CacheCluster's certificate Secret, and how its nodes are reached: with the Secret's
+   * CA, checking the headless Service's name every node's certificate carries.
+   */
+  async #tlsOf(
+    cc: CacheCluster,
+    spec: CacheClusterSpec,
+  ): Promise<{ material?: TlsMaterial; tls?: RedisTls }> {
+    if (!spec.redis.tls.enabled) return {};
+    const material = await readTlsSecret(this.#o.kube, cc, spec.redis.tls.secretName!);
+    return { material, tls: { ca: material.ca, serverName: redisServiceName(cc) } };
+  }
+
+  /**
+   * A renewed certificate loaded by every running node (tls-reload.ts), checked at most every
+   * 30 s once they all serve it. True while a node still serves another one.
+   */
+  async #loadRenewedCertificates(
+    key: string,
+    cc: CacheCluster,
+    cert: string,
+    conns: Connections,
+    pods: PodRef[],
+  ): Promise<boolean> {
+    const last = this.#certificates.get(key);
+    if (last && last.digest === cert && Date.now() - last.at < REAPPLY_EVERY_MS) return false;
+    const running = addrs(pods.filter((p) => p.running));
+    const outcome = await reloadRenewedCertificates(conns, running, cert, this.#o.redisTimeoutMs);
+    if (outcome.reloaded.length > 0)
+      await this.#o.events.record(
+        cc,
+        'Normal',
+        'CertificateReloaded',
+        `${outcome.reloaded.length} Redis nodes now serve the renewed certificate (no restart)`,
+      );
+    if (outcome.pending.length === 0) this.#certificates.set(key, { digest: cert, at: Date.now() });
+    return outcome.pending.length > 0;
+  }
+
   /** Where the CacheCluster's password stands: in use, being introduced, or retiring. */
   async #authPlan(cc: CacheCluster, spec: CacheClusterSpec): Promise<AuthPlan> {
     const stored = await readStoredAuth(this.#o.kube, cc);
@@ -349,6 +409,7 @@ export class Reconciler {
     shards: number,
     auth: AuthKeys,
     proxyLogin: ProxyLogin,
+    tlsCa: string | undefined,
     zoneCount: number,
     /** StatefulSets being deleted (pods orphaned): applied again once they are gone. */
     skip: Set<string>,
@@ -362,6 +423,7 @@ export class Reconciler {
       exporterPassword: await exporterPassword(kube, cc),
       proxyUserPassword: await proxyUserPassword(kube, cc),
       proxyLogin,
+      tlsCa,
       placement: { zones: zoneCount },
       proxyImage: image,
     });

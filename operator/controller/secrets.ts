@@ -88,3 +88,29 @@ export const exporterPassword = (kube: Kube, cc: CacheCluster): Promise<string> 
 /** The proxies' ACL user's password (spec.redis.auth.users.proxies), generated once. */
 export const proxyUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
   keptOrNew(kube, cc, names.proxyUserSecret(cc.metadata.name), 'password');
+
+/** What the operator needs of a TLS CacheCluster's certificate Secret: the CA to trust, the certificate the nodes should serve. */
+export interface TlsMaterial {
+  ca: string;
+  cert: string;
+}
+
+/** Reads spec.redis.tls.secretName, refusing one that lacks a key the nodes need. */
+export async function readTlsSecret(
+  kube: Kube,
+  cc: CacheCluster,
+  name: string,
+): Promise<TlsMaterial> {
+  const { namespace } = cc.metadata;
+  const read = async (key: string) => {
+    const value = await readKey(kube, namespace, name, key);
+    if (!value)
+      throw new TiercacheError(
+        'BAD_REQUEST',
+        `spec.redis.tls.secretName: Secret ${namespace}/${name} is missing or has no key "${key}" (it needs tls.crt, tls.key and ca.crt)`,
+      );
+    return value;
+  };
+  const [ca, cert] = await Promise.all([read('ca.crt'), read('tls.crt'), read('tls.key')]);
+  return { ca, cert };
+}

@@ -34,6 +34,8 @@ export interface DesiredInputs {
   proxyUserPassword: string;
   /** How the proxies log in now: their own user only once every node knows it. */
   proxyLogin: ProxyLogin;
+  /** The CA of a TLS CacheCluster, from its certificate Secret. */
+  tlsCa?: string | undefined;
   placement: Placement;
   /** Image of the proxies unless a proxy names its own (the operator's image). */
   proxyImage: string;
@@ -58,7 +60,7 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
   }
   out.push(proxyAdminSecret(cc, inputs.adminToken));
   for (const proxy of proxies) {
-    out.push(proxyDeployment(cc, proxy, inputs.proxyImage, inputs.proxyLogin));
+    out.push(proxyDeployment(cc, proxy, inputs.proxyImage, inputs.proxyLogin, inputs.tlsCa));
     out.push(proxyService(cc, proxy));
   }
   return out;

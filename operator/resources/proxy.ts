@@ -36,9 +36,19 @@ export function proxyAdminSecret(cc: CacheCluster, token: string): V1Secret {
   };
 }
 
+/** The headless Service's DNS name: the proxies' seed, and the name TLS certificates carry. */
+export const redisServiceName = (cc: CacheCluster): string =>
+  `${names.redisService(cc.metadata.name)}.${cc.metadata.namespace}.svc`;
+
 export function redisSeed(cc: CacheCluster): string {
-  return `${names.redisService(cc.metadata.name)}.${cc.metadata.namespace}.svc:${REDIS_PORT}`;
+  return `${redisServiceName(cc)}:${REDIS_PORT}`;
 }
+
+/** Where the proxies find the CA of a TLS CacheCluster. */
+const PROXY_TLS_DIR = '/etc/redis-tls';
+
+/** On the proxies' pod template of a TLS CacheCluster: a digest of the CA, so a new CA rolls them. */
+export const CA_VERSION_ANNOTATION = 'tiercache.io/redis-ca-version';
 
 /** On the proxies' pod template: a digest of the Redis password, so a new one rolls them. */
 export const AUTH_VERSION_ANNOTATION = 'tiercache.io/redis-auth-version';
@@ -79,6 +89,14 @@ function proxyEnv(cc: CacheCluster, proxy: ProxySpec, login: ProxyLogin): V1EnvV
     { name: 'REGION', value: proxy.region },
     { name: 'USE_REDIS', value: 'true' },
     { name: 'REDIS_CLUSTER_NODES', value: redisSeed(cc) },
+    // Over TLS: the CA alone (never the nodes' key) and the name every node's certificate carries.
+    ...(cc.spec.redis.tls.enabled
+      ? [
+          { name: 'REDIS_TLS', value: 'true' },
+          { name: 'REDIS_TLS_CA_FILE', value: `${PROXY_TLS_DIR}/ca.crt` },
+          { name: 'REDIS_TLS_SERVER_NAME', value: redisServiceName(cc) },
+        ]
+      : []),
     {
       name: 'ADMIN_TOKEN',
       valueFrom: { secretKeyRef: { name: `${cc.metadata.name}-proxy-admin`, key: 'token' } },
@@ -119,7 +137,10 @@ export function proxyDeployment(
   defaultImage: string,
   /** How they log in to Redis: a new password or user rolls the pods (they read it at start). */
   login: ProxyLogin,
+  /** The CA of a TLS CacheCluster (its digest on the template: a new CA rolls the pods). */
+  tlsCa?: string,
 ): V1Deployment {
+  const tls = cc.spec.redis.tls;
   const selector = proxySelector(cc, proxy.name);
   const labels = proxyLabels(cc, proxy.name);
   return {
@@ -133,7 +154,17 @@ export function proxyDeployment(
       template: {
         metadata: {
           labels,
-          annotations: { [AUTH_VERSION_ANNOTATION]: loginVersion(login) },
+          annotations: {
+            [AUTH_VERSION_ANNOTATION]: loginVersion(login),
+            ...(tls.enabled && tlsCa !== undefined
+              ? {
+                  [CA_VERSION_ANNOTATION]: createHash('sha256')
+                    .update(tlsCa)
+                    .digest('hex')
+                    .slice(0, 12),
+                }
+              : {}),
+          },
         },
         spec: {
           nodeSelector: proxy.nodeSelector ?? { [REGION_LABEL]: proxy.region },
@@ -144,6 +175,19 @@ export function proxyDeployment(
             runAsGroup: NONROOT_UID,
             seccompProfile: { type: 'RuntimeDefault' },
           },
+          ...(tls.enabled
+            ? {
+                volumes: [
+                  {
+                    name: 'redis-ca',
+                    secret: {
+                      secretName: tls.secretName!,
+                      items: [{ key: 'ca.crt', path: 'ca.crt' }],
+                    },
+                  },
+                ],
+              }
+            : {}),
           containers: [
             {
               name: 'proxy',
@@ -161,6 +205,9 @@ export function proxyDeployment(
               // endpoints no longer send it requests, and only then gets SIGTERM.
               lifecycle: { preStop: { sleep: { seconds: PROXY_PRESTOP_SECONDS } } },
               ...(proxy.resources ? { resources: proxy.resources } : {}),
+              ...(tls.enabled
+                ? { volumeMounts: [{ name: 'redis-ca', mountPath: PROXY_TLS_DIR, readOnly: true }] }
+                : {}),
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,

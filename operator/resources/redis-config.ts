@@ -21,6 +21,39 @@ const base64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 export const CONFIG_DIR = '/etc/redis';
 export const AUTH_DIR = '/etc/redis-auth';
 export const DATA_DIR = '/data';
+/** Where a TLS CacheCluster's certificate Secret is mounted (tls.crt, tls.key, ca.crt). */
+export const TLS_DIR = '/etc/redis-tls';
+
+/**
+ * TLS only, on the Redis port: no plain-text port; replication and the cluster bus (and so
+ * MIGRATE between nodes) over TLS too. Clients may present a certificate but need not: they
+ * authenticate with their password, over an encrypted connection.
+ */
+const TLS_LINES = [
+  'port 0',
+  `tls-port ${REDIS_PORT}`,
+  `tls-cert-file ${TLS_DIR}/tls.crt`,
+  `tls-key-file ${TLS_DIR}/tls.key`,
+  `tls-ca-cert-file ${TLS_DIR}/ca.crt`,
+  'tls-cluster yes',
+  'tls-replication yes',
+  'tls-auth-clients optional',
+];
+
+/**
+ * `CONFIG SET` that makes a node read its certificate files again: Redis reloads them even when
+ * the paths are the ones it has (a renewed Secret changes the files behind the same paths).
+ */
+export const tlsReloadCommand = (dir = TLS_DIR): string[] => [
+  'CONFIG',
+  'SET',
+  'tls-cert-file',
+  `${dir}/tls.crt`,
+  'tls-key-file',
+  `${dir}/tls.key`,
+  'tls-ca-cert-file',
+  `${dir}/ca.crt`,
+];
 
 const UNITS: Record<string, number> = {
   '': 1,
@@ -88,7 +121,7 @@ export function redisConf(redis: RedisSpec): string {
 function staticLines(redis: RedisSpec): string[] {
   const p = redis.persistence;
   const lines = [
-    `port ${REDIS_PORT}`,
+    ...(redis.tls.enabled ? TLS_LINES : [`port ${REDIS_PORT}`]),
     'bind 0.0.0.0 -::*',
     'protected-mode no',
     `dir ${DATA_DIR}`,
@@ -121,7 +154,11 @@ function staticLines(redis: RedisSpec): string[] {
  */
 export const READY_SCRIPT = `#!/bin/sh
 # As user default: a node without a password (auth off, or being turned on) accepts any.
-cli() { redis-cli --no-auth-warning --user default -h "\${READY_HOST:-$(cat /etc/hostname)}" -p "\${READY_PORT:-${REDIS_PORT}}" "$@"; }
+tls=""
+ca="\${READY_TLS_DIR:-${TLS_DIR}}/ca.crt"
+[ -s "$ca" ] && tls="--tls --cacert $ca"
+# shellcheck disable=SC2086 # $tls is two options or none
+cli() { redis-cli --no-auth-warning $tls --user default -h "\${READY_HOST:-$(cat /etc/hostname)}" -p "\${READY_PORT:-${REDIS_PORT}}" "$@"; }
 # The mounted auth Secret lags a password rotation (a kubelet refreshes it within a minute or
 # two): use the first of its passwords the server accepts, else none (an empty file is none).
 for key in password next retiring; do

@@ -28,7 +28,7 @@ import {
   shardSelector,
 } from './names.ts';
 import { ownedMeta } from './owner.ts';
-import { AUTH_DIR, CONFIG_DIR, configHash, DATA_DIR } from './redis-config.ts';
+import { AUTH_DIR, CONFIG_DIR, configHash, DATA_DIR, TLS_DIR } from './redis-config.ts';
 
 export const BUS_PORT = REDIS_PORT + 10000;
 export const CONFIG_HASH_ANNOTATION = 'tiercache.io/config-hash';
@@ -117,7 +117,14 @@ function exporterContainer(cc: CacheCluster, redis: RedisSpec): V1Container {
     name: 'exporter',
     image: redis.exporter.image,
     env: [
-      { name: 'REDIS_ADDR', value: `redis://localhost:${REDIS_PORT}` },
+      // Over TLS its own node is reached as localhost, which no certificate names: the
+      // loopback connection inside the pod is encrypted but not verified.
+      ...(redis.tls.enabled
+        ? [
+            { name: 'REDIS_ADDR', value: `rediss://localhost:${REDIS_PORT}` },
+            { name: 'REDIS_EXPORTER_SKIP_TLS_VERIFICATION', value: 'true' },
+          ]
+        : [{ name: 'REDIS_ADDR', value: `redis://localhost:${REDIS_PORT}` }]),
       { name: 'REDIS_USER', value: EXPORTER_USER },
       {
         name: 'REDIS_PASSWORD',
@@ -158,6 +165,13 @@ function podSpec(
     secret: { secretName: names.authSecret(cc.metadata.name), defaultMode: 0o400 },
   });
   mounts.push({ name: 'auth', mountPath: AUTH_DIR, readOnly: true });
+  if (redis.tls.enabled) {
+    volumes.push({
+      name: 'tls',
+      secret: { secretName: redis.tls.secretName!, defaultMode: 0o400 },
+    });
+    mounts.push({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
+  }
   if (!redis.persistence.enabled) volumes.push({ name: 'data', emptyDir: {} });
   // All of the cluster's Redis pods spread over nodes and zones where the scheduler can (a
   // pod re-created after a drain lands on the emptied node, so masters can move there).

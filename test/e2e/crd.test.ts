@@ -149,6 +149,22 @@ describe('CacheCluster CRD', () => {
     expect(apply(cc('disk', spec({ enabled: true, size: '4Gi' })))).toBe('');
   });
 
+  it('refuses switching TLS on or off after creation, and TLS without its Secret', () => {
+    const tls = (t: object) => ({ redis: { tls: t } });
+    expect(apply(cc('tls', tls({ enabled: true, secretName: 'redis-tls' })))).toBe('');
+    expect(apply(cc('tls', tls({ enabled: false })))).toMatch(
+      /tls\.enabled cannot change after creation/,
+    );
+    expect(apply(cc('tls', tls({ enabled: true, secretName: 'renewed-tls' })))).toBe('');
+    expect(apply(cc('plain', {}))).toBe('');
+    expect(apply(cc('plain', tls({ enabled: true, secretName: 'x' })))).toMatch(
+      /tls\.enabled cannot change after creation/,
+    );
+    expect(apply(cc('no-secret', tls({ enabled: true })))).toMatch(
+      /tls\.enabled needs tls\.secretName/,
+    );
+  });
+
   it('shows shards, replicas, Ready, migration and age, and scales shards', () => {
     const table = kubectl(['get', 'cc', 'defaults', '-n', NS]);
     expect(table.split('\n')[0]).toMatch(/^NAME\s+SHARDS\s+REPLICAS\s+READY\s+MIGRATION\s+AGE$/);

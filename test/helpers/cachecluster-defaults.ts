@@ -11,6 +11,7 @@ export const REDIS_DEFAULTS = {
   nodeTimeoutMs: 5000,
   persistence: { enabled: false, size: '1Gi', storageClassName: '', appendOnly: true },
   auth: { enabled: true, users: { proxies: false } },
+  tls: { enabled: false },
   exporter: {
     enabled: false,
     image: 'oliver006/redis_exporter:v1.74.0',

@@ -29,13 +29,31 @@ export interface AckedWriterResult extends WriterResult {
   acked: number[];
 }
 
+/** How a TLS CacheCluster's nodes are reached: the CA, and the name their certificates carry. */
+export interface E2ETls {
+  ca: string;
+  serverName: string;
+}
+
 export class E2ECacheCluster {
   readonly ns: string;
   readonly name: string;
+  readonly tls: E2ETls | undefined;
 
-  constructor(ns: string, name = 'cache') {
+  constructor(ns: string, name = 'cache', tls?: E2ETls) {
     this.ns = ns;
     this.name = name;
+    this.tls = tls;
+  }
+
+  /** ioredis's `tls` option for this cluster's nodes (none when it is plain-text). */
+  get tlsOption(): { tls?: { ca: string; servername: string } } {
+    return this.tls ? { tls: { ca: this.tls.ca, servername: this.tls.serverName } } : {};
+  }
+
+  /** The operator's Connections for this cluster's nodes (TLS when it has it). */
+  connections(password = this.password(), timeoutMs = 3000): Connections {
+    return new Connections({ password, timeoutMs, ...(this.tls ? { tls: this.tls } : {}) });
   }
 
   get selector(): string {
@@ -202,6 +220,7 @@ export class E2ECacheCluster {
       host: ip,
       port: 6379,
       ...authAs(password),
+      ...this.tlsOption,
       connectTimeout: 2000,
       commandTimeout: 2000,
       maxRetriesPerRequest: 0,
@@ -228,7 +247,12 @@ export class E2ECacheCluster {
 
   async withClient<T>(fn: (cluster: Cluster) => Promise<T>): Promise<T> {
     const cluster = new Cluster(this.seeds(), {
-      redisOptions: { ...authAs(this.password()), connectTimeout: 2000, commandTimeout: 2000 },
+      redisOptions: {
+        ...authAs(this.password()),
+        ...this.tlsOption,
+        connectTimeout: 2000,
+        commandTimeout: 2000,
+      },
       // No auto-pipelining: ioredis fails auto-pipelined commands that meet MOVED after slots moved.
       slotsRefreshTimeout: 2000,
       retryDelayOnFailover: 50,
@@ -280,7 +304,7 @@ export class E2ECacheCluster {
   async inSlots(ranges: string, keys: string[]): Promise<string[]> {
     const bounds = ranges.split(',').map((r) => r.split('-').map(Number) as [number, number?]);
     const inRange = (slot: number) => bounds.some(([a, b]) => slot >= a && slot <= (b ?? a));
-    const conns = new Connections({ password: this.password(), timeoutMs: 3000 });
+    const conns = this.connections();
     try {
       const [seed] = this.seeds();
       const addr = `${seed!.host}:${seed!.port}`;
@@ -321,7 +345,7 @@ export class E2ECacheCluster {
 
   #worker<T>(file: string, data: Record<string, unknown>): { stop(): Promise<T> } {
     const worker = new Worker(here(`./${file}`), {
-      workerData: { nodes: this.seeds(), password: this.password(), ...data },
+      workerData: { nodes: this.seeds(), password: this.password(), tls: this.tls, ...data },
     });
     const result = new Promise<T>((resolve, reject) => {
       worker.once('message', resolve);
@@ -344,7 +368,7 @@ export class E2ECacheCluster {
    */
   async problems(opts: { spread?: boolean } = {}): Promise<string[]> {
     const podList = this.redisPods();
-    const conns = new Connections({ password: this.password(), timeoutMs: 3000 });
+    const conns = this.connections();
     try {
       const view = await observe(
         conns,

@@ -14,13 +14,20 @@ import { authAs } from './redis.ts';
 interface Input {
   nodes: { host: string; port: number }[];
   password: string;
+  /** A TLS CacheCluster's CA and the name its certificates carry. */
+  tls?: { ca: string; serverName: string };
   keys?: string[];
   prefix?: string;
 }
 
-const { nodes, password, keys, prefix } = workerData as Input;
+const { nodes, password, tls, keys, prefix } = workerData as Input;
 const cluster = new Cluster(nodes, {
-  redisOptions: { ...authAs(password), connectTimeout: 2000, commandTimeout: 2000 },
+  redisOptions: {
+    ...authAs(password),
+    ...(tls ? { tls: { ca: tls.ca, servername: tls.serverName } } : {}),
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+  },
   retryDelayOnFailover: 50,
   retryDelayOnClusterDown: 50,
   retryDelayOnTryAgain: 50,

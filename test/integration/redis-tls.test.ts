@@ -5,12 +5,13 @@
  * TLS (`tiercache cluster … --tls`) while a client writes; two proxies with REDIS_TLS_* share L2;
  * a plain connection is refused; a proxy trusting another CA, or checking the wrong name, serves
  * from the upstream without L2 rather than failing; and a certificate replaced on every node
- * (CONFIG SET tls-cert-file) is what new connections get, while the proxies keep serving.
+ * and loaded by the operator's reload (CONFIG SET tls-cert-file, same paths) is what new
+ * connections get, while the proxies keep serving.
  * Persistence off (the CRD default) and on.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -18,6 +19,7 @@ import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCa, signed } from '../../hack/local-cluster/pki.ts';
 import { tlsConnectOptions } from '../../lib/redis/tls.ts';
+import { reloadRenewedCertificates } from '../../operator/controller/tls-reload.ts';
 import { checkCluster } from '../../operator/redis/check.ts';
 import { Connections } from '../../operator/redis/connections.ts';
 import { observe } from '../../operator/redis/observe.ts';
@@ -68,16 +70,19 @@ interface TlsNode {
   stop(): Promise<void>;
 }
 
-/** A cluster-enabled redis-server that speaks TLS only, asking clients for a certificate. */
-async function tlsNode(persistence: boolean): Promise<TlsNode> {
+/**
+ * A cluster-enabled redis-server that speaks TLS only, asking clients for a certificate, with
+ * its certificate files in `live` (tls.crt, tls.key, ca.crt) as a pod has its mounted Secret.
+ */
+async function tlsNode(persistence: boolean, live: string): Promise<TlsNode> {
   const port = await freeRedisPort();
   const dir = mkdtempSync(join(tmpdir(), `tiercache-tls-node-${port}-`));
   const proc: ChildProcess = spawn(
     'redis-server',
     [
       ...['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--dir', dir],
-      ...['--tls-cert-file', server.cert, '--tls-key-file', server.key],
-      ...['--tls-ca-cert-file', ca.cert, '--tls-auth-clients', 'yes'],
+      ...['--tls-cert-file', join(live, 'tls.crt'), '--tls-key-file', join(live, 'tls.key')],
+      ...['--tls-ca-cert-file', join(live, 'ca.crt'), '--tls-auth-clients', 'yes'],
       ...['--tls-cluster', 'yes', '--tls-replication', 'yes'],
       ...['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
       ...['--cluster-node-timeout', '2000', '--cluster-announce-ip', '127.0.0.1'],
@@ -153,6 +158,17 @@ describe.each([
 ])('Redis over TLS, persistence %s', (_, persistence) => {
   const nodes: TlsNode[] = [];
   const proxies: RunningProxy[] = [];
+  /** The nodes' certificate files, as a pod's mounted Secret: replaced in place on renewal. */
+  let live: string;
+  const install = (cert: { cert: string; key: string }) => {
+    copyFileSync(cert.cert, join(live, 'tls.crt'));
+    copyFileSync(cert.key, join(live, 'tls.key'));
+    copyFileSync(ca.cert, join(live, 'ca.crt'));
+  };
+  beforeAll(() => {
+    live = mkdtempSync(join(pki, 'live-'));
+    install(server);
+  });
 
   afterAll(async () => {
     await Promise.all(proxies.map((p) => p.close()));
@@ -179,7 +195,7 @@ describe.each([
   };
 
   it('the cluster manager forms a cluster and moves a shard of keys over TLS while a client writes; nothing lost', async () => {
-    nodes.push(...(await Promise.all(Array.from({ length: 4 }, () => tlsNode(persistence)))));
+    nodes.push(...(await Promise.all(Array.from({ length: 4 }, () => tlsNode(persistence, live)))));
     const created = await runCli(
       ['cluster', 'create', ...nodes.slice(0, 3).map((n) => n.addr), ...TLS_ARGS()],
       {},
@@ -277,7 +293,7 @@ describe.each([
     }
   });
 
-  it('a certificate replaced on every node is what new connections get, and the proxies keep serving L2', async () => {
+  it("a renewed certificate is loaded by every node through the operator's reload, and the proxies keep serving L2", async () => {
     const p = await proxy();
     await fetch(`${p.url}/3/movie/604`);
     const renewed = signed(
@@ -286,18 +302,24 @@ describe.each([
       '/CN=redis',
       `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:${NODE_NAME}`,
     );
+    const addrs = nodes.map((n) => n.addr);
     const conns = new Connections({ timeoutMs: 2000, tls: managerTls() });
     try {
-      for (const n of nodes)
-        await conns.call(
-          n.addr,
-          'CONFIG',
-          'SET',
-          'tls-cert-file',
-          renewed.cert,
-          'tls-key-file',
-          renewed.key,
-        );
+      const wanted = readFileSync(renewed.cert, 'utf8');
+      // The Secret is renewed but the files are not refreshed yet: every node is still pending.
+      expect(await reloadRenewedCertificates(conns, addrs, wanted, 2000, live)).toEqual({
+        reloaded: [],
+        pending: expect.arrayContaining(addrs),
+      });
+      install(renewed);
+      const outcome = await reloadRenewedCertificates(conns, addrs, wanted, 2000, live);
+      expect(outcome.reloaded.sort()).toEqual([...addrs].sort());
+      expect(outcome.pending).toEqual([]);
+      // Nothing more to do once they serve it.
+      expect(await reloadRenewedCertificates(conns, addrs, wanted, 2000, live)).toEqual({
+        reloaded: [],
+        pending: [],
+      });
     } finally {
       conns.close();
     }
