@@ -60,7 +60,17 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
   }
   out.push(proxyAdminSecret(cc, inputs.adminToken));
   for (const proxy of proxies) {
-    out.push(proxyDeployment(cc, proxy, inputs.proxyImage, inputs.proxyLogin, inputs.tlsCa));
+    out.push(
+      proxyDeployment(
+        cc,
+        proxy,
+        inputs.proxyImage,
+        inputs.proxyLogin,
+        redis.tls.enabled && inputs.tlsCa !== undefined
+          ? { secretName: redis.tls.secretName!, ca: inputs.tlsCa }
+          : undefined,
+      ),
+    );
     out.push(proxyService(cc, proxy));
   }
   return out;

@@ -80,7 +80,18 @@ const PROXY_PRESTOP_SECONDS = 5;
 
 const API_KEY_VARIABLE = { tmdb: 'TMDB_API_KEY', crypto: 'CRYPTO_API_KEY' } as const;
 
-function proxyEnv(cc: CacheCluster, proxy: ProxySpec, login: ProxyLogin): V1EnvVar[] {
+/** What the proxies of a TLS CacheCluster need: the certificate Secret's name, and its CA. */
+export interface ProxyTls {
+  secretName: string;
+  ca: string;
+}
+
+function proxyEnv(
+  cc: CacheCluster,
+  proxy: ProxySpec,
+  login: ProxyLogin,
+  tls: ProxyTls | undefined,
+): V1EnvVar[] {
   const env: V1EnvVar[] = [
     ...Object.entries(proxy.env ?? {})
       .sort(([a], [b]) => a.localeCompare(b))
@@ -90,7 +101,7 @@ function proxyEnv(cc: CacheCluster, proxy: ProxySpec, login: ProxyLogin): V1EnvV
     { name: 'USE_REDIS', value: 'true' },
     { name: 'REDIS_CLUSTER_NODES', value: redisSeed(cc) },
     // Over TLS: the CA alone (never the nodes' key) and the name every node's certificate carries.
-    ...(cc.spec.redis.tls.enabled
+    ...(tls
       ? [
           { name: 'REDIS_TLS', value: 'true' },
           { name: 'REDIS_TLS_CA_FILE', value: `${PROXY_TLS_DIR}/ca.crt` },
@@ -137,10 +148,9 @@ export function proxyDeployment(
   defaultImage: string,
   /** How they log in to Redis: a new password or user rolls the pods (they read it at start). */
   login: ProxyLogin,
-  /** The CA of a TLS CacheCluster (its digest on the template: a new CA rolls the pods). */
-  tlsCa?: string,
+  /** A TLS CacheCluster's certificate Secret and CA (its digest on the template: a new CA rolls the pods). */
+  tls?: ProxyTls,
 ): V1Deployment {
-  const tls = cc.spec.redis.tls;
   const selector = proxySelector(cc, proxy.name);
   const labels = proxyLabels(cc, proxy.name);
   return {
@@ -156,10 +166,10 @@ export function proxyDeployment(
           labels,
           annotations: {
             [AUTH_VERSION_ANNOTATION]: loginVersion(login),
-            ...(tls.enabled && tlsCa !== undefined
+            ...(tls
               ? {
                   [CA_VERSION_ANNOTATION]: createHash('sha256')
-                    .update(tlsCa)
+                    .update(tls.ca)
                     .digest('hex')
                     .slice(0, 12),
                 }
@@ -175,13 +185,13 @@ export function proxyDeployment(
             runAsGroup: NONROOT_UID,
             seccompProfile: { type: 'RuntimeDefault' },
           },
-          ...(tls.enabled
+          ...(tls
             ? {
                 volumes: [
                   {
                     name: 'redis-ca',
                     secret: {
-                      secretName: tls.secretName!,
+                      secretName: tls.secretName,
                       items: [{ key: 'ca.crt', path: 'ca.crt' }],
                     },
                   },
@@ -193,7 +203,7 @@ export function proxyDeployment(
               name: 'proxy',
               image: proxy.image ?? defaultImage,
               args: ['proxy'],
-              env: proxyEnv(cc, proxy, login),
+              env: proxyEnv(cc, proxy, login, tls),
               ports: [{ name: 'http', containerPort: PROXY_PORT }],
               readinessProbe: { httpGet: { path: '/ready', port: PROXY_PORT }, periodSeconds: 2 },
               livenessProbe: {
@@ -205,7 +215,7 @@ export function proxyDeployment(
               // endpoints no longer send it requests, and only then gets SIGTERM.
               lifecycle: { preStop: { sleep: { seconds: PROXY_PRESTOP_SECONDS } } },
               ...(proxy.resources ? { resources: proxy.resources } : {}),
-              ...(tls.enabled
+              ...(tls
                 ? { volumeMounts: [{ name: 'redis-ca', mountPath: PROXY_TLS_DIR, readOnly: true }] }
                 : {}),
               securityContext: {

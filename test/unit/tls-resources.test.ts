@@ -61,7 +61,10 @@ describe('a CacheCluster with TLS', () => {
   it('gives the proxies the CA alone and the name to check, and rolls them when the CA changes', () => {
     const c = cc(true);
     const login = { as: 'default' as const, password: 'pw' };
-    const d = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', login, 'CA-ONE');
+    const d = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', login, {
+      secretName: 'redis-tls',
+      ca: 'CA-ONE',
+    });
     const pod = d.spec!.template.spec!;
     // Only ca.crt of the Secret: a proxy never holds the nodes' private key.
     expect(pod.volumes).toEqual([
@@ -77,7 +80,10 @@ describe('a CacheCluster with TLS', () => {
         { name: 'REDIS_TLS_SERVER_NAME', value: 'cache-redis.apps.svc' },
       ]),
     );
-    const other = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', login, 'CA-TWO');
+    const other = proxyDeployment(c, c.spec.proxies[0]!, 'tiercache:0.1.0', login, {
+      secretName: 'redis-tls',
+      ca: 'CA-TWO',
+    });
     const caVersion = (x: typeof d) =>
       x.spec!.template.metadata!.annotations![CA_VERSION_ANNOTATION];
     expect(caVersion(d)).toMatch(/^[0-9a-f]{12}$/);
