@@ -36,7 +36,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.close()));
+  await Promise.allSettled(proxies.map((p) => p.close()));
   await Promise.all([upstream?.close(), cluster?.stop()]);
 });
 
