@@ -106,6 +106,8 @@ try {
     size: '1Gi',
     storageClassName: '',
     appendOnly: true,
+    snapshotEverySeconds: 900,
+    appendFsync: 'everysec',
   };
   kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify(sample));
   await cc.waitReadyWithReplicas();

@@ -38,6 +38,10 @@ export interface PersistenceSpec {
   storageClassName: string;
   /** Write an append-only file (appendonly yes) as well as snapshots. Default true. */
   appendOnly: boolean;
+  /** An RDB snapshot this often when anything changed (save <s> 1); 0: none. Default 900. */
+  snapshotEverySeconds: number;
+  /** appendfsync of the append-only file. Default everysec. */
+  appendFsync: 'everysec' | 'always' | 'no';
 }
 
 /** Password protection of Redis (requirepass and masterauth). */

@@ -107,14 +107,20 @@ export function effectiveMaxMemory(redis: RedisSpec): { bytes: number; capped: b
  * them restarts no pod (they are left out of the template's config hash).
  */
 export function liveSettings(redis: RedisSpec): Record<string, string> {
+  const p = redis.persistence;
   return {
     maxmemory: String(effectiveMaxMemory(redis).bytes),
     'maxmemory-policy': redis.evictionPolicy,
+    // Without a volume files die with the pod: no snapshots (and no AOF, a static line).
+    save: p.enabled && p.snapshotEverySeconds > 0 ? `${p.snapshotEverySeconds} 1` : '',
+    ...(p.enabled ? { appendfsync: p.appendFsync } : {}),
   };
 }
 
 export function redisConf(redis: RedisSpec): string {
-  return `${[...staticLines(redis), ...Object.entries(liveSettings(redis)).map(([k, v]) => `${k} ${v}`)].join('\n')}\n`;
+  // An empty value (save "") is written quoted, as redis.conf needs it.
+  const live = Object.entries(liveSettings(redis)).map(([k, v]) => `${k} ${v === '' ? '""' : v}`);
+  return `${[...staticLines(redis), ...live].join('\n')}\n`;
 }
 
 /** Everything of redis.conf that only a restart changes. */
@@ -135,9 +141,8 @@ function staticLines(redis: RedisSpec): string[] {
     'cluster-allow-replica-migration yes',
     // Start a replica's full sync at once: a shard is exposed until its replica is in sync.
     'repl-diskless-sync-delay 1',
-    // Without a volume, files die with the pod: no snapshots, no AOF.
+    // Without a volume, files die with the pod: no AOF (and no snapshots, a live setting).
     `appendonly ${p.enabled && p.appendOnly ? 'yes' : 'no'}`,
-    p.enabled ? 'save 3600 1 300 100 60 10000' : 'save ""',
   ];
   // With auth on or off: the Secret's file says which (turning it on or off is then live).
   lines.push(`include ${AUTH_DIR}/auth.conf`);

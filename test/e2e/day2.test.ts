@@ -257,12 +257,21 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     }
   }, 300_000);
 
-  it('maxMemory and evictionPolicy changed: set live on every node, no pod restarted', async () => {
+  it('maxMemory, evictionPolicy and the snapshot and fsync schedule changed: set live on every node, no pod restarted', async () => {
     const before = MODES.map(podIdentities);
     for (const m of MODES)
       patchCacheCluster(m, 'merge', {
-        spec: { redis: { maxMemory: '96Mi', evictionPolicy: 'volatile-lru' } },
+        spec: {
+          redis: {
+            maxMemory: '96Mi',
+            evictionPolicy: 'volatile-lru',
+            persistence: { snapshotEverySeconds: 3600, appendFsync: 'always' },
+          },
+        },
       });
+    // Without a volume there is nothing to snapshot: no save points (and no AOF to fsync).
+    const persistenceWanted = (m: Mode) =>
+      m.persistence ? { save: '3600 1', appendfsync: 'always' } : { save: '' };
     await Promise.all(
       MODES.map((m) =>
         waitFor(
@@ -274,7 +283,14 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
                 .map((p) =>
                   m.cc
                     .onNode(p.metadata!.name!, (n) =>
-                      n.call('CONFIG', 'GET', 'maxmemory', 'maxmemory-policy'),
+                      n.call(
+                        'CONFIG',
+                        'GET',
+                        'maxmemory',
+                        'maxmemory-policy',
+                        'save',
+                        'appendfsync',
+                      ),
                     )
                     .catch(() => []),
                 ),
@@ -283,9 +299,12 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
               // CONFIG GET answers name, value pairs in no fixed order.
               const flat = g as string[];
               const c = new Map(flat.flatMap((v, i) => (i % 2 === 0 ? [[v, flat[i + 1]]] : [])));
+              const wanted = persistenceWanted(m);
               return (
                 c.get('maxmemory') === String(96 * 2 ** 20) &&
-                c.get('maxmemory-policy') === 'volatile-lru'
+                c.get('maxmemory-policy') === 'volatile-lru' &&
+                c.get('save') === wanted.save &&
+                (!m.persistence || c.get('appendfsync') === wanted.appendfsync)
               );
             });
           },

@@ -9,7 +9,14 @@ export const REDIS_DEFAULTS = {
   maxMemory: '256Mi',
   evictionPolicy: 'allkeys-lru',
   nodeTimeoutMs: 5000,
-  persistence: { enabled: false, size: '1Gi', storageClassName: '', appendOnly: true },
+  persistence: {
+    enabled: false,
+    size: '1Gi',
+    storageClassName: '',
+    appendOnly: true,
+    snapshotEverySeconds: 900,
+    appendFsync: 'everysec',
+  },
   auth: { enabled: true, users: { proxies: false } },
   tls: { enabled: false },
   exporter: {

@@ -39,12 +39,16 @@ describe('redis.conf', () => {
     expect(conf).toContain('cluster-node-timeout 3000\n');
     expect(conf).toContain(`maxmemory ${2 ** 30}\n`);
     expect(conf).toContain('maxmemory-policy allkeys-lru\n');
-    expect(conf).toContain('appendonly no\nsave ""\n');
+    expect(conf).toContain('appendonly no\n');
+    expect(conf).toContain('save ""\n');
+    expect(conf).not.toContain('appendfsync');
     expect(conf).toContain('include /etc/redis-auth/auth.conf\n');
     const durable = redisConf(
       withDefaults({ redis: { persistence: { enabled: true }, auth: { enabled: false } } }).redis,
     );
     expect(durable).toContain('appendonly yes\n');
+    // The seed's schedule: a snapshot every 15 minutes when anything changed, AOF every second.
+    expect(durable).toContain('save 900 1\nappendfsync everysec\n');
     // Auth off is what the included file says: turning auth on is no new revision.
     expect(durable).toContain('include /etc/redis-auth/auth.conf\n');
     const durableOn = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
@@ -70,7 +74,7 @@ describe('redis.conf', () => {
     expect(redisConf(durable)).not.toContain('user default');
   });
 
-  it('applies maxmemory and its policy live: changing them is no new revision', () => {
+  it('applies maxmemory, its policy and the persistence schedule live: changing them is no new revision', () => {
     const { redis } = withDefaults({});
     const bigger = withDefaults({
       redis: { maxMemory: '1Gi', evictionPolicy: 'volatile-lru' },
@@ -79,7 +83,18 @@ describe('redis.conf', () => {
     expect(liveSettings(bigger)).toEqual({
       maxmemory: String(2 ** 30),
       'maxmemory-policy': 'volatile-lru',
+      save: '',
     });
+    const durable = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
+    const hourly = withDefaults({
+      redis: { persistence: { enabled: true, snapshotEverySeconds: 3600, appendFsync: 'always' } },
+    }).redis;
+    expect(configHash(hourly)).toBe(configHash(durable));
+    expect(liveSettings(hourly)).toMatchObject({ save: '3600 1', appendfsync: 'always' });
+    const aofOnly = withDefaults({
+      redis: { persistence: { enabled: true, snapshotEverySeconds: 0 } },
+    }).redis;
+    expect(liveSettings(aofOnly)).toMatchObject({ save: '', appendfsync: 'everysec' });
     expect(redisConf(bigger)).toContain(`maxmemory ${2 ** 30}\nmaxmemory-policy volatile-lru\n`);
     // A restart-only setting still makes a new revision.
     const timeout = withDefaults({ redis: { nodeTimeoutMs: 9000 } }).redis;
