@@ -3,7 +3,8 @@
  * lockout. Turned on: every running node learns the user live (`ACL SETUSER`) before the
  * proxies roll to it — a node that starts later declares it from auth.conf. Turned off: the
  * proxies roll back to `default` first, and the nodes forget the user (`ACL DELUSER`) only once
- * no proxy runs with it. The choice is pure (chooseProxyLogin); ProxyUserKeeper does the I/O.
+ * no proxy runs with it. The choice is pure (chooseProxyLogin); the reconciler runs the I/O
+ * (teachProxyUser, forgetProxyUser) no more often than it re-applies anything else.
  */
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { Connections } from '../redis/connections.ts';
@@ -15,9 +16,6 @@ import {
 } from '../resources/proxy.ts';
 import { NO_PASSWORD, proxyUserSetuser } from '../resources/redis-config.ts';
 import { rolledOut } from './auth-plan.ts';
-
-/** The same user taught, or forgotten, a moment ago is not asked again until this long passes. */
-const REAPPLY_EVERY_MS = 30_000;
 
 /** Every pod of the Deployment runs the template it has now. */
 const rolledToTemplate = (d: V1Deployment): boolean =>
@@ -32,12 +30,18 @@ export function chooseProxyLogin(o: {
   wanted: boolean;
   /** The password clients use (NO_PASSWORD: auth off, where no user applies). */
   current: string;
-  userPassword: string;
+  /** The user's password (read only when the user is wanted). */
+  userPassword: string | undefined;
   nodesKnowUser: boolean;
   proxies: V1Deployment[];
 }): ProxyLogin {
   const onUser = o.proxies.length > 0 && o.proxies.every(templateUsesProxyUser);
-  if (o.wanted && o.current !== NO_PASSWORD && (o.nodesKnowUser || onUser))
+  if (
+    o.wanted &&
+    o.userPassword !== undefined &&
+    o.current !== NO_PASSWORD &&
+    (o.nodesKnowUser || onUser)
+  )
     return { as: 'proxy-user', password: o.userPassword };
   return { as: 'default', password: o.current };
 }
@@ -66,33 +70,10 @@ async function onEvery(conns: Connections, addrs: string[], args: string[]): Pro
   return done.every(Boolean);
 }
 
-/** Teaches or forgets the proxies' user on running nodes, per CacheCluster, not more than needed. */
-export class ProxyUserKeeper {
-  readonly #last = new Map<string, { state: string; at: number }>();
+/** Every node of `addrs` knows the user with `password` (ACL SETUSER is idempotent). */
+export const teachProxyUser = (conns: Connections, addrs: string[], password: string) =>
+  onEvery(conns, addrs, proxyUserSetuser(password));
 
-  /** Every running node knows the user with `password` (ACL SETUSER is idempotent). */
-  async teach(key: string, conns: Connections, addrs: string[], password: string) {
-    return this.#once(key, `taught:${password}`, () =>
-      onEvery(conns, addrs, proxyUserSetuser(password)),
-    );
-  }
-
-  /** No running node knows the user (ACL DELUSER of an absent user is no error). */
-  async forget(key: string, conns: Connections, addrs: string[]) {
-    return this.#once(key, 'forgotten', () =>
-      onEvery(conns, addrs, ['ACL', 'DELUSER', PROXY_USER]),
-    );
-  }
-
-  drop(key: string): void {
-    this.#last.delete(key);
-  }
-
-  async #once(key: string, state: string, run: () => Promise<boolean>): Promise<boolean> {
-    const last = this.#last.get(key);
-    if (last?.state === state && Date.now() - last.at < REAPPLY_EVERY_MS) return true;
-    const ok = await run();
-    if (ok) this.#last.set(key, { state, at: Date.now() });
-    return ok;
-  }
-}
+/** No node of `addrs` knows the user (ACL DELUSER of an absent user is no error). */
+export const forgetProxyUser = (conns: Connections, addrs: string[]) =>
+  onEvery(conns, addrs, ['ACL', 'DELUSER', PROXY_USER]);

@@ -31,6 +31,7 @@ import {
   MAXMEMORY_SHARE_OF_LIMIT,
   proxyUserWanted,
 } from '../resources/redis-config.ts';
+import { DoneRecently } from '../runtime/done-recently.ts';
 import { apply, applyStatus, isNotFound, type Kube } from '../runtime/kube.ts';
 import { WarnOnce } from '../runtime/warn-once.ts';
 import { carryOutAuth } from './auth.ts';
@@ -44,7 +45,7 @@ import { heldKeyCounts } from './key-counts.ts';
 import { applyLiveSettings } from './live-config.ts';
 import { MasterBook } from './master-book.ts';
 import { podRef } from './pod-refs.ts';
-import { chooseProxyLogin, noProxyOnUser, ProxyUserKeeper } from './proxy-user.ts';
+import { chooseProxyLogin, forgetProxyUser, noProxyOnUser, teachProxyUser } from './proxy-user.ts';
 import { deletesPod, nextRedisStep, type RedisStep } from './redis-plan.ts';
 import {
   adminToken,
@@ -96,12 +97,13 @@ export class Reconciler {
   readonly #failovers: FailoverPhase;
   readonly #steps: StepRunner;
   /** What was last applied for each CacheCluster (a digest of the objects) and when. */
-  readonly #applied = new Map<string, { digest: string; at: number }>();
+  readonly #applied = new DoneRecently(REAPPLY_EVERY_MS);
   /** The live settings last applied to every node, per CacheCluster, and when. */
-  readonly #live = new Map<string, { digest: string; at: number }>();
-  readonly #proxyUser = new ProxyUserKeeper();
+  readonly #live = new DoneRecently(REAPPLY_EVERY_MS);
+  /** The proxies' ACL user last taught to, or forgotten by, every node ("taught:<password>", "forgotten"). */
+  readonly #proxyUser = new DoneRecently(REAPPLY_EVERY_MS);
   /** The certificate every node was last seen serving, per CacheCluster, and when. */
-  readonly #certificates = new Map<string, { digest: string; at: number }>();
+  readonly #certificates = new DoneRecently(REAPPLY_EVERY_MS);
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -123,14 +125,9 @@ export class Reconciler {
     const cached = this.#o.lookup(key);
     // Gone, or going: everything it owns goes with it (owner references).
     if (!cached || cached.metadata.deletionTimestamp) {
-      for (const perCluster of [
-        this.#applied,
-        this.#live,
-        this.#keysRefreshedAt,
-        this.#certificates,
-      ])
-        perCluster.delete(key);
-      this.#proxyUser.drop(key);
+      this.#keysRefreshedAt.delete(key);
+      for (const perCluster of [this.#applied, this.#live, this.#proxyUser, this.#certificates])
+        perCluster.forget(key);
       this.#masters.forget(key);
       this.#steps.forget(key);
       return {};
@@ -165,15 +162,17 @@ export class Reconciler {
       // First, before anything slower: masters that are going away hand over, replicas of
       // masters that are down take over, and legitimate nodes may serve replication.
       let view = await this.#failovers.run(cc, conns, allPods);
+      // The proxy Deployments the spec still names (one being pruned logs in as nobody's concern).
+      const wantedProxies = new Set(spec.proxies.map((p) => names.proxy(cc.metadata.name, p.name)));
+      const proxyDeployments = deployments.items.filter((d) =>
+        wantedProxies.has(d.metadata?.name ?? ''),
+      );
       if (auth.kind !== 'steady') {
         log.info({ phase: auth.kind }, 'password rotation under way');
-        const wantedProxies = new Set(
-          spec.proxies.map((p) => names.proxy(cc.metadata.name, p.name)),
-        );
         const done = await carryOutAuth(
           auth,
           addrs(allPods.filter((p) => p.running)),
-          deployments.items.filter((d) => wantedProxies.has(d.metadata?.name ?? '')),
+          proxyDeployments,
           { timeoutMs, tls },
           (line) => log.warn(line),
         );
@@ -190,9 +189,17 @@ export class Reconciler {
       const certificatesPending = tlsMaterial
         ? await this.#loadRenewedCertificates(key, cc, tlsMaterial.cert, conns, allPods)
         : false;
-      const proxyLogin = await this.#proxyLogin(key, cc, spec, auth.current, conns, allPods, [
-        ...deployments.items,
-      ]);
+      // Read (or made) only when wanted: no Secret lookup per reconcile for a feature that is off.
+      const proxyUserPw = proxyUserWanted(spec.redis)
+        ? await proxyUserPassword(this.#o.kube, cc)
+        : undefined;
+      const proxyLogin = await this.#proxyLogin(key, spec, {
+        current: auth.current,
+        userPassword: proxyUserPw,
+        conns,
+        pods: allPods,
+        proxies: proxyDeployments,
+      });
       // Shards beyond the spec stay until they provably own nothing (a scale-in drains them first).
       const keep = shardsToKeep(allPods, view, spec.redis.shards);
 
@@ -209,6 +216,7 @@ export class Reconciler {
           keep,
           storedOf(auth),
           proxyLogin,
+          proxyUserPw,
           tlsMaterial?.ca,
           new Set(zones.values()).size,
           storage.recreating,
@@ -280,8 +288,7 @@ export class Reconciler {
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
     const settings = liveSettings(spec.redis);
     const digest = JSON.stringify(settings);
-    const last = this.#live.get(key);
-    if (last && last.digest === digest && Date.now() - last.at < REAPPLY_EVERY_MS) return;
+    if (this.#live.fresh(key, digest)) return;
     const max = effectiveMaxMemory(spec.redis);
     if (max.capped && this.#warnings.first(`${key}/maxmemory-capped`))
       await this.#o.events.record(
@@ -300,7 +307,7 @@ export class Reconciler {
           .map(([k, v]) => `${k} ${v}`)
           .join(', ')} set live on ${applied.changed.length} nodes (no restart)`,
       );
-    if (applied.failed.length === 0) this.#live.set(key, { digest, at: Date.now() });
+    if (applied.failed.length === 0) this.#live.done(key, digest);
   }
 
   /**
@@ -309,25 +316,38 @@ export class Reconciler {
    */
   async #proxyLogin(
     key: string,
-    cc: CacheCluster,
     spec: CacheClusterSpec,
-    current: string,
-    conns: Connections,
-    pods: PodRef[],
-    deployments: V1Deployment[],
+    o: {
+      current: string;
+      userPassword: string | undefined;
+      conns: Connections;
+      pods: PodRef[];
+      proxies: V1Deployment[];
+    },
   ): Promise<ProxyLogin> {
     const wanted = proxyUserWanted(spec.redis);
-    const running = addrs(pods.filter((p) => p.running));
-    const userPassword = await proxyUserPassword(this.#o.kube, cc);
+    const running = addrs(o.pods.filter((p) => p.running));
+    // ACL SETUSER and DELUSER are idempotent: done again every REAPPLY_EVERY_MS at most.
+    const once = async (state: string, run: () => Promise<boolean>) => {
+      if (this.#proxyUser.fresh(key, state)) return true;
+      const ok = await run();
+      if (ok) this.#proxyUser.done(key, state);
+      return ok;
+    };
+    const password = o.userPassword;
     const nodesKnowUser =
-      wanted &&
+      password !== undefined &&
       running.length > 0 &&
-      (await this.#proxyUser.teach(key, conns, running, userPassword));
-    const proxies = deployments.filter((d) =>
-      spec.proxies.some((p) => names.proxy(cc.metadata.name, p.name) === d.metadata?.name),
-    );
-    if (!wanted && noProxyOnUser(proxies)) await this.#proxyUser.forget(key, conns, running);
-    return chooseProxyLogin({ wanted, current, userPassword, nodesKnowUser, proxies });
+      (await once(`taught:${password}`, () => teachProxyUser(o.conns, running, password)));
+    if (!wanted && noProxyOnUser(o.proxies))
+      await once('forgotten', () => forgetProxyUser(o.conns, running));
+    return chooseProxyLogin({
+      wanted,
+      current: o.current,
+      userPassword: o.userPassword,
+      nodesKnowUser,
+      proxies: o.proxies,
+    });
   }
 
   /**
@@ -354,8 +374,7 @@ export class Reconciler {
     conns: Connections,
     pods: PodRef[],
   ): Promise<boolean> {
-    const last = this.#certificates.get(key);
-    if (last && last.digest === cert && Date.now() - last.at < REAPPLY_EVERY_MS) return false;
+    if (this.#certificates.fresh(key, cert)) return false;
     const running = addrs(pods.filter((p) => p.running));
     const outcome = await reloadRenewedCertificates(conns, running, cert, this.#o.redisTimeoutMs);
     if (outcome.reloaded.length > 0)
@@ -365,7 +384,7 @@ export class Reconciler {
         'CertificateReloaded',
         `${outcome.reloaded.length} Redis nodes now serve the renewed certificate (no restart)`,
       );
-    if (outcome.pending.length === 0) this.#certificates.set(key, { digest: cert, at: Date.now() });
+    if (outcome.pending.length === 0) this.#certificates.done(key, cert);
     return outcome.pending.length > 0;
   }
 
@@ -409,6 +428,7 @@ export class Reconciler {
     shards: number,
     auth: AuthKeys,
     proxyLogin: ProxyLogin,
+    proxyUserPw: string | undefined,
     tlsCa: string | undefined,
     zoneCount: number,
     /** StatefulSets being deleted (pods orphaned): applied again once they are gone. */
@@ -421,7 +441,7 @@ export class Reconciler {
       auth,
       adminToken: await adminToken(kube, cc),
       exporterPassword: await exporterPassword(kube, cc),
-      proxyUserPassword: await proxyUserPassword(kube, cc),
+      proxyUserPassword: proxyUserPw,
       proxyLogin,
       tlsCa,
       placement: { zones: zoneCount },
@@ -432,8 +452,7 @@ export class Reconciler {
     // re-apply still corrects drift.
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
     const digest = createHash('sha256').update(JSON.stringify(objects)).digest('hex');
-    const last = this.#applied.get(key);
-    if (last && last.digest === digest && Date.now() - last.at < REAPPLY_EVERY_MS) return [];
+    if (this.#applied.fresh(key, digest)) return [];
     const failures: string[] = [];
     for (const obj of objects) {
       if (obj.kind === 'StatefulSet' && skip.has(obj.metadata?.name ?? '')) continue;
@@ -452,8 +471,7 @@ export class Reconciler {
           );
       }
     }
-    if (failures.length === 0 && skip.size === 0)
-      this.#applied.set(key, { digest, at: Date.now() });
+    if (failures.length === 0 && skip.size === 0) this.#applied.done(key, digest);
     return failures;
   }
 

@@ -12,15 +12,28 @@ import { NO_PASSWORD } from '../resources/redis-config.ts';
 import { isNotFound, type Kube } from '../runtime/kube.ts';
 import type { StoredAuth } from './auth-plan.ts';
 
-async function readKey(kube: Kube, namespace: string, name: string, key: string) {
+/** A Secret's keys, decoded (undefined when there is no such Secret). One read of the API. */
+async function readSecretData(
+  kube: Kube,
+  namespace: string,
+  name: string,
+): Promise<Record<string, string> | undefined> {
   try {
     const secret = await kube.core.readNamespacedSecret({ name, namespace });
-    const value = secret.data?.[key];
-    return value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8');
+    return Object.fromEntries(
+      Object.entries(secret.data ?? {}).map(([k, v]) => [
+        k,
+        Buffer.from(v, 'base64').toString('utf8'),
+      ]),
+    );
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
   }
+}
+
+async function readKey(kube: Kube, namespace: string, name: string, key: string) {
+  return (await readSecretData(kube, namespace, name))?.[key];
 }
 
 const generate = () => randomBytes(24).toString('base64url');
@@ -28,20 +41,8 @@ const generate = () => randomBytes(24).toString('base64url');
 /** What `<cc>-redis-auth` holds of the password and a rotation under way (empty when missing). */
 export async function readStoredAuth(kube: Kube, cc: CacheCluster): Promise<StoredAuth> {
   const { namespace, name } = cc.metadata;
-  try {
-    const secret = await kube.core.readNamespacedSecret({
-      name: names.authSecret(name),
-      namespace,
-    });
-    const get = (key: string) => {
-      const v = secret.data?.[key];
-      return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
-    };
-    return { password: get('password'), next: get('next'), retiring: get('retiring') };
-  } catch (err) {
-    if (isNotFound(err)) return {};
-    throw err;
-  }
+  const data = await readSecretData(kube, namespace, names.authSecret(name));
+  return { password: data?.password, next: data?.next, retiring: data?.retiring };
 }
 
 /** The password the nodes accept now, as the operator last recorded it (`<cc>-redis-auth-in-use`). */
@@ -102,15 +103,12 @@ export async function readTlsSecret(
   name: string,
 ): Promise<TlsMaterial> {
   const { namespace } = cc.metadata;
-  const read = async (key: string) => {
-    const value = await readKey(kube, namespace, name, key);
-    if (!value)
-      throw new TiercacheError(
-        'BAD_REQUEST',
-        `spec.redis.tls.secretName: Secret ${namespace}/${name} is missing or has no key "${key}" (it needs tls.crt, tls.key and ca.crt)`,
-      );
-    return value;
-  };
-  const [ca, cert] = await Promise.all([read('ca.crt'), read('tls.crt'), read('tls.key')]);
-  return { ca, cert };
+  const data = await readSecretData(kube, namespace, name);
+  const missing = ['ca.crt', 'tls.crt', 'tls.key'].find((key) => !data?.[key]);
+  if (missing)
+    throw new TiercacheError(
+      'BAD_REQUEST',
+      `spec.redis.tls.secretName: Secret ${namespace}/${name} is missing or has no key "${missing}" (it needs tls.crt, tls.key and ca.crt)`,
+    );
+  return { ca: data!['ca.crt']!, cert: data!['tls.crt']! };
 }

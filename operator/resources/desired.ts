@@ -30,8 +30,8 @@ export interface DesiredInputs {
   adminToken: string;
   /** The metrics sidecar's ACL password (used when spec.redis.exporter is enabled). */
   exporterPassword: string;
-  /** The proxies' ACL user's password (used when spec.redis.auth.users.proxies is on). */
-  proxyUserPassword: string;
+  /** The proxies' ACL user's password (given when spec.redis.auth.users.proxies is on). */
+  proxyUserPassword?: string | undefined;
   /** How the proxies log in now: their own user only once every node knows it. */
   proxyLogin: ProxyLogin;
   /** The CA of a TLS CacheCluster, from its certificate Secret. */
@@ -53,7 +53,8 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
     authInUseSecret(cc, inputs.auth.password),
   );
   if (redis.exporter.enabled) out.push(exporterSecret(cc, inputs.exporterPassword));
-  if (proxyUserWanted(redis)) out.push(proxyUserSecret(cc, inputs.proxyUserPassword));
+  if (proxyUserWanted(redis) && inputs.proxyUserPassword !== undefined)
+    out.push(proxyUserSecret(cc, inputs.proxyUserPassword));
   for (let shard = 0; shard < inputs.shards; shard++) {
     out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
     out.push(shardDisruptionBudget(cc, shard));
