@@ -13,6 +13,7 @@
 import { clusterDown } from '../hack/local-cluster/down.ts';
 import { isAlive, recorded } from '../hack/local-cluster/processes.ts';
 import { clusterUp } from '../hack/local-cluster/up.ts';
+import { withDefaults } from '../operator/api/types.ts';
 import { E2ECacheCluster } from '../test/helpers/e2e-cachecluster.ts';
 import {
   prepareNamespace,
@@ -101,13 +102,10 @@ try {
   installOperator(RELEASE, OPERATOR_NS);
   const upstream = prepareNamespace(NS);
   const sample = sampleCacheCluster(upstream);
+  // The CRD's defaults, persistence off: a hand-written copy would drift from them.
   sample.spec.redis.persistence = {
+    ...withDefaults(sample.spec).redis.persistence,
     enabled: false,
-    size: '1Gi',
-    storageClassName: '',
-    appendOnly: true,
-    snapshotEverySeconds: 900,
-    appendFsync: 'everysec',
   };
   kubectl(['apply', '-n', NS, '-f', '-'], JSON.stringify(sample));
   await cc.waitReadyWithReplicas();

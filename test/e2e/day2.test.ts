@@ -22,8 +22,9 @@ import type { CacheCluster } from '../../operator/api/types.ts';
 import { rolledOut } from '../../operator/controller/auth-plan.ts';
 import { PROXY_USER } from '../../operator/resources/names.ts';
 import { AUTH_VERSION_ANNOTATION, templateUsesProxyUser } from '../../operator/resources/proxy.ts';
+import { around, BEFORE_KEYS, expectNothingLost, report } from '../helpers/e2e-around.ts';
 import { bothModes, type Mode } from '../helpers/e2e-cachecluster.ts';
-import { prepareNamespace, sampleCacheCluster, startProxyTraffic } from '../helpers/e2e-proxies.ts';
+import { prepareNamespace, sampleCacheCluster } from '../helpers/e2e-proxies.ts';
 import { sample } from '../helpers/exporter.ts';
 import {
   createCacheCluster,
@@ -37,7 +38,6 @@ import { waitFor } from '../helpers/wait.ts';
 
 const OPERATOR_NS = `tiercache-d${process.pid}`;
 const RELEASE = `td${process.pid}`;
-const BEFORE_KEYS = 2000;
 
 const MODES = bothModes('day2');
 const OUTSIDE_NS = `day2-outside-${process.pid}`;
@@ -117,41 +117,6 @@ async function proxiesShareL2(ns: string, name: string, movie: number): Promise<
   return caches;
 }
 
-/**
- * Runs a writer and proxy traffic around `change`, waits until `done` (then Ready for the
- * generation), and counts what was lost.
- */
-async function around(
-  m: Mode,
-  name: string,
-  change: () => void,
-  done: { what: string; when: () => boolean | Promise<boolean> },
-) {
-  await m.cc.writeKeys(`${name}:before`, BEFORE_KEYS);
-  const traffic = startProxyTraffic(m.cc.ns);
-  const writer = m.cc.startAckedWriter(`${name}:acked`);
-  await waitFor(
-    'the writer to be writing',
-    async () => (await m.cc.missing([`${name}:acked:20`])).length === 0,
-    30_000,
-    50,
-  );
-  change();
-  await waitFor(`${m.cc.ns}: ${done.what}`, done.when, 180_000, 500);
-  await m.cc.waitReadyWithReplicas();
-  const w = await writer.stop();
-  const proxy = await traffic.stop();
-  return {
-    ackedLost: await m.cc.missing(
-      w.acked.map((i) => `${name}:acked:${i}`),
-      w.acked.map((i) => String(i)),
-    ),
-    beforeMissing: await m.cc.missingKeys(`${name}:before`, BEFORE_KEYS),
-    proxy,
-    writes: w.successes,
-  };
-}
-
 /** A password change, with everything `around` counts, until its rotation is over. */
 function rotate(m: Mode, name: string, change: () => void) {
   const before = rotations(m);
@@ -159,17 +124,6 @@ function rotate(m: Mode, name: string, change: () => void) {
     what: 'the rotation to finish',
     when: () => rotations(m) > before,
   });
-}
-
-/**
- * No key lost, and every request the proxies got was answered 200 through their roll (a pod
- * being replaced keeps serving until it is out of the Service's endpoints).
- */
-function expectNothingLost(m: Mode, o: Awaited<ReturnType<typeof around>>): void {
-  expect(o.ackedLost, m.label).toEqual([]);
-  expect(o.beforeMissing, m.label).toEqual([]);
-  expect(o.proxy.byStatus, m.label).toEqual({});
-  expect(o.proxy.total, m.label).toBeGreaterThan(0);
 }
 
 beforeAll(async () => {
@@ -241,9 +195,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     );
     for (const [i, m] of MODES.entries()) {
       const o = outcomes[i]!;
-      console.log(
-        `password rotation (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
-      );
+      report('password rotation', m, o);
       expect(await answersTo(m, 'second-password-0002'), m.label).toEqual(Array(6).fill('OK'));
       expect(await answersTo(m, 'first-password-0001'), m.label).toEqual(
         Array(6).fill('WRONGPASS'),
@@ -338,9 +290,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     );
     for (const [i, m] of MODES.entries()) {
       const o = outcomes[i]!;
-      console.log(
-        `generated Secret deleted (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
-      );
+      report('generated Secret deleted', m, o);
       const fresh = m.cc.password();
       expect(fresh, m.label).not.toBe('second-password-0002');
       expect(await answersTo(m, fresh), m.label).toEqual(Array(6).fill('OK'));
@@ -364,10 +314,6 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
             { what: `a ${reason} Event`, when: () => eventCount(m, reason) > seen },
           );
         }),
-      );
-    const report = (what: string, m: Mode, o: Awaited<ReturnType<typeof around>>) =>
-      console.log(
-        `${what} (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
       );
     const masterauths = (m: Mode) =>
       Promise.all(
@@ -432,9 +378,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     );
     for (const [i, m] of MODES.entries()) {
       const o = outcomes[i]!;
-      console.log(
-        `disk grown (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
-      );
+      report('disk grown', m, o);
       expectNothingLost(m, o);
       expect(podIdentities(m), m.label).toEqual(before[i]);
       if (m.persistence) {
@@ -478,9 +422,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     );
     for (const [i, m] of MODES.entries()) {
       const o = outcomes[i]!;
-      console.log(
-        `exporter turned on (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
-      );
+      report('exporter turned on', m, o);
       expectNothingLost(m, o);
       // Each sidecar reads its own node: the same key count as that node's DBSIZE (nothing
       // writes now, so the two settle on one figure), a cluster whose state is ok.
@@ -561,9 +503,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     );
     for (const [i, m] of MODES.entries()) {
       const o = on[i]!;
-      console.log(
-        `proxy user on (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
-      );
+      report('proxy user on', m, o);
       expectNothingLost(m, o);
       // The proxies served everything through the switch, and no node refused them anything.
       for (const pod of m.cc.redisPods()) {
@@ -602,9 +542,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     );
     for (const [i, m] of MODES.entries()) {
       const o = off[i]!;
-      console.log(
-        `proxy user off (${m.label}): ${JSON.stringify({ ...o, ackedLost: o.ackedLost.length, beforeMissing: o.beforeMissing.length })}`,
-      );
+      report('proxy user off', m, o);
       expectNothingLost(m, o);
     }
   }, 600_000);

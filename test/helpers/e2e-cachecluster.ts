@@ -4,10 +4,13 @@
  * run after every disruption (Ready for the current generation, every slot served, no open
  * slot, every master with its replicas, no failure domain holding most masters).
  */
+
+import type { ConnectionOptions } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Cluster, Redis } from 'ioredis';
+import { tlsConnectOptions } from '../../lib/redis/tls.ts';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { checkCluster } from '../../operator/redis/check.ts';
 import { Connections } from '../../operator/redis/connections.ts';
@@ -47,8 +50,8 @@ export class E2ECacheCluster {
   }
 
   /** ioredis's `tls` option for this cluster's nodes (none when it is plain-text). */
-  get tlsOption(): { tls?: { ca: string; servername: string } } {
-    return this.tls ? { tls: { ca: this.tls.ca, servername: this.tls.serverName } } : {};
+  get tlsOption(): { tls?: ConnectionOptions } {
+    return this.tls ? { tls: tlsConnectOptions(this.tls) } : {};
   }
 
   /** The operator's Connections for this cluster's nodes (TLS when it has it). */

@@ -9,6 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Cluster } from 'ioredis';
+import { tlsConnectOptions } from '../../lib/redis/tls.ts';
 import { authAs } from './redis.ts';
 
 interface Input {
@@ -24,7 +25,7 @@ const { nodes, password, tls, keys, prefix } = workerData as Input;
 const cluster = new Cluster(nodes, {
   redisOptions: {
     ...authAs(password),
-    ...(tls ? { tls: { ca: tls.ca, servername: tls.serverName } } : {}),
+    ...(tls ? { tls: tlsConnectOptions(tls) } : {}),
     connectTimeout: 2000,
     commandTimeout: 2000,
   },
