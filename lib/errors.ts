@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'TIMEOUT'
   /** The Kubernetes API server did not answer (or is not configured) when the operator started. */
   | 'KUBE_API_UNAVAILABLE'
+  /** A backup file is damaged, cut short, or written in a form this version cannot read. */
+  | 'BACKUP_INVALID'
   /** Work stopped on purpose (the process is shutting down) at a point where nothing is half done. */
   | 'CANCELLED';
 
@@ -35,6 +37,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   TIMEOUT: 504,
   KUBE_API_UNAVAILABLE: 503,
   CANCELLED: 503,
+  BACKUP_INVALID: 422,
 };
 
 export class TiercacheError extends Error {
