@@ -5,8 +5,11 @@
  */
 import { createRequire } from 'node:module';
 
-const generate = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
+const generate = createRequire(import.meta.url)('cluster-key-slot') as (
+  key: string | Uint8Array,
+) => number;
 
-export function keySlot(key: string): number {
+/** A string is hashed as its UTF-8 bytes; binary keys (read from an RDB file) as they are. */
+export function keySlot(key: string | Uint8Array): number {
   return generate(key);
 }

@@ -61,11 +61,10 @@ export function readRdbHeader(file: Buffer): RdbHeader {
 }
 
 class Cursor {
+  readonly buf: Buffer;
   pos: number;
-  constructor(
-    readonly buf: Buffer,
-    start: number,
-  ) {
+  constructor(buf: Buffer, start: number) {
+    this.buf = buf;
     this.pos = start;
   }
 

@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import { TiercacheError } from '../../lib/errors.ts';
 import { parseAddr } from '../../lib/redis/addr.ts';
 import type { RedisTls } from '../../lib/redis/tls.ts';
+import { restoreBackup } from '../backup/restore.ts';
+import { takeBackup } from '../backup/take.ts';
 import { type CheckResult, checkCluster } from './check.ts';
 import { Connections } from './connections.ts';
 import { createCluster } from './create.ts';
@@ -31,6 +33,11 @@ Commands:
   add-shard <addr> --master <new> [--replica <new>...] [--no-rebalance]
   remove-shard <addr> --master <addr-of-the-shard's-master>
   rebalance <addr> [--threshold PCT]
+  backup <addr> --dir D --name N [--cluster C] [--scheduled --keep K]
+                                      every shard's RDB, from an in-sync replica,
+                                      into D/N (retention: K scheduled backups of C)
+  restore <addr> --dir D --name N     RESTORE every key of the backup D/N with its
+                                      TTL into the cluster, whatever its shards
 
 Options (every command):
   --password P    Redis AUTH password (default: $REDIS_PASSWORD)
@@ -50,6 +57,11 @@ const OPTIONS = {
   master: { type: 'string' },
   'no-rebalance': { type: 'boolean' },
   threshold: { type: 'string' },
+  dir: { type: 'string' },
+  name: { type: 'string' },
+  cluster: { type: 'string' },
+  scheduled: { type: 'boolean' },
+  keep: { type: 'string' },
   concurrency: { type: 'string' },
   engine: { type: 'string' },
   password: { type: 'string' },
@@ -124,6 +136,15 @@ function tlsOf(values: {
     keyFile: values['tls-key-file'],
     serverName: values['tls-server-name'],
   };
+}
+
+function backupPlace(values: { dir?: string | undefined; name?: string | undefined }): {
+  root: string;
+  name: string;
+} {
+  if (!values.dir || !values.name)
+    throw new TiercacheError('BAD_REQUEST', 'backup and restore need --dir and --name');
+  return { root: values.dir, name: values.name };
 }
 
 /** Runs a cluster command; resolves to the process exit code. */
@@ -239,6 +260,43 @@ export async function runClusterCli(argv: string[]): Promise<number> {
           reshardOpts,
         );
         summary(values.json, r, `shard removed; ${movedLine(r)}`);
+        return 0;
+      }
+      case 'backup': {
+        const { root, name } = backupPlace(values);
+        const keep = values.keep === undefined ? undefined : Number(values.keep);
+        if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1))
+          throw new TiercacheError('BAD_REQUEST', '--keep must be a whole number ≥ 1');
+        const { manifest, pruned } = await takeBackup(conns, need(positionals, 'backup'), {
+          root,
+          name,
+          cluster: values.cluster ?? positionals[0]!,
+          scheduled: values.scheduled ?? false,
+          keep,
+          password,
+          tls: conns.opts.tls,
+          log: progress,
+        });
+        summary(
+          values.json,
+          { ...manifest, pruned },
+          `backup ${name}: ${manifest.keys} keys, ${manifest.bytes} bytes from ${manifest.shards.length} shards${pruned.length > 0 ? `; deleted ${pruned.join(', ')}` : ''}`,
+        );
+        return 0;
+      }
+      case 'restore': {
+        const { root, name } = backupPlace(values);
+        const r = await restoreBackup(conns, need(positionals, 'restore'), {
+          root,
+          name,
+          log: progress,
+          signal: stop.signal,
+        });
+        summary(
+          values.json,
+          r,
+          `restored ${r.restored} of ${r.total} keys in ${r.seconds.toFixed(1)} s (${r.existing} already there, ${r.expired} expired)`,
+        );
         return 0;
       }
       default:
