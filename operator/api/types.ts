@@ -159,9 +159,28 @@ export interface ProxySpec {
   resources?: V1ResourceRequirements;
 }
 
+/** Backups of the cluster: where they go, and an optional schedule. */
+export interface BackupSpec {
+  /** The claim holding the backups (default <cachecluster>-backups, made when missing). */
+  claimName?: string;
+  size: string;
+  storageClassName: string;
+  /** Cron (5 fields, or 6 with seconds first); empty for on-demand backups only. */
+  schedule: string;
+  /** Scheduled backups kept. */
+  keep: number;
+}
+
+/** Fill a new cluster from a CacheClusterBackup once it is formed. */
+export interface RestoreSpec {
+  backup: string;
+}
+
 /** The desired Redis Cluster and proxies. */
 export interface CacheClusterSpec {
   redis: RedisSpec;
+  backup?: BackupSpec;
+  restore?: RestoreSpec;
   /** Regional caching proxies (one Deployment and Service each). */
   proxies: ProxySpec[];
 }
@@ -214,6 +233,58 @@ export interface CacheClusterStatus {
   migration?: MigrationStatus;
   /** Ready pods of each regional proxy. */
   proxies?: { name: string; region: string; readyReplicas: number }[];
+  backup?: ScheduleStatus;
+  restore?: RestoreStatus;
+}
+
+export type JobPhase = 'Pending' | 'Running' | 'Completed' | 'Failed';
+
+export interface ScheduleStatus {
+  lastScheduleTime?: string;
+  lastBackup?: string;
+  message?: string;
+}
+
+export interface RestoreStatus {
+  backup: string;
+  phase: JobPhase;
+  keysTotal?: number;
+  keysRestored?: number;
+  keysExisting?: number;
+  keysExpired?: number;
+  startTime?: string;
+  completionTime?: string;
+  message?: string;
+}
+
+export const BACKUP_PLURAL = 'cacheclusterbackups';
+export const BACKUP_KIND = 'CacheClusterBackup';
+
+/** One backup of a CacheCluster (crds/cacheclusterbackups.tiercache.io.yaml). */
+export interface CacheClusterBackup {
+  apiVersion: typeof API_VERSION;
+  kind: typeof BACKUP_KIND;
+  metadata: V1ObjectMeta & { name: string; namespace: string };
+  spec: { cacheCluster: string };
+  status?: {
+    phase?: JobPhase;
+    scheduled?: boolean;
+    claimName?: string;
+    path?: string;
+    startTime?: string;
+    completionTime?: string;
+    keys?: number;
+    bytes?: number;
+    shards?: {
+      file: string;
+      source: string;
+      role: string;
+      slots: string;
+      keys: number;
+      bytes: number;
+    }[];
+    message?: string;
+  };
 }
 
 export interface CacheCluster {

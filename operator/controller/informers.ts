@@ -1,6 +1,6 @@
 /**
- * Watches what the operator reacts to — CacheClusters, and the pods, StatefulSets and
- * Deployments it manages — and turns every change into the key of the CacheCluster concerned.
+ * Watches what the operator reacts to — CacheClusters, their CacheClusterBackups, and the
+ * pods (Redis, proxies, backup Jobs'), StatefulSets and Deployments it manages — and turns every change into the key of the CacheCluster concerned.
  * A watch that fails is restarted with back-off; the CacheCluster cache is what reconciles read.
  * Cluster-wide by default; given namespaces, one set of watches per namespace, so the operator
  * needs no cluster-wide read of anything but nodes (a namespaced install).
@@ -14,7 +14,14 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import type { Logger } from '../../lib/log.ts';
-import { type CacheCluster, GROUP, PLURAL, VERSION } from '../api/types.ts';
+import {
+  BACKUP_PLURAL,
+  type CacheCluster,
+  type CacheClusterBackup,
+  GROUP,
+  PLURAL,
+  VERSION,
+} from '../api/types.ts';
 import { FIELD_MANAGER, LABEL_CLUSTER } from '../resources/names.ts';
 import type { Kube } from '../runtime/kube.ts';
 import { type ChangeEvent, statusOnlyFilter } from './change-filter.ts';
@@ -144,6 +151,23 @@ export async function startWatches(
       ),
       ownerKey,
       MANAGED,
+    );
+    // A backup made by hand wakes its cluster's reconcile, which runs its Job.
+    await watch<CacheClusterBackup>(
+      'cacheclusterbackups',
+      `/apis/${GROUP}/${VERSION}${at}/${BACKUP_PLURAL}`,
+      scoped(
+        () =>
+          custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: BACKUP_PLURAL }),
+        (ns) =>
+          custom.listNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            plural: BACKUP_PLURAL,
+            namespace: ns,
+          }),
+      ),
+      (b) => `${b.metadata.namespace}/${b.spec.cacheCluster}`,
     );
     await watch(
       'deployments',

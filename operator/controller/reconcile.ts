@@ -11,7 +11,12 @@ import type { V1Deployment, V1Node, V1StatefulSet } from '@kubernetes/client-nod
 import { TiercacheError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { RedisTls } from '../../lib/redis/tls.ts';
-import { type CacheCluster, type CacheClusterSpec, withDefaults } from '../api/types.ts';
+import {
+  type CacheCluster,
+  type CacheClusterSpec,
+  type CacheClusterStatus,
+  withDefaults,
+} from '../api/types.ts';
 import type { OperatorMetrics } from '../metrics.ts';
 import { Connections } from '../redis/connections.ts';
 import { type ClusterView, observe } from '../redis/observe.ts';
@@ -36,6 +41,7 @@ import { apply, applyStatus, isNotFound, type Kube } from '../runtime/kube.ts';
 import { WarnOnce } from '../runtime/warn-once.ts';
 import { carryOutAuth } from './auth.ts';
 import { type AuthPlan, planAuth, storedOf } from './auth-plan.ts';
+import { type BackupsOutcome, reconcileBackups } from './backups.ts';
 import { addrs, type PodRef } from './cluster-pods.ts';
 import { describeError, isAuthError } from './errors.ts';
 import type { EventRecorder } from './events.ts';
@@ -241,9 +247,16 @@ export class Reconciler {
         if (!deletesPod(step)) step = nextRedisStep(pods, view, wanted);
       }
       const proxies = proxyReadiness(spec, deployments.items);
-      await this.#writeStatus(cc, spec, pods, keep, view, step, proxies, applyFailures, auth);
+      const backups = await this.#backups(cc, spec, step.kind === 'settled', view, log);
+      await this.#writeStatus(cc, spec, pods, keep, view, step, proxies, applyFailures, auth, {
+        backup: backups.schedule,
+        restore: backups.restore,
+      });
       if (step.kind === 'settled') {
         if (applyFailures.length > 0) return { requeueAfterMs: APPLY_RETRY_MS };
+        // A backup or restore Job running, or a scheduled time coming.
+        if (backups.requeueAfterMs !== undefined)
+          return { requeueAfterMs: Math.max(250, backups.requeueAfterMs) };
         // A node whose mounted certificate is not refreshed yet is asked again shortly.
         if (certificatesPending) return { requeueAfterMs: CERTIFICATE_RETRY_MS };
         // A rotation moves on when the proxies have rolled (their events wake it too).
@@ -272,6 +285,39 @@ export class Reconciler {
       await this.#failovers.run(cc, conns, await this.#redisPods(cc, [], new Map()));
     } finally {
       conns.close();
+    }
+  }
+
+  /**
+   * Backups and the restore (backups.ts). Their trouble is reported and retried with the next
+   * reconcile; it never holds up the cluster's own repair. Their last status is kept meanwhile.
+   */
+  async #backups(
+    cc: CacheCluster,
+    spec: CacheClusterSpec,
+    settled: boolean,
+    view: ClusterView,
+    log: Logger,
+  ): Promise<BackupsOutcome> {
+    try {
+      return await reconcileBackups({
+        kube: this.#o.kube,
+        cc,
+        spec,
+        image: this.#o.image,
+        events: this.#o.events,
+        log,
+        settled,
+        clusterKeys: masterKeys(view),
+        tlsSecretName: spec.redis.tls.enabled ? spec.redis.tls.secretName : undefined,
+      });
+    } catch (err) {
+      log.warn({ err: describeError(err) }, 'backups: retrying');
+      return {
+        schedule: cc.status?.backup,
+        restore: cc.status?.restore,
+        requeueAfterMs: APPLY_RETRY_MS,
+      };
     }
   }
 
@@ -541,6 +587,7 @@ export class Reconciler {
     proxies: ProxyReadiness[],
     applyFailures: string[],
     auth: AuthPlan,
+    backups: Pick<CacheClusterStatus, 'backup' | 'restore'>,
   ): Promise<void> {
     const { kube, metrics, events } = this.#o;
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
@@ -563,6 +610,8 @@ export class Reconciler {
       Date.now(),
     );
     status.shards = held.shards;
+    if (backups.backup) status.backup = backups.backup;
+    if (backups.restore) status.restore = backups.restore;
     if (held.refreshed) this.#keysRefreshedAt.set(key, Date.now());
     // A shard whose master moved to another pod the operator did not choose: Redis failed
     // over by itself (the operator's own moves are in the book already, with their Events).
@@ -572,6 +621,13 @@ export class Reconciler {
     metrics.readyShards.labels(key).set(status.readyShards ?? 0);
     await applyStatus(kube, cc.metadata.namespace, cc.metadata.name, status);
   }
+}
+
+/** Keys the masters hold, as the nodes reported them. */
+function masterKeys(view: ClusterView): number {
+  return view.reports
+    .filter((r) => r.nodes.find((n) => n.flags.has('myself'))?.flags.has('master'))
+    .reduce((sum, r) => sum + r.keys, 0);
 }
 
 /** Ready pods of each spec proxy, from its Deployment. */

@@ -2,6 +2,7 @@
  * `tiercache cluster …`: the Redis Cluster manager by hand, like `redis-cli --cluster`.
  * Progress goes to stderr, the summary to stdout (JSON with --json).
  */
+import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { TiercacheError } from '../../lib/errors.ts';
 import { parseAddr } from '../../lib/redis/addr.ts';
@@ -48,6 +49,8 @@ Options (every command):
   --engine E      how slots move: auto (Valkey 9's atomic slot migration where
                   every master has it, else MIGRATE) or legacy (always MIGRATE)
   --json          print the result as JSON
+  --result-file F (backup, restore) also write the result, or the error, as
+                  JSON to F (a Job's termination message: /dev/termination-log)
 `;
 
 const OPTIONS = {
@@ -62,6 +65,7 @@ const OPTIONS = {
   cluster: { type: 'string' },
   scheduled: { type: 'boolean' },
   keep: { type: 'string' },
+  'result-file': { type: 'string' },
   concurrency: { type: 'string' },
   engine: { type: 'string' },
   password: { type: 'string' },
@@ -136,6 +140,11 @@ function tlsOf(values: {
     keyFile: values['tls-key-file'],
     serverName: values['tls-server-name'],
   };
+}
+
+/** The result for whoever started the command (the operator, through a termination message). */
+async function writeResult(file: string | undefined, result: object): Promise<void> {
+  if (file) await writeFile(file, JSON.stringify(result));
 }
 
 function backupPlace(values: { dir?: string | undefined; name?: string | undefined }): {
@@ -277,6 +286,12 @@ export async function runClusterCli(argv: string[]): Promise<number> {
           tls: conns.opts.tls,
           log: progress,
         });
+        await writeResult(values['result-file'], {
+          keys: manifest.keys,
+          bytes: manifest.bytes,
+          shards: manifest.shards,
+          pruned,
+        });
         summary(
           values.json,
           { ...manifest, pruned },
@@ -292,6 +307,7 @@ export async function runClusterCli(argv: string[]): Promise<number> {
           log: progress,
           signal: stop.signal,
         });
+        await writeResult(values['result-file'], r);
         summary(
           values.json,
           r,
@@ -305,6 +321,9 @@ export async function runClusterCli(argv: string[]): Promise<number> {
           `unknown cluster command '${command}'\n\n${CLUSTER_USAGE}`,
         );
     }
+  } catch (err) {
+    await writeResult(values['result-file'], { error: (err as Error).message });
+    throw err;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -17,6 +17,8 @@ export const LABEL_CLUSTER = 'tiercache.io/cluster';
 export const LABEL_SHARD = 'tiercache.io/shard';
 export const LABEL_PROXY = 'tiercache.io/proxy';
 export const LABEL_COMPONENT = 'app.kubernetes.io/component';
+/** On a CacheClusterBackup made by the cluster's schedule (retention deletes the oldest). */
+export const LABEL_SCHEDULED = 'tiercache.io/scheduled';
 
 export const names = {
   /** Headless Service governing every Redis pod: <pod>.<cc>-redis.<ns>.svc */
@@ -33,6 +35,12 @@ export const names = {
   shard: (cc: string, shard: number) => `${cc}-shard-${shard}`,
   pod: (cc: string, shard: number, ordinal: number) => `${cc}-shard-${shard}-${ordinal}`,
   proxy: (cc: string, proxy: string) => `${cc}-proxy-${proxy}`,
+  /** The claim backups go to unless spec.backup.claimName names one. */
+  backupClaim: (cc: string) => `${cc}-backups`,
+  /** The Job taking a CacheClusterBackup. */
+  backupJob: (backup: string) => `${backup}-backup`,
+  /** The Job filling a CacheCluster from spec.restore. */
+  restoreJob: (cc: string) => `${cc}-restore`,
 };
 
 /** DNS name clients use for one Redis pod. */

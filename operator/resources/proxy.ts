@@ -23,7 +23,7 @@ import { NO_PASSWORD } from './redis-config.ts';
 const base64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
 export const REGION_LABEL = 'topology.kubernetes.io/region';
-const NONROOT_UID = 65532;
+export const NONROOT_UID = 65532;
 
 /** The admin token of a CacheCluster's proxies (cache clears, the dashboard's clear buttons). */
 export function proxyAdminSecret(cc: CacheCluster, token: string): V1Secret {

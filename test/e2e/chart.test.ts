@@ -260,8 +260,13 @@ describe('charts/tiercache', () => {
       {
         apiGroups: ['apiextensions.k8s.io'],
         resources: ['customresourcedefinitions'],
-        resourceNames: ['cacheclusters.tiercache.io'],
+        resourceNames: ['cacheclusters.tiercache.io', 'cacheclusterbackups.tiercache.io'],
         verbs: ['get', 'patch'],
+      },
+      {
+        apiGroups: ['apiextensions.k8s.io'],
+        resources: ['customresourcedefinitions'],
+        verbs: ['create'],
       },
     ]);
   });

@@ -1,5 +1,5 @@
 /**
- * The CacheCluster CRD on a real API server: defaults filled in, the sample accepted, invalid
+ * The CacheCluster and CacheClusterBackup CRDs on a real API server: defaults filled in, the sample accepted, invalid
  * specs refused by the API server itself with messages a person understands, immutable and
  * grow-only fields enforced on update, printer columns and the scale subresource.
  */
@@ -9,6 +9,9 @@ import { REDIS_DEFAULTS } from '../helpers/cachecluster-defaults.ts';
 import { kubectl, kubectlJson } from '../helpers/kube.ts';
 
 const CRD = fileURLToPath(new URL('../../crds/cacheclusters.tiercache.io.yaml', import.meta.url));
+const BACKUP_CRD = fileURLToPath(
+  new URL('../../crds/cacheclusterbackups.tiercache.io.yaml', import.meta.url),
+);
 const SAMPLE = fileURLToPath(new URL('../../crds/samples/cachecluster.yaml', import.meta.url));
 const NS = `crd-${process.pid}`;
 
@@ -43,19 +46,20 @@ let installedHere = false;
 
 beforeAll(() => {
   installedHere = !kubectl(['get', 'crd', '-o', 'name']).includes('cacheclusters.tiercache.io');
-  kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD]);
+  kubectl(['apply', '--server-side', '--force-conflicts', '-f', CRD, '-f', BACKUP_CRD]);
   kubectl([
     'wait',
     '--for=condition=Established',
     '--timeout=60s',
     'crd/cacheclusters.tiercache.io',
+    'crd/cacheclusterbackups.tiercache.io',
   ]);
   kubectl(['create', 'namespace', NS]);
 });
 
 afterAll(() => {
   kubectl(['delete', 'namespace', NS, '--wait=false']);
-  if (installedHere) kubectl(['delete', '-f', CRD, '--wait=false']);
+  if (installedHere) kubectl(['delete', '-f', CRD, '-f', BACKUP_CRD, '--wait=false']);
 });
 
 describe('CacheCluster CRD', () => {
@@ -163,6 +167,42 @@ describe('CacheCluster CRD', () => {
     expect(apply(cc('no-secret', tls({ enabled: true })))).toMatch(
       /tls\.enabled needs tls\.secretName/,
     );
+  });
+
+  it('refuses adding, changing or removing restore after creation, and keeping no backups', () => {
+    expect(apply(cc('restored', { redis: {}, restore: { backup: 'b1' } }))).toBe('');
+    expect(apply(cc('restored', { redis: {}, restore: { backup: 'b2' } }))).toMatch(
+      /restore is fixed at creation/,
+    );
+    expect(apply(cc('restored', { redis: {} }))).toMatch(/restore is fixed at creation/);
+    expect(apply(cc('plain', { redis: {}, restore: { backup: 'b1' } }))).toMatch(
+      /restore is fixed at creation/,
+    );
+    expect(apply(cc('keeps', { redis: {}, backup: { keep: 0 } }))).toMatch(
+      /spec\.backup\.keep: Invalid value: 0: .*greater than or equal to 1/,
+    );
+    expect(apply(cc('keeps', { redis: {}, backup: { schedule: '0 * * * *' } }))).toBe('');
+    const got = kubectlJson<{ spec: { backup: object } }>(['get', 'cc', 'keeps', '-n', NS]);
+    expect(got.spec.backup).toEqual({
+      schedule: '0 * * * *',
+      keep: 7,
+      size: '1Gi',
+      storageClassName: '',
+    });
+  });
+
+  it('CacheClusterBackup: names its cluster, and its spec never changes', () => {
+    const ccb = (name: string, spec: object) => ({
+      apiVersion: 'tiercache.io/v1alpha1',
+      kind: 'CacheClusterBackup',
+      metadata: { name },
+      spec,
+    });
+    expect(apply(ccb('nameless', {}))).toMatch(/spec\.cacheCluster: Required value/);
+    expect(apply(ccb('b1', { cacheCluster: 'cache' }))).toBe('');
+    expect(apply(ccb('b1', { cacheCluster: 'other' }))).toMatch(/a backup's spec cannot change/);
+    const table = kubectl(['get', 'ccb', '-n', NS]);
+    expect(table.split('\n')[0]).toMatch(/^NAME\s+CLUSTER\s+PHASE\s+KEYS\s+BYTES\s+AGE$/);
   });
 
   it('shows shards, replicas, Ready, migration and age, and scales shards', () => {

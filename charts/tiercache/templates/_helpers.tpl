@@ -47,6 +47,17 @@ restart Redis pods; manage the objects a CacheCluster owns; record events.
 - apiGroups: [tiercache.io]
   resources: [cacheclusters/finalizers]
   verbs: [update]
+- apiGroups: [tiercache.io]
+  # create and delete: the schedule makes backups, retention deletes the oldest
+  resources: [cacheclusterbackups]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [tiercache.io]
+  resources: [cacheclusterbackups/status]
+  verbs: [get, patch, update]
+- apiGroups: [batch]
+  # the Jobs that take and restore backups
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
 - apiGroups: [""]
   resources: [pods]
   # delete: rolling changes restart Redis pods one at a time (StatefulSets are OnDelete)
@@ -59,9 +70,9 @@ restart Redis pods; manage the objects a CacheCluster owns; record events.
   resources: [secrets]
   verbs: [get, create, patch, update]
 - apiGroups: [""]
-  # patch: a grown persistence.size expands the Redis pods' claims in place
+  # patch: a grown persistence.size expands the Redis pods' claims in place; create: the backup claim
   resources: [persistentvolumeclaims]
-  verbs: [get, list, patch]
+  verbs: [get, list, create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]

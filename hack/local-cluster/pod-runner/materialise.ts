@@ -5,7 +5,7 @@
  * the sandbox binds at the container's mount paths.
  */
 
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Container, V1Pod, V1Volume } from '@kubernetes/client-node';
 import { paths } from '../layout.ts';
@@ -130,6 +130,9 @@ async function renderVolume(
     // One directory per claim, outside the pod's own directory: it survives pod replacement.
     const claimDir = join(paths.claims, ns, v.persistentVolumeClaim.claimName);
     mkdirSync(claimDir, { recursive: true });
+    // Writable by any user, as Rancher's local-path provisioner makes its volumes: a hostPath
+    // volume gets no fsGroup ownership, and pods of non-root images write there too.
+    chmodSync(claimDir, 0o777);
     return claimDir;
   }
   if (v.configMap) {

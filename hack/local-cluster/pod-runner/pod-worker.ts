@@ -5,7 +5,7 @@
  * and the pod's status written back after every change.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type {
   V1Container,
@@ -173,7 +173,20 @@ export class PodWorker {
       : '';
     const dir = join(this.#dir, 'containers', spec.name);
     mkdirSync(dir, { recursive: true });
-    const mounts = containerMounts(spec, this.#volumeDirs);
+    // The termination-message file, as the kubelet gives every container: a file of the
+    // runner's bound at terminationMessagePath, read back when the container exits.
+    const terminationLog = this.#terminationLog(spec);
+    writeFileSync(terminationLog, '');
+    chmodSync(terminationLog, 0o666);
+    const mounts = [
+      ...containerMounts(spec, this.#volumeDirs),
+      {
+        source: terminationLog,
+        target: spec.terminationMessagePath ?? '/dev/termination-log',
+        readOnly: false,
+        file: true,
+      },
+    ];
     const files = {
       '/etc/hosts': `127.0.0.1 localhost\n${this.ip} ${fqdn} ${hostname}\n`,
       '/etc/resolv.conf': `nameserver ${network.dnsIp}\nsearch ${ns}.svc.${network.clusterDomain} svc.${network.clusterDomain} ${network.clusterDomain}\noptions ndots:5\n`,
@@ -230,13 +243,38 @@ export class PodWorker {
     this.#report();
   }
 
+  #terminationLog(spec: V1Container): string {
+    return join(this.#dir, 'containers', spec.name, 'termination-log');
+  }
+
+  /** What the kubelet reports as `terminated.message`: the file, else (if asked) the log's end. */
+  #terminationMessage(spec: V1Container, exitCode: number): string | undefined {
+    const read = (path: string, max: number) => {
+      try {
+        const content = readFileSync(path);
+        return content.subarray(Math.max(0, content.length - max)).toString('utf8');
+      } catch {
+        return '';
+      }
+    };
+    const written = read(this.#terminationLog(spec), 4096);
+    if (written) return written;
+    if (exitCode === 0 || spec.terminationMessagePolicy !== 'FallbackToLogsOnError')
+      return undefined;
+    const ns = this.pod.metadata!.namespace!;
+    const log = join(paths.logs, `pod-${ns}-${this.pod.metadata!.name}-${spec.name}.log`);
+    return read(log, 2048).split('\n').slice(-80).join('\n') || undefined;
+  }
+
   #exited(c: Running, code: number | null, signal: NodeJS.Signals | null): void {
     clearInterval(c.probeTimer);
     c.ready = false;
     const exitCode = code ?? 128 + (signal === 'SIGKILL' ? 9 : 15);
+    const message = this.#terminationMessage(c.spec, exitCode);
     const terminated = {
       exitCode,
       signal: undefined,
+      ...(message ? { message } : {}),
       reason: exitCode === 0 ? 'Completed' : 'Error',
       startedAt: c.startedAt ? new Date(c.startedAt) : undefined,
       finishedAt: new Date(),

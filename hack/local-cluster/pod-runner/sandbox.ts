@@ -13,6 +13,8 @@ export interface Mount {
   source: string;
   target: string;
   readOnly: boolean;
+  /** A single file (the termination-message file) rather than a directory. */
+  file?: boolean;
 }
 
 export interface SandboxSpec {
@@ -44,7 +46,10 @@ export function startSandboxed(spec: SandboxSpec): ChildProcess {
   const staged = spec.mounts.map((m, i) => ({ ...m, stage: `/.volumes/${i}` }));
   const inside = [
     ...staged.flatMap((m) => [
-      `mkdir -p ${q(m.target)}`,
+      // A file's mount point is a file (under /dev, the machine's /dev gets that empty file).
+      m.file
+        ? `mkdir -p "$(dirname ${q(m.target)})" && touch ${q(m.target)}`
+        : `mkdir -p ${q(m.target)}`,
       `mount --bind ${q(m.stage)} ${q(m.target)}`,
       ...(m.readOnly ? [`mount -o remount,bind,ro ${q(m.target)}`] : []),
     ]),
@@ -56,7 +61,9 @@ export function startSandboxed(spec: SandboxSpec): ChildProcess {
     `mount -t overlay overlay -o ${q(`lowerdir=/,upperdir=${upper},workdir=${work}`)} ${q(root)}`,
     ...['proc', 'dev', 'sys'].map((d) => `mount --rbind /${d} ${q(join(root, d))}`),
     ...staged.flatMap((m) => [
-      `mkdir -p ${q(root + m.stage)}`,
+      m.file
+        ? `mkdir -p ${q(join(root, '.volumes'))} && touch ${q(root + m.stage)}`
+        : `mkdir -p ${q(root + m.stage)}`,
       `mount --bind ${q(m.source)} ${q(root + m.stage)}`,
     ]),
     `exec chroot ${q(root)} /bin/sh -c ${q(inside)} -- ${spec.argv.map(q).join(' ')}`,
