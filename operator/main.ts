@@ -111,6 +111,7 @@ export async function runOperator(env: NodeJS.ProcessEnv = process.env): Promise
       const [namespace, name] = key.split('/');
       return watches.cacheCluster(namespace!, name!);
     },
+    hasBackups: (cc) => watches.hasBackups(cc.metadata.namespace, cc.metadata.name),
   });
   const resync = () => {
     for (const cc of watches.listCacheClusters()) queue.add(keyOf(cc));

@@ -84,6 +84,15 @@ export const EXPORTER_GROUPS: Group[] = [
   },
 ];
 
+/** versitygw, the S3-compatible server (SigV4, a directory behind it) the backup tests store into. */
+export const S3_GROUPS: Group[] = [
+  {
+    dir: 'versitygw',
+    module: 'github.com/versity/versitygw',
+    binaries: { versitygw: 'github.com/versity/versitygw/cmd/versitygw' },
+  },
+];
+
 export function cacheRoot(): string {
   return process.env.TIERCACHE_CACHE ?? join(homedir(), '.cache', 'tiercache');
 }

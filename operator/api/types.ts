@@ -83,9 +83,12 @@ export interface TlsSpec {
   /**
    * A Secret with `tls.crt`, `tls.key` and `ca.crt` (as cert-manager writes them) whose
    * certificate names `<cc>-redis.<ns>.svc` and `*.<cc>-redis.<ns>.svc`. A renewed
-   * certificate is loaded by every node without a restart.
+   * certificate is loaded by every node without a restart. With issuerRef: the Secret
+   * cert-manager writes (default `<cc>-redis-tls`).
    */
   secretName?: string;
+  /** Have cert-manager issue the certificate (a Certificate `<cc>-redis-tls` from this issuer). */
+  issuerRef?: { name: string; kind: string; group: string };
 }
 
 /** The Redis Cluster. */
@@ -169,6 +172,17 @@ export interface BackupSpec {
   schedule: string;
   /** Scheduled backups kept. */
   keep: number;
+  /** Backups in an S3-compatible bucket instead of the claim. */
+  s3?: S3BackupSpec;
+}
+
+export interface S3BackupSpec {
+  bucket: string;
+  prefix?: string;
+  endpoint?: string;
+  region?: string;
+  /** A Secret with the keys accessKeyId and secretAccessKey. */
+  credentialsSecret: string;
 }
 
 /** Fill a new cluster from a CacheClusterBackup once it is formed. */
@@ -270,6 +284,7 @@ export interface CacheClusterBackup {
     phase?: JobPhase;
     scheduled?: boolean;
     claimName?: string;
+    s3?: S3BackupSpec;
     path?: string;
     startTime?: string;
     completionTime?: string;

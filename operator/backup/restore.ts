@@ -6,14 +6,12 @@
  * moved meanwhile (MOVED/ASK) is retried after the slot map is read again.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { TiercacheError } from '../../lib/errors.ts';
 import { keySlot } from '../../lib/redis/key-slot.ts';
 import { SLOTS, slotsOf } from '../../lib/redis/topology.ts';
 import { withTimeout } from '../../lib/timeout.ts';
 import type { Connections } from '../redis/connections.ts';
 import { observe } from '../redis/observe.ts';
-import { backupDir, readManifest } from './backup-dir.ts';
 import {
   dumpPayload,
   type RdbEntry,
@@ -21,9 +19,10 @@ import {
   readRdbHeader,
   verifyRdbChecksum,
 } from './rdb-reader.ts';
+import type { BackupStore } from './store.ts';
 
 export interface RestoreOptions {
-  root: string;
+  store: BackupStore;
   name: string;
   /** Called after every batch with the keys dealt with so far. */
   progress?: (done: number, total: number) => void;
@@ -70,7 +69,7 @@ export async function restoreBackup(
 ): Promise<RestoreResult> {
   const started = performance.now();
   const log = opts.log ?? (() => undefined);
-  const manifest = await readManifest(opts.root, opts.name);
+  const manifest = await opts.store.manifest(opts.name);
   const result: RestoreResult = {
     total: manifest.keys,
     restored: 0,
@@ -122,18 +121,10 @@ export async function restoreBackup(
     return retry;
   };
 
-  // Every file is checked whole before the first key is written: a damaged backup restores
-  // nothing rather than part of itself.
-  const path = (file: string) => join(backupDir(opts.root, opts.name), file);
-  for (const shard of manifest.shards) {
-    const file = await readFile(path(shard.file));
-    verifyRdbChecksum(file);
-    for (const _ of readRdb(file));
-  }
   const batchSize = opts.batch ?? 500;
   let retry: Pending[] = [];
-  for (const shard of manifest.shards) {
-    const file = await readFile(path(shard.file));
+  const restoreFile = async (path: string, shard: (typeof manifest.shards)[number]) => {
+    const file = await readFile(path);
     const { version } = readRdbHeader(file);
     log(`restoring ${shard.file}: ${shard.keys} keys (slots ${shard.slots} at backup time)`);
     let batch: Pending[] = [];
@@ -158,6 +149,22 @@ export async function restoreBackup(
     }
     retry.push(...(await send(batch)));
     opts.progress?.(done(), result.total);
+  };
+
+  // Every file is fetched and checked whole before the first key is written: a damaged
+  // backup restores nothing rather than part of itself.
+  const files: { path: string; close(): Promise<void> }[] = [];
+  try {
+    for (const shard of manifest.shards) {
+      const local = await opts.store.open(opts.name, shard.file);
+      files.push(local);
+      const file = await readFile(local.path);
+      verifyRdbChecksum(file);
+      for (const _ of readRdb(file));
+    }
+    for (const [i, shard] of manifest.shards.entries()) await restoreFile(files[i]!.path, shard);
+  } finally {
+    for (const f of files) await f.close();
   }
   for (let round = 1; retry.length > 0; round++) {
     if (round > MAX_ROUNDS)

@@ -4,26 +4,25 @@
  * prove it restorable, then the manifest; then retention. Writes happen while it runs: each
  * shard's file is that shard at its own fork moment (a cache needs no cross-shard instant).
  */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { RedisTls } from '../../lib/redis/tls.ts';
 import { checkCluster } from '../redis/check.ts';
 import { type Connections, parseInfo } from '../redis/connections.ts';
 import { observe } from '../redis/observe.ts';
-import {
-  type BackupManifest,
-  completeBackupDir,
-  pruneScheduled,
-  type ShardBackup,
-  startBackupDir,
-} from './backup-dir.ts';
 import { readRdb, readRdbHeader, verifyRdbChecksum } from './rdb-reader.ts';
 import { fetchSnapshot } from './snapshot.ts';
 import { chooseSources, type SnapshotSource } from './sources.ts';
+import {
+  type BackupManifest,
+  type BackupStore,
+  pruneScheduled,
+  type ShardBackup,
+} from './store.ts';
 
 export interface TakeOptions {
-  root: string;
+  store: BackupStore;
   name: string;
   cluster: string;
   scheduled?: boolean;
@@ -79,6 +78,38 @@ export async function takeBackup(
 ): Promise<TakeResult> {
   const log = opts.log ?? (() => undefined);
   const startedAt = new Date().toISOString();
+  // The store first: one that refuses us fails the backup before any node forks.
+  const { store } = opts;
+  const dir = await store.begin(opts.name);
+  let manifest: BackupManifest;
+  try {
+    manifest = await takeInto(conns, seeds, opts, dir, startedAt, log);
+  } catch (err) {
+    await store.abort(dir);
+    throw err;
+  }
+  // The backup is stored: retention trouble is reported, and tried again after the next one.
+  let pruned: string[] = [];
+  if (manifest.scheduled && opts.keep !== undefined) {
+    try {
+      pruned = await pruneScheduled(store, opts.cluster, opts.keep);
+    } catch (err) {
+      log(`retention failed (the backup is stored): ${(err as Error).message}`);
+    }
+  }
+  for (const p of pruned) log(`retention: deleted the scheduled backup ${p}`);
+  return { manifest, pruned };
+}
+
+async function takeInto(
+  conns: Connections,
+  seeds: string[],
+  opts: TakeOptions,
+  dir: string,
+  startedAt: string,
+  log: (line: string) => void,
+): Promise<BackupManifest> {
+  const { store } = opts;
   const view = await observe(conns, seeds);
   const check = checkCluster(view);
   const sources = chooseSources(view);
@@ -87,56 +118,46 @@ export async function takeBackup(
       'L2_UNAVAILABLE',
       `cannot back up: ${check.problems[0] ?? 'no master holds slots'}`,
     );
-  const dir = await startBackupDir(opts.root, opts.name);
-  try {
-    const shards = await Promise.all(
-      sources.map(async (chosen): Promise<ShardBackup> => {
-        const s = await caughtUpSource(conns, chosen, log);
-        const file = `shard-${s.shard}.rdb`;
-        log(`shard ${s.shard} (slots ${s.slots}): snapshot from the ${s.role} ${s.addr}`);
-        const { bytes } = await fetchSnapshot(s.addr, join(dir, file), {
-          password: opts.password,
-          tls: opts.tls,
-        });
-        const content = await readFile(join(dir, file));
-        const keys = countKeys(content);
-        log(`shard ${s.shard}: ${keys} keys, ${bytes} bytes`);
-        return {
-          file,
-          source: s.addr,
-          role: s.role,
-          slots: s.slots,
-          keys,
-          bytes,
-          rdbVersion: readRdbHeader(content).version,
-        };
-      }),
-    );
-    const server = await conns.call<string>(sources[0]!.addr, 'INFO', 'server');
-    const manifest: BackupManifest = {
-      format: 1,
-      name: opts.name,
-      cluster: opts.cluster,
-      scheduled: opts.scheduled ?? false,
-      startedAt,
-      completedAt: new Date().toISOString(),
-      redisVersion:
-        /valkey_version:(\S+)/.exec(server)?.[1] ??
-        /redis_version:(\S+)/.exec(server)?.[1] ??
-        'unknown',
-      keys: shards.reduce((n, s) => n + s.keys, 0),
-      bytes: shards.reduce((n, s) => n + s.bytes, 0),
-      shards,
-    };
-    await completeBackupDir(opts.root, manifest);
-    const pruned =
-      manifest.scheduled && opts.keep !== undefined
-        ? await pruneScheduled(opts.root, opts.cluster, opts.keep)
-        : [];
-    for (const p of pruned) log(`retention: deleted the scheduled backup ${p}`);
-    return { manifest, pruned };
-  } catch (err) {
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
+  const shards = await Promise.all(
+    sources.map(async (chosen): Promise<ShardBackup> => {
+      const s = await caughtUpSource(conns, chosen, log);
+      const file = `shard-${s.shard}.rdb`;
+      log(`shard ${s.shard} (slots ${s.slots}): snapshot from the ${s.role} ${s.addr}`);
+      const { bytes } = await fetchSnapshot(s.addr, join(dir, file), {
+        password: opts.password,
+        tls: opts.tls,
+      });
+      const content = await readFile(join(dir, file));
+      const keys = countKeys(content);
+      log(`shard ${s.shard}: ${keys} keys, ${bytes} bytes`);
+      return {
+        file,
+        source: s.addr,
+        role: s.role,
+        slots: s.slots,
+        keys,
+        bytes,
+        rdbVersion: readRdbHeader(content).version,
+      };
+    }),
+  );
+  const server = await conns.call<string>(sources[0]!.addr, 'INFO', 'server');
+  const manifest: BackupManifest = {
+    format: 1,
+    name: opts.name,
+    cluster: opts.cluster,
+    scheduled: opts.scheduled ?? false,
+    startedAt,
+    completedAt: new Date().toISOString(),
+    redisVersion:
+      /valkey_version:(\S+)/.exec(server)?.[1] ??
+      /redis_version:(\S+)/.exec(server)?.[1] ??
+      'unknown',
+    keys: shards.reduce((n, s) => n + s.keys, 0),
+    bytes: shards.reduce((n, s) => n + s.bytes, 0),
+    shards,
+  };
+  await store.complete(dir, manifest);
+  log(`backup ${opts.name} stored in ${store.where}`);
+  return manifest;
 }

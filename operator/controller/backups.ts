@@ -19,7 +19,7 @@ import {
   type ScheduleStatus,
   VERSION,
 } from '../api/types.ts';
-import { backupJob, backupRoot } from '../resources/backup-job.ts';
+import { type BackupPlace, backupJob } from '../resources/backup-job.ts';
 import { LABEL_CLUSTER, LABEL_SCHEDULED, names } from '../resources/names.ts';
 import { ownerReference } from '../resources/owner.ts';
 import { isConflict, isNotFound, type Kube } from '../runtime/kube.ts';
@@ -57,6 +57,17 @@ const backupApi = { group: GROUP, version: VERSION, plural: BACKUP_PLURAL } as c
 const claimOf = (cc: CacheCluster, spec: CacheClusterSpec) =>
   spec.backup?.claimName || names.backupClaim(cc.metadata.name);
 
+/** Where this cluster's backups go now: its bucket, else its claim. */
+const placeOf = (cc: CacheCluster, spec: CacheClusterSpec): BackupPlace =>
+  spec.backup?.s3 ? { s3: spec.backup.s3 } : { claimName: claimOf(cc, spec) };
+
+/** Where a backup was stored, as its status recorded it. */
+function backupPlaceOf(b: CacheClusterBackup): BackupPlace | undefined {
+  if (b.status?.s3) return { s3: b.status.s3 };
+  if (b.status?.claimName) return { claimName: b.status.claimName };
+  return undefined;
+}
+
 export async function reconcileBackups(ctx: BackupsContext): Promise<BackupsOutcome> {
   const { kube, cc, spec } = ctx;
   const now = ctx.now ?? new Date();
@@ -71,7 +82,8 @@ export async function reconcileBackups(ctx: BackupsContext): Promise<BackupsOutc
     requeue = Math.min(requeue ?? ms, ms);
   };
 
-  if (spec.backup || backups.length > 0) await ensureClaim(ctx);
+  // A claim only for backups that go to one (no bucket configured).
+  if ((spec.backup || backups.length > 0) && !spec.backup?.s3) await ensureClaim(ctx);
   const schedule = await runSchedule(ctx, backups, now, soon);
   for (const b of backups) {
     if (b.status?.phase === 'Completed' || b.status?.phase === 'Failed') continue;
@@ -189,7 +201,7 @@ async function advanceBackup(ctx: BackupsContext, b: CacheClusterBackup): Promis
         });
       return true;
     }
-    const claimName = claimOf(cc, spec);
+    const place = placeOf(cc, spec);
     await startJob(
       kube,
       backupJob({
@@ -199,15 +211,14 @@ async function advanceBackup(ctx: BackupsContext, b: CacheClusterBackup): Promis
         image: ctx.image,
         command: [
           'backup',
-          '--dir',
-          backupRoot(cc.metadata.name),
           '--name',
           b.metadata.name,
           '--cluster',
           `${cc.metadata.namespace}/${cc.metadata.name}`,
           ...(scheduled ? ['--scheduled', '--keep', String(spec.backup?.keep ?? 7)] : []),
         ],
-        claimName,
+        place,
+        backupsOf: cc.metadata.name,
         readOnly: false,
         tlsSecretName: ctx.tlsSecretName,
       }),
@@ -215,7 +226,7 @@ async function advanceBackup(ctx: BackupsContext, b: CacheClusterBackup): Promis
     await patchBackupStatus(kube, b, {
       phase: 'Running',
       scheduled,
-      claimName,
+      ...place,
       path: `${cc.metadata.name}/${b.metadata.name}`,
       startTime: new Date().toISOString(),
       message: '',
@@ -342,7 +353,8 @@ async function advanceRestore(
     if (!backup) return pending(`waiting for the CacheClusterBackup ${backupName}`);
     if (backup.status?.phase === 'Failed')
       return { backup: backupName, phase: 'Failed', message: `the backup ${backupName} failed` };
-    if (backup.status?.phase !== 'Completed' || !backup.status.claimName)
+    const place = backupPlaceOf(backup);
+    if (backup.status?.phase !== 'Completed' || !place)
       return pending(`waiting for the backup ${backupName} to complete`);
     if (!ctx.settled) return pending('waiting for the cluster to be formed');
     await startJob(
@@ -352,8 +364,9 @@ async function advanceRestore(
         jobName,
         owner: ownerReference(cc),
         image: ctx.image,
-        command: ['restore', '--dir', backupRoot(backup.spec.cacheCluster), '--name', backupName],
-        claimName: backup.status.claimName,
+        command: ['restore', '--name', backupName],
+        place,
+        backupsOf: backup.spec.cacheCluster,
         readOnly: true,
         tlsSecretName: ctx.tlsSecretName,
       }),

@@ -35,6 +35,8 @@ const RESTART_MAX_MS = 30_000;
 export interface Watches {
   cacheCluster(namespace: string, name: string): CacheCluster | undefined;
   listCacheClusters(): CacheCluster[];
+  /** Whether any CacheClusterBackup names this CacheCluster (from the watch's cache). */
+  hasBackups(namespace: string, name: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -103,6 +105,7 @@ export async function startWatches(
   // or a deletion wakes its reconcile, so a steady cluster is not reconciled in a loop.
   const statusOnly = statusOnlyFilter();
   const caches = new Map<string | undefined, ObjectCache<CacheCluster>>();
+  const backupCaches = new Map<string | undefined, ObjectCache<CacheClusterBackup>>();
   for (const namespace of namespaces.length > 0 ? namespaces : [undefined]) {
     const at = namespace === undefined ? '' : `/namespaces/${namespace}`;
     const scope = { labelSelector: MANAGED };
@@ -153,7 +156,7 @@ export async function startWatches(
       MANAGED,
     );
     // A backup made by hand wakes its cluster's reconcile, which runs its Job.
-    await watch<CacheClusterBackup>(
+    const backups = await watch<CacheClusterBackup>(
       'cacheclusterbackups',
       `/apis/${GROUP}/${VERSION}${at}/${BACKUP_PLURAL}`,
       scoped(
@@ -169,6 +172,7 @@ export async function startWatches(
       ),
       (b) => `${b.metadata.namespace}/${b.spec.cacheCluster}`,
     );
+    backupCaches.set(namespace, backups);
     await watch(
       'deployments',
       `/apis/apps/v1${at}/deployments`,
@@ -184,6 +188,10 @@ export async function startWatches(
     cacheCluster: (namespace, name) =>
       (caches.get(undefined) ?? caches.get(namespace))?.get(name, namespace),
     listCacheClusters: () => [...caches.values()].flatMap((c) => c.list()),
+    hasBackups: (namespace, name) =>
+      ((backupCaches.get(undefined) ?? backupCaches.get(namespace))?.list(namespace) ?? []).some(
+        (b) => b.spec.cacheCluster === name,
+      ),
     async stop() {
       stopped = true;
       await Promise.all(informers.map((i) => i.stop()));

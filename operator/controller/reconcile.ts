@@ -20,6 +20,7 @@ import {
 import type { OperatorMetrics } from '../metrics.ts';
 import { Connections } from '../redis/connections.ts';
 import { type ClusterView, observe } from '../redis/observe.ts';
+import { redisCertificate } from '../resources/certificate.ts';
 import { desiredObjects } from '../resources/desired.ts';
 import {
   componentSelector,
@@ -27,6 +28,7 @@ import {
   LABEL_SHARD,
   labelSelector,
   names,
+  tlsSecretName,
 } from '../resources/names.ts';
 import { type ProxyLogin, redisServiceName } from '../resources/proxy.ts';
 import {
@@ -80,6 +82,8 @@ export interface ReconcilerOptions {
   lookup: (key: string) => CacheCluster | undefined;
   /** Aborted when the operator shuts down (StepRunnerOptions.stopping). */
   stopping?: AbortSignal;
+  /** Whether any CacheClusterBackup names the CacheCluster (no API call for clusters without). */
+  hasBackups?: (cc: CacheCluster) => boolean;
 }
 
 export interface Outcome {
@@ -110,6 +114,8 @@ export class Reconciler {
   readonly #proxyUser = new DoneRecently(REAPPLY_EVERY_MS);
   /** The certificate every node was last seen serving, per CacheCluster, and when. */
   readonly #certificates = new DoneRecently(REAPPLY_EVERY_MS);
+  /** The cert-manager Certificate last applied for tls.issuerRef, and when. */
+  readonly #certificateApplied = new DoneRecently(REAPPLY_EVERY_MS);
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -132,7 +138,13 @@ export class Reconciler {
     // Gone, or going: everything it owns goes with it (owner references).
     if (!cached || cached.metadata.deletionTimestamp) {
       this.#keysRefreshedAt.delete(key);
-      for (const perCluster of [this.#applied, this.#live, this.#proxyUser, this.#certificates])
+      for (const perCluster of [
+        this.#applied,
+        this.#live,
+        this.#proxyUser,
+        this.#certificates,
+        this.#certificateApplied,
+      ])
         perCluster.forget(key);
       this.#masters.forget(key);
       this.#steps.forget(key);
@@ -143,6 +155,9 @@ export class Reconciler {
       return await this.#reconcile(key, cc);
     } catch (err) {
       await this.#reportFailure(cc, err);
+      // Not a failure: cert-manager has yet to issue the certificate (Secrets are not watched).
+      if (err instanceof TiercacheError && err.details?.waitingForCertificate)
+        return { requeueAfterMs: CERTIFICATE_RETRY_MS };
       throw err;
     }
   }
@@ -299,6 +314,9 @@ export class Reconciler {
     view: ClusterView,
     log: Logger,
   ): Promise<BackupsOutcome> {
+    const used =
+      spec.backup !== undefined || spec.restore !== undefined || (this.#o.hasBackups?.(cc) ?? true);
+    if (!used) return { schedule: undefined, restore: undefined, requeueAfterMs: undefined };
     try {
       return await reconcileBackups({
         kube: this.#o.kube,
@@ -309,7 +327,7 @@ export class Reconciler {
         log,
         settled,
         clusterKeys: masterKeys(view),
-        tlsSecretName: spec.redis.tls.enabled ? spec.redis.tls.secretName : undefined,
+        tlsSecretName: spec.redis.tls.enabled ? tlsSecretName(cc) : undefined,
       });
     } catch (err) {
       log.warn({ err: describeError(err) }, 'backups: retrying');
@@ -405,8 +423,32 @@ export class Reconciler {
     spec: CacheClusterSpec,
   ): Promise<{ material?: TlsMaterial; tls?: RedisTls }> {
     if (!spec.redis.tls.enabled) return {};
-    const material = await readTlsSecret(this.#o.kube, cc, spec.redis.tls.secretName!);
+    if (spec.redis.tls.issuerRef) await this.#applyCertificate(cc, spec.redis.tls.issuerRef);
+    const material = await readTlsSecret(this.#o.kube, cc, tlsSecretName(cc));
     return { material, tls: { ca: material.ca, serverName: redisServiceName(cc) } };
+  }
+
+  /** The cert-manager Certificate for tls.issuerRef, applied before its Secret is read. */
+  async #applyCertificate(
+    cc: CacheCluster,
+    issuerRef: NonNullable<CacheClusterSpec['redis']['tls']['issuerRef']>,
+  ): Promise<void> {
+    const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
+    const certificate = redisCertificate(cc, issuerRef);
+    const digest = JSON.stringify(certificate.spec);
+    if (this.#certificateApplied.fresh(key, digest)) return;
+    try {
+      await apply(this.#o.kube, certificate);
+    } catch (err) {
+      // client-node asks discovery for the kind first: without cert-manager it is not there.
+      if (isNotFound(err) || /Unrecognized API version and kind/.test(String(err)))
+        throw new TiercacheError(
+          'BAD_REQUEST',
+          "spec.redis.tls.issuerRef: this API server does not serve cert-manager's Certificate (cert-manager.io/v1): install cert-manager, or give tls.secretName",
+        );
+      throw err;
+    }
+    this.#certificateApplied.done(key, digest);
   }
 
   /**
@@ -530,9 +572,14 @@ export class Reconciler {
     if (err instanceof TiercacheError && err.code === 'CANCELLED') return;
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
     const message = describeError(err);
-    const reason = isAuthError(message) ? 'AuthFailed' : 'ReconcileFailed';
+    const waiting = err instanceof TiercacheError && err.details?.waitingForCertificate === true;
+    const reason = waiting
+      ? 'WaitingForCertificate'
+      : isAuthError(message)
+        ? 'AuthFailed'
+        : 'ReconcileFailed';
     if (this.#warnings.first(`${key}/failed/${message}`))
-      await this.#o.events.record(cc, 'Warning', reason, message);
+      await this.#o.events.record(cc, waiting ? 'Normal' : 'Warning', reason, message);
     const status = failedStatus(cc, reason, message, new Date());
     await applyStatus(this.#o.kube, cc.metadata.namespace, cc.metadata.name, status).catch(
       (e: unknown) =>

@@ -96,7 +96,10 @@ export interface TlsMaterial {
   cert: string;
 }
 
-/** Reads spec.redis.tls.secretName, refusing one that lacks a key the nodes need. */
+/**
+ * Reads the nodes' certificate Secret, refusing one that lacks a key the nodes need (or, with
+ * tls.issuerRef, saying cert-manager has not issued it yet).
+ */
 export async function readTlsSecret(
   kube: Kube,
   cc: CacheCluster,
@@ -105,6 +108,12 @@ export async function readTlsSecret(
   const { namespace } = cc.metadata;
   const data = await readSecretData(kube, namespace, name);
   const missing = ['ca.crt', 'tls.crt', 'tls.key'].find((key) => !data?.[key]);
+  if (missing && cc.spec.redis.tls?.issuerRef)
+    throw new TiercacheError(
+      'NOT_FOUND',
+      `waiting for cert-manager to issue the Certificate ${names.tlsCertificate(cc.metadata.name)} into Secret ${namespace}/${name}`,
+      { waitingForCertificate: true },
+    );
   if (missing)
     throw new TiercacheError(
       'BAD_REQUEST',

@@ -7,7 +7,10 @@ import { parseArgs } from 'node:util';
 import { TiercacheError } from '../../lib/errors.ts';
 import { parseAddr } from '../../lib/redis/addr.ts';
 import type { RedisTls } from '../../lib/redis/tls.ts';
+import { DirStore } from '../backup/dir-store.ts';
 import { restoreBackup } from '../backup/restore.ts';
+import { S3Store } from '../backup/s3-store.ts';
+import type { BackupStore } from '../backup/store.ts';
 import { takeBackup } from '../backup/take.ts';
 import { type CheckResult, checkCluster } from './check.ts';
 import { Connections } from './connections.ts';
@@ -34,10 +37,11 @@ Commands:
   add-shard <addr> --master <new> [--replica <new>...] [--no-rebalance]
   remove-shard <addr> --master <addr-of-the-shard's-master>
   rebalance <addr> [--threshold PCT]
-  backup <addr> --dir D --name N [--cluster C] [--scheduled --keep K]
+  backup <addr> (--dir D | --s3-bucket B) --name N [--cluster C] [--scheduled --keep K]
                                       every shard's RDB, from an in-sync replica,
                                       into D/N (retention: K scheduled backups of C)
-  restore <addr> --dir D --name N     RESTORE every key of the backup D/N with its
+  restore <addr> (--dir D | --s3-bucket B) --name N
+                                      RESTORE every key of the backup N with its
                                       TTL into the cluster, whatever its shards
 
 Options (every command):
@@ -51,6 +55,10 @@ Options (every command):
   --json          print the result as JSON
   --result-file F (backup, restore) also write the result, or the error, as
                   JSON to F (a Job's termination message: /dev/termination-log)
+  --s3-bucket B, --s3-prefix P, --s3-endpoint URL, --s3-region R
+                  (backup, restore) backups in an S3-compatible bucket under P
+                  instead of a directory; credentials as the AWS SDK finds them
+                  (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
 `;
 
 const OPTIONS = {
@@ -66,6 +74,10 @@ const OPTIONS = {
   scheduled: { type: 'boolean' },
   keep: { type: 'string' },
   'result-file': { type: 'string' },
+  's3-bucket': { type: 'string' },
+  's3-prefix': { type: 'string' },
+  's3-endpoint': { type: 'string' },
+  's3-region': { type: 'string' },
   concurrency: { type: 'string' },
   engine: { type: 'string' },
   password: { type: 'string' },
@@ -147,13 +159,41 @@ async function writeResult(file: string | undefined, result: object): Promise<vo
   if (file) await writeFile(file, JSON.stringify(result));
 }
 
-function backupPlace(values: { dir?: string | undefined; name?: string | undefined }): {
-  root: string;
-  name: string;
-} {
-  if (!values.dir || !values.name)
-    throw new TiercacheError('BAD_REQUEST', 'backup and restore need --dir and --name');
-  return { root: values.dir, name: values.name };
+/** --dir, or --s3-bucket and its options: where backups are (exactly one of the two). */
+function backupStore(values: {
+  dir?: string | undefined;
+  name?: string | undefined;
+  's3-bucket'?: string | undefined;
+  's3-prefix'?: string | undefined;
+  's3-endpoint'?: string | undefined;
+  's3-region'?: string | undefined;
+}): { store: BackupStore; name: string } {
+  if (!values.name) throw new TiercacheError('BAD_REQUEST', 'backup and restore need --name');
+  const bucket = values['s3-bucket'];
+  if ((values.dir === undefined) === (bucket === undefined))
+    throw new TiercacheError('BAD_REQUEST', 'backup and restore need one of --dir and --s3-bucket');
+  if (values.dir !== undefined) {
+    const s3Option = (['s3-prefix', 's3-endpoint', 's3-region'] as const).find(
+      (o) => values[o] !== undefined,
+    );
+    if (s3Option) throw new TiercacheError('BAD_REQUEST', `--${s3Option} needs --s3-bucket`);
+    return { store: new DirStore(values.dir), name: values.name };
+  }
+  const endpoint = values['s3-endpoint'];
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint))
+    throw new TiercacheError(
+      'BAD_REQUEST',
+      `--s3-endpoint must be an http(s) URL, not "${endpoint}"`,
+    );
+  return {
+    store: new S3Store({
+      bucket: bucket!,
+      prefix: values['s3-prefix'] ?? '',
+      endpoint,
+      region: values['s3-region'],
+    }),
+    name: values.name,
+  };
 }
 
 /** Runs a cluster command; resolves to the process exit code. */
@@ -272,12 +312,12 @@ export async function runClusterCli(argv: string[]): Promise<number> {
         return 0;
       }
       case 'backup': {
-        const { root, name } = backupPlace(values);
+        const { store, name } = backupStore(values);
         const keep = values.keep === undefined ? undefined : Number(values.keep);
         if (keep !== undefined && !(Number.isInteger(keep) && keep >= 1))
           throw new TiercacheError('BAD_REQUEST', '--keep must be a whole number ≥ 1');
         const { manifest, pruned } = await takeBackup(conns, need(positionals, 'backup'), {
-          root,
+          store,
           name,
           cluster: values.cluster ?? positionals[0]!,
           scheduled: values.scheduled ?? false,
@@ -300,9 +340,9 @@ export async function runClusterCli(argv: string[]): Promise<number> {
         return 0;
       }
       case 'restore': {
-        const { root, name } = backupPlace(values);
+        const { store, name } = backupStore(values);
         const r = await restoreBackup(conns, need(positionals, 'restore'), {
-          root,
+          store,
           name,
           log: progress,
           signal: stop.signal,

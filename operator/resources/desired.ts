@@ -4,6 +4,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
+import { tlsSecretName } from './names.ts';
 import { type ProxyLogin, proxyAdminSecret, proxyDeployment, proxyService } from './proxy.ts';
 import {
   type AuthKeys,
@@ -68,7 +69,7 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
         inputs.proxyImage,
         inputs.proxyLogin,
         redis.tls.enabled && inputs.tlsCa !== undefined
-          ? { secretName: redis.tls.secretName!, ca: inputs.tlsCa }
+          ? { secretName: tlsSecretName(cc), ca: inputs.tlsCa }
           : undefined,
       ),
     );

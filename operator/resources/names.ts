@@ -35,6 +35,8 @@ export const names = {
   shard: (cc: string, shard: number) => `${cc}-shard-${shard}`,
   pod: (cc: string, shard: number, ordinal: number) => `${cc}-shard-${shard}-${ordinal}`,
   proxy: (cc: string, proxy: string) => `${cc}-proxy-${proxy}`,
+  /** The cert-manager Certificate made for tls.issuerRef, and its Secret unless tls.secretName names one. */
+  tlsCertificate: (cc: string) => `${cc}-redis-tls`,
   /** The claim backups go to unless spec.backup.claimName names one. */
   backupClaim: (cc: string) => `${cc}-backups`,
   /** The Job taking a CacheClusterBackup. */
@@ -42,6 +44,11 @@ export const names = {
   /** The Job filling a CacheCluster from spec.restore. */
   restoreJob: (cc: string) => `${cc}-restore`,
 };
+
+/** The Secret holding the nodes' certificate: tls.secretName, else the one cert-manager writes. */
+export function tlsSecretName(cc: CacheCluster): string {
+  return cc.spec.redis.tls?.secretName ?? names.tlsCertificate(cc.metadata.name);
+}
 
 /** DNS name clients use for one Redis pod. */
 export function podAddress(cc: CacheCluster, shard: number, ordinal: number): string {

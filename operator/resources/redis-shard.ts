@@ -26,6 +26,7 @@ import {
   REDIS_PORT,
   shardLabels,
   shardSelector,
+  tlsSecretName,
 } from './names.ts';
 import { ownedMeta } from './owner.ts';
 import { AUTH_DIR, CONFIG_DIR, configHash, DATA_DIR, TLS_DIR } from './redis-config.ts';
@@ -168,7 +169,7 @@ function podSpec(
   if (redis.tls.enabled) {
     volumes.push({
       name: 'tls',
-      secret: { secretName: redis.tls.secretName!, defaultMode: 0o400 },
+      secret: { secretName: tlsSecretName(cc), defaultMode: 0o400 },
     });
     mounts.push({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
   }

@@ -14,6 +14,9 @@ import { helm } from '../helpers/kube.ts';
 
 const CHART = fileURLToPath(new URL('../../charts/tiercache', import.meta.url));
 const CRD = fileURLToPath(new URL('../../crds/cacheclusters.tiercache.io.yaml', import.meta.url));
+const BACKUP_CRD = fileURLToPath(
+  new URL('../../crds/cacheclusterbackups.tiercache.io.yaml', import.meta.url),
+);
 const ALERTS = `${CHART}/files/alerts.yaml`;
 
 interface Doc {
@@ -56,11 +59,12 @@ describe('charts/tiercache', () => {
     expect(helm(['lint', '--strict', CHART])).toContain('1 chart(s) linted, 0 chart(s) failed');
   });
 
-  it('renders the CRD, the operator and its RBAC', () => {
+  it('renders the CRDs, the operator and its RBAC', () => {
     const docs = render('crds.upgrade=false');
     expect(docs.map((d) => d.kind).sort()).toEqual([
       'ClusterRole',
       'ClusterRoleBinding',
+      'CustomResourceDefinition',
       'CustomResourceDefinition',
       'Deployment',
       'Role',
@@ -68,8 +72,13 @@ describe('charts/tiercache', () => {
       'Service',
       'ServiceAccount',
     ]);
-    const crd = docs.find((d) => d.kind === 'CustomResourceDefinition')!;
-    expect(crd).toEqual(loadAllYaml(readFileSync(CRD, 'utf8'))[0]);
+    const crds = docs.filter((d) => d.kind === 'CustomResourceDefinition');
+    expect(crds).toEqual(
+      expect.arrayContaining([
+        loadAllYaml(readFileSync(CRD, 'utf8'))[0],
+        loadAllYaml(readFileSync(BACKUP_CRD, 'utf8'))[0],
+      ]),
+    );
     expect(render('metrics.serviceMonitor.enabled=true').map((d) => d.kind)).toContain(
       'ServiceMonitor',
     );

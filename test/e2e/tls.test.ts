@@ -4,6 +4,10 @@
  * TLS only (clients, replication, the cluster bus), the proxies share L2 over it, a plain-text
  * connection is refused, and a renewed certificate written to the Secret is loaded by every node
  * with no restart while proxy traffic and a writer run — nothing acknowledged is lost.
+ * The persistence-off cluster names its certificate Secret (secretName); the persistence-on one
+ * has cert-manager issue it (issuerRef): the operator asks for a Certificate (cert-manager's
+ * real CRD on the API server), waits for it (WaitingForCertificate), and the test, playing
+ * cert-manager, writes the Secret it names — then the same checks run on both.
  */
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,6 +16,7 @@ import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certificateCrd } from '../../hack/cert-manager.ts';
 import { ensureCa, signed } from '../../hack/local-cluster/pki.ts';
 import { isPodReady } from '../../lib/pods.ts';
 import type { CacheCluster } from '../../operator/api/types.ts';
@@ -30,7 +35,11 @@ const ca = ensureCa(pki, 'tiercache-e2e-redis-ca');
 const caPem = readFileSync(ca.cert, 'utf8');
 
 /** A server certificate for a CacheCluster `cache` in `ns`: its Service's name and every pod's. */
-function serverCertificate(ns: string, name: string) {
+function serverCertificate(
+  ns: string,
+  name: string,
+  dnsNames = [`cache-redis.${ns}.svc`, `*.cache-redis.${ns}.svc`],
+) {
   return signed(
     pki,
     name,
@@ -39,18 +48,22 @@ function serverCertificate(ns: string, name: string) {
       'basicConstraints=CA:FALSE',
       'keyUsage=digitalSignature,keyEncipherment',
       'extendedKeyUsage=serverAuth,clientAuth',
-      `subjectAltName=DNS:cache-redis.${ns}.svc,DNS:*.cache-redis.${ns}.svc`,
+      `subjectAltName=${dnsNames.map((d) => `DNS:${d}`).join(',')}`,
     ].join('\n'),
   );
 }
 
-/** Writes (or replaces) the Secret `redis-tls` the CacheCluster names. */
-function setTlsSecret(ns: string, cert: { cert: string; key: string }): void {
+/** The Secret holding the nodes' certificate: named by the spec, or the one cert-manager writes. */
+const secretOf = (m: Mode) => (m.persistence ? 'cache-redis-tls' : 'redis-tls');
+
+/** Writes (or replaces) the certificate Secret, as the user or cert-manager would. */
+function setTlsSecret(m: Mode, cert: { cert: string; key: string }): void {
+  const ns = m.cc.ns;
   const secret = kubectl([
     'create',
     'secret',
     'generic',
-    'redis-tls',
+    secretOf(m),
     '-n',
     ns,
     `--from-file=tls.crt=${cert.cert}`,
@@ -72,18 +85,63 @@ const MODES: Mode[] = [false, true].map((persistence) => {
   };
 });
 
+interface CertificateJson {
+  spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string }; usages: string[] };
+}
+
+/**
+ * What cert-manager would do for the operator's Certificate: the cluster waits for it meanwhile
+ * (WaitingForCertificate), then gets a certificate for exactly the names it asked for.
+ */
+async function issueAsCertManager(m: Mode): Promise<void> {
+  const certificate = await waitFor(`${m.label}: the operator's Certificate`, () => {
+    try {
+      return kubectlJson<CertificateJson>(['get', 'certificate', 'cache-redis-tls', '-n', m.cc.ns]);
+    } catch {
+      return undefined;
+    }
+  });
+  expect(certificate.spec).toMatchObject({
+    secretName: 'cache-redis-tls',
+    issuerRef: { name: 'redis-ca' },
+    usages: expect.arrayContaining(['server auth', 'client auth']),
+  });
+  expect(certificate.spec.dnsNames).toEqual(
+    expect.arrayContaining([`cache-redis.${m.cc.ns}.svc`, `*.cache-redis.${m.cc.ns}.svc`]),
+  );
+  await waitFor(`${m.label}: WaitingForCertificate in the status`, () =>
+    m.cc.get().status?.conditions?.some((c) => c.reason === 'WaitingForCertificate'),
+  );
+  setTlsSecret(m, serverCertificate(m.cc.ns, `issued-${m.cc.ns}`, certificate.spec.dnsNames));
+}
+
 const redisIps = (m: Mode) => m.cc.redisPods().map((p) => `${p.status!.podIP}:6379`);
 
 beforeAll(async () => {
   const upstreams = MODES.map((m) => prepareNamespace(m.cc.ns));
   installOperator(RELEASE, OPERATOR_NS, [`watchNamespaces={${MODES.map((m) => m.cc.ns)}}`]);
+  kubectl(['apply', '--server-side', '--force-conflicts', '-f', certificateCrd()]);
+  kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/certificates.cert-manager.io',
+  ]);
   for (const [i, m] of MODES.entries()) {
-    setTlsSecret(m.cc.ns, serverCertificate(m.cc.ns, `server-${m.cc.ns}`));
     const cc: CacheCluster = sampleCacheCluster(upstreams[i]!);
     cc.spec.redis.persistence = { ...cc.spec.redis.persistence, enabled: m.persistence };
-    cc.spec.redis.tls = { enabled: true, secretName: 'redis-tls' };
+    if (m.persistence) {
+      cc.spec.redis.tls = {
+        enabled: true,
+        issuerRef: { name: 'redis-ca', kind: 'Issuer', group: 'cert-manager.io' },
+      };
+    } else {
+      setTlsSecret(m, serverCertificate(m.cc.ns, `server-${m.cc.ns}`));
+      cc.spec.redis.tls = { enabled: true, secretName: 'redis-tls' };
+    }
     kubectl(['apply', '-n', m.cc.ns, '-f', '-'], JSON.stringify(cc));
   }
+  await issueAsCertManager(MODES.find((m) => m.persistence)!);
   await Promise.all(MODES.map((m) => m.cc.waitReadyWithReplicas()));
 }, 300_000);
 
@@ -150,7 +208,7 @@ describe('TLS, persistence off (the default) and on', () => {
       MODES.map((m) => {
         const renewed = serverCertificate(m.cc.ns, `server-renewed-${m.cc.ns}`);
         const wanted = new X509Certificate(readFileSync(renewed.cert)).fingerprint256;
-        return around(m, 'renew', () => setTlsSecret(m.cc.ns, renewed), {
+        return around(m, 'renew', () => setTlsSecret(m, renewed), {
           what: 'every node to serve the renewed certificate',
           when: async () => {
             const served = await Promise.all(

@@ -12,7 +12,7 @@ import {
   scheduleDecision,
   scheduledBackupName,
 } from '../../operator/controller/backup-schedule.ts';
-import { type BackupJobInputs, backupJob } from '../../operator/resources/backup-job.ts';
+import { type BackupJobInputs, backupJob, placeArgs } from '../../operator/resources/backup-job.ts';
 import { addr, formed, view } from '../helpers/cluster-view.ts';
 
 describe('chooseSources', () => {
@@ -84,8 +84,9 @@ describe('backupJob', () => {
       jobName: 'b-backup',
       owner,
       image: 'tiercache:1',
-      command: ['backup', '--dir', '/backups/cache', '--name', 'b'],
-      claimName: 'cache-backups',
+      command: ['backup', '--name', 'b'],
+      place: { claimName: 'cache-backups' },
+      backupsOf: 'cache',
       readOnly: false,
       tlsSecretName: undefined,
       ...o,
@@ -98,10 +99,10 @@ describe('backupJob', () => {
     expect(c.args).toEqual([
       'cluster',
       'backup',
-      '--dir',
-      '/backups/cache',
       '--name',
       'b',
+      '--dir',
+      '/backups/cache',
       'cache-redis.ns.svc:6379',
       '--result-file',
       '/dev/termination-log',
@@ -124,8 +125,9 @@ describe('backupJob', () => {
 
   it('over TLS gets the CA alone and the name the certificates carry; a restore mounts the claim read-only', () => {
     const job = jobOf({
-      command: ['restore', '--dir', '/backups/old', '--name', 'b'],
-      claimName: 'old-backups',
+      command: ['restore', '--name', 'b'],
+      place: { claimName: 'old-backups' },
+      backupsOf: 'old',
       readOnly: true,
       tlsSecretName: 'redis-tls',
     });
@@ -140,6 +142,57 @@ describe('backupJob', () => {
       mountPath: '/backups',
       readOnly: true,
     });
+  });
+});
+
+describe('backupJob to S3', () => {
+  const cc = {
+    apiVersion: 'tiercache.io/v1alpha1',
+    kind: 'CacheCluster',
+    metadata: { name: 'cache', namespace: 'ns', uid: 'u1' },
+    spec: {},
+  } as unknown as CacheCluster;
+  const s3 = {
+    bucket: 'team-backups',
+    prefix: 'redis/',
+    endpoint: 'http://minio.storage:9000',
+    credentialsSecret: 's3-creds',
+  };
+
+  it('names the bucket and the cluster’s prefix, takes the credentials from their Secret, and writes to a scratch directory', () => {
+    expect(placeArgs({ s3 }, 'cache')).toEqual([
+      '--s3-bucket',
+      'team-backups',
+      '--s3-prefix',
+      'redis/cache',
+      '--s3-endpoint',
+      'http://minio.storage:9000',
+    ]);
+    expect(placeArgs({ s3: { bucket: 'b', credentialsSecret: 'c' } }, 'cache')).toEqual([
+      '--s3-bucket',
+      'b',
+      '--s3-prefix',
+      'cache',
+    ]);
+    const job = backupJob({
+      cc,
+      jobName: 'b-backup',
+      owner: { apiVersion: 'v', kind: 'k', name: 'b', uid: 'u' },
+      image: 'tiercache:1',
+      command: ['backup', '--name', 'b'],
+      place: { s3 },
+      backupsOf: 'cache',
+      readOnly: false,
+      tlsSecretName: undefined,
+    });
+    const pod = job.spec!.template.spec!;
+    expect(pod.volumes).toEqual([{ name: 'scratch', emptyDir: {} }]);
+    expect(pod.containers[0]!.volumeMounts).toEqual([{ name: 'scratch', mountPath: '/tmp' }]);
+    expect(pod.containers[0]!.env!.map((e) => [e.name, e.valueFrom?.secretKeyRef])).toEqual([
+      ['REDIS_PASSWORD', { name: 'cache-redis-auth', key: 'password' }],
+      ['AWS_ACCESS_KEY_ID', { name: 's3-creds', key: 'accessKeyId' }],
+      ['AWS_SECRET_ACCESS_KEY', { name: 's3-creds', key: 'secretAccessKey' }],
+    ]);
   });
 });
 

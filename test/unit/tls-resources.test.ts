@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type CacheCluster, withDefaults } from '../../operator/api/types.ts';
+import { redisCertificate } from '../../operator/resources/certificate.ts';
+import { tlsSecretName } from '../../operator/resources/names.ts';
 import { CA_VERSION_ANNOTATION, proxyDeployment } from '../../operator/resources/proxy.ts';
 import { configHash, redisConf } from '../../operator/resources/redis-config.ts';
 import { shardStatefulSet } from '../../operator/resources/redis-shard.ts';
@@ -95,5 +97,53 @@ describe('a CacheCluster with TLS', () => {
     expect(p.spec!.template.spec!.containers[0]!.env!.map((e) => e.name)).not.toContain(
       'REDIS_TLS',
     );
+  });
+});
+
+describe('a CacheCluster whose certificate cert-manager issues (tls.issuerRef)', () => {
+  const issued = (secretName?: string): CacheCluster => ({
+    apiVersion: 'tiercache.io/v1alpha1',
+    kind: 'CacheCluster',
+    metadata: { name: 'cache', namespace: 'apps', uid: 'u', generation: 1 },
+    spec: withDefaults({
+      redis: {
+        tls: {
+          enabled: true,
+          issuerRef: { name: 'redis-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+          ...(secretName ? { secretName } : {}),
+        },
+      },
+      proxies: [{ name: 'eu', upstream: 'tmdb', region: 'eu' }],
+    }),
+  });
+
+  it('asks for every name clients check, for server and client use, owned by the CacheCluster', () => {
+    const cert = redisCertificate(issued(), issued().spec.redis.tls.issuerRef!);
+    expect(cert.metadata?.name).toBe('cache-redis-tls');
+    expect(cert.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'CacheCluster',
+      name: 'cache',
+    });
+    expect(cert.spec).toMatchObject({
+      secretName: 'cache-redis-tls',
+      dnsNames: [
+        'cache-redis.apps.svc',
+        '*.cache-redis.apps.svc',
+        'cache-redis.apps.svc.cluster.local',
+        '*.cache-redis.apps.svc.cluster.local',
+      ],
+      usages: ['server auth', 'client auth', 'digital signature', 'key encipherment'],
+      issuerRef: { name: 'redis-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+    });
+    expect(
+      redisCertificate(issued('mine'), issued().spec.redis.tls.issuerRef!).spec.secretName,
+    ).toBe('mine');
+  });
+
+  it('mounts the Secret cert-manager writes in every Redis pod', () => {
+    const set = shardStatefulSet(issued(), 0, issued().spec.redis, { zones: 0 });
+    const volumes = set.spec!.template.spec!.volumes!;
+    expect(volumes.find((v) => v.name === 'tls')?.secret?.secretName).toBe('cache-redis-tls');
+    expect(tlsSecretName(issued('mine'))).toBe('mine');
   });
 });

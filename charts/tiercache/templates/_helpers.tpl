@@ -58,6 +58,10 @@ restart Redis pods; manage the objects a CacheCluster owns; record events.
   # the Jobs that take and restore backups
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
+- apiGroups: [cert-manager.io]
+  # the Certificate asked for by spec.redis.tls.issuerRef
+  resources: [certificates]
+  verbs: [get, create, patch]
 - apiGroups: [""]
   resources: [pods]
   # delete: rolling changes restart Redis pods one at a time (StatefulSets are OnDelete)
