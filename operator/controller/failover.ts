@@ -16,6 +16,13 @@ export type FailoverMode = 'COORDINATED' | 'FORCE' | 'TAKEOVER';
 
 const ELECTION_MS = 3000;
 /**
+ * A coordinated failover may take as long as Redis lets it (CLUSTER_MF_TIMEOUT, 5 s): the
+ * replica first waits for the paused master's last writes. Giving up sooner called a failover
+ * failed that then won, and the next try waited out the election back-off (seen as a cluster
+ * stuck in SpreadingMasters under load).
+ */
+const MANUAL_FAILOVER_MS = 5500;
+/**
  * A FORCE election is over in tens of ms when a majority of masters votes; when none comes by
  * then, the masters that would vote are down too (the view was older than the crash): take over.
  */
@@ -45,8 +52,12 @@ export async function failOverTo(
   mode: FailoverMode,
 ): Promise<FailoverMode> {
   await conns.call(addr, 'CLUSTER', 'FAILOVER', ...(mode === 'COORDINATED' ? [] : [mode]));
-  if (await becameMaster(conns, addr, mode === 'FORCE' ? FORCE_ELECTION_MS : ELECTION_MS))
-    return mode;
+  const waitMs = {
+    COORDINATED: MANUAL_FAILOVER_MS,
+    FORCE: FORCE_ELECTION_MS,
+    TAKEOVER: ELECTION_MS,
+  };
+  if (await becameMaster(conns, addr, waitMs[mode])) return mode;
   if (mode !== 'FORCE') throw new Error(`${addr} did not take over (CLUSTER FAILOVER ${mode})`);
   await conns.call(addr, 'CLUSTER', 'FAILOVER', 'TAKEOVER');
   if (await becameMaster(conns, addr, ELECTION_MS)) return 'TAKEOVER';
