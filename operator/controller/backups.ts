@@ -251,6 +251,11 @@ async function advanceBackup(ctx: BackupsContext, b: CacheClusterBackup): Promis
   };
   await patchBackupStatus(kube, b, {
     phase: 'Completed',
+    // Where it went, again: the operator may have stopped between starting the Job and saying so.
+    ...(backupPlaceOf(b) ? {} : placeOf(cc, spec)),
+    path: `${cc.metadata.name}/${b.metadata.name}`,
+    scheduled,
+    ...(b.status?.startTime ? {} : { startTime: found.startTime }),
     completionTime: new Date().toISOString(),
     keys: r.keys,
     bytes: r.bytes,
