@@ -55,7 +55,8 @@ export async function jobState(kube: Kube, namespace: string, name: string): Pro
     .map((p) => p.status?.containerStatuses?.[0]?.state?.terminated?.message)
     .find((m) => m !== undefined);
   const result = parseResult(message);
-  if (succeeded && result && !('error' in result)) return { state: 'succeeded', result, startTime };
+  // A Job that succeeded did its work, whatever became of its message (cut short, lost).
+  if (succeeded) return { state: 'succeeded', result: result ?? {}, startTime };
   const reason =
     (result?.error as string | undefined) ??
     message?.trim().split('\n').slice(-3).join(' ') ??

@@ -244,9 +244,9 @@ async function advanceBackup(ctx: BackupsContext, b: CacheClusterBackup): Promis
     return false;
   }
   const r = found.result as {
-    keys: number;
-    bytes: number;
-    shards: NonNullable<CacheClusterBackup['status']>['shards'];
+    keys?: number;
+    bytes?: number;
+    shards?: NonNullable<CacheClusterBackup['status']>['shards'];
     pruned?: string[];
   };
   await patchBackupStatus(kube, b, {
@@ -273,7 +273,7 @@ async function advanceBackup(ctx: BackupsContext, b: CacheClusterBackup): Promis
     cc,
     'Normal',
     'BackupCompleted',
-    `${b.metadata.name}: ${r.keys} keys, ${r.bytes} bytes from ${r.shards?.length ?? 0} shards`,
+    `${b.metadata.name}: ${r.keys ?? '?'} keys, ${r.bytes ?? '?'} bytes`,
   );
   return false;
 }

@@ -154,9 +154,16 @@ function tlsOf(values: {
   };
 }
 
+/** What the kubelet keeps of a termination message, with room to spare. */
+const RESULT_MAX_BYTES = 3500;
+
 /** The result for whoever started the command (the operator, through a termination message). */
 async function writeResult(file: string | undefined, result: object): Promise<void> {
-  if (file) await writeFile(file, JSON.stringify(result));
+  if (!file) return;
+  let text = JSON.stringify(result);
+  if (Buffer.byteLength(text) > RESULT_MAX_BYTES && 'shards' in result)
+    text = JSON.stringify({ ...result, shards: undefined });
+  await writeFile(file, text);
 }
 
 /** --dir, or --s3-bucket and its options: where backups are (exactly one of the two). */
@@ -329,8 +336,9 @@ export async function runClusterCli(argv: string[]): Promise<number> {
         await writeResult(values['result-file'], {
           keys: manifest.keys,
           bytes: manifest.bytes,
-          shards: manifest.shards,
           pruned,
+          // Last, and left out when it would not fit a termination message (4 KiB).
+          shards: manifest.shards.map(({ rdbVersion: _, ...s }) => s),
         });
         summary(
           values.json,
