@@ -257,6 +257,14 @@ export interface ScheduleStatus {
   lastScheduleTime?: string;
   lastBackup?: string;
   message?: string;
+  /** The backup of this cluster that finished last, scheduled or not. */
+  lastFinished?: {
+    name: string;
+    phase: JobPhase;
+    completionTime?: string;
+    keys?: number;
+    bytes?: number;
+  };
 }
 
 export interface RestoreStatus {

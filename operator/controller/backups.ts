@@ -91,7 +91,20 @@ export async function reconcileBackups(ctx: BackupsContext): Promise<BackupsOutc
   }
   await pruneScheduledObjects(ctx, backups);
   const restore = spec.restore ? await advanceRestore(ctx, soon) : undefined;
-  return { schedule, restore, requeueAfterMs: requeue };
+  const lastFinished = lastFinishedOf(backups) ?? cc.status?.backup?.lastFinished;
+  const backup = schedule || lastFinished ? { ...schedule, lastFinished } : undefined;
+  return { schedule: backup, restore, requeueAfterMs: requeue };
+}
+
+/** The cluster's backup that finished last (as listed at the start of this reconcile). */
+function lastFinishedOf(backups: CacheClusterBackup[]): ScheduleStatus['lastFinished'] {
+  const finished = backups
+    .filter((b) => b.status?.phase === 'Completed' || b.status?.phase === 'Failed')
+    .sort((a, b) => (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''));
+  const b = finished[0];
+  if (!b?.status) return undefined;
+  const { phase, completionTime, keys, bytes } = b.status;
+  return { name: b.metadata.name, phase: phase!, completionTime, keys, bytes };
 }
 
 /** The claim backups go to: made when missing, with no owner (backups outlive the cluster). */

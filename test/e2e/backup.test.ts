@@ -140,6 +140,10 @@ describe('backup and restore, persistence off (the default) and on', () => {
         m.source.events().some((e) => e.reason === 'BackupCompleted'),
         m.label,
       ).toBe(true);
+      await waitFor(`${m.label}: the cluster's status to show its last backup`, () => {
+        const last = m.source.get().status?.backup?.lastFinished;
+        return last?.name === 'manual' && last.phase === 'Completed' && last.keys === status.keys;
+      });
     }
   }, 300_000);
 
