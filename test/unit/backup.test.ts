@@ -65,13 +65,15 @@ describe('the backup schedule', () => {
   });
 });
 
+/** The cluster the Jobs talk to. */
+const cc = {
+  apiVersion: 'tiercache.io/v1alpha1',
+  kind: 'CacheCluster',
+  metadata: { name: 'cache', namespace: 'ns', uid: 'u1' },
+  spec: {},
+} as unknown as CacheCluster;
+
 describe('backupJob', () => {
-  const cc = {
-    apiVersion: 'tiercache.io/v1alpha1',
-    kind: 'CacheCluster',
-    metadata: { name: 'cache', namespace: 'ns', uid: 'u1' },
-    spec: {},
-  } as unknown as CacheCluster;
   const owner = {
     apiVersion: 'tiercache.io/v1alpha1',
     kind: 'CacheClusterBackup',
@@ -146,12 +148,6 @@ describe('backupJob', () => {
 });
 
 describe('backupJob to S3', () => {
-  const cc = {
-    apiVersion: 'tiercache.io/v1alpha1',
-    kind: 'CacheCluster',
-    metadata: { name: 'cache', namespace: 'ns', uid: 'u1' },
-    spec: {},
-  } as unknown as CacheCluster;
   const s3 = {
     bucket: 'team-backups',
     prefix: 'redis/',
