@@ -28,6 +28,13 @@ import { admit, failOverTo, reassignSlots } from './failover.ts';
 import type { RedisStep } from './redis-plan.ts';
 
 const STEP_TIMEOUT_MS = 120_000;
+/**
+ * How long a heal waits for every node to see every other after its MEETs. Gossip settles in
+ * seconds (a returned master's FAIL flag clears after 2 × node timeout); past this the step
+ * fails and the next reconcile plans again from a fresh view — which may first forget a dead
+ * node — instead of blocking every other repair (a 120 s wait was seen in a clean-clone run).
+ */
+const HEAL_WAIT_MS = 30_000;
 const PROGRESS_WRITE_MS = 1000;
 /** Pods re-created to even out placement: at most one this often (each costs a full sync). */
 const REPLACE_EVERY_MS = 20_000;
@@ -99,6 +106,7 @@ export class StepRunner {
       case 'heal': {
         const healed = await healCluster(conns, seeds, {
           ...opts,
+          timeoutMs: HEAL_WAIT_MS,
           forget: step.forget,
           members: seeds,
         });
