@@ -247,13 +247,13 @@ export interface CacheClusterStatus {
   migration?: MigrationStatus;
   /** Ready pods of each regional proxy. */
   proxies?: { name: string; region: string; readyReplicas: number }[];
-  backup?: ScheduleStatus;
+  backup?: BackupStatus;
   restore?: RestoreStatus;
 }
 
 export type JobPhase = 'Pending' | 'Running' | 'Completed' | 'Failed';
 
-export interface ScheduleStatus {
+export interface BackupStatus {
   lastScheduleTime?: string;
   lastBackup?: string;
   message?: string;

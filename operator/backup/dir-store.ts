@@ -10,6 +10,7 @@ import {
   type BackupStore,
   checkBackupName,
   MANIFEST,
+  manifestsOf,
   noBackup,
   parseManifest,
   refuseExisting,
@@ -60,8 +61,7 @@ export class DirStore implements BackupStore {
     const names = (await readdir(this.root, { withFileTypes: true }).catch(() => []))
       .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
       .map((d) => d.name);
-    const found = await Promise.all(names.map((n) => this.manifest(n).catch(() => undefined)));
-    return found.filter((m): m is BackupManifest => m !== undefined);
+    return manifestsOf(this, names);
   }
 
   async remove(name: string): Promise<void> {

@@ -11,7 +11,7 @@ import { keySlot } from '../../lib/redis/key-slot.ts';
 import { SLOTS, slotsOf } from '../../lib/redis/topology.ts';
 import { withTimeout } from '../../lib/timeout.ts';
 import type { Connections } from '../redis/connections.ts';
-import { observe } from '../redis/observe.ts';
+import { observe, self } from '../redis/observe.ts';
 import {
   dumpPayload,
   type RdbEntry,
@@ -56,8 +56,8 @@ async function slotOwners(conns: Connections, seeds: string[]): Promise<string[]
   const view = await observe(conns, seeds);
   const owners = new Array<string>(SLOTS);
   for (const r of view.reports) {
-    const self = r.nodes.find((n) => n.flags.has('myself'))!;
-    if (self.flags.has('master')) for (const s of slotsOf(self.slots)) owners[s] = r.addr;
+    const me = self(r);
+    if (me.flags.has('master')) for (const s of slotsOf(me.slots)) owners[s] = r.addr;
   }
   return owners;
 }

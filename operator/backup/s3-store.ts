@@ -26,6 +26,7 @@ import {
   type BackupStore,
   checkBackupName,
   MANIFEST,
+  manifestsOf,
   noBackup,
   parseManifest,
   refuseExisting,
@@ -142,8 +143,7 @@ export class S3Store implements BackupStore {
     const base = this.#prefix ? `${this.#prefix}/` : '';
     const { folders } = await this.#keys(base, '/');
     const names = folders.map((f) => f.slice(base.length).replace(/\/$/, ''));
-    const found = await Promise.all(names.map((n) => this.manifest(n).catch(() => undefined)));
-    return found.filter((m): m is BackupManifest => m !== undefined);
+    return manifestsOf(this, names);
   }
 
   async remove(name: string): Promise<void> {

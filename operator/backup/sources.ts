@@ -5,7 +5,7 @@
  * never forks a master that has a replica to spare it.
  */
 import { formatRanges } from '../../lib/redis/topology.ts';
-import type { ClusterView, NodeReport } from '../redis/observe.ts';
+import { type ClusterView, linkInSync, type NodeReport, self } from '../redis/observe.ts';
 
 export interface SnapshotSource {
   shard: number;
@@ -17,19 +17,16 @@ export interface SnapshotSource {
 }
 
 const inSync = (r: NodeReport) =>
-  r.replication.role === 'slave' &&
-  r.replication.master_link_status === 'up' &&
-  r.replication.master_sync_in_progress === '0' &&
-  r.servesReplication;
+  r.replication.role === 'slave' && linkInSync(r.replication) && r.servesReplication;
 
 export function chooseSources(view: ClusterView): SnapshotSource[] {
   const masters = view.reports
-    .map((r) => ({ report: r, self: r.nodes.find((n) => n.flags.has('myself'))! }))
-    .filter(({ self }) => self.flags.has('master') && self.slots.length > 0)
-    .sort((a, b) => a.self.slots[0]!.start - b.self.slots[0]!.start);
-  return masters.map(({ report, self }, shard) => {
+    .map((r) => ({ report: r, me: self(r) }))
+    .filter(({ me }) => me.flags.has('master') && me.slots.length > 0)
+    .sort((a, b) => a.me.slots[0]!.start - b.me.slots[0]!.start);
+  return masters.map(({ report, me }, shard) => {
     const replicas = view.reports
-      .filter((r) => r.nodes.find((n) => n.flags.has('myself'))?.masterId === self.id)
+      .filter((r) => self(r).masterId === me.id)
       .filter(inSync)
       .sort(
         (a, b) =>
@@ -39,9 +36,9 @@ export function chooseSources(view: ClusterView): SnapshotSource[] {
     const from = replicas[0];
     return {
       shard,
-      masterId: self.id,
+      masterId: me.id,
       masterAddr: report.addr,
-      slots: formatRanges(self.slots),
+      slots: formatRanges(me.slots),
       addr: from?.addr ?? report.addr,
       role: from ? 'replica' : 'master',
     };

@@ -92,6 +92,12 @@ export async function refuseExisting(store: BackupStore, name: string): Promise<
     );
 }
 
+/** The complete backups among `names` (a name without a readable manifest is left out). */
+export async function manifestsOf(store: BackupStore, names: string[]): Promise<BackupManifest[]> {
+  const found = await Promise.all(names.map((n) => store.manifest(n).catch(() => undefined)));
+  return found.filter((m): m is BackupManifest => m !== undefined);
+}
+
 /**
  * Retention by count: keeps the `keep` newest scheduled backups of `cluster` and deletes the
  * older ones. Backups taken on demand are the user's to delete. Returns the names deleted.

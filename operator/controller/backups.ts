@@ -11,17 +11,17 @@ import {
   API_VERSION,
   BACKUP_KIND,
   BACKUP_PLURAL,
+  type BackupStatus,
   type CacheCluster,
   type CacheClusterBackup,
   type CacheClusterSpec,
   GROUP,
   type RestoreStatus,
-  type ScheduleStatus,
   VERSION,
 } from '../api/types.ts';
 import { type BackupPlace, backupJob } from '../resources/backup-job.ts';
 import { LABEL_CLUSTER, LABEL_SCHEDULED, names } from '../resources/names.ts';
-import { ownerReference } from '../resources/owner.ts';
+import { controllerReference, ownerReference } from '../resources/owner.ts';
 import { isConflict, isNotFound, type Kube } from '../runtime/kube.ts';
 import { jobState, startJob } from './backup-jobs.ts';
 import { scheduleDecision, scheduledBackupName } from './backup-schedule.ts';
@@ -43,7 +43,8 @@ export interface BackupsContext {
 }
 
 export interface BackupsOutcome {
-  schedule: ScheduleStatus | undefined;
+  /** status.backup: the schedule's last run and the backup that finished last. */
+  backup: BackupStatus | undefined;
   restore: RestoreStatus | undefined;
   /** Look again this soon (a Job running, a scheduled time coming). */
   requeueAfterMs: number | undefined;
@@ -54,12 +55,11 @@ const MAX_SCHEDULE_WAIT_MS = 60_000;
 
 const backupApi = { group: GROUP, version: VERSION, plural: BACKUP_PLURAL } as const;
 
-const claimOf = (cc: CacheCluster, spec: CacheClusterSpec) =>
-  spec.backup?.claimName || names.backupClaim(cc.metadata.name);
-
-/** Where this cluster's backups go now: its bucket, else its claim. */
+/** Where this cluster's backups go now: its bucket, else its claim (by default <cc>-backups). */
 const placeOf = (cc: CacheCluster, spec: CacheClusterSpec): BackupPlace =>
-  spec.backup?.s3 ? { s3: spec.backup.s3 } : { claimName: claimOf(cc, spec) };
+  spec.backup?.s3
+    ? { s3: spec.backup.s3 }
+    : { claimName: spec.backup?.claimName || names.backupClaim(cc.metadata.name) };
 
 /** Where a backup was stored, as its status recorded it. */
 function backupPlaceOf(b: CacheClusterBackup): BackupPlace | undefined {
@@ -82,8 +82,6 @@ export async function reconcileBackups(ctx: BackupsContext): Promise<BackupsOutc
     requeue = Math.min(requeue ?? ms, ms);
   };
 
-  // A claim only for backups that go to one (no bucket configured).
-  if ((spec.backup || backups.length > 0) && !spec.backup?.s3) await ensureClaim(ctx);
   const schedule = await runSchedule(ctx, backups, now, soon);
   for (const b of backups) {
     if (b.status?.phase === 'Completed' || b.status?.phase === 'Failed') continue;
@@ -93,23 +91,27 @@ export async function reconcileBackups(ctx: BackupsContext): Promise<BackupsOutc
   const restore = spec.restore ? await advanceRestore(ctx, soon) : undefined;
   const lastFinished = lastFinishedOf(backups) ?? cc.status?.backup?.lastFinished;
   const backup = schedule || lastFinished ? { ...schedule, lastFinished } : undefined;
-  return { schedule: backup, restore, requeueAfterMs: requeue };
+  return { backup, restore, requeueAfterMs: requeue };
 }
 
+/** Backups by completion time, the latest first. */
+const newestFirst = (backups: CacheClusterBackup[]) =>
+  [...backups].sort((a, b) =>
+    (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''),
+  );
+
 /** The cluster's backup that finished last (as listed at the start of this reconcile). */
-function lastFinishedOf(backups: CacheClusterBackup[]): ScheduleStatus['lastFinished'] {
-  const finished = backups
-    .filter((b) => b.status?.phase === 'Completed' || b.status?.phase === 'Failed')
-    .sort((a, b) => (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''));
-  const b = finished[0];
+function lastFinishedOf(backups: CacheClusterBackup[]): BackupStatus['lastFinished'] {
+  const b = newestFirst(
+    backups.filter((x) => x.status?.phase === 'Completed' || x.status?.phase === 'Failed'),
+  )[0];
   if (!b?.status) return undefined;
   const { phase, completionTime, keys, bytes } = b.status;
   return { name: b.metadata.name, phase: phase!, completionTime, keys, bytes };
 }
 
 /** The claim backups go to: made when missing, with no owner (backups outlive the cluster). */
-async function ensureClaim({ kube, cc, spec }: BackupsContext): Promise<void> {
-  const name = claimOf(cc, spec);
+async function ensureClaim({ kube, cc, spec }: BackupsContext, name: string): Promise<void> {
   const namespace = cc.metadata.namespace;
   try {
     await kube.core.readNamespacedPersistentVolumeClaim({ name, namespace });
@@ -144,7 +146,7 @@ async function runSchedule(
   backups: CacheClusterBackup[],
   now: Date,
   soon: (ms: number) => void,
-): Promise<ScheduleStatus | undefined> {
+): Promise<BackupStatus | undefined> {
   const { cc, spec } = ctx;
   const schedule = spec.backup?.schedule;
   // Without a schedule (or one taken away) what the last one did stays on record.
@@ -215,12 +217,14 @@ async function advanceBackup(ctx: BackupsContext, b: CacheClusterBackup): Promis
       return true;
     }
     const place = placeOf(cc, spec);
+    // The claim is made when its first backup needs it, not looked up on every reconcile.
+    if ('claimName' in place) await ensureClaim(ctx, place.claimName);
     await startJob(
       kube,
       backupJob({
         cc,
         jobName,
-        owner: backupOwner(b),
+        owner: controllerReference(BACKUP_KIND, b.metadata),
         image: ctx.image,
         command: [
           'backup',
@@ -291,15 +295,6 @@ async function advanceBackup(ctx: BackupsContext, b: CacheClusterBackup): Promis
   return false;
 }
 
-const backupOwner = (b: CacheClusterBackup) => ({
-  apiVersion: API_VERSION,
-  kind: BACKUP_KIND,
-  name: b.metadata.name,
-  uid: b.metadata.uid!,
-  controller: true,
-  blockOwnerDeletion: true,
-});
-
 /**
  * Retention of the objects: the scheduled backups beyond `keep`, oldest first, whose files the
  * newest scheduled Job has already deleted (it keeps the same `keep` newest).
@@ -310,10 +305,11 @@ async function pruneScheduledObjects(
 ): Promise<void> {
   const keep = ctx.spec.backup?.keep;
   if (!keep) return;
-  const done = backups
-    .filter((b) => b.metadata.labels?.[LABEL_SCHEDULED] === 'true')
-    .filter((b) => b.status?.phase === 'Completed')
-    .sort((a, b) => (b.status?.completionTime ?? '').localeCompare(a.status?.completionTime ?? ''));
+  const done = newestFirst(
+    backups.filter(
+      (b) => b.metadata.labels?.[LABEL_SCHEDULED] === 'true' && b.status?.phase === 'Completed',
+    ),
+  );
   for (const old of done.slice(keep)) {
     try {
       await ctx.kube.custom.deleteNamespacedCustomObject({

@@ -4,7 +4,7 @@
  */
 
 import { isMaster, type NodeInfo } from '../../lib/redis/topology.ts';
-import type { ClusterView, NodeReport } from '../redis/observe.ts';
+import { type ClusterView, linkInSync, type NodeReport, self } from '../redis/observe.ts';
 
 export interface PodRef {
   name: string;
@@ -29,11 +29,8 @@ export function addrs(pods: PodRef[]): string[] {
   return pods.flatMap((p) => (p.addr ? [p.addr] : []));
 }
 
-export const self = (r: NodeReport): NodeInfo => r.nodes.find((n) => n.flags.has('myself'))!;
-
-/** From `INFO replication`: the link to the master is up and no full sync is in progress. */
-export const linkInSync = (replication: Record<string, string>): boolean =>
-  replication.master_link_status === 'up' && replication.master_sync_in_progress === '0';
+// Kept where the planners have always found them; they live beside NodeReport.
+export { linkInSync, self };
 
 /** A replica whose link to its master is up and that is not in the middle of a full sync. */
 export const inSync = (r: NodeReport): boolean => linkInSync(r.replication);

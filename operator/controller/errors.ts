@@ -4,6 +4,8 @@
  * validation rule), never the request or the headers; Redis errors carry Redis's reply.
  */
 
+import { TiercacheError } from '../../lib/errors.ts';
+
 const MAX_CHARS = 600;
 
 interface ApiStatus {
@@ -42,3 +44,16 @@ export function describeError(err: unknown): string {
 /** A Redis reply that says the password is wrong or missing. */
 export const isAuthError = (message: string): boolean =>
   /WRONGPASS|NOAUTH|invalid (username-)?password|Authentication required/i.test(message);
+
+/**
+ * A reconcile that cannot go on yet and is not failing (cert-manager has yet to issue a
+ * certificate): the status gives `reason`, a Normal Event says why, and it looks again soon.
+ */
+export const waitingFor = (reason: string, message: string): TiercacheError =>
+  new TiercacheError('NOT_FOUND', message, { waitingReason: reason });
+
+/** The reason a reconcile is waiting (waitingFor), or undefined for any other error. */
+export const waitingReason = (err: unknown): string | undefined =>
+  err instanceof TiercacheError && typeof err.details?.waitingReason === 'string'
+    ? err.details.waitingReason
+    : undefined;

@@ -44,8 +44,8 @@ import { WarnOnce } from '../runtime/warn-once.ts';
 import { carryOutAuth } from './auth.ts';
 import { type AuthPlan, planAuth, storedOf } from './auth-plan.ts';
 import { type BackupsOutcome, reconcileBackups } from './backups.ts';
-import { addrs, type PodRef } from './cluster-pods.ts';
-import { describeError, isAuthError } from './errors.ts';
+import { addrs, type PodRef, self } from './cluster-pods.ts';
+import { describeError, isAuthError, waitingReason } from './errors.ts';
 import type { EventRecorder } from './events.ts';
 import { FailoverPhase } from './failover-phase.ts';
 import { shardsToKeep } from './failure-plan.ts';
@@ -155,9 +155,8 @@ export class Reconciler {
       return await this.#reconcile(key, cc);
     } catch (err) {
       await this.#reportFailure(cc, err);
-      // Not a failure: cert-manager has yet to issue the certificate (Secrets are not watched).
-      if (err instanceof TiercacheError && err.details?.waitingForCertificate)
-        return { requeueAfterMs: CERTIFICATE_RETRY_MS };
+      // Not a failure: something it needs is not there yet (Secrets are not watched).
+      if (waitingReason(err)) return { requeueAfterMs: CERTIFICATE_RETRY_MS };
       throw err;
     }
   }
@@ -264,7 +263,7 @@ export class Reconciler {
       const proxies = proxyReadiness(spec, deployments.items);
       const backups = await this.#backups(cc, spec, step.kind === 'settled', view, log);
       await this.#writeStatus(cc, spec, pods, keep, view, step, proxies, applyFailures, auth, {
-        backup: backups.schedule,
+        backup: backups.backup,
         restore: backups.restore,
       });
       if (step.kind === 'settled') {
@@ -316,7 +315,7 @@ export class Reconciler {
   ): Promise<BackupsOutcome> {
     const used =
       spec.backup !== undefined || spec.restore !== undefined || (this.#o.hasBackups?.(cc) ?? true);
-    if (!used) return { schedule: undefined, restore: undefined, requeueAfterMs: undefined };
+    if (!used) return { backup: undefined, restore: undefined, requeueAfterMs: undefined };
     try {
       return await reconcileBackups({
         kube: this.#o.kube,
@@ -332,7 +331,7 @@ export class Reconciler {
     } catch (err) {
       log.warn({ err: describeError(err) }, 'backups: retrying');
       return {
-        schedule: cc.status?.backup,
+        backup: cc.status?.backup,
         restore: cc.status?.restore,
         requeueAfterMs: APPLY_RETRY_MS,
       };
@@ -424,7 +423,7 @@ export class Reconciler {
   ): Promise<{ material?: TlsMaterial; tls?: RedisTls }> {
     if (!spec.redis.tls.enabled) return {};
     if (spec.redis.tls.issuerRef) await this.#applyCertificate(cc, spec.redis.tls.issuerRef);
-    const material = await readTlsSecret(this.#o.kube, cc, tlsSecretName(cc));
+    const material = await readTlsSecret(this.#o.kube, cc);
     return { material, tls: { ca: material.ca, serverName: redisServiceName(cc) } };
   }
 
@@ -572,12 +571,8 @@ export class Reconciler {
     if (err instanceof TiercacheError && err.code === 'CANCELLED') return;
     const key = `${cc.metadata.namespace}/${cc.metadata.name}`;
     const message = describeError(err);
-    const waiting = err instanceof TiercacheError && err.details?.waitingForCertificate === true;
-    const reason = waiting
-      ? 'WaitingForCertificate'
-      : isAuthError(message)
-        ? 'AuthFailed'
-        : 'ReconcileFailed';
+    const waiting = waitingReason(err);
+    const reason = waiting ?? (isAuthError(message) ? 'AuthFailed' : 'ReconcileFailed');
     if (this.#warnings.first(`${key}/failed/${message}`))
       await this.#o.events.record(cc, waiting ? 'Normal' : 'Warning', reason, message);
     const status = failedStatus(cc, reason, message, new Date());
@@ -673,7 +668,7 @@ export class Reconciler {
 /** Keys the masters hold, as the nodes reported them. */
 function masterKeys(view: ClusterView): number {
   return view.reports
-    .filter((r) => r.nodes.find((n) => n.flags.has('myself'))?.flags.has('master'))
+    .filter((r) => self(r).flags.has('master'))
     .reduce((sum, r) => sum + r.keys, 0);
 }
 

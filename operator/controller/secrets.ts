@@ -7,10 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { TiercacheError } from '../../lib/errors.ts';
 import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
-import { names } from '../resources/names.ts';
+import { names, tlsSecretName } from '../resources/names.ts';
 import { NO_PASSWORD } from '../resources/redis-config.ts';
 import { isNotFound, type Kube } from '../runtime/kube.ts';
 import type { StoredAuth } from './auth-plan.ts';
+import { waitingFor } from './errors.ts';
 
 /** A Secret's keys, decoded (undefined when there is no such Secret). One read of the API. */
 async function readSecretData(
@@ -100,19 +101,15 @@ export interface TlsMaterial {
  * Reads the nodes' certificate Secret, refusing one that lacks a key the nodes need (or, with
  * tls.issuerRef, saying cert-manager has not issued it yet).
  */
-export async function readTlsSecret(
-  kube: Kube,
-  cc: CacheCluster,
-  name: string,
-): Promise<TlsMaterial> {
+export async function readTlsSecret(kube: Kube, cc: CacheCluster): Promise<TlsMaterial> {
   const { namespace } = cc.metadata;
+  const name = tlsSecretName(cc);
   const data = await readSecretData(kube, namespace, name);
   const missing = ['ca.crt', 'tls.crt', 'tls.key'].find((key) => !data?.[key]);
   if (missing && cc.spec.redis.tls?.issuerRef)
-    throw new TiercacheError(
-      'NOT_FOUND',
+    throw waitingFor(
+      'WaitingForCertificate',
       `waiting for cert-manager to issue the Certificate ${names.tlsCertificate(cc.metadata.name)} into Secret ${namespace}/${name}`,
-      { waitingForCertificate: true },
     );
   if (missing)
     throw new TiercacheError(

@@ -30,6 +30,13 @@ export interface ClusterView {
   known: Map<string, NodeInfo>;
 }
 
+/** A node's own line of its CLUSTER NODES. */
+export const self = (r: NodeReport): NodeInfo => r.nodes.find((n) => n.flags.has('myself'))!;
+
+/** From `INFO replication`: the link to the master is up and no full sync is in progress. */
+export const linkInSync = (replication: Record<string, string>): boolean =>
+  replication.master_link_status === 'up' && replication.master_sync_in_progress === '0';
+
 export async function reportOf(conns: Connections, addr: string): Promise<NodeReport> {
   const [nodesText, infoText, replicationText, keys, acl] = await Promise.all([
     conns.call<string>(addr, 'CLUSTER', 'NODES'),

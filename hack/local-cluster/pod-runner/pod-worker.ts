@@ -192,7 +192,7 @@ export class PodWorker {
       '/etc/resolv.conf': `nameserver ${network.dnsIp}\nsearch ${ns}.svc.${network.clusterDomain} svc.${network.clusterDomain} ${network.clusterDomain}\noptions ndots:5\n`,
       '/etc/hostname': `${hostname}\n`,
     };
-    const logFile = join(paths.logs, `pod-${ns}-${this.pod.metadata!.name}-${spec.name}.log`);
+    const logFile = this.#logFile(spec);
     const expand = (a: string) => expandReferences(a, containerEnvironment);
     if (this.#deps.imageRuntime === 'oci' && isTiercacheImage(spec.image))
       return startInImage({
@@ -243,6 +243,12 @@ export class PodWorker {
     this.#report();
   }
 
+  /** Where a container's output goes (the kubelet's `kubectl logs`). */
+  #logFile(spec: V1Container): string {
+    const { namespace, name } = this.pod.metadata!;
+    return join(paths.logs, `pod-${namespace}-${name}-${spec.name}.log`);
+  }
+
   #terminationLog(spec: V1Container): string {
     return join(this.#dir, 'containers', spec.name, 'termination-log');
   }
@@ -261,9 +267,7 @@ export class PodWorker {
     if (written) return written;
     if (exitCode === 0 || spec.terminationMessagePolicy !== 'FallbackToLogsOnError')
       return undefined;
-    const ns = this.pod.metadata!.namespace!;
-    const log = join(paths.logs, `pod-${ns}-${this.pod.metadata!.name}-${spec.name}.log`);
-    return read(log, 2048).split('\n').slice(-80).join('\n') || undefined;
+    return read(this.#logFile(spec), 2048).split('\n').slice(-80).join('\n') || undefined;
   }
 
   #exited(c: Running, code: number | null, signal: NodeJS.Signals | null): void {
