@@ -61,6 +61,12 @@ export interface AuthUsersSpec {
    * and their invalidation channel, and run no administrative command. Default false.
    */
   proxies: boolean;
+  /**
+   * Replicas sign in to their masters as `tiercache-replication`, which may only replicate
+   * (PSYNC, SYNC, REPLCONF, PING): a rotation of the default password no longer touches
+   * masterauth, and the default user's password is not what replication depends on. Default false.
+   */
+  replication: boolean;
 }
 
 /** The metrics sidecar of every Redis pod. */

@@ -47,23 +47,32 @@ export function planAuth(stored: StoredAuth, desired: string, remembered?: strin
 
 /**
  * What every node runs to accept `next` beside `current` (then clients may switch). Replicas
- * authenticate as `default` (masteruser) so a master that has no password yet accepts them.
+ * authenticate as `default` (masteruser) so a master that has no password yet accepts them —
+ * unless they sign in as the replication user (`ownReplicationUser`), whose password is not
+ * this one: then masterauth is left alone.
  */
-export function introduceCommands(current: string, next: string): string[][] {
+export function introduceCommands(
+  current: string,
+  next: string,
+  ownReplicationUser = false,
+): string[][] {
   // nopass accepts the password in use and no password alike; masterauth stays until retired.
   if (next === NO_PASSWORD) return [['ACL', 'SETUSER', 'default', 'nopass']];
-  const masterauth = ['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', next];
+  const masterauth = ownReplicationUser
+    ? []
+    : [['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', next]];
   // A node without a password accepts `next` already (AUTH default <any>): adding one to the
   // user would end nopass and shut out the clients that send none.
-  if (current === NO_PASSWORD) return [masterauth];
-  return [['ACL', 'SETUSER', 'default', `>${next}`], masterauth];
+  if (current === NO_PASSWORD) return masterauth;
+  return [['ACL', 'SETUSER', 'default', `>${next}`], ...masterauth];
 }
 
 /**
  * What every node runs, once every client uses `current`, to refuse every other password and
- * replicate with `current` (again: a rotation given up may have switched masterauth).
+ * replicate with `current` (again: a rotation given up may have switched masterauth) — or, when
+ * replicas sign in as the replication user, leave masterauth to it.
  */
-export function retireCommands(current: string): string[][] {
+export function retireCommands(current: string, ownReplicationUser = false): string[][] {
   if (current === NO_PASSWORD)
     return [
       ['ACL', 'SETUSER', 'default', 'nopass'],
@@ -71,7 +80,9 @@ export function retireCommands(current: string): string[][] {
     ];
   return [
     ['ACL', 'SETUSER', 'default', 'resetpass', `>${current}`],
-    ['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', current],
+    ...(ownReplicationUser
+      ? []
+      : [['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', current]]),
   ];
 }
 

@@ -19,6 +19,11 @@ export interface NodeReach {
   tls?: RedisTls | undefined;
 }
 
+/** How replicas sign in: as the replication user (its own password, not rotated here) or default. */
+export interface RotationContext extends NodeReach {
+  ownReplicationUser: boolean;
+}
+
 export interface AuthOutcome {
   plan: AuthPlan;
   /** What to say in a Normal Event when the rotation moved on. */
@@ -68,7 +73,7 @@ export async function carryOutAuth(
   plan: AuthPlan,
   addrs: string[],
   proxies: V1Deployment[],
-  reach: NodeReach,
+  { ownReplicationUser, ...reach }: RotationContext,
   log: (line: string) => void,
 ): Promise<AuthOutcome> {
   const runAll = async (passwords: string[], commands: string[][]) => {
@@ -80,7 +85,12 @@ export async function carryOutAuth(
     return true;
   };
   if (plan.kind === 'introduce') {
-    if (!(await runAll([plan.current, plan.next], introduceCommands(plan.current, plan.next))))
+    if (
+      !(await runAll(
+        [plan.current, plan.next],
+        introduceCommands(plan.current, plan.next, ownReplicationUser),
+      ))
+    )
       return { plan };
     return {
       plan: { kind: 'retire', current: plan.next, retiring: plan.current },
@@ -90,7 +100,12 @@ export async function carryOutAuth(
   if (plan.kind === 'retire') {
     const version = passwordVersion(plan.current);
     if (!proxies.every((d) => proxyDoneWith(d, version))) return { plan };
-    if (!(await runAll([plan.current, plan.retiring], retireCommands(plan.current))))
+    if (
+      !(await runAll(
+        [plan.current, plan.retiring],
+        retireCommands(plan.current, ownReplicationUser),
+      ))
+    )
       return { plan };
     return { plan: { kind: 'steady', current: plan.current }, said: stepDone(plan) };
   }

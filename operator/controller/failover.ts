@@ -9,6 +9,7 @@ import { type SlotRange, slotCount } from '../../lib/redis/topology.ts';
 import type { Connections } from '../redis/connections.ts';
 import type { ClusterView } from '../redis/observe.ts';
 import { until } from '../redis/wait.ts';
+import { REPLICATION_USER } from '../resources/names.ts';
 import type { LostSlots, Promotion } from './failure-plan.ts';
 
 /** `CLUSTER FAILOVER` modes: coordinated (master alive), FORCE (master down), TAKEOVER (no vote). */
@@ -92,10 +93,20 @@ export async function promote(
   return done.filter((p): p is Promoted => p !== undefined);
 }
 
-/** Lets quarantined nodes serve replication (a no-op where they already may). */
+/**
+ * Lets quarantined nodes serve replication (a no-op where they already may): their default
+ * user, and the replication user where the node has one (asked, not assumed: SETUSER would
+ * create it, and the node may be switching to or from it).
+ */
 export async function admit(conns: Connections, addrs: string[]): Promise<void> {
+  const allow = (a: string, user: string) =>
+    conns.call(a, 'ACL', 'SETUSER', user, '+sync', '+psync');
   await Promise.all(
-    addrs.map((a) => conns.call(a, 'ACL', 'SETUSER', 'default', '+sync', '+psync')),
+    addrs.map(async (a) => {
+      await allow(a, 'default');
+      if ((await conns.call(a, 'ACL', 'GETUSER', REPLICATION_USER)) !== null)
+        await allow(a, REPLICATION_USER);
+    }),
   );
 }
 

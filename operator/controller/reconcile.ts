@@ -28,6 +28,7 @@ import {
   LABEL_SHARD,
   labelSelector,
   names,
+  REPLICATION_USER,
   tlsSecretName,
 } from '../resources/names.ts';
 import { type ProxyLogin, redisServiceName } from '../resources/proxy.ts';
@@ -37,6 +38,7 @@ import {
   liveSettings,
   MAXMEMORY_SHARE_OF_LIMIT,
   proxyUserWanted,
+  replicationUserWanted,
 } from '../resources/redis-config.ts';
 import { DoneRecently } from '../runtime/done-recently.ts';
 import { apply, applyStatus, isNotFound, type Kube } from '../runtime/kube.ts';
@@ -55,6 +57,7 @@ import { MasterBook } from './master-book.ts';
 import { podRef } from './pod-refs.ts';
 import { chooseProxyLogin, forgetProxyUser, noProxyOnUser, teachProxyUser } from './proxy-user.ts';
 import { deletesPod, nextRedisStep, type RedisStep } from './redis-plan.ts';
+import { type ReplicationLogin, switchReplicationLogin } from './replication-user.ts';
 import {
   adminToken,
   desiredPassword,
@@ -63,6 +66,7 @@ import {
   readInUsePassword,
   readStoredAuth,
   readTlsSecret,
+  replicationUserPassword,
   type TlsMaterial,
 } from './secrets.ts';
 import { buildStatus, clusterStateOk, failedStatus, type ProxyReadiness } from './status.ts';
@@ -112,6 +116,8 @@ export class Reconciler {
   readonly #live = new DoneRecently(REAPPLY_EVERY_MS);
   /** The proxies' ACL user last taught to, or forgotten by, every node ("taught:<password>", "forgotten"). */
   readonly #proxyUser = new DoneRecently(REAPPLY_EVERY_MS);
+  /** How every node last signed in to its master, and which nodes those were. */
+  readonly #replicationLoggedIn = new DoneRecently(REAPPLY_EVERY_MS);
   /** The certificate every node was last seen serving, per CacheCluster, and when. */
   readonly #certificates = new DoneRecently(REAPPLY_EVERY_MS);
   /** The cert-manager Certificate last applied for tls.issuerRef, and when. */
@@ -142,6 +148,7 @@ export class Reconciler {
         this.#applied,
         this.#live,
         this.#proxyUser,
+        this.#replicationLoggedIn,
         this.#certificates,
         this.#certificateApplied,
       ])
@@ -187,13 +194,15 @@ export class Reconciler {
       const proxyDeployments = deployments.items.filter((d) =>
         wantedProxies.has(d.metadata?.name ?? ''),
       );
+      // Before a rotation: it leaves masterauth alone only once replicas use their own user.
+      await this.#replicationLogin(key, cc, spec, conns, view, auth.current, log);
       if (auth.kind !== 'steady') {
         log.info({ phase: auth.kind }, 'password rotation under way');
         const done = await carryOutAuth(
           auth,
           addrs(allPods.filter((p) => p.running)),
           proxyDeployments,
-          { timeoutMs, tls },
+          { timeoutMs, tls, ownReplicationUser: replicationUserWanted(spec.redis) },
           (line) => log.warn(line),
         );
         if (done.said)
@@ -414,6 +423,49 @@ export class Reconciler {
   }
 
   /**
+   * Replicas sign in to their masters as the replication user when it is wanted, else as
+   * default (replication-user.ts). Done again when the nodes changed (a node restarted without
+   * persistence is a new node) or every REAPPLY_EVERY_MS; skipped for a cluster that never had
+   * the user.
+   */
+  async #replicationLogin(
+    key: string,
+    cc: CacheCluster,
+    spec: CacheClusterSpec,
+    conns: Connections,
+    view: ClusterView,
+    current: string,
+    log: Logger,
+  ): Promise<void> {
+    const wanted = replicationUserWanted(spec.redis);
+    if (!wanted && !view.reports.some((r) => r.hasReplicationUser)) return;
+    const login: ReplicationLogin = wanted
+      ? { as: 'replication-user', password: await replicationUserPassword(this.#o.kube, cc) }
+      : { as: 'default', password: current };
+    const nodes = view.reports.map((r) => `${r.addr}=${r.id}`).sort();
+    const digest = createHash('sha256')
+      .update(JSON.stringify([login, nodes]))
+      .digest('hex');
+    if (this.#replicationLoggedIn.fresh(key, digest)) return;
+    const outcome = await switchReplicationLogin(
+      conns,
+      view.reports.map((r) => r.addr),
+      login,
+    );
+    for (const f of outcome.failed) log.warn(`replication user: waits for ${f}`);
+    if (outcome.switched > 0)
+      await this.#o.events.record(
+        cc,
+        'Normal',
+        wanted ? 'ReplicationUserOn' : 'ReplicationUserOff',
+        wanted
+          ? `${outcome.switched} Redis nodes now replicate as ${REPLICATION_USER} (no restart)`
+          : `${outcome.switched} Redis nodes now replicate as default; ${REPLICATION_USER} is deleted`,
+      );
+    if (outcome.failed.length === 0) this.#replicationLoggedIn.done(key, digest);
+  }
+
+  /**
    * A TLS CacheCluster's certificate Secret, and how its nodes are reached: with the Secret's
    * CA, checking the headless Service's name every node's certificate carries.
    */
@@ -529,6 +581,9 @@ export class Reconciler {
       adminToken: await adminToken(kube, cc),
       exporterPassword: await exporterPassword(kube, cc),
       proxyUserPassword: proxyUserPw,
+      replicationUserPassword: replicationUserWanted(spec.redis)
+        ? await replicationUserPassword(kube, cc)
+        : undefined,
       proxyLogin,
       tlsCa,
       placement: { zones: zoneCount },

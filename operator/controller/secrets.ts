@@ -91,6 +91,10 @@ export const exporterPassword = (kube: Kube, cc: CacheCluster): Promise<string> 
 export const proxyUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
   keptOrNew(kube, cc, names.proxyUserSecret(cc.metadata.name), 'password');
 
+/** The replication ACL user's password (spec.redis.auth.users.replication), generated once. */
+export const replicationUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
+  keptOrNew(kube, cc, names.replicationUserSecret(cc.metadata.name), 'password');
+
 /** What the operator needs of a TLS CacheCluster's certificate Secret: the CA to trust, the certificate the nodes should serve. */
 export interface TlsMaterial {
   ca: string;

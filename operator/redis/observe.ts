@@ -4,6 +4,7 @@
  */
 
 import { isFailed, type NodeInfo, parseClusterNodes } from '../../lib/redis/topology.ts';
+import { REPLICATION_USER } from '../resources/names.ts';
 import { type Connections, parseInfo } from './connections.ts';
 
 export interface NodeReport {
@@ -20,6 +21,8 @@ export interface NodeReport {
    * quarantined (no persistence) may not until it is admitted as a legitimate owner of data.
    */
   servesReplication: boolean;
+  /** Whether the node has the replication ACL user (spec.redis.auth.users.replication). */
+  hasReplicationUser: boolean;
 }
 
 export interface ClusterView {
@@ -38,12 +41,13 @@ export const linkInSync = (replication: Record<string, string>): boolean =>
   replication.master_link_status === 'up' && replication.master_sync_in_progress === '0';
 
 export async function reportOf(conns: Connections, addr: string): Promise<NodeReport> {
-  const [nodesText, infoText, replicationText, keys, acl] = await Promise.all([
+  const [nodesText, infoText, replicationText, keys, acl, replicationAcl] = await Promise.all([
     conns.call<string>(addr, 'CLUSTER', 'NODES'),
     conns.call<string>(addr, 'CLUSTER', 'INFO'),
     conns.call<string>(addr, 'INFO', 'replication'),
     conns.call<number>(addr, 'DBSIZE'),
     conns.call<unknown[]>(addr, 'ACL', 'GETUSER', 'default'),
+    conns.call<unknown[] | null>(addr, 'ACL', 'GETUSER', REPLICATION_USER),
   ]);
   const nodes = parseClusterNodes(nodesText);
   return {
@@ -53,15 +57,32 @@ export async function reportOf(conns: Connections, addr: string): Promise<NodeRe
     info: parseInfo(infoText),
     replication: parseInfo(replicationText),
     keys,
-    servesReplication: servesReplication(acl),
+    // Both users replicas may sign in as: one left quarantined is admitted again.
+    servesReplication:
+      servesReplication(acl) && (replicationAcl === null || servesReplication(replicationAcl)),
+    hasReplicationUser: replicationAcl !== null,
   };
 }
 
-/** From `ACL GETUSER default`: true unless SYNC or PSYNC is denied. */
+/**
+ * From `ACL GETUSER <user>`: whether it may run both SYNC and PSYNC. Its command rules are
+ * read left to right as Redis applies them (the forms the operator writes: `+@all -sync -psync`
+ * for default, `-@all +ping +replconf [+sync +psync]` for the replication user).
+ */
 export function servesReplication(getuser: unknown[]): boolean {
   const i = getuser.indexOf('commands');
-  const rules = i >= 0 ? String(getuser[i + 1]) : '';
-  return !/(^|\s)-(p?sync)(\s|$)/.test(rules);
+  const rules = i >= 0 ? String(getuser[i + 1]).split(/\s+/) : [];
+  const allowed = (command: string) =>
+    rules.reduce(
+      (ok, rule) =>
+        rule === '+@all' || rule === `+${command}`
+          ? true
+          : rule === '-@all' || rule === `-${command}`
+            ? false
+            : ok,
+      false,
+    );
+  return allowed('sync') && allowed('psync');
 }
 
 export async function observe(conns: Connections, seeds: string[]): Promise<ClusterView> {

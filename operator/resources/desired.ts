@@ -14,6 +14,8 @@ import {
   exporterSecret,
   proxyUserSecret,
   proxyUserWanted,
+  replicationUserSecret,
+  replicationUserWanted,
 } from './redis-config.ts';
 import {
   type Placement,
@@ -33,6 +35,8 @@ export interface DesiredInputs {
   exporterPassword: string;
   /** The proxies' ACL user's password (given when spec.redis.auth.users.proxies is on). */
   proxyUserPassword?: string | undefined;
+  /** The replication ACL user's password (given when spec.redis.auth.users.replication is on). */
+  replicationUserPassword?: string | undefined;
   /** How the proxies log in now: their own user only once every node knows it. */
   proxyLogin: ProxyLogin;
   /** The CA of a TLS CacheCluster, from its certificate Secret. */
@@ -50,12 +54,15 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
     authSecret(cc, redis, inputs.auth, {
       exporter: inputs.exporterPassword,
       proxy: inputs.proxyUserPassword,
+      replication: inputs.replicationUserPassword,
     }),
     authInUseSecret(cc, inputs.auth.password),
   );
   if (redis.exporter.enabled) out.push(exporterSecret(cc, inputs.exporterPassword));
   if (proxyUserWanted(redis) && inputs.proxyUserPassword !== undefined)
     out.push(proxyUserSecret(cc, inputs.proxyUserPassword));
+  if (replicationUserWanted(redis) && inputs.replicationUserPassword !== undefined)
+    out.push(replicationUserSecret(cc, inputs.replicationUserPassword));
   for (let shard = 0; shard < inputs.shards; shard++) {
     out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
     out.push(shardDisruptionBudget(cc, shard));

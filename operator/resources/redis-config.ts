@@ -4,8 +4,8 @@
  * reaches redis-server through an `include` of a file from the Secret.
  *
  * Without persistence a node starts empty every time, so it starts *quarantined*: its default
- * user may not run SYNC/PSYNC until the operator admits it (`ACL SETUSER default +sync
- * +psync`) as a legitimate owner of data. A replica whose master restarted empty at the same
+ * user (and the replication user, when there is one) may not run SYNC/PSYNC until the operator
+ * admits it (`ACL SETUSER <user> +sync +psync`) as a legitimate owner of data. A replica whose master restarted empty at the same
  * address then cannot copy the empty dataset over the data it holds (docs/operator.md).
  */
 
@@ -13,7 +13,14 @@ import { createHash } from 'node:crypto';
 import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import { PROXY_CHANNELS, PROXY_KEY_PATTERNS } from '../../proxy/cache/keys.ts';
 import type { CacheCluster, RedisSpec } from '../api/types.ts';
-import { clusterLabels, EXPORTER_USER, names, PROXY_USER, REDIS_PORT } from './names.ts';
+import {
+  clusterLabels,
+  EXPORTER_USER,
+  names,
+  PROXY_USER,
+  REDIS_PORT,
+  REPLICATION_USER,
+} from './names.ts';
 import { ownedMeta } from './owner.ts';
 
 const base64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -208,18 +215,25 @@ export interface UserPasswords {
   exporter?: string | undefined;
   /** The proxies' (used when spec.redis.auth.users.proxies is on). */
   proxy?: string | undefined;
+  /** Replication's (used when spec.redis.auth.users.replication is on). */
+  replication?: string | undefined;
 }
 
 /** Whether the proxies log in as their own ACL user. */
 export const proxyUserWanted = (redis: RedisSpec): boolean =>
   redis.auth.enabled && redis.auth.users.proxies;
 
+/** Whether replicas sign in to their masters as their own ACL user. */
+export const replicationUserWanted = (redis: RedisSpec): boolean =>
+  redis.auth.enabled && redis.auth.users.replication;
+
 /**
  * What redis-server includes from the auth Secret: the passwords it accepts (the one in use
  * first, and during a rotation the one coming or going; NO_PASSWORD among them means any),
  * its masterauth (the one in use, sent as user default), the quarantine if any, with the
  * metrics sidecar on its own user that reads metrics and no key, and with the proxies' own user
- * on, that user.
+ * on, that user. With the replication user on, replicas sign in as it (masteruser), and the
+ * quarantine applies to it as to default.
  */
 export function authConf(redis: RedisSpec, accepted: string[], users: UserPasswords = {}): string {
   const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;
@@ -234,8 +248,12 @@ export function authConf(redis: RedisSpec, accepted: string[], users: UserPasswo
     passwords !== 'nopass' && !startsQuarantined(redis) && accepted.length === 1
       ? `requirepass ${quote(current)}`
       : `user default on ${passwords} ${rules}`;
-  const replication =
-    current === NO_PASSWORD ? '' : `masteruser default\nmasterauth ${quote(current)}\n`;
+  const ownReplicationUser = replicationUserWanted(redis) && users.replication !== undefined;
+  const replication = ownReplicationUser
+    ? `masteruser ${REPLICATION_USER}\nmasterauth ${quote(users.replication!)}\nuser ${REPLICATION_USER} on ${quote(`>${users.replication}`)} ${replicationRules(!startsQuarantined(redis))}\n`
+    : current === NO_PASSWORD
+      ? ''
+      : `masteruser default\nmasterauth ${quote(current)}\n`;
   const exporter =
     redis.exporter.enabled && users.exporter !== undefined
       ? `user ${EXPORTER_USER} on ${quote(`>${users.exporter}`)} ${EXPORTER_RULES}\n`
@@ -278,6 +296,27 @@ export const proxyUserSetuser = (password: string): string[] => [
 ];
 
 /**
+ * What the replication user may run: a replica's side of the handshake and the sync, no key and
+ * no channel; SYNC and PSYNC only where the node serves replication (not quarantined).
+ */
+const replicationRules = (servesReplication: boolean): string =>
+  `resetkeys resetchannels -@all +ping +replconf${servesReplication ? ' +sync +psync' : ''}`;
+
+/**
+ * `ACL SETUSER` arguments that give a running node the replication user as authConf declares
+ * it, serving replication as the node's default user does (a quarantined node stays so).
+ */
+export const replicationUserSetuser = (password: string, servesReplication: boolean): string[] => [
+  'ACL',
+  'SETUSER',
+  REPLICATION_USER,
+  'on',
+  'resetpass',
+  `>${password}`,
+  ...replicationRules(servesReplication).split(' '),
+];
+
+/**
  * What the metrics sidecar may run: the commands redis_exporter reads metrics with, and no key
  * or channel (its password sits in an environment variable, so it must not open the data).
  */
@@ -310,6 +349,10 @@ export const exporterSecret = (cc: CacheCluster, password: string): V1Secret =>
 /** The proxies' ACL user's password (generated once), which the proxies read. */
 export const proxyUserSecret = (cc: CacheCluster, password: string): V1Secret =>
   passwordSecret(cc, names.proxyUserSecret(cc.metadata.name), password);
+
+/** The replication user's password (generated once), which only the operator reads. */
+export const replicationUserSecret = (cc: CacheCluster, password: string): V1Secret =>
+  passwordSecret(cc, names.replicationUserSecret(cc.metadata.name), password);
 
 /**
  * The password every node accepts now, kept apart from the auth Secret: when a user deletes

@@ -20,7 +20,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { rolledOut } from '../../operator/controller/auth-plan.ts';
-import { PROXY_USER } from '../../operator/resources/names.ts';
+import { PROXY_USER, REPLICATION_USER } from '../../operator/resources/names.ts';
 import { AUTH_VERSION_ANNOTATION, templateUsesProxyUser } from '../../operator/resources/proxy.ts';
 import { around, BEFORE_KEYS, expectNothingLost, report } from '../helpers/e2e-around.ts';
 import { bothModes, type Mode } from '../helpers/e2e-cachecluster.ts';
@@ -544,6 +544,130 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
       const o = off[i]!;
       report('proxy user off', m, o);
       expectNothingLost(m, o);
+    }
+  }, 600_000);
+
+  it("replication's own ACL user turned on under traffic: every replica signs in as it (links cut to prove it), a rotation of the default password leaves masterauth alone; turned off, replicas sign in as default and the user is deleted; nothing lost", async () => {
+    /** Each Redis pod's masteruser and whether it has the user. */
+    const signIns = (m: Mode) =>
+      Promise.all(
+        m.cc.redisPods().map((p) =>
+          m.cc.onNode(p.metadata!.name!, async (n) => ({
+            masteruser: ((await n.call('CONFIG', 'GET', 'masteruser')) as string[])[1],
+            masterauth: ((await n.call('CONFIG', 'GET', 'masterauth')) as string[])[1],
+            hasUser: (await n.call('ACL', 'GETUSER', REPLICATION_USER)) !== null,
+          })),
+        ),
+      );
+    /**
+     * Whether the 3 replicas' links are signed in as `user`. Masters whose replicas are signed in
+     * otherwise have their links cut (CLIENT KILL TYPE replica), so they sign in again.
+     */
+    const linksSignedInAs = async (m: Mode, user: string) => {
+      let signedIn = 0;
+      for (const pod of m.cc.redisPods())
+        await m.cc.onNode(pod.metadata!.name!, async (n) => {
+          const lines = String(await n.call('CLIENT', 'LIST', 'TYPE', 'replica'))
+            .split('\n')
+            .filter((l) => l.trim() !== '');
+          const other = lines.filter((l) => !l.includes(` user=${user} `));
+          signedIn += lines.length - other.length;
+          if (other.length > 0) await n.call('CLIENT', 'KILL', 'TYPE', 'replica');
+        });
+      return signedIn === 3;
+    };
+    const setReplicationUser = (replication: boolean) => (m: Mode) =>
+      patchCacheCluster(m, 'merge', { spec: { redis: { auth: { users: { replication } } } } });
+    const replicationPassword = (m: Mode) =>
+      Buffer.from(
+        kubectlJson<V1Secret>(['get', 'secret', `${m.cc.name}-redis-replication`, '-n', m.cc.ns])
+          .data!.password!,
+        'base64',
+      ).toString();
+
+    for (const m of MODES)
+      for (const p of m.cc.redisPods())
+        await m.cc.onNode(p.metadata!.name!, (n) => n.call('ACL', 'LOG', 'RESET'));
+    const on = await Promise.all(
+      MODES.map((m) =>
+        around(m, 'repl-user-on', () => setReplicationUser(true)(m), {
+          what: `every node replicating as ${REPLICATION_USER}`,
+          when: async () =>
+            (await signIns(m)).every((s) => s.masteruser === REPLICATION_USER && s.hasUser) &&
+            (await linksSignedInAs(m, REPLICATION_USER)),
+        }),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      report('replication user on', m, on[i]!);
+      expectNothingLost(m, on[i]!);
+      const password = replicationPassword(m);
+      expect(password, m.label).not.toBe(m.cc.password());
+      for (const pod of m.cc.redisPods()) {
+        const name = pod.metadata!.name!;
+        // No node refused anyone a login or a command through the switch.
+        expect(await m.cc.onNode(name, (n) => n.call('ACL', 'LOG')), name).toEqual([]);
+        // The user replicates and does nothing else.
+        const asReplication = new Redis({
+          host: pod.status!.podIP!,
+          port: 6379,
+          username: REPLICATION_USER,
+          password,
+          maxRetriesPerRequest: 0,
+          lazyConnect: true,
+        });
+        try {
+          await asReplication.connect();
+          await expect(asReplication.call('GET', 'repl-user-on:before:1'), name).rejects.toThrow(
+            /NOPERM/,
+          );
+          await expect(asReplication.call('FLUSHALL'), name).rejects.toThrow(/NOPERM/);
+          await expect(asReplication.call('CONFIG', 'GET', 'masterauth'), name).rejects.toThrow(
+            /NOPERM/,
+          );
+        } finally {
+          asReplication.disconnect();
+        }
+      }
+    }
+
+    // The default password rotated (to the user's Secret again): masterauth stays the user's.
+    const rotated = await Promise.all(
+      MODES.map((m) =>
+        rotate(m, 'repl-user-rotation', () => {
+          setUserPassword(m.cc.ns, 'replication-user-0005');
+          patchCacheCluster(m, 'merge', { spec: { redis: { auth: { secretName: 'redis-pw' } } } });
+        }),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      report('default password rotated, replication user on', m, rotated[i]!);
+      expectNothingLost(m, rotated[i]!);
+      const password = replicationPassword(m);
+      expect(
+        (await signIns(m)).map((s) => s.masterauth),
+        m.label,
+      ).toEqual(Array(6).fill(password));
+      expect(await linksSignedInAs(m, REPLICATION_USER), m.label).toBe(true);
+    }
+
+    const off = await Promise.all(
+      MODES.map((m) =>
+        around(m, 'repl-user-off', () => setReplicationUser(false)(m), {
+          what: 'every node replicating as default, and none with the user',
+          when: async () =>
+            (await signIns(m)).every(
+              (s) => s.masteruser === 'default' && s.masterauth === m.cc.password() && !s.hasUser,
+            ) && (await linksSignedInAs(m, 'default')),
+        }),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      report('replication user off', m, off[i]!);
+      expectNothingLost(m, off[i]!);
+      const reasons = m.cc.events().map((e) => e.reason);
+      expect(reasons, m.label).toContain('ReplicationUserOn');
+      expect(reasons, m.label).toContain('ReplicationUserOff');
     }
   }, 600_000);
 });

@@ -17,7 +17,7 @@ export const REDIS_DEFAULTS = {
     snapshotEverySeconds: 900,
     appendFsync: 'everysec',
   },
-  auth: { enabled: true, users: { proxies: false } },
+  auth: { enabled: true, users: { proxies: false, replication: false } },
   tls: { enabled: false },
   exporter: {
     enabled: false,

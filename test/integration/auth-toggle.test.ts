@@ -69,7 +69,15 @@ describe('auth turned on and off on running nodes', () => {
       }
     };
     const step = async (plan: AuthPlan) =>
-      (await carryOutAuth(plan, [A, B], [], { timeoutMs: 2000 }, (line) => expect.fail(line))).plan;
+      (
+        await carryOutAuth(
+          plan,
+          [A, B],
+          [],
+          { timeoutMs: 2000, ownReplicationUser: false },
+          (line) => expect.fail(line),
+        )
+      ).plan;
 
     // On: replicas learn the password; old proxies (none) and rolled ones (pw) are let in.
     let plan = await step(planAuth({ password: NO_PASSWORD }, 'pw'));

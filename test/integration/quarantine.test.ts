@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { withDefaults } from '../../operator/api/types.ts';
 import { admit } from '../../operator/controller/failover.ts';
 import { Connections, parseInfo } from '../../operator/redis/connections.ts';
+import { REPLICATION_USER } from '../../operator/resources/names.ts';
 import { authConf } from '../../operator/resources/redis-config.ts';
 import { freeRedisPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -61,10 +62,15 @@ afterEach(async () => {
 });
 
 /** A master and its replica with 100 keys, then the master restarted empty at its port. */
-async function masterRestartsEmpty(persistence: boolean): Promise<number> {
-  const redis = withDefaults({ redis: { persistence: { enabled: persistence } } }).redis;
+async function masterRestartsEmpty(persistence: boolean, replicationUser = false): Promise<number> {
+  const redis = withDefaults({
+    redis: {
+      persistence: { enabled: persistence },
+      auth: { users: { replication: replicationUser } },
+    },
+  }).redis;
   const dir = mkdtempSync(join(tmpdir(), 'tiercache-quarantine-'));
-  writeFileSync(join(dir, 'auth.conf'), authConf(redis, [PASSWORD]));
+  writeFileSync(join(dir, 'auth.conf'), authConf(redis, [PASSWORD], { replication: 'repl-pw' }));
   const [a, b] = [await freeRedisPort('127.0.0.1'), await freeRedisPort('127.0.0.1')];
   const A = `127.0.0.1:${a}`;
   const B = `127.0.0.1:${b}`;
@@ -104,6 +110,10 @@ async function masterRestartsEmpty(persistence: boolean): Promise<number> {
       10_000,
     );
 
+    // The replica signed in as the user the test is about.
+    expect(await conns.call<string>(A, 'CLIENT', 'LIST', 'TYPE', 'replica')).toContain(
+      ` user=${replicationUser ? REPLICATION_USER : 'default'} `,
+    );
     master.kill('SIGKILL');
     await exited(master);
     rmSync(join(dir, `nodes-${a}.conf`), { force: true });
@@ -132,6 +142,10 @@ async function masterRestartsEmpty(persistence: boolean): Promise<number> {
 describe('a master restarted empty at its address', () => {
   it('does not wipe its replica when nodes start quarantined (no persistence, the default)', async () => {
     expect(await masterRestartsEmpty(false)).toBe(100);
+  });
+
+  it('does not wipe its replica signed in as the replication user (auth.users.replication)', async () => {
+    expect(await masterRestartsEmpty(false, true)).toBe(100);
   });
 
   it('wipes its replica without the quarantine (the control: why the quarantine exists)', async () => {

@@ -9,8 +9,13 @@ import {
   rolledOut,
   storedOf,
 } from '../../operator/controller/auth-plan.ts';
+import { servesReplication } from '../../operator/redis/observe.ts';
 import { AUTH_VERSION_ANNOTATION, passwordVersion } from '../../operator/resources/proxy.ts';
-import { authConf, NO_PASSWORD } from '../../operator/resources/redis-config.ts';
+import {
+  authConf,
+  NO_PASSWORD,
+  replicationUserSetuser,
+} from '../../operator/resources/redis-config.ts';
 
 describe('password rotation plan', () => {
   it('walks a new password in and the old one out, never leaving a moment where only one side knows it', () => {
@@ -119,6 +124,52 @@ describe('auth.conf during a rotation', () => {
     );
     // Turning it on: clients may send the new password, replicas send none yet.
     expect(authConf(durable, [NO_PASSWORD, 'pw'])).toBe('user default on nopass ~* &* +@all\n');
+  });
+});
+
+describe('replicas signing in as their own user (auth.users.replication)', () => {
+  const users = { replication: true };
+  it('auth.conf declares the user, quarantined like default without persistence, and replicates as it', () => {
+    const { redis } = withDefaults({ redis: { auth: { users } } });
+    expect(authConf(redis, ['pw'], { replication: 'r"pw' })).toBe(
+      'user default on ">pw" ~* &* +@all -sync -psync\n' +
+        'masteruser tiercache-replication\nmasterauth "r\\"pw"\n' +
+        'user tiercache-replication on ">r\\"pw" resetkeys resetchannels -@all +ping +replconf\n',
+    );
+    const durable = withDefaults({
+      redis: { auth: { users }, persistence: { enabled: true } },
+    }).redis;
+    expect(authConf(durable, ['pw'], { replication: 'r' })).toBe(
+      'requirepass "pw"\n' +
+        'masteruser tiercache-replication\nmasterauth "r"\n' +
+        'user tiercache-replication on ">r" resetkeys resetchannels -@all +ping +replconf +sync +psync\n',
+    );
+  });
+
+  it('a rotation of the default password leaves masterauth alone', () => {
+    expect(introduceCommands('old', 'new', true)).toEqual([['ACL', 'SETUSER', 'default', '>new']]);
+    expect(retireCommands('new', true)).toEqual([
+      ['ACL', 'SETUSER', 'default', 'resetpass', '>new'],
+    ]);
+  });
+
+  it('a running node learns the user serving replication as its default user does', () => {
+    expect(replicationUserSetuser('r', false)).toEqual(
+      'ACL SETUSER tiercache-replication on resetpass >r resetkeys resetchannels -@all +ping +replconf'.split(
+        ' ',
+      ),
+    );
+    expect(replicationUserSetuser('r', true).slice(-2)).toEqual(['+sync', '+psync']);
+  });
+
+  it('reads whether a user may serve replication from its ACL rules, as Redis applies them', () => {
+    const getuser = (commands: string) => ['flags', ['on'], 'commands', commands];
+    expect(servesReplication(getuser('+@all'))).toBe(true);
+    expect(servesReplication(getuser('+@all -sync -psync'))).toBe(false);
+    expect(servesReplication(getuser('+@all -psync'))).toBe(false);
+    expect(servesReplication(getuser('-@all +ping +replconf'))).toBe(false);
+    expect(servesReplication(getuser('-@all +ping +replconf +sync +psync'))).toBe(true);
+    expect(servesReplication(getuser('-@all +ping +replconf +sync'))).toBe(false);
   });
 });
 
