@@ -67,6 +67,12 @@ export interface AuthUsersSpec {
    * masterauth, and the default user's password is not what replication depends on. Default false.
    */
   replication: boolean;
+  /**
+   * The operator signs in as `tiercache-operator`, which administers the cluster (every key,
+   * CLUSTER, CONFIG, ACL, MIGRATE) but may not FLUSHALL, FLUSHDB, SHUTDOWN, DEBUG or MONITOR.
+   * Default false.
+   */
+  operator: boolean;
 }
 
 /** The metrics sidecar of every Redis pod. */

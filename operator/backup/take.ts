@@ -29,7 +29,6 @@ export interface TakeOptions {
   scheduled?: boolean;
   /** Scheduled backups of this cluster to keep (retention runs after a scheduled backup). */
   keep?: number | undefined;
-  password?: string | undefined;
   tls?: RedisTls | undefined;
   log?: (line: string) => void;
 }
@@ -132,7 +131,9 @@ async function takeInto(
       const file = `shard-${s.shard}.rdb`;
       log(`shard ${s.shard} (slots ${s.slots}): snapshot from the ${s.role} ${s.addr}`);
       const { bytes } = await fetchSnapshot(s.addr, join(dir, file), {
-        password: opts.password,
+        // As the manager signs in itself.
+        username: conns.opts.username,
+        password: conns.opts.password,
         tls: opts.tls,
       });
       const content = await readFile(join(dir, file));

@@ -16,6 +16,7 @@ import {
 } from '../resources/proxy.ts';
 import { NO_PASSWORD, proxyUserSetuser } from '../resources/redis-config.ts';
 import { rolledOut } from './auth-plan.ts';
+import { failuresOnEvery } from './every-node.ts';
 
 /** Every pod of the Deployment runs the template it has now. */
 const rolledToTemplate = (d: V1Deployment): boolean =>
@@ -58,17 +59,9 @@ export const proxyDoneWith = (d: V1Deployment, version: string): boolean =>
   rolledOut(d, version) || (templateUsesProxyUser(d) && rolledToTemplate(d));
 
 /** Runs one command on every address; true when every node did it. */
-async function onEvery(conns: Connections, addrs: string[], args: string[]): Promise<boolean> {
-  const done = await Promise.all(
-    addrs.map((addr) =>
-      conns.call(addr, ...args).then(
-        () => true,
-        () => false,
-      ),
-    ),
-  );
-  return done.every(Boolean);
-}
+const onEvery = async (conns: Connections, addrs: string[], args: string[]): Promise<boolean> =>
+  (await failuresOnEvery(addrs, args.slice(0, 2).join(' '), (addr) => conns.call(addr, ...args)))
+    .length === 0;
 
 /** Every node of `addrs` knows the user with `password` (ACL SETUSER is idempotent). */
 export const teachProxyUser = (conns: Connections, addrs: string[], password: string) =>

@@ -28,6 +28,7 @@ import {
   LABEL_SHARD,
   labelSelector,
   names,
+  OPERATOR_USER,
   REPLICATION_USER,
   tlsSecretName,
 } from '../resources/names.ts';
@@ -37,6 +38,7 @@ import {
   effectiveMaxMemory,
   liveSettings,
   MAXMEMORY_SHARE_OF_LIMIT,
+  operatorUserWanted,
   proxyUserWanted,
   replicationUserWanted,
 } from '../resources/redis-config.ts';
@@ -54,6 +56,7 @@ import { shardsToKeep } from './failure-plan.ts';
 import { heldKeyCounts } from './key-counts.ts';
 import { applyLiveSettings } from './live-config.ts';
 import { MasterBook } from './master-book.ts';
+import { forgetOperatorUser, OperatorLogins, teachOperatorUser } from './operator-user.ts';
 import { podRef } from './pod-refs.ts';
 import { chooseProxyLogin, forgetProxyUser, noProxyOnUser, teachProxyUser } from './proxy-user.ts';
 import { deletesPod, nextRedisStep, type RedisStep } from './redis-plan.ts';
@@ -62,6 +65,7 @@ import {
   adminToken,
   desiredPassword,
   exporterPassword,
+  operatorUserPassword,
   proxyUserPassword,
   readInUsePassword,
   readStoredAuth,
@@ -118,6 +122,8 @@ export class Reconciler {
   readonly #proxyUser = new DoneRecently(REAPPLY_EVERY_MS);
   /** How every node last signed in to its master, and which nodes those were. */
   readonly #replicationLoggedIn = new DoneRecently(REAPPLY_EVERY_MS);
+  /** Which clusters' nodes all know the operator's own user (it signs in as it there). */
+  readonly #operatorLogins = new OperatorLogins();
   /** The certificate every node was last seen serving, per CacheCluster, and when. */
   readonly #certificates = new DoneRecently(REAPPLY_EVERY_MS);
   /** The cert-manager Certificate last applied for tls.issuerRef, and when. */
@@ -155,6 +161,7 @@ export class Reconciler {
         perCluster.forget(key);
       this.#masters.forget(key);
       this.#steps.forget(key);
+      this.#operatorLogins.forget(key);
       return {};
     }
     const cc = structuredClone(cached);
@@ -175,7 +182,16 @@ export class Reconciler {
     let auth = await this.#authPlan(cc, spec);
     const timeoutMs = this.#o.redisTimeoutMs;
     const { material: tlsMaterial, tls } = await this.#tlsOf(cc, spec);
-    let conns = new Connections({ password: auth.current, timeoutMs, tls });
+    // Read (or made) once: what the nodes are taught is what the Secret keeps.
+    const operatorUserPw = operatorUserWanted(spec.redis)
+      ? await operatorUserPassword(this.#o.kube, cc)
+      : undefined;
+    const operatorLogin = this.#operatorLogins.loginFor(key, operatorUserPw);
+    let conns = new Connections({
+      ...(operatorLogin ?? { password: auth.current }),
+      timeoutMs,
+      tls,
+    });
     try {
       const { apps } = this.#o.kube;
       const { namespace } = cc.metadata;
@@ -189,13 +205,25 @@ export class Reconciler {
       // First, before anything slower: masters that are going away hand over, replicas of
       // masters that are down take over, and legitimate nodes may serve replication.
       let view = await this.#failovers.run(cc, conns, allPods);
+      // A node refused the operator's user (started from an older auth.conf, or the user was
+      // deleted by hand): sign in as default next time, and teach it again.
+      if (operatorLogin && view.unreachable.some((u) => isAuthError(u.error)))
+        this.#operatorLogins.forget(key);
       // The proxy Deployments the spec still names (one being pruned logs in as nobody's concern).
       const wantedProxies = new Set(spec.proxies.map((p) => names.proxy(cc.metadata.name, p.name)));
       const proxyDeployments = deployments.items.filter((d) =>
         wantedProxies.has(d.metadata?.name ?? ''),
       );
+      // Read (or made) once: what the nodes are taught is what the Secret keeps.
+      const replicationUserPw = replicationUserWanted(spec.redis)
+        ? await replicationUserPassword(this.#o.kube, cc)
+        : undefined;
       // Before a rotation: it leaves masterauth alone only once replicas use their own user.
-      await this.#replicationLogin(key, cc, spec, conns, view, auth.current, log);
+      const replicationLogin: ReplicationLogin =
+        replicationUserPw !== undefined
+          ? { as: 'replication-user', password: replicationUserPw }
+          : { as: 'default', password: auth.current };
+      await this.#replicationLogin(key, cc, conns, view, replicationLogin, log);
       if (auth.kind !== 'steady') {
         log.info({ phase: auth.kind }, 'password rotation under way');
         const done = await carryOutAuth(
@@ -207,13 +235,14 @@ export class Reconciler {
         );
         if (done.said)
           await this.#o.events.record(cc, 'Normal', done.said.reason, done.said.message);
-        if (done.plan.current !== auth.current) {
+        if (done.plan.current !== auth.current && !operatorLogin) {
           conns.close();
           conns = new Connections({ password: done.plan.current, timeoutMs, tls });
           view = await observe(conns, addrs(allPods));
         }
         auth = done.plan;
       }
+      conns = await this.#operatorSignsIn(key, cc, conns, view, allPods, operatorUserPw, log);
       await this.#applyLive(cc, spec, conns, allPods);
       const certificatesPending = tlsMaterial
         ? await this.#loadRenewedCertificates(key, cc, tlsMaterial.cert, conns, allPods)
@@ -245,7 +274,7 @@ export class Reconciler {
           keep,
           storedOf(auth),
           proxyLogin,
-          proxyUserPw,
+          { proxy: proxyUserPw, replication: replicationUserPw, operator: operatorUserPw },
           tlsMaterial?.ca,
           new Set(zones.values()).size,
           storage.recreating,
@@ -300,10 +329,13 @@ export class Reconciler {
     const cached = this.#o.lookup(key);
     if (!cached || cached.metadata.deletionTimestamp) return;
     const cc = structuredClone(cached);
-    // Only the password clients use now: no rotation is planned on the crash path.
-    const password = await this.#currentPassword(cc);
+    // Only the password clients use now: no rotation is planned on the crash path. The
+    // operator's own user where every node was taught it.
+    const login = this.#operatorLogins.taughtLogin(key) ?? {
+      password: await this.#currentPassword(cc),
+    };
     const { tls } = await this.#tlsOf(cc, withDefaults(cc.spec));
-    const conns = new Connections({ password, timeoutMs: this.#o.redisTimeoutMs, tls });
+    const conns = new Connections({ ...login, timeoutMs: this.#o.redisTimeoutMs, tls });
     try {
       await this.#failovers.run(cc, conns, await this.#redisPods(cc, [], new Map()));
     } finally {
@@ -423,6 +455,51 @@ export class Reconciler {
   }
 
   /**
+   * The operator's own user (operator-user.ts): taught to every running node, then signed in as
+   * (the Connections returned); or, not wanted, forgotten by every node that has it. `conns` is
+   * closed when it is replaced.
+   */
+  async #operatorSignsIn(
+    key: string,
+    cc: CacheCluster,
+    conns: Connections,
+    view: ClusterView,
+    pods: PodRef[],
+    password: string | undefined,
+    log: Logger,
+  ): Promise<Connections> {
+    const running = addrs(pods.filter((p) => p.running));
+    if (password === undefined) {
+      this.#operatorLogins.forget(key);
+      if (!view.reports.some((r) => r.aclUsers.includes(OPERATOR_USER))) return conns;
+      const failed = await forgetOperatorUser(conns, running);
+      for (const f of failed) log.warn(`operator user: waits for ${f}`);
+      if (failed.length === 0)
+        await this.#o.events.record(
+          cc,
+          'Normal',
+          'OperatorUserOff',
+          `the operator signs in as default; no Redis node has ${OPERATOR_USER} any more`,
+        );
+      return conns;
+    }
+    if (this.#operatorLogins.loginFor(key, password) || running.length === 0) return conns;
+    const failed = await teachOperatorUser(conns, running, password);
+    for (const f of failed) log.warn(`operator user: waits for ${f}`);
+    if (failed.length > 0) return conns;
+    this.#operatorLogins.taught(key, password);
+    if (!view.reports.every((r) => r.aclUsers.includes(OPERATOR_USER)))
+      await this.#o.events.record(
+        cc,
+        'Normal',
+        'OperatorUserOn',
+        `every Redis node knows ${OPERATOR_USER}: the operator signs in as it (no restart)`,
+      );
+    conns.close();
+    return new Connections({ ...conns.opts, username: OPERATOR_USER, password });
+  }
+
+  /**
    * Replicas sign in to their masters as the replication user when it is wanted, else as
    * default (replication-user.ts). Done again when the nodes changed (a node restarted without
    * persistence is a new node) or every REAPPLY_EVERY_MS; skipped for a cluster that never had
@@ -431,17 +508,13 @@ export class Reconciler {
   async #replicationLogin(
     key: string,
     cc: CacheCluster,
-    spec: CacheClusterSpec,
     conns: Connections,
     view: ClusterView,
-    current: string,
+    login: ReplicationLogin,
     log: Logger,
   ): Promise<void> {
-    const wanted = replicationUserWanted(spec.redis);
-    if (!wanted && !view.reports.some((r) => r.hasReplicationUser)) return;
-    const login: ReplicationLogin = wanted
-      ? { as: 'replication-user', password: await replicationUserPassword(this.#o.kube, cc) }
-      : { as: 'default', password: current };
+    const wanted = login.as === 'replication-user';
+    if (!wanted && !view.reports.some((r) => r.aclUsers.includes(REPLICATION_USER))) return;
     const nodes = view.reports.map((r) => `${r.addr}=${r.id}`).sort();
     const digest = createHash('sha256')
       .update(JSON.stringify([login, nodes]))
@@ -567,7 +640,12 @@ export class Reconciler {
     shards: number,
     auth: AuthKeys,
     proxyLogin: ProxyLogin,
-    proxyUserPw: string | undefined,
+    /** The passwords of the ACL users that are wanted (read once per reconcile). */
+    users: {
+      proxy: string | undefined;
+      replication: string | undefined;
+      operator: string | undefined;
+    },
     tlsCa: string | undefined,
     zoneCount: number,
     /** StatefulSets being deleted (pods orphaned): applied again once they are gone. */
@@ -580,10 +658,9 @@ export class Reconciler {
       auth,
       adminToken: await adminToken(kube, cc),
       exporterPassword: await exporterPassword(kube, cc),
-      proxyUserPassword: proxyUserPw,
-      replicationUserPassword: replicationUserWanted(spec.redis)
-        ? await replicationUserPassword(kube, cc)
-        : undefined,
+      proxyUserPassword: users.proxy,
+      replicationUserPassword: users.replication,
+      operatorUserPassword: users.operator,
       proxyLogin,
       tlsCa,
       placement: { zones: zoneCount },

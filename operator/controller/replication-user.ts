@@ -15,6 +15,7 @@ import { servesReplication } from '../redis/observe.ts';
 import { REPLICATION_USER } from '../resources/names.ts';
 import { replicationUserSetuser } from '../resources/redis-config.ts';
 import { describeError } from './errors.ts';
+import { failuresOnEvery } from './every-node.ts';
 
 /** How replicas should sign in: as the replication user with its password, or as default with the clients' one. */
 export type ReplicationLogin =
@@ -40,23 +41,6 @@ async function masterUsers(conns: Connections, addrs: string[]) {
   );
 }
 
-/** Runs `step` on every address; the failures, named by address and step. */
-async function onEvery(
-  addrs: string[],
-  what: string,
-  step: (addr: string) => Promise<unknown>,
-): Promise<string[]> {
-  const failed = await Promise.all(
-    addrs.map((addr) =>
-      step(addr).then(
-        () => undefined,
-        (err) => `${addr}: ${what} failed (${describeError(err)})`,
-      ),
-    ),
-  );
-  return failed.filter((f): f is string => f !== undefined);
-}
-
 /** Every running node signs in as `login` says; see the file's comment for the order. */
 export async function switchReplicationLogin(
   conns: Connections,
@@ -70,18 +54,18 @@ export async function switchReplicationLogin(
   const switched = before.filter((b) => 'user' in b && b.user !== user).length;
 
   if (login.as === 'replication-user') {
-    const taught = await onEvery(addrs, 'ACL SETUSER', async (addr) => {
+    const taught = await failuresOnEvery(addrs, 'ACL SETUSER', async (addr) => {
       const defaultUser = await conns.call<unknown[]>(addr, 'ACL', 'GETUSER', 'default');
       const serves = servesReplication(defaultUser);
       await conns.call(addr, ...replicationUserSetuser(login.password, serves));
     });
     if (taught.length > 0) return { switched: 0, failed: taught };
   }
-  const signedIn = await onEvery(addrs, 'CONFIG SET masteruser', (addr) =>
+  const signedIn = await failuresOnEvery(addrs, 'CONFIG SET masteruser', (addr) =>
     conns.call(addr, 'CONFIG', 'SET', 'masteruser', user, 'masterauth', login.password),
   );
   if (signedIn.length > 0 || login.as === 'replication-user') return { switched, failed: signedIn };
-  const forgotten = await onEvery(addrs, 'ACL DELUSER', (addr) =>
+  const forgotten = await failuresOnEvery(addrs, 'ACL DELUSER', (addr) =>
     conns.call(addr, 'ACL', 'DELUSER', REPLICATION_USER),
   );
   return { switched, failed: forgotten };

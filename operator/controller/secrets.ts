@@ -95,6 +95,10 @@ export const proxyUserPassword = (kube: Kube, cc: CacheCluster): Promise<string>
 export const replicationUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
   keptOrNew(kube, cc, names.replicationUserSecret(cc.metadata.name), 'password');
 
+/** The operator's ACL user's password (spec.redis.auth.users.operator), generated once. */
+export const operatorUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
+  keptOrNew(kube, cc, names.operatorUserSecret(cc.metadata.name), 'password');
+
 /** What the operator needs of a TLS CacheCluster's certificate Secret: the CA to trust, the certificate the nodes should serve. */
 export interface TlsMaterial {
   ca: string;

@@ -83,9 +83,7 @@ export class StepRunner {
     // Shards beyond the spec get no slots: a rebalance never moves any onto a leaving shard.
     const leaving = addrs(pods.filter((p) => p.shard >= withDefaults(cc.spec).redis.shards));
     const say = (line: string) => log.info(line);
-    // MIGRATE authenticates to the target node with the cluster's password.
-    const password = conns.opts.password;
-    const opts = { timeoutMs: STEP_TIMEOUT_MS, log: say, password, signal: this.#o.stopping };
+    const opts = { timeoutMs: STEP_TIMEOUT_MS, log: say, signal: this.#o.stopping };
     switch (step.kind) {
       case 'bootstrap': {
         await events.record(cc, 'Normal', 'Bootstrapping', `forming ${step.shards.length} shards`);
@@ -160,7 +158,7 @@ export class StepRunner {
           await events.record(cc, 'Normal', 'ShardAdded', `shard ${s.shard} joined the cluster`);
         }
         return this.#migrate(cc, { state: 'ScalingOut', toShard: step.shards.at(-1)!.shard }, (o) =>
-          rebalance(conns, seeds, { ...o, password, leaving }),
+          rebalance(conns, seeds, { ...o, leaving }),
         );
       }
       case 'reassign-slots': {
@@ -211,11 +209,11 @@ export class StepRunner {
       }
       case 'rebalance':
         return this.#migrate(cc, { state: 'Rebalancing' }, (o) =>
-          rebalance(conns, seeds, { ...o, password, leaving }),
+          rebalance(conns, seeds, { ...o, leaving }),
         );
       case 'drain':
         return this.#migrate(cc, { state: 'Draining', fromShard: step.shard }, (o) =>
-          removeShard(conns, seeds[0]!, step.master, { ...o, password }),
+          removeShard(conns, seeds[0]!, step.master, o),
         );
       case 'restart': {
         if (!step.master && !(await this.#stillInSyncReplica(conns, pods, step.pod, log))) return;

@@ -45,6 +45,7 @@ Commands:
                                       TTL into the cluster, whatever its shards
 
 Options (every command):
+  --user U        the ACL user to sign in as (default: $REDIS_USERNAME, else default)
   --password P    Redis AUTH password (default: $REDIS_PASSWORD)
   --tls           connect over TLS (with --tls-ca-file, --tls-cert-file and
                   --tls-key-file, --tls-server-name as the proxy's REDIS_TLS_*)
@@ -80,6 +81,7 @@ const OPTIONS = {
   's3-region': { type: 'string' },
   concurrency: { type: 'string' },
   engine: { type: 'string' },
+  user: { type: 'string' },
   password: { type: 'string' },
   tls: { type: 'boolean' },
   'tls-ca-file': { type: 'string' },
@@ -227,7 +229,12 @@ export async function runClusterCli(argv: string[]): Promise<number> {
   const engine = values.engine ?? 'auto';
   if (engine !== 'auto' && engine !== 'legacy')
     throw new TiercacheError('BAD_REQUEST', `--engine must be auto or legacy, not "${engine}"`);
-  const conns = new Connections({ password, timeoutMs: timeoutS * 1000, tls: tlsOf(values) });
+  const conns = new Connections({
+    username: values.user ?? (process.env.REDIS_USERNAME || undefined),
+    password,
+    timeoutMs: timeoutS * 1000,
+    tls: tlsOf(values),
+  });
   // The first SIGINT or SIGTERM lets the slots in flight finish (none left open) and stops;
   // a second one ends the process at once.
   const stop = new AbortController();
@@ -235,7 +242,6 @@ export async function runClusterCli(argv: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const reshardOpts = {
-    password,
     concurrency,
     engine,
     log: progress,
@@ -329,7 +335,6 @@ export async function runClusterCli(argv: string[]): Promise<number> {
           cluster: values.cluster ?? positionals[0]!,
           scheduled: values.scheduled ?? false,
           keep,
-          password,
           tls: conns.opts.tls,
           log: progress,
         });

@@ -9,7 +9,9 @@ import { type RedisTls, tlsConnectOptions } from '../../lib/redis/tls.ts';
 import { withTimeout } from '../../lib/timeout.ts';
 
 export interface ConnectionOptions {
-  /** Sent as `AUTH default <password>`, which a node without a password (nopass) accepts too. */
+  /** The ACL user to sign in as; default `default`. */
+  username?: string | undefined;
+  /** Sent as `AUTH <username> <password>`; as default's, a node without a password (nopass) accepts any. */
   password?: string | undefined;
   /** Per-command timeout in ms. */
   timeoutMs: number;
@@ -19,6 +21,8 @@ export interface ConnectionOptions {
 
 export class Connections {
   readonly #clients = new Map<string, Redis>();
+  /** The last error a connection reported (a refused AUTH, a reset), by address. */
+  readonly #lastErrors = new Map<string, string>();
   #closed = false;
   readonly opts: ConnectionOptions;
 
@@ -35,7 +39,9 @@ export class Connections {
         host,
         port,
         // Empty means none (auth disabled): no AUTH at all.
-        ...(this.opts.password ? { username: 'default', password: this.opts.password } : {}),
+        ...(this.opts.password
+          ? { username: this.opts.username ?? 'default', password: this.opts.password }
+          : {}),
         ...(this.opts.tls ? { tls: tlsConnectOptions(this.opts.tls) } : {}),
         connectTimeout: this.opts.timeoutMs,
         maxRetriesPerRequest: 0,
@@ -43,7 +49,9 @@ export class Connections {
         lazyConnect: true,
         enableOfflineQueue: true,
       });
-      c.on('error', () => {}); // failures surface as rejected commands
+      // Failures surface as rejected commands; a refused login only as "Connection is closed",
+      // so the reason it was closed is kept for the error that command gets.
+      c.on('error', (err: Error) => this.#lastErrors.set(key, err.message));
       this.#clients.set(key, c);
     }
     return c;
@@ -73,11 +81,14 @@ export class Connections {
         `${args[0]} on ${addr}`,
       )) as T;
     } catch (err) {
-      if (c.status === 'end' || c.status === 'close') this.forget(addr);
+      const closed = c.status === 'end' || c.status === 'close';
+      const why = closed ? this.#lastErrors.get(formatAddr(parseAddr(addr))) : undefined;
+      if (closed) this.forget(addr);
       if (err instanceof TiercacheError) throw err;
+      const message = (err as Error).message;
       throw new TiercacheError(
         'L2_UNAVAILABLE',
-        `${addr}: ${args.slice(0, 2).join(' ')} failed: ${(err as Error).message}`,
+        `${addr}: ${args.slice(0, 2).join(' ')} failed: ${message}${why && why !== message ? ` (${why})` : ''}`,
         { addr },
         err,
       );
@@ -88,6 +99,7 @@ export class Connections {
     const key = formatAddr(parseAddr(addr));
     this.#clients.get(key)?.disconnect();
     this.#clients.delete(key);
+    this.#lastErrors.delete(key);
   }
 
   close(): void {

@@ -18,7 +18,6 @@ export interface SlotMove {
 }
 
 export interface MigrateOptions {
-  password?: string | undefined;
   /** Keys asked for at a time (GETKEYSINSLOT). */
   batch: number;
   /** Bytes per MIGRATE call at most (batches.ts); a bigger key moves alone. */
@@ -119,7 +118,14 @@ export async function moveKeys(
       for (const part of batchesByBytes(keys, sizes, maxBytes)) {
         const args: (string | number)[] = ['MIGRATE', host, port, '', 0, timeoutMs];
         if (replace) args.push('REPLACE');
-        if (opts.password) args.push('AUTH', opts.password);
+        // To the target as the manager signs in itself (AUTH2 names the user, AUTH is default's).
+        const { username, password } = conns.opts;
+        if (password)
+          args.push(
+            ...(username && username !== 'default'
+              ? ['AUTH2', username, password]
+              : ['AUTH', password]),
+          );
         args.push('KEYS', ...part);
         // Redis's timeout bounds each I/O to the target; ours bounds the whole call, and it
         // must outlast Redis's, or a slow batch would be retried while it is still running.

@@ -21,8 +21,8 @@ export interface NodeReport {
    * quarantined (no persistence) may not until it is admitted as a legitimate owner of data.
    */
   servesReplication: boolean;
-  /** Whether the node has the replication ACL user (spec.redis.auth.users.replication). */
-  hasReplicationUser: boolean;
+  /** The node's ACL users (`ACL USERS`): which of the operator's users it has now. */
+  aclUsers: string[];
 }
 
 export interface ClusterView {
@@ -41,14 +41,16 @@ export const linkInSync = (replication: Record<string, string>): boolean =>
   replication.master_link_status === 'up' && replication.master_sync_in_progress === '0';
 
 export async function reportOf(conns: Connections, addr: string): Promise<NodeReport> {
-  const [nodesText, infoText, replicationText, keys, acl, replicationAcl] = await Promise.all([
-    conns.call<string>(addr, 'CLUSTER', 'NODES'),
-    conns.call<string>(addr, 'CLUSTER', 'INFO'),
-    conns.call<string>(addr, 'INFO', 'replication'),
-    conns.call<number>(addr, 'DBSIZE'),
-    conns.call<unknown[]>(addr, 'ACL', 'GETUSER', 'default'),
-    conns.call<unknown[] | null>(addr, 'ACL', 'GETUSER', REPLICATION_USER),
-  ]);
+  const [nodesText, infoText, replicationText, keys, acl, replicationAcl, aclUsers] =
+    await Promise.all([
+      conns.call<string>(addr, 'CLUSTER', 'NODES'),
+      conns.call<string>(addr, 'CLUSTER', 'INFO'),
+      conns.call<string>(addr, 'INFO', 'replication'),
+      conns.call<number>(addr, 'DBSIZE'),
+      conns.call<unknown[]>(addr, 'ACL', 'GETUSER', 'default'),
+      conns.call<unknown[] | null>(addr, 'ACL', 'GETUSER', REPLICATION_USER),
+      conns.call<string[]>(addr, 'ACL', 'USERS'),
+    ]);
   const nodes = parseClusterNodes(nodesText);
   return {
     addr,
@@ -60,7 +62,7 @@ export async function reportOf(conns: Connections, addr: string): Promise<NodeRe
     // Both users replicas may sign in as: one left quarantined is admitted again.
     servesReplication:
       servesReplication(acl) && (replicationAcl === null || servesReplication(replicationAcl)),
-    hasReplicationUser: replicationAcl !== null,
+    aclUsers,
   };
 }
 

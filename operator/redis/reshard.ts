@@ -27,7 +27,6 @@ import { until } from './wait.ts';
 export const DEFAULT_CONCURRENCY = 16;
 
 export interface ReshardOptions {
-  password?: string | undefined;
   /** Slots migrated in parallel. */
   concurrency?: number;
   /** Keys asked for at a time per slot. */
@@ -66,7 +65,6 @@ const cancelled = (done: string) =>
 /** How every path here moves keys: the caller's batch sizes, MIGRATE's own 10 s deadline. */
 function migrateOptions(opts: ReshardOptions, extra: Partial<MigrateOptions> = {}): MigrateOptions {
   return {
-    password: opts.password,
     batch: opts.batch ?? 200,
     batchBytes: opts.batchBytes ?? DEFAULT_BATCH_BYTES,
     migrateTimeoutMs: 10_000,

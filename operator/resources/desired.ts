@@ -12,6 +12,8 @@ import {
   authSecret,
   configMap,
   exporterSecret,
+  operatorUserSecret,
+  operatorUserWanted,
   proxyUserSecret,
   proxyUserWanted,
   replicationUserSecret,
@@ -37,6 +39,8 @@ export interface DesiredInputs {
   proxyUserPassword?: string | undefined;
   /** The replication ACL user's password (given when spec.redis.auth.users.replication is on). */
   replicationUserPassword?: string | undefined;
+  /** The operator's ACL user's password (given when spec.redis.auth.users.operator is on). */
+  operatorUserPassword?: string | undefined;
   /** How the proxies log in now: their own user only once every node knows it. */
   proxyLogin: ProxyLogin;
   /** The CA of a TLS CacheCluster, from its certificate Secret. */
@@ -55,6 +59,7 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
       exporter: inputs.exporterPassword,
       proxy: inputs.proxyUserPassword,
       replication: inputs.replicationUserPassword,
+      operator: inputs.operatorUserPassword,
     }),
     authInUseSecret(cc, inputs.auth.password),
   );
@@ -63,6 +68,8 @@ export function desiredObjects(cc: CacheCluster, inputs: DesiredInputs): Kuberne
     out.push(proxyUserSecret(cc, inputs.proxyUserPassword));
   if (replicationUserWanted(redis) && inputs.replicationUserPassword !== undefined)
     out.push(replicationUserSecret(cc, inputs.replicationUserPassword));
+  if (operatorUserWanted(redis) && inputs.operatorUserPassword !== undefined)
+    out.push(operatorUserSecret(cc, inputs.operatorUserPassword));
   for (let shard = 0; shard < inputs.shards; shard++) {
     out.push(shardStatefulSet(cc, shard, redis, inputs.placement));
     out.push(shardDisruptionBudget(cc, shard));

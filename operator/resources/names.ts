@@ -11,6 +11,8 @@ export const EXPORTER_PORT = 9121;
 export const EXPORTER_USER = 'tiercache-exporter';
 /** The ACL user the proxies sign in as with spec.redis.auth.users.proxies (their keys only). */
 export const PROXY_USER = 'tiercache-proxy';
+/** The ACL user the operator signs in as with spec.redis.auth.users.operator (cluster administration). */
+export const OPERATOR_USER = 'tiercache-operator';
 /** The ACL user replicas sign in to their masters as with spec.redis.auth.users.replication. */
 export const REPLICATION_USER = 'tiercache-replication';
 export const FIELD_MANAGER = 'tiercache-operator';
@@ -34,6 +36,8 @@ export const names = {
   exporterSecret: (cc: string) => `${cc}-redis-exporter`,
   /** The proxies' ACL user's password (key `password`), generated once. */
   proxyUserSecret: (cc: string) => `${cc}-redis-proxy`,
+  /** The operator's ACL user's password (key `password`), generated once, for the operator alone. */
+  operatorUserSecret: (cc: string) => `${cc}-redis-operator`,
   /** The replication ACL user's password (key `password`), generated once, for the operator alone. */
   replicationUserSecret: (cc: string) => `${cc}-redis-replication`,
   shard: (cc: string, shard: number) => `${cc}-shard-${shard}`,

@@ -17,6 +17,7 @@ import {
   clusterLabels,
   EXPORTER_USER,
   names,
+  OPERATOR_USER,
   PROXY_USER,
   REDIS_PORT,
   REPLICATION_USER,
@@ -217,11 +218,17 @@ export interface UserPasswords {
   proxy?: string | undefined;
   /** Replication's (used when spec.redis.auth.users.replication is on). */
   replication?: string | undefined;
+  /** The operator's (used when spec.redis.auth.users.operator is on). */
+  operator?: string | undefined;
 }
 
 /** Whether the proxies log in as their own ACL user. */
 export const proxyUserWanted = (redis: RedisSpec): boolean =>
   redis.auth.enabled && redis.auth.users.proxies;
+
+/** Whether the operator signs in as its own ACL user. */
+export const operatorUserWanted = (redis: RedisSpec): boolean =>
+  redis.auth.enabled && redis.auth.users.operator;
 
 /** Whether replicas sign in to their masters as their own ACL user. */
 export const replicationUserWanted = (redis: RedisSpec): boolean =>
@@ -262,7 +269,11 @@ export function authConf(redis: RedisSpec, accepted: string[], users: UserPasswo
     proxyUserWanted(redis) && users.proxy !== undefined
       ? `user ${PROXY_USER} on ${quote(`>${users.proxy}`)} ${PROXY_USER_RULES}\n`
       : '';
-  return `${server}\n${replication}${exporter}${proxy}`;
+  const operator =
+    operatorUserWanted(redis) && users.operator !== undefined
+      ? `user ${OPERATOR_USER} on ${quote(`>${users.operator}`)} ${OPERATOR_USER_RULES}\n`
+      : '';
+  return `${server}\n${replication}${exporter}${proxy}${operator}`;
 }
 
 /**
@@ -293,6 +304,25 @@ export const proxyUserSetuser = (password: string): string[] => [
   'resetpass',
   `>${password}`,
   ...PROXY_USER_RULES.split(' '),
+];
+
+/**
+ * What the operator's own user may do: administer the cluster — every key (MIGRATE, RESTORE,
+ * key counts), CLUSTER, CONFIG, ACL (it teaches the other users), INFO, SYNC (backups) — but
+ * none of the commands that wipe data, stop the server or show traffic, which it never runs.
+ */
+export const OPERATOR_USER_RULES =
+  'resetkeys resetchannels ~* &* +@all -flushall -flushdb -shutdown -debug -monitor';
+
+/** `ACL SETUSER` arguments that make a running node's operator user what authConf declares. */
+export const operatorUserSetuser = (password: string): string[] => [
+  'ACL',
+  'SETUSER',
+  OPERATOR_USER,
+  'on',
+  'resetpass',
+  `>${password}`,
+  ...OPERATOR_USER_RULES.split(' '),
 ];
 
 /**
@@ -349,6 +379,10 @@ export const exporterSecret = (cc: CacheCluster, password: string): V1Secret =>
 /** The proxies' ACL user's password (generated once), which the proxies read. */
 export const proxyUserSecret = (cc: CacheCluster, password: string): V1Secret =>
   passwordSecret(cc, names.proxyUserSecret(cc.metadata.name), password);
+
+/** The operator user's password (generated once), which only the operator reads. */
+export const operatorUserSecret = (cc: CacheCluster, password: string): V1Secret =>
+  passwordSecret(cc, names.operatorUserSecret(cc.metadata.name), password);
 
 /** The replication user's password (generated once), which only the operator reads. */
 export const replicationUserSecret = (cc: CacheCluster, password: string): V1Secret =>

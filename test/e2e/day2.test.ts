@@ -592,9 +592,14 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
       MODES.map((m) =>
         around(m, 'repl-user-on', () => setReplicationUser(true)(m), {
           what: `every node replicating as ${REPLICATION_USER}`,
-          when: async () =>
-            (await signIns(m)).every((s) => s.masteruser === REPLICATION_USER && s.hasUser) &&
-            (await linksSignedInAs(m, REPLICATION_USER)),
+          when: async () => {
+            const password = replicationPassword(m);
+            return (
+              (await signIns(m)).every(
+                (s) => s.masteruser === REPLICATION_USER && s.masterauth === password && s.hasUser,
+              ) && (await linksSignedInAs(m, REPLICATION_USER))
+            );
+          },
         }),
       ),
     );
@@ -615,6 +620,8 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
           password,
           maxRetriesPerRequest: 0,
           lazyConnect: true,
+          // Its INFO is refused: no ready check.
+          enableReadyCheck: false,
         });
         try {
           await asReplication.connect();

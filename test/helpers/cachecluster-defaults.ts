@@ -17,7 +17,7 @@ export const REDIS_DEFAULTS = {
     snapshotEverySeconds: 900,
     appendFsync: 'everysec',
   },
-  auth: { enabled: true, users: { proxies: false, replication: false } },
+  auth: { enabled: true, users: { proxies: false, replication: false, operator: false } },
   tls: { enabled: false },
   exporter: {
     enabled: false,

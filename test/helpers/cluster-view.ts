@@ -82,7 +82,7 @@ export function view(nodes: FixtureNode[], opts: { alone?: boolean } = {}): Clus
         : { role: 'master' }) as Record<string, string>,
       keys: me.keys ?? 0,
       servesReplication: !me.quarantined,
-      hasReplicationUser: false,
+      aclUsers: ['default'],
     };
   });
   const known = new Map<string, NodeInfo>();

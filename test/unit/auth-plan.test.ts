@@ -14,6 +14,7 @@ import { AUTH_VERSION_ANNOTATION, passwordVersion } from '../../operator/resourc
 import {
   authConf,
   NO_PASSWORD,
+  operatorUserSetuser,
   replicationUserSetuser,
 } from '../../operator/resources/redis-config.ts';
 
@@ -170,6 +171,29 @@ describe('replicas signing in as their own user (auth.users.replication)', () =>
     expect(servesReplication(getuser('-@all +ping +replconf'))).toBe(false);
     expect(servesReplication(getuser('-@all +ping +replconf +sync +psync'))).toBe(true);
     expect(servesReplication(getuser('-@all +ping +replconf +sync'))).toBe(false);
+  });
+});
+
+describe("the operator's own user (auth.users.operator)", () => {
+  it('auth.conf declares it with every key and command but those that wipe data, stop the server or show traffic', () => {
+    const durable = withDefaults({
+      redis: { auth: { users: { operator: true } }, persistence: { enabled: true } },
+    }).redis;
+    expect(authConf(durable, ['pw'], { operator: 'o' })).toBe(
+      'requirepass "pw"\nmasteruser default\nmasterauth "pw"\n' +
+        'user tiercache-operator on ">o" resetkeys resetchannels ~* &* +@all -flushall -flushdb -shutdown -debug -monitor\n',
+    );
+    // Not wanted: not declared, whatever password is at hand.
+    const off = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
+    expect(authConf(off, ['pw'], { operator: 'o' })).not.toContain('tiercache-operator');
+  });
+
+  it('a running node learns it as auth.conf declares it', () => {
+    expect(operatorUserSetuser('o')).toEqual(
+      'ACL SETUSER tiercache-operator on resetpass >o resetkeys resetchannels ~* &* +@all -flushall -flushdb -shutdown -debug -monitor'.split(
+        ' ',
+      ),
+    );
   });
 });
 
