@@ -20,7 +20,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { rolledOut } from '../../operator/controller/auth-plan.ts';
-import { PROXY_USER, REPLICATION_USER } from '../../operator/resources/names.ts';
+import { OPERATOR_USER, PROXY_USER, REPLICATION_USER } from '../../operator/resources/names.ts';
 import { AUTH_VERSION_ANNOTATION, templateUsesProxyUser } from '../../operator/resources/proxy.ts';
 import { around, BEFORE_KEYS, expectNothingLost, report } from '../helpers/e2e-around.ts';
 import { bothModes, type Mode } from '../helpers/e2e-cachecluster.ts';
@@ -547,8 +547,8 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     }
   }, 600_000);
 
-  it("replication's own ACL user turned on under traffic: every replica signs in as it (links cut to prove it), a rotation of the default password leaves masterauth alone; turned off, replicas sign in as default and the user is deleted; nothing lost", async () => {
-    /** Each Redis pod's masteruser and whether it has the user. */
+  it("replication's and the operator's own ACL users turned on under traffic: every replica signs in as the one (links cut to prove it), the operator as the other, also while it fails a killed master over (a rotation of the default password leaving masterauth alone is tested in replication-user.test.ts); turned off, both sign in as default and the users are deleted; nothing lost", async () => {
+    /** Each Redis pod's masteruser and which of the two users it has. */
     const signIns = (m: Mode) =>
       Promise.all(
         m.cc.redisPods().map((p) =>
@@ -556,6 +556,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
             masteruser: ((await n.call('CONFIG', 'GET', 'masteruser')) as string[])[1],
             masterauth: ((await n.call('CONFIG', 'GET', 'masterauth')) as string[])[1],
             hasUser: (await n.call('ACL', 'GETUSER', REPLICATION_USER)) !== null,
+            hasOperatorUser: (await n.call('ACL', 'GETUSER', OPERATOR_USER)) !== null,
           })),
         ),
       );
@@ -576,8 +577,10 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
         });
       return signedIn === 3;
     };
-    const setReplicationUser = (replication: boolean) => (m: Mode) =>
-      patchCacheCluster(m, 'merge', { spec: { redis: { auth: { users: { replication } } } } });
+    const setUsers = (on: boolean) => (m: Mode) =>
+      patchCacheCluster(m, 'merge', {
+        spec: { redis: { auth: { users: { replication: on, operator: on } } } },
+      });
     const replicationPassword = (m: Mode) =>
       Buffer.from(
         kubectlJson<V1Secret>(['get', 'secret', `${m.cc.name}-redis-replication`, '-n', m.cc.ns])
@@ -590,14 +593,20 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
         await m.cc.onNode(p.metadata!.name!, (n) => n.call('ACL', 'LOG', 'RESET'));
     const on = await Promise.all(
       MODES.map((m) =>
-        around(m, 'repl-user-on', () => setReplicationUser(true)(m), {
-          what: `every node replicating as ${REPLICATION_USER}`,
+        around(m, 'repl-user-on', () => setUsers(true)(m), {
+          what: `every node replicating as ${REPLICATION_USER} and knowing ${OPERATOR_USER}`,
           when: async () => {
             const password = replicationPassword(m);
             return (
+              eventCount(m, 'OperatorUserOn') > 0 &&
               (await signIns(m)).every(
-                (s) => s.masteruser === REPLICATION_USER && s.masterauth === password && s.hasUser,
-              ) && (await linksSignedInAs(m, REPLICATION_USER))
+                (s) =>
+                  s.masteruser === REPLICATION_USER &&
+                  s.masterauth === password &&
+                  s.hasUser &&
+                  s.hasOperatorUser,
+              ) &&
+              (await linksSignedInAs(m, REPLICATION_USER))
             );
           },
         }),
@@ -638,33 +647,57 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
       }
     }
 
-    // The default password rotated (to the user's Secret again): masterauth stays the user's.
-    const rotated = await Promise.all(
-      MODES.map((m) =>
-        rotate(m, 'repl-user-rotation', () => {
-          setUserPassword(m.cc.ns, 'replication-user-0005');
-          patchCacheCluster(m, 'merge', { spec: { redis: { auth: { secretName: 'redis-pw' } } } });
-        }),
-      ),
+    // A master killed: the operator fails it over and heals signed in as its user (seen in the
+    // nodes' client lists meanwhile; no other client has that user), and the restarted node
+    // replicates as the replication user.
+    const usersSeen = MODES.map(() => new Set<string>());
+    let watching = true;
+    const watchers = MODES.map(async (m, i) => {
+      while (watching) {
+        for (const pod of m.cc.redisPods())
+          await m.cc
+            .onNode(pod.metadata!.name!, async (n) => {
+              for (const [, user] of String(await n.call('CLIENT', 'LIST')).matchAll(
+                / user=(\S+) /g,
+              ))
+                usersSeen[i]!.add(user!);
+            })
+            .catch(() => undefined); // the killed one, a moment
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+    const killed = await Promise.all(
+      MODES.map((m) => {
+        const pod = m.cc.get().status!.shards![0]!.master;
+        const restarts = () =>
+          m.cc.redisPods().find((p) => p.metadata!.name === pod)?.status?.containerStatuses?.[0]
+            ?.restartCount ?? 0;
+        const before = restarts();
+        return around(m, 'users-master-killed', () => m.cc.crash(pod), {
+          what: `${pod} restarted, and every replica replicating as ${REPLICATION_USER}`,
+          when: async () => restarts() > before && (await linksSignedInAs(m, REPLICATION_USER)),
+        });
+      }),
     );
+    watching = false;
+    await Promise.all(watchers);
     for (const [i, m] of MODES.entries()) {
-      report('default password rotated, replication user on', m, rotated[i]!);
-      expectNothingLost(m, rotated[i]!);
-      const password = replicationPassword(m);
-      expect(
-        (await signIns(m)).map((s) => s.masterauth),
-        m.label,
-      ).toEqual(Array(6).fill(password));
-      expect(await linksSignedInAs(m, REPLICATION_USER), m.label).toBe(true);
+      report('master killed, both users on', m, killed[i]!);
+      expectNothingLost(m, killed[i]!);
+      expect([...usersSeen[i]!], m.label).toContain(OPERATOR_USER);
     }
 
     const off = await Promise.all(
       MODES.map((m) =>
-        around(m, 'repl-user-off', () => setReplicationUser(false)(m), {
-          what: 'every node replicating as default, and none with the user',
+        around(m, 'repl-user-off', () => setUsers(false)(m), {
+          what: 'every node replicating as default, and none with either user',
           when: async () =>
             (await signIns(m)).every(
-              (s) => s.masteruser === 'default' && s.masterauth === m.cc.password() && !s.hasUser,
+              (s) =>
+                s.masteruser === 'default' &&
+                s.masterauth === m.cc.password() &&
+                !s.hasUser &&
+                !s.hasOperatorUser,
             ) && (await linksSignedInAs(m, 'default')),
         }),
       ),
@@ -675,6 +708,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
       const reasons = m.cc.events().map((e) => e.reason);
       expect(reasons, m.label).toContain('ReplicationUserOn');
       expect(reasons, m.label).toContain('ReplicationUserOff');
+      expect(reasons, m.label).toContain('OperatorUserOff');
     }
   }, 600_000);
 });
