@@ -135,6 +135,16 @@ describe('CacheCluster CRD', () => {
       { redis: { auth: { enabled: false, users: { proxies: true } } } },
       /auth\.users\.proxies needs auth\.enabled/,
     ],
+    [
+      'a replication ACL user without auth',
+      { redis: { auth: { enabled: false, users: { replication: true } } } },
+      /auth\.users\.replication needs auth\.enabled/,
+    ],
+    [
+      'an operator ACL user without auth',
+      { redis: { auth: { enabled: false, users: { operator: true } } } },
+      /auth\.users\.operator needs auth\.enabled/,
+    ],
   ])('refuses %s with a clear message', (_what, spec, message) => {
     const refusal = apply(cc('bad', spec));
     expect(refusal).toMatch(/is invalid/);
