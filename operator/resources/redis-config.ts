@@ -255,25 +255,22 @@ export function authConf(redis: RedisSpec, accepted: string[], users: UserPasswo
     passwords !== 'nopass' && !startsQuarantined(redis) && accepted.length === 1
       ? `requirepass ${quote(current)}`
       : `user default on ${passwords} ${rules}`;
+  /** A user of the operator's beside default, when `wanted` and its password is given (setuserArgs). */
+  const userLine = (wanted: boolean, user: string, password: string | undefined, rules: string) =>
+    wanted && password !== undefined ? `user ${user} on ${quote(`>${password}`)} ${rules}\n` : '';
   const ownReplicationUser = replicationUserWanted(redis) && users.replication !== undefined;
   const replication = ownReplicationUser
-    ? `masteruser ${REPLICATION_USER}\nmasterauth ${quote(users.replication!)}\nuser ${REPLICATION_USER} on ${quote(`>${users.replication}`)} ${replicationRules(!startsQuarantined(redis))}\n`
+    ? `masteruser ${REPLICATION_USER}\nmasterauth ${quote(users.replication!)}\n${userLine(true, REPLICATION_USER, users.replication, replicationRules(!startsQuarantined(redis)))}`
     : current === NO_PASSWORD
       ? ''
       : `masteruser default\nmasterauth ${quote(current)}\n`;
-  const exporter =
-    redis.exporter.enabled && users.exporter !== undefined
-      ? `user ${EXPORTER_USER} on ${quote(`>${users.exporter}`)} ${EXPORTER_RULES}\n`
-      : '';
-  const proxy =
-    proxyUserWanted(redis) && users.proxy !== undefined
-      ? `user ${PROXY_USER} on ${quote(`>${users.proxy}`)} ${PROXY_USER_RULES}\n`
-      : '';
-  const operator =
-    operatorUserWanted(redis) && users.operator !== undefined
-      ? `user ${OPERATOR_USER} on ${quote(`>${users.operator}`)} ${OPERATOR_USER_RULES}\n`
-      : '';
-  return `${server}\n${replication}${exporter}${proxy}${operator}`;
+  return [
+    `${server}\n`,
+    replication,
+    userLine(redis.exporter.enabled, EXPORTER_USER, users.exporter, EXPORTER_RULES),
+    userLine(proxyUserWanted(redis), PROXY_USER, users.proxy, PROXY_USER_RULES),
+    userLine(operatorUserWanted(redis), OPERATOR_USER, users.operator, OPERATOR_USER_RULES),
+  ].join('');
 }
 
 /**
@@ -295,16 +292,23 @@ export const PROXY_USER_RULES = [
   '+publish +subscribe +unsubscribe',
 ].join(' ');
 
-/** `ACL SETUSER` arguments that make a running node's proxy user what authConf declares. */
-export const proxyUserSetuser = (password: string): string[] => [
+/**
+ * `ACL SETUSER` arguments that make a running node's `user` what authConf declares (userLine):
+ * on, with this one password and these rules.
+ */
+const setuserArgs = (user: string, password: string, rules: string): string[] => [
   'ACL',
   'SETUSER',
-  PROXY_USER,
+  user,
   'on',
   'resetpass',
   `>${password}`,
-  ...PROXY_USER_RULES.split(' '),
+  ...rules.split(' '),
 ];
+
+/** `ACL SETUSER` arguments that make a running node's proxy user what authConf declares. */
+export const proxyUserSetuser = (password: string): string[] =>
+  setuserArgs(PROXY_USER, password, PROXY_USER_RULES);
 
 /**
  * What the operator's own user may do: administer the cluster — every key (MIGRATE, RESTORE,
@@ -315,15 +319,8 @@ export const OPERATOR_USER_RULES =
   'resetkeys resetchannels ~* &* +@all -flushall -flushdb -shutdown -debug -monitor';
 
 /** `ACL SETUSER` arguments that make a running node's operator user what authConf declares. */
-export const operatorUserSetuser = (password: string): string[] => [
-  'ACL',
-  'SETUSER',
-  OPERATOR_USER,
-  'on',
-  'resetpass',
-  `>${password}`,
-  ...OPERATOR_USER_RULES.split(' '),
-];
+export const operatorUserSetuser = (password: string): string[] =>
+  setuserArgs(OPERATOR_USER, password, OPERATOR_USER_RULES);
 
 /**
  * What the replication user may run: a replica's side of the handshake and the sync, no key and
@@ -336,15 +333,8 @@ const replicationRules = (servesReplication: boolean): string =>
  * `ACL SETUSER` arguments that give a running node the replication user as authConf declares
  * it, serving replication as the node's default user does (a quarantined node stays so).
  */
-export const replicationUserSetuser = (password: string, servesReplication: boolean): string[] => [
-  'ACL',
-  'SETUSER',
-  REPLICATION_USER,
-  'on',
-  'resetpass',
-  `>${password}`,
-  ...replicationRules(servesReplication).split(' '),
-];
+export const replicationUserSetuser = (password: string, servesReplication: boolean): string[] =>
+  setuserArgs(REPLICATION_USER, password, replicationRules(servesReplication));
 
 /**
  * What the metrics sidecar may run: the commands redis_exporter reads metrics with, and no key

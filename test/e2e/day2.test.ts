@@ -88,6 +88,38 @@ const eventCount = (m: Mode, reason: string) =>
   m.cc.events().filter((e) => e.reason === reason).length;
 const rotations = (m: Mode) => eventCount(m, 'PasswordRotated');
 
+/** The password in the Secret `<cc>-redis-<suffix>` of one of the operator's ACL users. */
+const userSecretPassword = (m: Mode, suffix: string) =>
+  Buffer.from(
+    kubectlJson<V1Secret>(['get', 'secret', `${m.cc.name}-redis-${suffix}`, '-n', m.cc.ns]).data!
+      .password!,
+    'base64',
+  ).toString();
+
+/** Runs `fn` on a connection to the Redis pod signed in as `username` (no ready check: INFO may be refused). */
+async function signedInAs<T>(
+  pod: V1Pod,
+  username: string,
+  password: string,
+  fn: (node: Redis) => Promise<T>,
+): Promise<T> {
+  const node = new Redis({
+    host: pod.status!.podIP!,
+    port: 6379,
+    username,
+    password,
+    maxRetriesPerRequest: 0,
+    lazyConnect: true,
+    enableReadyCheck: false,
+  });
+  try {
+    await node.connect();
+    return await fn(node);
+  } finally {
+    node.disconnect();
+  }
+}
+
 /** Every Redis pod with its restart count: equal before and after means nothing restarted. */
 const podIdentities = (m: Mode) =>
   m.cc
@@ -473,12 +505,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
           templateUsesProxyUser(d) === onUser &&
           rolledOut(d, d.spec!.template.metadata!.annotations![AUTH_VERSION_ANNOTATION]!),
       );
-    const userPassword = (m: Mode) =>
-      Buffer.from(
-        kubectlJson<V1Secret>(['get', 'secret', `${m.cc.name}-redis-proxy`, '-n', m.cc.ns]).data!
-          .password!,
-        'base64',
-      ).toString();
+    const userPassword = (m: Mode) => userSecretPassword(m, 'proxy');
     /** What every Redis node knows of the user (ACL GETUSER: null when it has none). */
     const nodesKnowUser = async (m: Mode) =>
       Promise.all(
@@ -509,23 +536,12 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
       for (const pod of m.cc.redisPods()) {
         const name = pod.metadata!.name!;
         expect(await m.cc.onNode(name, (n) => n.call('ACL', 'LOG')), name).toEqual([]);
-        const asProxy = new Redis({
-          host: pod.status!.podIP!,
-          port: 6379,
-          username: PROXY_USER,
-          password: userPassword(m),
-          maxRetriesPerRequest: 0,
-          lazyConnect: true,
-        });
-        try {
-          await asProxy.connect();
+        await signedInAs(pod, PROXY_USER, userPassword(m), async (asProxy) => {
           await expect(asProxy.call('FLUSHALL'), name).rejects.toThrow(/NOPERM/);
           await expect(asProxy.call('CONFIG', 'GET', 'maxmemory'), name).rejects.toThrow(/NOPERM/);
           await expect(asProxy.call('CLUSTER', 'RESET'), name).rejects.toThrow(/NOPERM/);
           await expect(asProxy.call('GET', 'acl-user-on:before:1'), name).rejects.toThrow(/NOPERM/);
-        } finally {
-          asProxy.disconnect();
-        }
+        });
       }
     }
     // The writer's keys (outside the proxies' prefixes) are all there: the refused calls did nothing.
@@ -581,12 +597,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
       patchCacheCluster(m, 'merge', {
         spec: { redis: { auth: { users: { replication: on, operator: on } } } },
       });
-    const replicationPassword = (m: Mode) =>
-      Buffer.from(
-        kubectlJson<V1Secret>(['get', 'secret', `${m.cc.name}-redis-replication`, '-n', m.cc.ns])
-          .data!.password!,
-        'base64',
-      ).toString();
+    const replicationPassword = (m: Mode) => userSecretPassword(m, 'replication');
 
     for (const m of MODES)
       for (const p of m.cc.redisPods())
@@ -622,18 +633,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
         // No node refused anyone a login or a command through the switch.
         expect(await m.cc.onNode(name, (n) => n.call('ACL', 'LOG')), name).toEqual([]);
         // The user replicates and does nothing else.
-        const asReplication = new Redis({
-          host: pod.status!.podIP!,
-          port: 6379,
-          username: REPLICATION_USER,
-          password,
-          maxRetriesPerRequest: 0,
-          lazyConnect: true,
-          // Its INFO is refused: no ready check.
-          enableReadyCheck: false,
-        });
-        try {
-          await asReplication.connect();
+        await signedInAs(pod, REPLICATION_USER, password, async (asReplication) => {
           await expect(asReplication.call('GET', 'repl-user-on:before:1'), name).rejects.toThrow(
             /NOPERM/,
           );
@@ -641,9 +641,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
           await expect(asReplication.call('CONFIG', 'GET', 'masterauth'), name).rejects.toThrow(
             /NOPERM/,
           );
-        } finally {
-          asReplication.disconnect();
-        }
+        });
       }
     }
 

@@ -185,6 +185,20 @@ export async function startNodes(
   return started;
 }
 
+/**
+ * Two standalone nodes started from the same config file (e.g. the operator's auth.conf), to be
+ * a master and its replica, with their addresses as the operator writes them.
+ */
+export async function startPair(config: string) {
+  const [master, replica] = await startNodes(2, { config });
+  return {
+    master: master!,
+    replica: replica!,
+    A: `${master!.host}:${master!.port}`,
+    B: `${replica!.host}:${replica!.port}`,
+  };
+}
+
 export interface TestCluster {
   nodes: RedisNode[];
   /** "127.0.0.1:p1,127.0.0.1:p2,…" as REDIS_CLUSTER_NODES takes it. */

@@ -11,7 +11,7 @@ import { carryOutAuth } from '../../operator/controller/auth.ts';
 import { type AuthPlan, planAuth, storedOf } from '../../operator/controller/auth-plan.ts';
 import { Connections, parseInfo } from '../../operator/redis/connections.ts';
 import { authConf, NO_PASSWORD } from '../../operator/resources/redis-config.ts';
-import { type RedisNode, startRedis } from '../helpers/redis.ts';
+import { type RedisNode, startPair } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const started: RedisNode[] = [];
@@ -37,13 +37,8 @@ describe('auth turned on and off on running nodes', () => {
     // Persistence on: no quarantine to admit, so the test is about the passwords alone.
     const redis = withDefaults({ redis: { persistence: { enabled: true } } }).redis;
     const conf = authConf(redis, [NO_PASSWORD]);
-    const [master, replica] = [
-      await startRedis({ config: conf }),
-      await startRedis({ config: conf }),
-    ];
+    const { master, replica, A, B } = await startPair(conf);
     started.push(master, replica);
-    const A = `${master.host}:${master.port}`;
-    const B = `${replica.host}:${replica.port}`;
     const admin = new Connections({ password: NO_PASSWORD, timeoutMs: 2000 });
     await admin.call(B, 'REPLICAOF', master.host, master.port);
     for (let i = 0; i < 100; i++) await admin.call(A, 'SET', `k${i}`, 'v');

@@ -17,7 +17,7 @@ import { Connections, parseInfo } from '../../operator/redis/connections.ts';
 import { servesReplication } from '../../operator/redis/observe.ts';
 import { REPLICATION_USER } from '../../operator/resources/names.ts';
 import { authConf } from '../../operator/resources/redis-config.ts';
-import { type RedisNode, startRedis } from '../helpers/redis.ts';
+import { type RedisNode, startPair } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const started: RedisNode[] = [];
@@ -59,13 +59,8 @@ describe.each([
     }).redis;
     // The nodes start as before the switch: no replication user yet.
     const conf = authConf(redis, ['pw']);
-    const [master, replica] = [
-      await startRedis({ config: conf }),
-      await startRedis({ config: conf }),
-    ];
+    const { master, replica, A, B } = await startPair(conf);
     started.push(master, replica);
-    const A = `${master.host}:${master.port}`;
-    const B = `${replica.host}:${replica.port}`;
     let conns = new Connections({ password: 'pw', timeoutMs: 2000 });
     // The master holds the data: it is admitted (a no-op with persistence); the replica is not.
     await admit(conns, [A]);
