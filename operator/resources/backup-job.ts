@@ -1,7 +1,7 @@
 /**
  * The Jobs that take and restore backups (pure): the operator's own image running
- * `tiercache cluster backup|restore` against the cluster's nodes, with the cluster's password
- * and CA, the backups' place — the claim mounted at /backups, or a bucket with its credentials
+ * `tiercache cluster backup|restore` against the cluster's nodes, signed in as the operator's
+ * user or default (signIn), with the CA, the backups' place — the claim mounted at /backups, or a bucket with its credentials
  * and a scratch directory — and the result written to the container's termination message,
  * where the operator reads it back (no API rights for the Job's pod).
  */
@@ -12,9 +12,10 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
-import type { CacheCluster, S3BackupSpec } from '../api/types.ts';
-import { clusterLabels, names } from './names.ts';
+import { type CacheCluster, type S3BackupSpec, withDefaults } from '../api/types.ts';
+import { clusterLabels, names, OPERATOR_USER } from './names.ts';
 import { NONROOT_UID, redisSeed, redisServiceName } from './proxy.ts';
+import { operatorUserWanted } from './redis-config.ts';
 
 export const BACKUP_MOUNT = '/backups';
 const TLS_DIR = '/etc/redis-tls';
@@ -85,6 +86,26 @@ function placeMounts(
   };
 }
 
+/**
+ * How the Job signs in to the nodes: as the operator's own user when the cluster has it (its
+ * backups and restores are cluster administration), else as default with the cluster's password.
+ */
+function signIn(cc: CacheCluster): V1EnvVar[] {
+  const own = operatorUserWanted(withDefaults(cc.spec).redis);
+  const password: V1EnvVar = {
+    name: 'REDIS_PASSWORD',
+    valueFrom: {
+      secretKeyRef: {
+        name: own
+          ? names.operatorUserSecret(cc.metadata.name)
+          : names.authSecret(cc.metadata.name),
+        key: 'password',
+      },
+    },
+  };
+  return own ? [{ name: 'REDIS_USERNAME', value: OPERATOR_USER }, password] : [password];
+}
+
 export function backupJob(o: BackupJobInputs): V1Job {
   const { cc } = o;
   const tls = o.tlsSecretName
@@ -143,15 +164,7 @@ export function backupJob(o: BackupJobInputs): V1Job {
                 '--result-file',
                 RESULT_FILE,
               ],
-              env: [
-                {
-                  name: 'REDIS_PASSWORD',
-                  valueFrom: {
-                    secretKeyRef: { name: names.authSecret(cc.metadata.name), key: 'password' },
-                  },
-                },
-                ...place.env,
-              ],
+              env: [...signIn(cc), ...place.env],
               terminationMessagePath: RESULT_FILE,
               terminationMessagePolicy: 'FallbackToLogsOnError',
               volumeMounts: [

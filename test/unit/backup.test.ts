@@ -125,6 +125,20 @@ describe('backupJob', () => {
     expect(job.spec!.backoffLimit).toBe(0);
   });
 
+  it("signs in as the operator's own user when the cluster has it", () => {
+    const withUser = {
+      ...cc,
+      spec: { redis: { auth: { users: { operator: true } } } },
+    } as unknown as CacheCluster;
+    expect(jobOf({ cc: withUser }).spec!.template.spec!.containers[0]!.env).toEqual([
+      { name: 'REDIS_USERNAME', value: 'tiercache-operator' },
+      {
+        name: 'REDIS_PASSWORD',
+        valueFrom: { secretKeyRef: { name: 'cache-redis-operator', key: 'password' } },
+      },
+    ]);
+  });
+
   it('over TLS gets the CA alone and the name the certificates carry; a restore mounts the claim read-only', () => {
     const job = jobOf({
       command: ['restore', '--name', 'b'],
