@@ -12,6 +12,9 @@ import { assertEmpty } from './create.ts';
 import { type NodeReport, observe } from './observe.ts';
 import { until } from './wait.ts';
 
+/** How long a MEET is given before the nodes that still do not see each other are met again. */
+const REMEET_MS = 2000;
+
 export interface HealOptions {
   spares?: string[];
   /** Forget failed nodes (default true); off while a node's owner may still come back. */
@@ -49,25 +52,38 @@ export async function healCluster(
   const live = () => view.reports.filter((r) => !members || members.has(r.addr));
 
   // 1. Re-introduce every reachable node to every other at its current address.
-  let met = 0;
-  for (const a of live()) {
-    for (const b of live()) {
-      if (a.id === b.id || sees(a, b)) continue;
-      const { host, port } = parseAddr(b.addr);
-      await conns.call(a.addr, 'CLUSTER', 'MEET', host, port);
-      met += 1;
+  const meetUnseen = async () => {
+    let sent = 0;
+    for (const a of live()) {
+      for (const b of live()) {
+        if (a.id === b.id || sees(a, b)) continue;
+        const { host, port } = parseAddr(b.addr);
+        // A node that stopped answering meanwhile is met again on the next round.
+        await conns.call(a.addr, 'CLUSTER', 'MEET', host, port).catch(() => undefined);
+        sent += 1;
+      }
     }
-  }
+    return sent;
+  };
+  let met = await meetUnseen();
   if (met > 0) {
     log(`introduced nodes to each other (${met} MEETs)`);
+    // Looked at again from every given address, so a node that answers again is included; and
+    // met again while unseen, because Redis drops a MEET whose handshake fails (the target
+    // paused or restarting, a packet lost) without a word, and nothing else would repeat it.
+    let metAt = Date.now();
     await until(
       'every reachable node to see every other at its current address',
       async () => {
-        view = await observe(
-          conns,
-          view.reports.map((r) => r.addr),
-        );
-        return live().every((a) => live().every((b) => a.id === b.id || sees(a, b)));
+        view = await observe(conns, [
+          ...new Set([...view.reports.map((r) => r.addr), ...(opts.members ?? addrs)]),
+        ]);
+        if (live().every((a) => live().every((b) => a.id === b.id || sees(a, b)))) return true;
+        if (Date.now() - metAt >= REMEET_MS) {
+          met += await meetUnseen();
+          metAt = Date.now();
+        }
+        return false;
       },
       timeoutMs,
       250,

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { checkCluster } from '../../operator/redis/check.ts';
 import { Connections } from '../../operator/redis/connections.ts';
 import { createCluster } from '../../operator/redis/create.ts';
+import { healCluster } from '../../operator/redis/heal.ts';
 import { observe } from '../../operator/redis/observe.ts';
 import { runCli } from '../helpers/proxy.ts';
 import { type RedisNode, startNodes } from '../helpers/redis.ts';
@@ -96,6 +97,37 @@ describe('tiercache cluster heal', () => {
     await new Promise((r) => setTimeout(r, 61_000));
     expect(await knowsDead()).toBe(false);
   }, 150_000);
+
+  it('meets a node again whose MEETs were lost (it was paused just then), instead of waiting for it in vain', async () => {
+    const list = await nodes(3, true);
+    const conns = setup();
+    await createCluster(conns, list.map(addr), { replicas: 0 });
+    // Every node on a new port at once: none can find another by itself (one moved while the
+    // others stay is found again from its own connections).
+    await Promise.all(list.map((n) => n.moveToNewPort()));
+    conns.close();
+    const fresh = setup();
+    const moved = list[2]!;
+    let resumed: Promise<void> | undefined;
+    const healed = await healCluster(fresh, list.map(addr), {
+      timeoutMs: 20_000,
+      log: (line) => {
+        // The MEETs are sent; their handshakes with the moved node fail while it is paused
+        // (longer than the 2 s handshake timeout), and Redis drops them without a word.
+        if (!line.startsWith('introduced') || resumed) return;
+        moved.pause();
+        resumed = new Promise((r) => setTimeout(r, 4000)).then(() => moved.resume());
+      },
+    });
+    await resumed;
+    expect(healed.met).toBeGreaterThanOrEqual(6);
+    await waitFor(
+      'the cluster to be healthy at its new addresses',
+      async () => checkCluster(await observe(fresh, list.map(addr))).healthy,
+      30_000,
+      250,
+    );
+  }, 60_000);
 
   it('re-forms a cluster whose nodes all restarted on new ports, with every key still there', async () => {
     const list = await nodes(3, true);
