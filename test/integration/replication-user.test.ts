@@ -109,6 +109,7 @@ describe.each([
       password: 'rpw',
       lazyConnect: true,
       maxRetriesPerRequest: 0,
+      enableReadyCheck: false, // its INFO is refused
     });
     try {
       await client.connect();
