@@ -96,9 +96,7 @@ function signIn(cc: CacheCluster): V1EnvVar[] {
     name: 'REDIS_PASSWORD',
     valueFrom: {
       secretKeyRef: {
-        name: own
-          ? names.operatorUserSecret(cc.metadata.name)
-          : names.authSecret(cc.metadata.name),
+        name: own ? names.operatorUserSecret(cc.metadata.name) : names.authSecret(cc.metadata.name),
         key: 'password',
       },
     },
