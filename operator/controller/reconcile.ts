@@ -38,7 +38,6 @@ import {
   effectiveMaxMemory,
   liveSettings,
   MAXMEMORY_SHARE_OF_LIMIT,
-  operatorUserWanted,
   proxyUserWanted,
   replicationUserWanted,
 } from '../resources/redis-config.ts';
@@ -65,13 +64,11 @@ import {
   adminToken,
   desiredPassword,
   exporterPassword,
-  operatorUserPassword,
-  proxyUserPassword,
   readInUsePassword,
   readStoredAuth,
   readTlsSecret,
-  replicationUserPassword,
   type TlsMaterial,
+  wantedUserPasswords,
 } from './secrets.ts';
 import { buildStatus, clusterStateOk, failedStatus, type ProxyReadiness } from './status.ts';
 import { StepRunner } from './steps.ts';
@@ -182,11 +179,8 @@ export class Reconciler {
     let auth = await this.#authPlan(cc, spec);
     const timeoutMs = this.#o.redisTimeoutMs;
     const { material: tlsMaterial, tls } = await this.#tlsOf(cc, spec);
-    // Read (or made) once: what the nodes are taught is what the Secret keeps.
-    const operatorUserPw = operatorUserWanted(spec.redis)
-      ? await operatorUserPassword(this.#o.kube, cc)
-      : undefined;
-    const operatorLogin = this.#operatorLogins.loginFor(key, operatorUserPw);
+    const users = await wantedUserPasswords(this.#o.kube, cc, spec.redis);
+    const operatorLogin = this.#operatorLogins.loginFor(key, users.operator);
     let conns = new Connections({
       ...(operatorLogin ?? { password: auth.current }),
       timeoutMs,
@@ -214,14 +208,10 @@ export class Reconciler {
       const proxyDeployments = deployments.items.filter((d) =>
         wantedProxies.has(d.metadata?.name ?? ''),
       );
-      // Read (or made) once: what the nodes are taught is what the Secret keeps.
-      const replicationUserPw = replicationUserWanted(spec.redis)
-        ? await replicationUserPassword(this.#o.kube, cc)
-        : undefined;
       // Before a rotation: it leaves masterauth alone only once replicas use their own user.
       const replicationLogin: ReplicationLogin =
-        replicationUserPw !== undefined
-          ? { as: 'replication-user', password: replicationUserPw }
+        users.replication !== undefined
+          ? { as: 'replication-user', password: users.replication }
           : { as: 'default', password: auth.current };
       await this.#replicationLogin(key, cc, conns, view, replicationLogin, log);
       if (auth.kind !== 'steady') {
@@ -242,18 +232,14 @@ export class Reconciler {
         }
         auth = done.plan;
       }
-      conns = await this.#operatorSignsIn(key, cc, conns, view, allPods, operatorUserPw, log);
+      conns = await this.#operatorSignsIn(key, cc, conns, view, allPods, users.operator, log);
       await this.#applyLive(cc, spec, conns, allPods);
       const certificatesPending = tlsMaterial
         ? await this.#loadRenewedCertificates(key, cc, tlsMaterial.cert, conns, allPods)
         : false;
-      // Read (or made) only when wanted: no Secret lookup per reconcile for a feature that is off.
-      const proxyUserPw = proxyUserWanted(spec.redis)
-        ? await proxyUserPassword(this.#o.kube, cc)
-        : undefined;
       const proxyLogin = await this.#proxyLogin(key, spec, {
         current: auth.current,
-        userPassword: proxyUserPw,
+        userPassword: users.proxy,
         conns,
         pods: allPods,
         proxies: proxyDeployments,
@@ -274,7 +260,7 @@ export class Reconciler {
           keep,
           storedOf(auth),
           proxyLogin,
-          { proxy: proxyUserPw, replication: replicationUserPw, operator: operatorUserPw },
+          users,
           tlsMaterial?.ca,
           new Set(zones.values()).size,
           storage.recreating,
@@ -641,11 +627,7 @@ export class Reconciler {
     auth: AuthKeys,
     proxyLogin: ProxyLogin,
     /** The passwords of the ACL users that are wanted (read once per reconcile). */
-    users: {
-      proxy: string | undefined;
-      replication: string | undefined;
-      operator: string | undefined;
-    },
+    users: { proxy?: string; replication?: string; operator?: string },
     tlsCa: string | undefined,
     zoneCount: number,
     /** StatefulSets being deleted (pods orphaned): applied again once they are gone. */

@@ -6,9 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { TiercacheError } from '../../lib/errors.ts';
-import type { CacheCluster, CacheClusterSpec } from '../api/types.ts';
+import type { CacheCluster, CacheClusterSpec, RedisSpec } from '../api/types.ts';
 import { names, tlsSecretName } from '../resources/names.ts';
-import { NO_PASSWORD } from '../resources/redis-config.ts';
+import {
+  NO_PASSWORD,
+  operatorUserWanted,
+  proxyUserWanted,
+  replicationUserWanted,
+} from '../resources/redis-config.ts';
 import { isNotFound, type Kube } from '../runtime/kube.ts';
 import type { StoredAuth } from './auth-plan.ts';
 import { waitingFor } from './errors.ts';
@@ -87,17 +92,26 @@ export const adminToken = (kube: Kube, cc: CacheCluster): Promise<string> =>
 export const exporterPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
   keptOrNew(kube, cc, names.exporterSecret(cc.metadata.name), 'password');
 
-/** The proxies' ACL user's password (spec.redis.auth.users.proxies), generated once. */
-export const proxyUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
-  keptOrNew(kube, cc, names.proxyUserSecret(cc.metadata.name), 'password');
-
-/** The replication ACL user's password (spec.redis.auth.users.replication), generated once. */
-export const replicationUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
-  keptOrNew(kube, cc, names.replicationUserSecret(cc.metadata.name), 'password');
-
-/** The operator's ACL user's password (spec.redis.auth.users.operator), generated once. */
-export const operatorUserPassword = (kube: Kube, cc: CacheCluster): Promise<string> =>
-  keptOrNew(kube, cc, names.operatorUserSecret(cc.metadata.name), 'password');
+/**
+ * The passwords of the ACL users the spec wants (proxies', replication's, the operator's), each
+ * generated once into its own Secret; a user not wanted has none, and its Secret is not read.
+ * Read once per reconcile: what the nodes are taught is what the Secrets keep.
+ */
+export async function wantedUserPasswords(
+  kube: Kube,
+  cc: CacheCluster,
+  redis: RedisSpec,
+): Promise<{ proxy?: string; replication?: string; operator?: string }> {
+  const { name } = cc.metadata;
+  const read = (wanted: boolean, secret: string) =>
+    wanted ? keptOrNew(kube, cc, secret, 'password') : Promise.resolve(undefined);
+  const [proxy, replication, operator] = await Promise.all([
+    read(proxyUserWanted(redis), names.proxyUserSecret(name)),
+    read(replicationUserWanted(redis), names.replicationUserSecret(name)),
+    read(operatorUserWanted(redis), names.operatorUserSecret(name)),
+  ]);
+  return { proxy, replication, operator };
+}
 
 /** What the operator needs of a TLS CacheCluster's certificate Secret: the CA to trust, the certificate the nodes should serve. */
 export interface TlsMaterial {
