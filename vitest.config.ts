@@ -13,6 +13,9 @@ export default defineConfig({
         // Unit tests and integration tests against real redis-server processes.
         test: {
           name: 'tiercache',
+          // Most of these wait on redis-server and sockets, not the CPU: two files at a time
+          // use a 2-core machine better than the default (one worker per core but one).
+          maxWorkers: 2,
           include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
           testTimeout: 30_000,
