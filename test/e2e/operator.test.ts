@@ -145,8 +145,32 @@ describe('the operator, installed with helm', () => {
       conns.close();
     }
 
+    // A proxy connects to L2 in the background, retrying until the cluster it started beside
+    // has formed, so it may still be on L1 alone for a moment after Ready: sharing is checked
+    // once every Ready proxy pod says its L2 is up (how long that took is printed).
+    const readyProxies = () =>
+      podsOf('tiercache.io/proxy in (tmdb-apac,crypto-eu)').filter(isPodReady);
+    await timed('1b. proxies on L2 after Ready', () =>
+      waitFor(
+        'every Ready proxy pod on L2',
+        async () => {
+          const pods = readyProxies();
+          if (pods.length < 4) return false;
+          const states = await Promise.all(
+            pods.map(async (p) => {
+              const res = await fetch(`http://${p.status!.podIP}:6635/status`);
+              return ((await res.json()) as { l2: string }).l2;
+            }),
+          );
+          return states.every((s) => s === 'ok');
+        },
+        60_000,
+        200,
+      ),
+    );
     const proxyIp = (name: string) =>
-      podsOf(`tiercache.io/proxy=${name}`).find(isPodReady)!.status!.podIP!;
+      readyProxies().find((p) => p.metadata!.labels!['tiercache.io/proxy'] === name)!.status!
+        .podIP!;
     const apac = `http://${proxyIp('tmdb-apac')}:6635`;
     const eu = `http://${proxyIp('crypto-eu')}:6635`;
     const first = await fetch(`${apac}/3/movie/550`);
