@@ -52,6 +52,13 @@ export interface AuthSpec {
   secretName?: string;
   /** Named ACL users instead of `default` for some clients. */
   users: AuthUsersSpec;
+  /**
+   * `password`: `default` signs in with the password (the default). `disabled`: nobody may sign
+   * in as `default`; the operator, replication, the proxies, the readiness probe
+   * (`tiercache-probe`) and the metrics sidecar each sign in as a user of their own. Needs
+   * every one of `users`. Changed live, once every client is on its own user.
+   */
+  defaultUser: 'password' | 'disabled';
 }
 
 /** Which clients log in as ACL users of their own, each with its own generated Secret. */

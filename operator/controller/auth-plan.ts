@@ -9,6 +9,7 @@
  * or none, is accepted), and an empty masterauth is Redis's own "none".
  */
 import type { V1Deployment } from '@kubernetes/client-node';
+import { PROBE_USER } from '../resources/names.ts';
 import { AUTH_VERSION_ANNOTATION } from '../resources/proxy.ts';
 import { type AuthKeys, NO_PASSWORD } from '../resources/redis-config.ts';
 
@@ -17,6 +18,8 @@ export interface StoredAuth {
   password?: string | undefined;
   next?: string | undefined;
   retiring?: string | undefined;
+  /** The nodes have `default` switched off (default-user.ts). */
+  defaultOff?: boolean | undefined;
 }
 
 export type AuthPlan =
@@ -45,16 +48,24 @@ export function planAuth(stored: StoredAuth, desired: string, remembered?: strin
   return { kind: 'steady', current };
 }
 
+/** Which users beside `default` a rotation of its password touches. */
+export interface RotationUsers {
+  /** Replicas sign in as the replication user: masterauth is its password, not this one. */
+  ownReplicationUser?: boolean | undefined;
+  /** The readiness probe's user (`default` disabled), which has default's passwords. */
+  probeUser?: boolean | undefined;
+}
+
 /**
  * What every node runs to accept `next` beside `current` (then clients may switch). Replicas
  * authenticate as `default` (masteruser) so a master that has no password yet accepts them —
- * unless they sign in as the replication user (`ownReplicationUser`), whose password is not
- * this one: then masterauth is left alone.
+ * unless they sign in as the replication user, whose password is not this one: then masterauth
+ * is left alone. The probe user, where there is one, learns `next` as default does.
  */
 export function introduceCommands(
   current: string,
   next: string,
-  ownReplicationUser = false,
+  { ownReplicationUser = false, probeUser = false }: RotationUsers = {},
 ): string[][] {
   // nopass accepts the password in use and no password alike; masterauth stays until retired.
   if (next === NO_PASSWORD) return [['ACL', 'SETUSER', 'default', 'nopass']];
@@ -64,7 +75,11 @@ export function introduceCommands(
   // A node without a password accepts `next` already (AUTH default <any>): adding one to the
   // user would end nopass and shut out the clients that send none.
   if (current === NO_PASSWORD) return masterauth;
-  return [['ACL', 'SETUSER', 'default', `>${next}`], ...masterauth];
+  return [
+    ['ACL', 'SETUSER', 'default', `>${next}`],
+    ...(probeUser ? [['ACL', 'SETUSER', PROBE_USER, `>${next}`]] : []),
+    ...masterauth,
+  ];
 }
 
 /**
@@ -72,7 +87,10 @@ export function introduceCommands(
  * replicate with `current` (again: a rotation given up may have switched masterauth) — or, when
  * replicas sign in as the replication user, leave masterauth to it.
  */
-export function retireCommands(current: string, ownReplicationUser = false): string[][] {
+export function retireCommands(
+  current: string,
+  { ownReplicationUser = false, probeUser = false }: RotationUsers = {},
+): string[][] {
   if (current === NO_PASSWORD)
     return [
       ['ACL', 'SETUSER', 'default', 'nopass'],
@@ -80,6 +98,7 @@ export function retireCommands(current: string, ownReplicationUser = false): str
     ];
   return [
     ['ACL', 'SETUSER', 'default', 'resetpass', `>${current}`],
+    ...(probeUser ? [['ACL', 'SETUSER', PROBE_USER, 'resetpass', `>${current}`]] : []),
     ...(ownReplicationUser
       ? []
       : [['CONFIG', 'SET', 'masteruser', 'default', 'masterauth', current]]),

@@ -9,8 +9,15 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import type { RedisTls } from '../../lib/redis/tls.ts';
 import { Connections } from '../redis/connections.ts';
 import { passwordVersion } from '../resources/proxy.ts';
-import { type AuthPlan, introduceCommands, retireCommands, stepDone } from './auth-plan.ts';
+import {
+  type AuthPlan,
+  introduceCommands,
+  type RotationUsers,
+  retireCommands,
+  stepDone,
+} from './auth-plan.ts';
 import { describeError, isAuthError } from './errors.ts';
+import type { UserLogin } from './operator-user.ts';
 import { proxyDoneWith } from './proxy-user.ts';
 
 /** How the nodes are reached: the per-command timeout, and TLS for a TLS CacheCluster. */
@@ -19,9 +26,13 @@ export interface NodeReach {
   tls?: RedisTls | undefined;
 }
 
-/** How replicas sign in: as the replication user (its own password, not rotated here) or default. */
-export interface RotationContext extends NodeReach {
-  ownReplicationUser: boolean;
+/**
+ * Which users the rotation touches besides default, and how the operator signs in to carry it
+ * out: as `default` with whichever of the rotation's passwords a node accepts, or — with
+ * `default` disabled — as its own user (`login`).
+ */
+export interface RotationContext extends NodeReach, RotationUsers {
+  login?: UserLogin | undefined;
 }
 
 export interface AuthOutcome {
@@ -37,15 +48,16 @@ export interface AuthOutcome {
  */
 async function onEveryNode(
   addrs: string[],
-  passwords: string[],
+  logins: (UserLogin | { password: string })[],
   reach: NodeReach,
   ...args: string[]
 ): Promise<string[]> {
+  const passwords = logins.map((l) => l.password);
   const failed = await Promise.all(
     addrs.map(async (addr) => {
       let why = 'no password accepted';
-      for (const password of passwords) {
-        const conns = new Connections({ password, ...reach });
+      for (const login of logins) {
+        const conns = new Connections({ ...login, ...reach });
         try {
           await conns.call(addr, ...args);
           return undefined;
@@ -73,12 +85,14 @@ export async function carryOutAuth(
   plan: AuthPlan,
   addrs: string[],
   proxies: V1Deployment[],
-  { ownReplicationUser, ...reach }: RotationContext,
+  { ownReplicationUser, probeUser, login, ...reach }: RotationContext,
   log: (line: string) => void,
 ): Promise<AuthOutcome> {
+  const users = { ownReplicationUser, probeUser };
   const runAll = async (passwords: string[], commands: string[][]) => {
+    const logins = login ? [login] : passwords.map((password) => ({ password }));
     for (const command of commands) {
-      const failures = await onEveryNode(addrs, passwords, reach, ...command);
+      const failures = await onEveryNode(addrs, logins, reach, ...command);
       for (const f of failures) log(`password rotation waits: ${f}`);
       if (failures.length > 0) return false;
     }
@@ -86,10 +100,7 @@ export async function carryOutAuth(
   };
   if (plan.kind === 'introduce') {
     if (
-      !(await runAll(
-        [plan.current, plan.next],
-        introduceCommands(plan.current, plan.next, ownReplicationUser),
-      ))
+      !(await runAll([plan.current, plan.next], introduceCommands(plan.current, plan.next, users)))
     )
       return { plan };
     return {
@@ -100,12 +111,7 @@ export async function carryOutAuth(
   if (plan.kind === 'retire') {
     const version = passwordVersion(plan.current);
     if (!proxies.every((d) => proxyDoneWith(d, version))) return { plan };
-    if (
-      !(await runAll(
-        [plan.current, plan.retiring],
-        retireCommands(plan.current, ownReplicationUser),
-      ))
-    )
+    if (!(await runAll([plan.current, plan.retiring], retireCommands(plan.current, users))))
       return { plan };
     return { plan: { kind: 'steady', current: plan.current }, said: stepDone(plan) };
   }

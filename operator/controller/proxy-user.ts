@@ -47,6 +47,10 @@ export function chooseProxyLogin(o: {
   return { as: 'default', password: o.current };
 }
 
+/** Every proxy pod logs in as the proxies' user: each runs a template that does. */
+export const everyProxyOnUser = (proxies: V1Deployment[]): boolean =>
+  proxies.every((d) => templateUsesProxyUser(d) && rolledToTemplate(d));
+
 /** No proxy pod logs in as the proxies' user any more: each runs a template that does not. */
 export const noProxyOnUser = (proxies: V1Deployment[]): boolean =>
   proxies.every((d) => !templateUsesProxyUser(d) && rolledToTemplate(d));

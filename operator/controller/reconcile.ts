@@ -29,6 +29,7 @@ import {
   labelSelector,
   names,
   OPERATOR_USER,
+  PROBE_USER,
   REPLICATION_USER,
   tlsSecretName,
 } from '../resources/names.ts';
@@ -38,6 +39,7 @@ import {
   effectiveMaxMemory,
   liveSettings,
   MAXMEMORY_SHARE_OF_LIMIT,
+  probeUserWanted,
   proxyUserWanted,
   replicationUserWanted,
 } from '../resources/redis-config.ts';
@@ -45,9 +47,16 @@ import { DoneRecently } from '../runtime/done-recently.ts';
 import { apply, applyStatus, isNotFound, type Kube } from '../runtime/kube.ts';
 import { WarnOnce } from '../runtime/warn-once.ts';
 import { carryOutAuth } from './auth.ts';
-import { type AuthPlan, planAuth, storedOf } from './auth-plan.ts';
+import {
+  type AuthPlan,
+  acceptedPasswords,
+  planAuth,
+  type StoredAuth,
+  storedOf,
+} from './auth-plan.ts';
 import { type BackupsOutcome, reconcileBackups } from './backups.ts';
 import { addrs, type PodRef, self } from './cluster-pods.ts';
+import { defaultUserStep, keepUsersWhileDefaultOff, settleDefaultUser } from './default-user.ts';
 import { describeError, isAuthError, waitingReason } from './errors.ts';
 import type { EventRecorder } from './events.ts';
 import { FailoverPhase } from './failover-phase.ts';
@@ -57,7 +66,13 @@ import { applyLiveSettings } from './live-config.ts';
 import { MasterBook } from './master-book.ts';
 import { forgetOperatorUser, OperatorLogins, teachOperatorUser } from './operator-user.ts';
 import { podRef } from './pod-refs.ts';
-import { chooseProxyLogin, forgetProxyUser, noProxyOnUser, teachProxyUser } from './proxy-user.ts';
+import {
+  chooseProxyLogin,
+  everyProxyOnUser,
+  forgetProxyUser,
+  noProxyOnUser,
+  teachProxyUser,
+} from './proxy-user.ts';
 import { deletesPod, nextRedisStep, type RedisStep } from './redis-plan.ts';
 import { type ReplicationLogin, switchReplicationLogin } from './replication-user.ts';
 import {
@@ -173,13 +188,19 @@ export class Reconciler {
   }
 
   async #reconcile(key: string, cc: CacheCluster): Promise<Outcome> {
-    const spec = withDefaults(cc.spec);
+    const stored = await readStoredAuth(this.#o.kube, cc);
+    const storedOff = stored.defaultOff === true;
+    const asGiven = withDefaults(cc.spec);
+    // While the nodes have `default` off, its clients keep their own users (default-user.ts).
+    const spec = { ...asGiven, redis: keepUsersWhileDefaultOff(asGiven.redis, storedOff) };
     const log = this.#o.log.child({ cachecluster: key });
 
-    let auth = await this.#authPlan(cc, spec);
+    let auth = await this.#authPlan(cc, spec, stored);
     const timeoutMs = this.#o.redisTimeoutMs;
     const { material: tlsMaterial, tls } = await this.#tlsOf(cc, spec);
     const users = await wantedUserPasswords(this.#o.kube, cc, spec.redis);
+    // With `default` off there is no other way in: every node has the user from auth.conf.
+    if (storedOff && users.operator !== undefined) this.#operatorLogins.taught(key, users.operator);
     const operatorLogin = this.#operatorLogins.loginFor(key, users.operator);
     let conns = new Connections({
       ...(operatorLogin ?? { password: auth.current }),
@@ -213,14 +234,27 @@ export class Reconciler {
         users.replication !== undefined
           ? { as: 'replication-user', password: users.replication }
           : { as: 'default', password: auth.current };
-      await this.#replicationLogin(key, cc, conns, view, replicationLogin, log);
+      const replicasOnLogin = await this.#replicationLogin(
+        key,
+        cc,
+        conns,
+        view,
+        replicationLogin,
+        log,
+      );
       if (auth.kind !== 'steady') {
         log.info({ phase: auth.kind }, 'password rotation under way');
         const done = await carryOutAuth(
           auth,
           addrs(allPods.filter((p) => p.running)),
           proxyDeployments,
-          { timeoutMs, tls, ownReplicationUser: replicationUserWanted(spec.redis) },
+          {
+            timeoutMs,
+            tls,
+            ownReplicationUser: replicationUserWanted(spec.redis),
+            probeUser: probeUserWanted(spec.redis, storedOff),
+            login: storedOff ? operatorLogin : undefined,
+          },
           (line) => log.warn(line),
         );
         if (done.said)
@@ -244,6 +278,17 @@ export class Reconciler {
         pods: allPods,
         proxies: proxyDeployments,
       });
+      const defaultOff = await this.#defaultUser(cc, spec, storedOff, log, {
+        conns,
+        view,
+        pods: allPods,
+        clientsOnOwnUsers:
+          auth.kind === 'steady' &&
+          conns.opts.username === OPERATOR_USER &&
+          replicasOnLogin &&
+          everyProxyOnUser(proxyDeployments),
+        accepted: acceptedPasswords(auth),
+      });
       // Shards beyond the spec stay until they provably own nothing (a scale-in drains them first).
       const keep = shardsToKeep(allPods, view, spec.redis.shards);
 
@@ -258,7 +303,7 @@ export class Reconciler {
           cc,
           spec,
           keep,
-          storedOf(auth),
+          { ...storedOf(auth), defaultOff },
           proxyLogin,
           users,
           tlsMaterial?.ca,
@@ -316,10 +361,8 @@ export class Reconciler {
     if (!cached || cached.metadata.deletionTimestamp) return;
     const cc = structuredClone(cached);
     // Only the password clients use now: no rotation is planned on the crash path. The
-    // operator's own user where every node was taught it.
-    const login = this.#operatorLogins.taughtLogin(key) ?? {
-      password: await this.#currentPassword(cc),
-    };
+    // operator's own user where every node was taught it, or has it because `default` is off.
+    const login = this.#operatorLogins.taughtLogin(key) ?? (await this.#loginBeforeReconcile(cc));
     const { tls } = await this.#tlsOf(cc, withDefaults(cc.spec));
     const conns = new Connections({ ...login, timeoutMs: this.#o.redisTimeoutMs, tls });
     try {
@@ -498,14 +541,14 @@ export class Reconciler {
     view: ClusterView,
     login: ReplicationLogin,
     log: Logger,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const wanted = login.as === 'replication-user';
-    if (!wanted && !view.reports.some((r) => r.aclUsers.includes(REPLICATION_USER))) return;
+    if (!wanted && !view.reports.some((r) => r.aclUsers.includes(REPLICATION_USER))) return true;
     const nodes = view.reports.map((r) => `${r.addr}=${r.id}`).sort();
     const digest = createHash('sha256')
       .update(JSON.stringify([login, nodes]))
       .digest('hex');
-    if (this.#replicationLoggedIn.fresh(key, digest)) return;
+    if (this.#replicationLoggedIn.fresh(key, digest)) return true;
     const outcome = await switchReplicationLogin(
       conns,
       view.reports.map((r) => r.addr),
@@ -521,7 +564,53 @@ export class Reconciler {
           ? `${outcome.switched} Redis nodes now replicate as ${REPLICATION_USER} (no restart)`
           : `${outcome.switched} Redis nodes now replicate as default; ${REPLICATION_USER} is deleted`,
       );
-    if (outcome.failed.length === 0) this.#replicationLoggedIn.done(key, digest);
+    if (outcome.failed.length > 0) return false;
+    this.#replicationLoggedIn.done(key, digest);
+    return true;
+  }
+
+  /**
+   * `default` switched off or on as the spec says, once that is safe (default-user.ts). Returns
+   * whether the nodes have it off, which the auth Secret then records.
+   */
+  async #defaultUser(
+    cc: CacheCluster,
+    spec: CacheClusterSpec,
+    storedOff: boolean,
+    log: Logger,
+    o: {
+      conns: Connections;
+      view: ClusterView;
+      pods: PodRef[];
+      clientsOnOwnUsers: boolean;
+      accepted: string[];
+    },
+  ): Promise<boolean> {
+    const { auth } = spec.redis;
+    const wantedOff = auth.enabled && auth.defaultUser === 'disabled';
+    if (!wantedOff && !storedOff && !o.view.reports.some((r) => r.aclUsers.includes(PROBE_USER)))
+      return false;
+    const running = o.pods.filter((p) => p.running);
+    const step = defaultUserStep({
+      wantedOff,
+      storedOff,
+      nodesOn: o.view.reports.filter((r) => r.defaultUserOn).length,
+      clientsOnOwnUsers:
+        o.clientsOnOwnUsers &&
+        o.view.unreachable.length === 0 &&
+        running.length === o.pods.length &&
+        o.view.reports.length === o.pods.length,
+    });
+    const outcome = await settleDefaultUser(o.conns, addrs(running), o.view.reports, {
+      redis: spec.redis,
+      step,
+      storedOff,
+      accepted: o.accepted,
+    });
+    for (const f of outcome.failed) log.warn(`default user: waits for ${f}`);
+    if (outcome.said)
+      await this.#o.events.record(cc, 'Normal', outcome.said.reason, outcome.said.message);
+    return outcome.defaultOff;
   }
 
   /**
@@ -587,8 +676,7 @@ export class Reconciler {
   }
 
   /** Where the CacheCluster's password stands: in use, being introduced, or retiring. */
-  async #authPlan(cc: CacheCluster, spec: CacheClusterSpec): Promise<AuthPlan> {
-    const stored = await readStoredAuth(this.#o.kube, cc);
+  async #authPlan(cc: CacheCluster, spec: CacheClusterSpec, stored: StoredAuth): Promise<AuthPlan> {
     const desired = await desiredPassword(this.#o.kube, cc, spec, stored);
     // The auth Secret deleted: the password to rotate from is the one the in-use Secret keeps.
     const remembered =
@@ -596,12 +684,24 @@ export class Reconciler {
     return planAuth(stored, desired, remembered);
   }
 
-  /** The password clients use now (the auth Secret's, or the in-use one if it was deleted). */
-  async #currentPassword(cc: CacheCluster): Promise<string | undefined> {
-    return (
-      (await readStoredAuth(this.#o.kube, cc)).password ??
-      (await readInUsePassword(this.#o.kube, cc))
-    );
+  /**
+   * How to sign in before a reconcile has: as the operator's user when the nodes have `default`
+   * off, else with the password clients use now (the auth Secret's, or the in-use one if it was
+   * deleted).
+   */
+  async #loginBeforeReconcile(
+    cc: CacheCluster,
+  ): Promise<{ username?: string; password: string | undefined }> {
+    const stored = await readStoredAuth(this.#o.kube, cc);
+    if (stored.defaultOff) {
+      const { operator } = await wantedUserPasswords(
+        this.#o.kube,
+        cc,
+        keepUsersWhileDefaultOff(withDefaults(cc.spec).redis, true),
+      );
+      return { username: OPERATOR_USER, password: operator };
+    }
+    return { password: stored.password ?? (await readInUsePassword(this.#o.kube, cc)) };
   }
 
   async #redisPods(

@@ -44,11 +44,19 @@ async function readKey(kube: Kube, namespace: string, name: string, key: string)
 
 const generate = () => randomBytes(24).toString('base64url');
 
-/** What `<cc>-redis-auth` holds of the password and a rotation under way (empty when missing). */
+/**
+ * What `<cc>-redis-auth` holds of the password, a rotation under way and whether `default` is
+ * off (empty when missing).
+ */
 export async function readStoredAuth(kube: Kube, cc: CacheCluster): Promise<StoredAuth> {
   const { namespace, name } = cc.metadata;
   const data = await readSecretData(kube, namespace, names.authSecret(name));
-  return { password: data?.password, next: data?.next, retiring: data?.retiring };
+  return {
+    password: data?.password,
+    next: data?.next,
+    retiring: data?.retiring,
+    defaultOff: data?.default === 'off',
+  };
 }
 
 /** The password the nodes accept now, as the operator last recorded it (`<cc>-redis-auth-in-use`). */

@@ -23,6 +23,8 @@ export interface NodeReport {
   servesReplication: boolean;
   /** The node's ACL users (`ACL USERS`): which of the operator's users it has now. */
   aclUsers: string[];
+  /** Whether clients may sign in as `default` (off: spec.redis.auth.defaultUser disabled). */
+  defaultUserOn: boolean;
 }
 
 export interface ClusterView {
@@ -63,7 +65,15 @@ export async function reportOf(conns: Connections, addr: string): Promise<NodeRe
     servesReplication:
       servesReplication(acl) && (replicationAcl === null || servesReplication(replicationAcl)),
     aclUsers,
+    defaultUserOn: userIsOn(acl),
   };
+}
+
+/** From `ACL GETUSER <user>`: whether it is on (clients may sign in as it). */
+export function userIsOn(getuser: unknown[]): boolean {
+  const i = getuser.indexOf('flags');
+  const flags = i >= 0 ? getuser[i + 1] : undefined;
+  return Array.isArray(flags) && flags.includes('on');
 }
 
 /**

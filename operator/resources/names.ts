@@ -15,6 +15,11 @@ export const PROXY_USER = 'tiercache-proxy';
 export const OPERATOR_USER = 'tiercache-operator';
 /** The ACL user replicas sign in to their masters as with spec.redis.auth.users.replication. */
 export const REPLICATION_USER = 'tiercache-replication';
+/**
+ * The ACL user the readiness probe signs in as once `default` is disabled: PING, INFO and
+ * CLUSTER INFO only, with default's passwords (the probe reads them from the auth Secret).
+ */
+export const PROBE_USER = 'tiercache-probe';
 export const FIELD_MANAGER = 'tiercache-operator';
 
 export const LABEL_CLUSTER = 'tiercache.io/cluster';

@@ -18,6 +18,7 @@ import {
   EXPORTER_USER,
   names,
   OPERATOR_USER,
+  PROBE_USER,
   PROXY_USER,
   REDIS_PORT,
   REPLICATION_USER,
@@ -167,20 +168,28 @@ function staticLines(redis: RedisSpec): string[] {
  */
 export const READY_SCRIPT = `#!/bin/sh
 # As user default: a node without a password (auth off, or being turned on) accepts any.
+# With default disabled, as ${PROBE_USER}, which has default's passwords.
 tls=""
 ca="\${READY_TLS_DIR:-${TLS_DIR}}/ca.crt"
 [ -s "$ca" ] && tls="--tls --cacert $ca"
+user=default
 # shellcheck disable=SC2086 # $tls is two options or none
-cli() { redis-cli --no-auth-warning $tls --user default -h "\${READY_HOST:-$(cat /etc/hostname)}" -p "\${READY_PORT:-${REDIS_PORT}}" "$@"; }
+cli() { redis-cli --no-auth-warning $tls --user "$user" -h "\${READY_HOST:-$(cat /etc/hostname)}" -p "\${READY_PORT:-${REDIS_PORT}}" "$@"; }
 # The mounted auth Secret lags a password rotation (a kubelet refreshes it within a minute or
-# two): use the first of its passwords the server accepts, else none (an empty file is none).
-for key in password next retiring; do
-  file="\${READY_AUTH_DIR:-${AUTH_DIR}}/$key"
-  [ -s "$file" ] || continue
-  REDISCLI_AUTH="$(cat "$file")" && export REDISCLI_AUTH
-  [ "$(cli ping 2>/dev/null)" = PONG ] && break
-  unset REDISCLI_AUTH
-done
+# two): use the first user and password the server accepts, else none (an empty file is none).
+signed_in() {
+  for user in default ${PROBE_USER}; do
+    for key in password next retiring; do
+      file="\${READY_AUTH_DIR:-${AUTH_DIR}}/$key"
+      [ -s "$file" ] || continue
+      REDISCLI_AUTH="$(cat "$file")" && export REDISCLI_AUTH
+      [ "$(cli ping 2>/dev/null)" = PONG ] && return
+      unset REDISCLI_AUTH
+    done
+  done
+  user=default
+}
+signed_in
 cluster="$(cli cluster info)" || exit 1
 case "$cluster" in *cluster_known_nodes:1[!0-9]*|*cluster_known_nodes:0*) exit 1 ;; esac
 replication="$(cli info replication)" || exit 1
@@ -230,6 +239,13 @@ export const proxyUserWanted = (redis: RedisSpec): boolean =>
 export const operatorUserWanted = (redis: RedisSpec): boolean =>
   redis.auth.enabled && redis.auth.users.operator;
 
+/**
+ * Whether the readiness probe has a user of its own: `default` is disabled, or still is
+ * (`defaultOff`: the auth Secret says the nodes have it off).
+ */
+export const probeUserWanted = (redis: RedisSpec, defaultOff: boolean): boolean =>
+  defaultOff || (redis.auth.enabled && redis.auth.defaultUser === 'disabled');
+
 /** Whether replicas sign in to their masters as their own ACL user. */
 export const replicationUserWanted = (redis: RedisSpec): boolean =>
   redis.auth.enabled && redis.auth.users.replication;
@@ -242,7 +258,12 @@ export const replicationUserWanted = (redis: RedisSpec): boolean =>
  * on, that user. With the replication user on, replicas sign in as it (masteruser), and the
  * quarantine applies to it as to default.
  */
-export function authConf(redis: RedisSpec, accepted: string[], users: UserPasswords = {}): string {
+export function authConf(
+  redis: RedisSpec,
+  accepted: string[],
+  users: UserPasswords = {},
+  defaultOff = false,
+): string {
   const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;
   const [current] = accepted;
   if (current === undefined) throw new Error('authConf needs the password in use');
@@ -252,9 +273,12 @@ export function authConf(redis: RedisSpec, accepted: string[], users: UserPasswo
     : accepted.map((p) => quote(`>${p}`)).join(' ');
   // A `user default` line resets the user, so the quarantined form carries the passwords itself.
   const server =
-    passwords !== 'nopass' && !startsQuarantined(redis) && accepted.length === 1
+    passwords !== 'nopass' && !startsQuarantined(redis) && accepted.length === 1 && !defaultOff
       ? `requirepass ${quote(current)}`
-      : `user default on ${passwords} ${rules}`;
+      : `user default ${defaultOff ? 'off' : 'on'} ${passwords} ${rules}`;
+  const probe = probeUserWanted(redis, defaultOff)
+    ? `user ${PROBE_USER} on ${passwords} ${PROBE_USER_RULES}\n`
+    : '';
   /** A user of the operator's beside default, when `wanted` and its password is given (setuserArgs). */
   const userLine = (wanted: boolean, user: string, password: string | undefined, rules: string) =>
     wanted && password !== undefined ? `user ${user} on ${quote(`>${password}`)} ${rules}\n` : '';
@@ -270,8 +294,26 @@ export function authConf(redis: RedisSpec, accepted: string[], users: UserPasswo
     userLine(redis.exporter.enabled, EXPORTER_USER, users.exporter, EXPORTER_RULES),
     userLine(proxyUserWanted(redis), PROXY_USER, users.proxy, PROXY_USER_RULES),
     userLine(operatorUserWanted(redis), OPERATOR_USER, users.operator, OPERATOR_USER_RULES),
+    probe,
   ].join('');
 }
+
+/** What the readiness probe runs (READY_SCRIPT), and nothing else: no key, no channel. */
+const PROBE_USER_RULES = 'resetkeys resetchannels -@all +ping +info +cluster|info';
+
+/**
+ * `ACL SETUSER` arguments that give a running node the probe user as authConf declares it:
+ * with exactly `passwords`, default's.
+ */
+export const probeUserSetuser = (passwords: string[]): string[] => [
+  'ACL',
+  'SETUSER',
+  PROBE_USER,
+  'on',
+  'resetpass',
+  ...passwords.map((p) => `>${p}`),
+  ...PROBE_USER_RULES.split(' '),
+];
 
 /**
  * What the proxies' own user may do: read and write their keys (proxy/cache/keys.ts: entries,
@@ -349,6 +391,8 @@ export interface AuthKeys {
   password: string;
   next?: string | undefined;
   retiring?: string | undefined;
+  /** Every node has `default` switched off (spec.redis.auth.defaultUser disabled, carried out). */
+  defaultOff?: boolean | undefined;
 }
 
 /** A Secret of one generated password (key `password`) that a container reads. */
@@ -398,10 +442,11 @@ export function authSecret(
   const data: Record<string, string> = { password: base64(keys.password) };
   if (keys.next !== undefined) data.next = base64(keys.next);
   if (keys.retiring !== undefined) data.retiring = base64(keys.retiring);
+  if (keys.defaultOff) data.default = base64('off');
   const accepted = [keys.password, keys.next, keys.retiring].filter(
     (p): p is string => p !== undefined,
   );
-  data['auth.conf'] = base64(authConf(redis, accepted, users));
+  data['auth.conf'] = base64(authConf(redis, accepted, users, keys.defaultOff));
   return {
     apiVersion: 'v1',
     kind: 'Secret',

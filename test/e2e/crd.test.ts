@@ -145,6 +145,20 @@ describe('CacheCluster CRD', () => {
       { redis: { auth: { enabled: false, users: { operator: true } } } },
       /auth\.users\.operator needs auth\.enabled/,
     ],
+    [
+      'default disabled while a client still has no user of its own',
+      {
+        redis: {
+          auth: { defaultUser: 'disabled', users: { proxies: true, replication: true } },
+        },
+      },
+      /auth\.defaultUser disabled needs auth\.enabled and auth\.users\.proxies, replication and operator/,
+    ],
+    [
+      'default disabled by a name the API does not know',
+      { redis: { auth: { defaultUser: 'off' } } },
+      /defaultUser: Unsupported value: "off": supported values: "password", "disabled"/,
+    ],
   ])('refuses %s with a clear message', (_what, spec, message) => {
     const refusal = apply(cc('bad', spec));
     expect(refusal).toMatch(/is invalid/);

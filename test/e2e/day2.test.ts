@@ -20,7 +20,13 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CacheCluster } from '../../operator/api/types.ts';
 import { rolledOut } from '../../operator/controller/auth-plan.ts';
-import { OPERATOR_USER, PROXY_USER, REPLICATION_USER } from '../../operator/resources/names.ts';
+import { userIsOn } from '../../operator/redis/observe.ts';
+import {
+  OPERATOR_USER,
+  PROBE_USER,
+  PROXY_USER,
+  REPLICATION_USER,
+} from '../../operator/resources/names.ts';
 import { AUTH_VERSION_ANNOTATION, templateUsesProxyUser } from '../../operator/resources/proxy.ts';
 import { around, BEFORE_KEYS, expectNothingLost, report } from '../helpers/e2e-around.ts';
 import { bothModes, type Mode } from '../helpers/e2e-cachecluster.ts';
@@ -573,6 +579,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
             masterauth: ((await n.call('CONFIG', 'GET', 'masterauth')) as string[])[1],
             hasUser: (await n.call('ACL', 'GETUSER', REPLICATION_USER)) !== null,
             hasOperatorUser: (await n.call('ACL', 'GETUSER', OPERATOR_USER)) !== null,
+            hasProbeUser: (await n.call('ACL', 'GETUSER', PROBE_USER)) !== null,
           })),
         ),
       );
@@ -595,7 +602,11 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     };
     const setUsers = (on: boolean) => (m: Mode) =>
       patchCacheCluster(m, 'merge', {
-        spec: { redis: { auth: { users: { replication: on, operator: on } } } },
+        spec: {
+          redis: {
+            auth: { users: { replication: on, operator: on, ...(on ? {} : { proxies: false }) } },
+          },
+        },
       });
     const replicationPassword = (m: Mode) => userSecretPassword(m, 'replication');
 
@@ -671,6 +682,105 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
     for (const [i, m] of MODES.entries()) {
       report('master killed, both users on', m, killed[i]!);
       expectNothingLost(m, killed[i]!);
+    }
+
+    // `default` disabled, with the proxies' user turned on in the same patch: the operator rolls
+    // the proxies first and switches default off only then. The helpers (writer, key counts)
+    // sign in as the operator's user from here until default is back. Then a master is killed:
+    // its node comes back from auth.conf with default off, Ready through the probe's own user.
+    const defaultOn = (m: Mode) =>
+      Promise.all(
+        m.cc
+          .redisPods()
+          .map((p) =>
+            m.cc.onNode(p.metadata!.name!, async (n) =>
+              userIsOn((await n.call('ACL', 'GETUSER', 'default')) as unknown[]),
+            ),
+          ),
+      );
+    const proxiesOnTheirUser = (m: Mode) =>
+      kubectlJson<{ items: V1Deployment[] }>([
+        'get',
+        'deployments',
+        '-n',
+        m.cc.ns,
+        '-l',
+        'app.kubernetes.io/component=proxy',
+      ]).items.every(templateUsesProxyUser);
+    for (const m of MODES)
+      m.cc.signInAs = { username: OPERATOR_USER, password: userSecretPassword(m, 'operator') };
+    const disabled = await Promise.all(
+      MODES.map((m) => {
+        const shards = m.cc.get().status!.shards!;
+        const pod = shards[2]!.master;
+        const restarts = () =>
+          m.cc.redisPods().find((p) => p.metadata!.name === pod)?.status?.containerStatuses?.[0]
+            ?.restartCount ?? 0;
+        const before = restarts();
+        let killed = false;
+        return around(
+          m,
+          'default-off',
+          () =>
+            patchCacheCluster(m, 'merge', {
+              spec: { redis: { auth: { defaultUser: 'disabled', users: { proxies: true } } } },
+            }),
+          {
+            what: `default off on every node, then ${pod} killed and back with it off`,
+            when: async () => {
+              if (eventCount(m, 'DefaultUserOff') === 0) return false;
+              if ((await defaultOn(m)).some(Boolean)) return false;
+              if (!killed) {
+                expect(proxiesOnTheirUser(m), m.label).toBe(true);
+                m.cc.crash(pod);
+                killed = true;
+                return false;
+              }
+              return (
+                restarts() > before &&
+                (await linksSignedInAs(m, REPLICATION_USER)) &&
+                (await defaultOn(m)).every((on) => !on)
+              );
+            },
+          },
+        );
+      }),
+    );
+    for (const [i, m] of MODES.entries()) {
+      report('default disabled, then a master killed', m, disabled[i]!);
+      expectNothingLost(m, disabled[i]!);
+      expect(authSecret(m).data!.default, m.label).toBe(Buffer.from('off').toString('base64'));
+      // No new connection may sign in as default, with the password it had or any other.
+      expect(await answersTo(m, m.cc.password()), m.label).toEqual(Array(6).fill('WRONGPASS'));
+      expect(await defaultOn(m), m.label).toEqual(Array(6).fill(false));
+    }
+
+    // `default` back (the users stay): every node lets it in again, the probe user is deleted.
+    const enabled = await Promise.all(
+      MODES.map((m) =>
+        around(
+          m,
+          'default-on',
+          () =>
+            patchCacheCluster(m, 'merge', {
+              spec: { redis: { auth: { defaultUser: 'password' } } },
+            }),
+          {
+            what: `default on on every node and no ${PROBE_USER}`,
+            when: async () =>
+              eventCount(m, 'DefaultUserOn') > 0 &&
+              (await defaultOn(m)).every(Boolean) &&
+              (await signIns(m)).every((s) => !s.hasProbeUser),
+          },
+        ),
+      ),
+    );
+    for (const [i, m] of MODES.entries()) {
+      report('default enabled again', m, enabled[i]!);
+      expectNothingLost(m, enabled[i]!);
+      expect(await answersTo(m, m.cc.password()), m.label).toEqual(Array(6).fill('OK'));
+      expect(authSecret(m).data!.default, m.label).toBeUndefined();
+      m.cc.signInAs = undefined;
     }
 
     const off = await Promise.all(

@@ -17,7 +17,11 @@ export const REDIS_DEFAULTS = {
     snapshotEverySeconds: 900,
     appendFsync: 'everysec',
   },
-  auth: { enabled: true, users: { proxies: false, replication: false, operator: false } },
+  auth: {
+    enabled: true,
+    users: { proxies: false, replication: false, operator: false },
+    defaultUser: 'password',
+  },
   tls: { enabled: false },
   exporter: {
     enabled: false,

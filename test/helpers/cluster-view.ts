@@ -83,6 +83,7 @@ export function view(nodes: FixtureNode[], opts: { alone?: boolean } = {}): Clus
       keys: me.keys ?? 0,
       servesReplication: !me.quarantined,
       aclUsers: ['default'],
+      defaultUserOn: true,
     };
   });
   const known = new Map<string, NodeInfo>();

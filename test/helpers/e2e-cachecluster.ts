@@ -54,9 +54,25 @@ export class E2ECacheCluster {
     return this.tls ? { tls: tlsConnectOptions(this.tls) } : {};
   }
 
+  /**
+   * Who the helpers sign in as: `default` with the clients' password unless set — a user of
+   * the operator's once `default` is disabled (auth.defaultUser).
+   */
+  signInAs: { username: string; password: string } | undefined;
+
+  /** ioredis's credentials: `password` as default when given, else as the helpers sign in. */
+  credentials(password?: string): { username?: string; password?: string } {
+    if (password !== undefined) return authAs(password);
+    return this.signInAs ?? authAs(this.password());
+  }
+
   /** The operator's Connections for this cluster's nodes (TLS when it has it). */
-  connections(password = this.password(), timeoutMs = 3000): Connections {
-    return new Connections({ password, timeoutMs, ...(this.tls ? { tls: this.tls } : {}) });
+  connections(password?: string, timeoutMs = 3000): Connections {
+    return new Connections({
+      ...this.credentials(password),
+      timeoutMs,
+      ...(this.tls ? { tls: this.tls } : {}),
+    });
   }
 
   get selector(): string {
@@ -212,17 +228,13 @@ export class E2ECacheCluster {
   }
 
   /** Talks to one pod's Redis server directly (not through the cluster client). */
-  async onNode<T>(
-    podName: string,
-    fn: (node: Redis) => Promise<T>,
-    password = this.password(),
-  ): Promise<T> {
+  async onNode<T>(podName: string, fn: (node: Redis) => Promise<T>, password?: string): Promise<T> {
     const ip = this.redisPods().find((p) => p.metadata?.name === podName)?.status?.podIP;
     if (!ip) throw new Error(`${podName} has no IP`);
     const node = new Redis({
       host: ip,
       port: 6379,
-      ...authAs(password),
+      ...this.credentials(password),
       ...this.tlsOption,
       connectTimeout: 2000,
       commandTimeout: 2000,
@@ -251,7 +263,7 @@ export class E2ECacheCluster {
   async withClient<T>(fn: (cluster: Cluster) => Promise<T>): Promise<T> {
     const cluster = new Cluster(this.seeds(), {
       redisOptions: {
-        ...authAs(this.password()),
+        ...this.credentials(),
         ...this.tlsOption,
         connectTimeout: 2000,
         commandTimeout: 2000,
@@ -348,7 +360,7 @@ export class E2ECacheCluster {
 
   #worker<T>(file: string, data: Record<string, unknown>): { stop(): Promise<T> } {
     const worker = new Worker(here(`./${file}`), {
-      workerData: { nodes: this.seeds(), password: this.password(), tls: this.tls, ...data },
+      workerData: { nodes: this.seeds(), auth: this.credentials(), tls: this.tls, ...data },
     });
     const result = new Promise<T>((resolve, reject) => {
       worker.once('message', resolve);

@@ -10,21 +10,21 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Cluster } from 'ioredis';
 import { tlsConnectOptions } from '../../lib/redis/tls.ts';
-import { authAs } from './redis.ts';
 
 interface Input {
   nodes: { host: string; port: number }[];
-  password: string;
+  /** How to sign in (ioredis's username and password; none when auth is off). */
+  auth: { username?: string; password?: string };
   /** A TLS CacheCluster's CA and the name its certificates carry. */
   tls?: { ca: string; serverName: string };
   keys?: string[];
   prefix?: string;
 }
 
-const { nodes, password, tls, keys, prefix } = workerData as Input;
+const { nodes, auth, tls, keys, prefix } = workerData as Input;
 const cluster = new Cluster(nodes, {
   redisOptions: {
-    ...authAs(password),
+    ...auth,
     ...(tls ? { tls: tlsConnectOptions(tls) } : {}),
     connectTimeout: 2000,
     commandTimeout: 2000,

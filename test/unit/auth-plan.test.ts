@@ -148,8 +148,10 @@ describe('replicas signing in as their own user (auth.users.replication)', () =>
   });
 
   it('a rotation of the default password leaves masterauth alone', () => {
-    expect(introduceCommands('old', 'new', true)).toEqual([['ACL', 'SETUSER', 'default', '>new']]);
-    expect(retireCommands('new', true)).toEqual([
+    expect(introduceCommands('old', 'new', { ownReplicationUser: true })).toEqual([
+      ['ACL', 'SETUSER', 'default', '>new'],
+    ]);
+    expect(retireCommands('new', { ownReplicationUser: true })).toEqual([
       ['ACL', 'SETUSER', 'default', 'resetpass', '>new'],
     ]);
   });
