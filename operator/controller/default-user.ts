@@ -43,13 +43,14 @@ export function defaultUserStep(o: {
   wantedOff: boolean;
   /** The auth Secret says the nodes have it off. */
   storedOff: boolean;
-  /** Reachable nodes that have it on. */
+  /** Reachable nodes that have it on, and that have it off. */
   nodesOn: number;
+  nodesOff: number;
   /** No client needs `default` any more, and every node answered. */
   clientsOnOwnUsers: boolean;
 }): DefaultUserStep {
-  if (o.storedOff && !o.wantedOff) return 'switch-on';
-  if (!o.wantedOff) return 'keep';
+  // A node that came up from a copy of auth.conf that lags the Secret is set right too.
+  if (!o.wantedOff) return o.storedOff || o.nodesOff > 0 ? 'switch-on' : 'keep';
   if (o.storedOff) return o.nodesOn > 0 ? 'switch-off' : 'keep';
   return o.clientsOnOwnUsers ? 'switch-off' : 'keep';
 }
@@ -91,32 +92,28 @@ export async function settleDefaultUser(
   }
   if (o.step === 'keep') return unchanged([]);
   const on = o.step === 'switch-on';
-  const targets =
-    o.storedOff && !on ? reports.filter((r) => r.defaultUserOn).map((r) => r.addr) : addrs;
+  // A switch goes to every running node; setting right a node that strayed, to that node only.
+  const switching = o.storedOff === on;
+  const targets = switching
+    ? addrs
+    : reports.filter((r) => r.defaultUserOn !== on).map((r) => r.addr);
   const failed = await failuresOnEvery(targets, 'ACL SETUSER default', (addr) =>
     conns.call(addr, 'ACL', 'SETUSER', 'default', on ? 'on' : 'off'),
   );
   if (failed.length > 0) return unchanged(failed);
-  if (on)
-    return {
-      defaultOff: false,
-      failed,
-      said: {
-        reason: 'DefaultUserOn',
-        message: 'every Redis node lets clients sign in as default again',
-      },
-    };
+  if (!switching) return { defaultOff: !on, failed };
   return {
-    defaultOff: true,
+    defaultOff: !on,
     failed,
-    ...(o.storedOff
-      ? {}
+    said: on
+      ? {
+          reason: 'DefaultUserOn',
+          message: 'every Redis node lets clients sign in as default again',
+        }
       : {
-          said: {
-            reason: 'DefaultUserOff',
-            message:
-              'no client signs in as default any more: every Redis node refuses it (no restart)',
-          },
-        }),
+          reason: 'DefaultUserOff',
+          message:
+            'no client signs in as default any more: every Redis node refuses it (no restart)',
+        },
   };
 }

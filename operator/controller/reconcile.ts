@@ -588,20 +588,29 @@ export class Reconciler {
   ): Promise<boolean> {
     const { auth } = spec.redis;
     const wantedOff = auth.enabled && auth.defaultUser === 'disabled';
-    if (!wantedOff && !storedOff && !o.view.reports.some((r) => r.aclUsers.includes(PROBE_USER)))
+    const { reports } = o.view;
+    const nodesOff = reports.filter((r) => !r.defaultUserOn).length;
+    // The common case: never disabled, nothing to look at.
+    if (
+      !wantedOff &&
+      !storedOff &&
+      nodesOff === 0 &&
+      !reports.some((r) => r.aclUsers.includes(PROBE_USER))
+    )
       return false;
     const running = o.pods.filter((p) => p.running);
     const step = defaultUserStep({
       wantedOff,
       storedOff,
-      nodesOn: o.view.reports.filter((r) => r.defaultUserOn).length,
+      nodesOn: reports.length - nodesOff,
+      nodesOff,
       clientsOnOwnUsers:
         o.clientsOnOwnUsers &&
         o.view.unreachable.length === 0 &&
         running.length === o.pods.length &&
-        o.view.reports.length === o.pods.length,
+        reports.length === o.pods.length,
     });
-    const outcome = await settleDefaultUser(o.conns, addrs(running), o.view.reports, {
+    const outcome = await settleDefaultUser(o.conns, addrs(running), reports, {
       redis: spec.redis,
       step,
       storedOff,

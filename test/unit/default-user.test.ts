@@ -20,6 +20,7 @@ describe('default disabled (auth.defaultUser)', () => {
         wantedOff: true,
         storedOff: false,
         nodesOn: 6,
+        nodesOff: 0,
         clientsOnOwnUsers: true,
         ...o,
       });
@@ -32,6 +33,8 @@ describe('default disabled (auth.defaultUser)', () => {
     // The spec says password again: on first, whatever else is going on.
     expect(step({ wantedOff: false, storedOff: true, clientsOnOwnUsers: false })).toBe('switch-on');
     expect(step({ wantedOff: false })).toBe('keep');
+    // On already, but a node came up from a copy of auth.conf that lags: it is switched on.
+    expect(step({ wantedOff: false, nodesOn: 5, nodesOff: 1 })).toBe('switch-on');
   });
 
   it('keeps auth and every user on while the nodes have default off, whatever the spec says now', () => {
