@@ -70,6 +70,17 @@ function patchCacheCluster(m: Mode, type: 'merge' | 'json', patch: unknown): voi
   kubectl(['patch', 'cc/cache', '-n', m.cc.ns, `--type=${type}`, '-p', JSON.stringify(patch)]);
 }
 
+/** The mode's proxy Deployments. */
+const proxyDeployments = (m: Mode) =>
+  kubectlJson<{ items: V1Deployment[] }>([
+    'get',
+    'deployments',
+    '-n',
+    m.cc.ns,
+    '-l',
+    'app.kubernetes.io/component=proxy',
+  ]).items;
+
 const authSecret = (m: Mode) =>
   kubectlJson<V1Secret>(['get', 'secret', `${m.cc.name}-redis-auth`, '-n', m.cc.ns]);
 
@@ -496,15 +507,6 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
   }, 420_000);
 
   it("the proxies' own ACL user turned on and off under traffic: they roll to it once every node knows it, it may not FLUSHALL or CONFIG, and it is forgotten after; nothing lost", async () => {
-    const proxyDeployments = (m: Mode) =>
-      kubectlJson<{ items: V1Deployment[] }>([
-        'get',
-        'deployments',
-        '-n',
-        m.cc.ns,
-        '-l',
-        'app.kubernetes.io/component=proxy',
-      ]).items;
     const rolledAs = (m: Mode, onUser: boolean) =>
       proxyDeployments(m).every(
         (d) =>
@@ -698,15 +700,7 @@ describe('day-2 changes without lockouts, persistence off (the default) and on',
             ),
           ),
       );
-    const proxiesOnTheirUser = (m: Mode) =>
-      kubectlJson<{ items: V1Deployment[] }>([
-        'get',
-        'deployments',
-        '-n',
-        m.cc.ns,
-        '-l',
-        'app.kubernetes.io/component=proxy',
-      ]).items.every(templateUsesProxyUser);
+    const proxiesOnTheirUser = (m: Mode) => proxyDeployments(m).every(templateUsesProxyUser);
     for (const m of MODES)
       m.cc.signInAs = { username: OPERATOR_USER, password: userSecretPassword(m, 'operator') };
     const disabled = await Promise.all(

@@ -8,10 +8,6 @@
  * reaches the probe user and leaves default off. On again: default signs in, the probe user is
  * deleted, and every write the master acknowledged is on the replica.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AuthSpec, withDefaults } from '../../operator/api/types.ts';
 import { carryOutAuth } from '../../operator/controller/auth.ts';
@@ -21,16 +17,17 @@ import { admit } from '../../operator/controller/failover.ts';
 import { Connections, parseInfo } from '../../operator/redis/connections.ts';
 import { observe, userIsOn } from '../../operator/redis/observe.ts';
 import { OPERATOR_USER, PROBE_USER } from '../../operator/resources/names.ts';
-import { authConf, READY_SCRIPT } from '../../operator/resources/redis-config.ts';
+import { authConf } from '../../operator/resources/redis-config.ts';
+import { writeUntilStopped } from '../helpers/node-writer.ts';
+import { ReadyScript } from '../helpers/ready-script.ts';
 import { type RedisNode, startNodes, startRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const started: RedisNode[] = [];
-let dir: string;
+let probe: ReadyScript;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tiercache-default-user-'));
-  writeFileSync(join(dir, 'ready.sh'), READY_SCRIPT);
-  return () => rmSync(dir, { recursive: true, force: true });
+  probe = new ReadyScript();
+  return () => probe.remove();
 });
 afterEach(async () => {
   await Promise.all(started.splice(0).map((n) => n.stop()));
@@ -41,21 +38,7 @@ const USERS = { proxy: 'ppw', replication: 'rpw', operator: 'opw' };
 const ALL_USERS = { proxies: true, replication: true, operator: true };
 
 /** The readiness probe against `n`, with the mounted auth Secret's `password` file. */
-function ready(n: RedisNode, password: string): boolean {
-  const authDir = join(dir, `auth-${Math.random().toString(36).slice(2)}`);
-  mkdirSync(authDir);
-  writeFileSync(join(authDir, 'password'), password);
-  const r = spawnSync('sh', [join(dir, 'ready.sh')], {
-    env: {
-      ...process.env,
-      READY_HOST: n.host,
-      READY_PORT: String(n.port),
-      READY_AUTH_DIR: authDir,
-    },
-    timeout: 5000,
-  });
-  return r.status === 0;
-}
+const ready = (n: RedisNode, password: string) => probe.passes(n, { password });
 
 /** Whether a new connection signed in as default with `password` is let in. */
 async function defaultSignsIn(addr: string, password: string): Promise<boolean> {
@@ -69,32 +52,6 @@ async function defaultSignsIn(addr: string, password: string): Promise<boolean> 
   } finally {
     asDefault.close();
   }
-}
-
-/** Writes w:0, w:1, … to `addr` until stopped; how many the master acknowledged, and failures. */
-function writer(conns: Connections, addr: string) {
-  let stop = false;
-  let acked = 0;
-  let failed = 0;
-  const done = (async () => {
-    for (let i = 0; !stop; i++) {
-      try {
-        await conns.call(addr, 'SET', `w:${i}`, String(i));
-        acked = i + 1;
-      } catch {
-        failed++;
-        // A node gone (the test failed and stops them) must not spin this loop.
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    }
-  })();
-  return {
-    async stop() {
-      stop = true;
-      await done;
-      return { acked, failed };
-    },
-  };
 }
 
 describe.each([
@@ -112,7 +69,7 @@ describe.each([
     started.push(...nodes);
     const [master, first] = nodes as [RedisNode, RedisNode];
     const A = addrOf(master);
-    let w: ReturnType<typeof writer> | undefined;
+    let w: ReturnType<typeof writeUntilStopped> | undefined;
     const asOperator = new Connections({
       username: OPERATOR_USER,
       password: 'opw',
@@ -143,7 +100,7 @@ describe.each([
         );
       };
       await replicate(first);
-      w = writer(asOperator, A);
+      w = writeUntilStopped(() => asOperator, A);
 
       // Off: every node refuses new sign-ins as default; the probe passes as its own user.
       let view = await observe(asOperator, [A, addrOf(first)]);

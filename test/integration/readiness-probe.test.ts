@@ -3,48 +3,27 @@
  * only as a member of the cluster and, as a replica, with its link to the master up and no
  * sync in progress — what the per-shard PodDisruptionBudget relies on.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connections, parseInfo } from '../../operator/redis/connections.ts';
-import { READY_SCRIPT } from '../../operator/resources/redis-config.ts';
+import { ReadyScript } from '../helpers/ready-script.ts';
 import { type RedisNode, startNodes } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-let dir: string;
+let probe: ReadyScript;
 let nodes: RedisNode[];
 const conns = new Connections({ timeoutMs: 2000 });
 const addr = (n: RedisNode) => `${n.host}:${n.port}`;
-
-/** `auth`: the files of the mounted auth Secret (password, next, retiring), if any. */
-function ready(n: RedisNode, auth?: Record<string, string>): boolean {
-  const authDir = join(dir, `auth-${Math.random().toString(36).slice(2)}`);
-  mkdirSync(authDir);
-  for (const [key, value] of Object.entries(auth ?? {})) writeFileSync(join(authDir, key), value);
-  const r = spawnSync('sh', [join(dir, 'ready.sh')], {
-    env: {
-      ...process.env,
-      READY_HOST: n.host,
-      READY_PORT: String(n.port),
-      READY_AUTH_DIR: authDir,
-    },
-    timeout: 5000,
-  });
-  return r.status === 0;
-}
+const ready = (n: RedisNode, auth?: Record<string, string>) => probe.passes(n, auth);
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tiercache-ready-'));
-  writeFileSync(join(dir, 'ready.sh'), READY_SCRIPT);
+  probe = new ReadyScript();
   nodes = await startNodes(2, { cluster: true });
 });
 
 afterAll(async () => {
   conns.close();
   await Promise.all(nodes.map((n) => n.stop()));
-  rmSync(dir, { recursive: true, force: true });
+  probe.remove();
 });
 
 describe('the Redis readiness probe', () => {

@@ -17,6 +17,7 @@ import { Connections, parseInfo } from '../../operator/redis/connections.ts';
 import { servesReplication } from '../../operator/redis/observe.ts';
 import { REPLICATION_USER } from '../../operator/resources/names.ts';
 import { authConf } from '../../operator/resources/redis-config.ts';
+import { writeUntilStopped } from '../helpers/node-writer.ts';
 import { type RedisNode, startPair } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -24,30 +25,6 @@ const started: RedisNode[] = [];
 afterEach(async () => {
   await Promise.all(started.splice(0).map((n) => n.stop()));
 });
-
-/** Writes w:0, w:1, … to `addr` until stopped; the keys the master acknowledged. */
-function writer(conns: () => Connections, addr: string) {
-  let stop = false;
-  let acked = 0;
-  let failed = 0;
-  const done = (async () => {
-    for (let i = 0; !stop; i++) {
-      try {
-        await conns().call(addr, 'SET', `w:${i}`, String(i));
-        acked = i + 1;
-      } catch {
-        failed++;
-      }
-    }
-  })();
-  return {
-    async stop() {
-      stop = true;
-      await done;
-      return { acked, failed };
-    },
-  };
-}
 
 describe.each([
   ['persistence off (the default): nodes start quarantined', false],
@@ -65,7 +42,7 @@ describe.each([
     // The master holds the data: it is admitted (a no-op with persistence); the replica is not.
     await admit(conns, [A]);
     await conns.call(B, 'REPLICAOF', master.host, master.port);
-    const w = writer(() => conns, A);
+    const w = writeUntilStopped(() => conns, A);
 
     /** Cuts the replica's link (unless `cut` is false) and waits for it to sign in again as `user`. */
     const replicatesAs = async (user: string, cut = true) => {
