@@ -33,10 +33,12 @@ import type { RouteAnswers } from './routes/send.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tmdbRoutes } from './routes/tmdb.ts';
 import { statsReader } from './stats.ts';
+import { forShieldClient } from './upstreams/call-context.ts';
 import { COINGECKO_API, CryptoUpstream } from './upstreams/crypto.ts';
 import { DEMO_LABEL, DEMO_LABEL_CRYPTO, type DemoUpstream } from './upstreams/demo-server.ts';
 import { HttpUpstream } from './upstreams/http.ts';
 import { SharedBackoffCopy } from './upstreams/shared-backoff.ts';
+import { SHIELD_CLIENT_HEADER, Shield } from './upstreams/shield.ts';
 import { TMDB_API_ORIGIN, TMDB_IMAGE_ORIGIN, TmdbUpstream } from './upstreams/tmdb.ts';
 import { requestsKeptFor } from './upstreams/types.ts';
 
@@ -48,11 +50,15 @@ export interface ProxyInstance {
   close(): Promise<void>;
 }
 
-/** No key and no upstream URL for TMDB or CoinGecko: the built-in demo upstream stands in. */
+/**
+ * No key and no upstream URL for TMDB or CoinGecko: the built-in demo upstream stands in —
+ * unless a shield answers for it (its answers are real, and so must be what stands in for it).
+ */
 export function demoUpstreams(config: ProxyConfig): { tmdb: boolean; crypto: boolean } {
+  const shielded = config.shieldUrl !== undefined;
   return {
-    tmdb: !config.tmdb.apiKey && !config.tmdb.apiUrl,
-    crypto: !config.crypto.apiKey && !config.crypto.apiUrl,
+    tmdb: !shielded && !config.tmdb.apiKey && !config.tmdb.apiUrl,
+    crypto: !shielded && !config.crypto.apiKey && !config.crypto.apiUrl,
   };
 }
 
@@ -143,12 +149,30 @@ export async function buildProxy(
     metrics,
     shared,
   });
+  const shieldHttp = config.shieldUrl
+    ? new HttpUpstream({
+        name: 'shield',
+        timeoutMs: config.upstreamTimeoutMs,
+        log,
+        metrics,
+        tiercache: true,
+      })
+    : undefined;
+  const shield = shieldHttp
+    ? new Shield({
+        base: new URL(config.shieldUrl!),
+        http: shieldHttp,
+        log,
+        counted: (result) => metrics.shieldRequests.labels(result).inc(),
+      })
+    : undefined;
   const requestsKept = requestsKeptFor(config.l1.maxBytes);
   const crypto = new CryptoUpstream({
     apiUrl: cryptoDemo && demo ? `${demo.url}/api/v3` : (config.crypto.apiUrl ?? COINGECKO_API),
     apiKey: config.crypto.apiKey,
     ttl: config.ttl,
     http: cryptoHttp,
+    shield,
     requestsKept,
   });
   const tmdb = new TmdbUpstream({
@@ -157,6 +181,7 @@ export async function buildProxy(
     imageUrl,
     ttl: config.ttl,
     http,
+    shield,
     requestsKept,
   });
   const stats = statsReader(metrics);
@@ -204,6 +229,11 @@ export async function buildProxy(
       .send({ error: 'NOT_FOUND', message: `no route for ${req.method} ${req.url.split('?')[0]}` }),
   );
 
+  // Asked by another proxy as its shield while having one: this proxy's misses go upstream.
+  if (shield)
+    app.addHook('onRequest', (req, _reply, done) =>
+      req.headers[SHIELD_CLIENT_HEADER] ? forShieldClient(done) : done(),
+    );
   await registerCors(app, config.corsOrigins);
   // After CORS: a browser may read the 429 it gets.
   await registerRateLimits(app, config.rateLimits, l2);
@@ -254,7 +284,7 @@ export async function buildProxy(
     await cache.writesSettled();
     await bus?.close();
     await l2?.close();
-    await Promise.all([http.close(), cryptoHttp.close()]);
+    await Promise.all([http.close(), cryptoHttp.close(), shieldHttp?.close()]);
     await demo?.close();
   });
 

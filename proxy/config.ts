@@ -68,6 +68,10 @@ export const proxyEnv = {
     default: undefined,
     help: 'TMDB image origin (default https://image.tmdb.org, or TMDB_API_URL when that is set)',
   }),
+  shieldUrl: httpUrl('SHIELD_URL', {
+    default: undefined,
+    help: 'an upper-tier tiercache proxy (the home region) asked before the upstream on a miss; the upstream is asked when it cannot answer',
+  }),
   useRedis: bool('USE_REDIS', {
     default: undefined,
     help: 'use the Redis L2 tier (default: true when REDIS_CLUSTER_NODES is set)',
@@ -287,6 +291,8 @@ export interface ProxyConfig {
   region: string;
   logLevel: string;
   tmdb: { apiKey: string | undefined; apiUrl: string | undefined; imageUrl: string | undefined };
+  /** SHIELD_URL: the upper-tier proxy asked before the upstream (upstreams/shield.ts). */
+  shieldUrl: string | undefined;
   crypto: {
     apiKey: string | undefined;
     apiUrl: string | undefined;
@@ -369,6 +375,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
     region: v.region,
     logLevel: v.logLevel,
     tmdb: { apiKey: v.tmdbApiKey, apiUrl: v.tmdbApiUrl, imageUrl: v.tmdbImageUrl ?? v.tmdbApiUrl },
+    shieldUrl: v.shieldUrl,
     crypto: {
       apiKey: v.cryptoApiKey,
       apiUrl: v.cryptoApiUrl,

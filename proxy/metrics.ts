@@ -166,6 +166,12 @@ export function createProxyMetrics(region: string) {
     labelNames: ['upstream'],
     registers: [registry],
   });
+  const shieldRequests = new Counter({
+    name: 'tiercache_shield_requests_total',
+    help: 'Misses asked of the shield tier (SHIELD_URL), by what became of them: hit (the shield had it), miss (it asked the upstream), fallback (it could not answer; the upstream was asked here)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
 
   const answerLatency = new AnswerLatency();
 
@@ -190,6 +196,7 @@ export function createProxyMetrics(region: string) {
     l1Bytes,
     upstreamBackoff,
     upstreamShed,
+    shieldRequests,
   };
 }
 

@@ -450,7 +450,13 @@ export class TieredCache {
     const stored = this.#store(req, res);
     const entry = stored?.entry ?? this.#transient(res);
     return {
-      served: { entry, source: 'MISS', fwdStatus: res.status, stored: stored !== undefined },
+      served: {
+        entry,
+        source: 'MISS',
+        fwdStatus: res.status,
+        stored: stored !== undefined,
+        ...(res.viaShield ? { detail: 'shield' } : {}),
+      },
       written: stored?.written ?? WRITTEN,
     };
   }
@@ -491,10 +497,15 @@ export class TieredCache {
     if (!kept) return undefined;
     const { ttl, toL2 } = kept;
     const now = Date.now();
-    const expiresAt = now + kept.freshMs;
+    // A shield's copy is as old as it says: it expires here when it would there.
+    const storedAt = now - (res.ageMs ?? 0);
+    const expiresAt = storedAt + kept.freshMs;
     const entry: CacheEntry = {
-      ...res,
-      storedAt: now,
+      status: res.status,
+      contentType: res.contentType,
+      body: res.body,
+      ...(res.location !== undefined ? { location: res.location } : {}),
+      storedAt,
       expiresAt,
       staleUntil: res.status === 404 ? expiresAt : expiresAt + this.#opts.staleMs,
     };

@@ -46,6 +46,8 @@ export function cacheStatus(served: Served, now: number): string {
       if (served.fwdStatus !== undefined) parts.push(`fwd-status=${served.fwdStatus}`);
       if (served.stored) parts.push('stored', `ttl=${ttl}`);
       if (served.detail === 'coalesced') parts.push('collapsed');
+      // Answered by the shield tier's proxy rather than the origin (SHIELD_URL).
+      if (served.detail === 'shield') parts.push('detail=shield');
       return parts.join('; ');
     }
   }

@@ -4,7 +4,8 @@
  * - whether it is a background refresh (a stale entry is being served anyway), so the HTTP
  *   layer can shed it before a call a client waits for;
  * - where its body may go as it arrives: an image miss streams to the client that asked while
- *   the cache fills, instead of reaching it only once the whole image is in.
+ *   the cache fills, instead of reaching it only once the whole image is in;
+ * - whether another proxy asked it as its shield (shield.ts), which then asks none of its own.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 
@@ -21,14 +22,15 @@ export interface BodySink {
 interface CallContext {
   background?: true;
   sink?: BodySink;
+  /** The request came from another proxy's shield tier: this one asks no shield of its own. */
+  fromShieldClient?: true;
 }
 
 const context = new AsyncLocalStorage<CallContext>();
-/** A refresh carries no sink: its answer is for the cache, the client had a stale one. */
-const BACKGROUND: CallContext = { background: true };
 
+/** A refresh carries no sink: its answer is for the cache, the client had a stale one. */
 export function inBackground<T>(fn: () => T): T {
-  return context.run(BACKGROUND, fn);
+  return context.run({ background: true, ...shieldClientPart() }, fn);
 }
 
 export function isBackground(): boolean {
@@ -37,8 +39,24 @@ export function isBackground(): boolean {
 
 /** Runs `fn` so that an upstream body it fetches streams to `sink` too. */
 export function streamingTo<T>(sink: BodySink, fn: () => T): T {
-  return context.run({ sink }, fn);
+  return context.run({ sink, ...shieldClientPart() }, fn);
 }
+
+/**
+ * Runs `fn` (a request's handling) as asked by another proxy through its shield tier: a miss
+ * then goes to the upstream, never to a shield of this proxy's — two proxies that name each
+ * other as shield cost an upstream call, not a loop.
+ */
+export function forShieldClient<T>(fn: () => T): T {
+  return context.run({ fromShieldClient: true }, fn);
+}
+
+export function isForShieldClient(): boolean {
+  return context.getStore()?.fromShieldClient === true;
+}
+
+const shieldClientPart = (): Pick<CallContext, 'fromShieldClient'> =>
+  isForShieldClient() ? { fromShieldClient: true } : {};
 
 export function bodySink(): BodySink | undefined {
   return context.getStore()?.sink;

@@ -10,6 +10,7 @@ import { cacheKey, canonicalQuery, checkPath, splitTarget } from '../cache/keys.
 import type { TtlPair } from '../cache/policy.ts';
 import { classifyCoingecko } from '../crypto/endpoints.ts';
 import type { HttpUpstream } from './http.ts';
+import type { Shield } from './shield.ts';
 import { requestsByUrl, type UpstreamRequest, type UpstreamResponse } from './types.ts';
 
 export const COINGECKO_API = 'https://api.coingecko.com/api/v3';
@@ -26,6 +27,8 @@ export interface CryptoOptions {
   apiKey: string | undefined;
   ttl: Record<string, TtlPair>;
   http: HttpUpstream;
+  /** The upper-tier proxy asked first (SHIELD_URL), if any. */
+  shield?: Shield | undefined;
   /** How many client URLs keep their built request (requestsKeptFor). */
   requestsKept: number;
 }
@@ -67,13 +70,16 @@ export class CryptoUpstream {
     return this.#opts.ttl[cls]!;
   }
 
-  #get(
+  async #get(
     path: string,
     query: Record<string, string> | URLSearchParams = {},
   ): Promise<UpstreamResponse> {
-    const { apiUrl, apiKey, http } = this.#opts;
-    const url = new URL(apiUrl + path);
+    const { apiUrl, apiKey, http, shield } = this.#opts;
     const params = query instanceof URLSearchParams ? query : Object.entries(query);
+    // The shield serves the same CoinGecko API under its own API_PREFIX.
+    const fromShield = await shield?.ask(API_PREFIX + path, params);
+    if (fromShield) return fromShield;
+    const url = new URL(apiUrl + path);
     for (const [k, v] of params) url.searchParams.append(k, v);
     const headers: Record<string, string> = {};
     if (apiKey)

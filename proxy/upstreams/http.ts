@@ -65,6 +65,19 @@ export interface HttpUpstreamOptions {
   metrics: ProxyMetrics;
   /** With L2: a 429 seen by one replica slows every replica, not just the one that saw it. */
   shared?: SharedBackoff | undefined;
+  /** Another tiercache proxy (the shield tier): its Age and X-Cache headers are read too. */
+  tiercache?: boolean | undefined;
+}
+
+/** What a shield's headers say of its copy (HttpUpstreamOptions.tiercache). */
+function shieldHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): Pick<UpstreamResponse, 'ageMs' | 'shieldCache'> {
+  const age = Number(headerValue(headers.age));
+  return {
+    ...(Number.isFinite(age) && age > 0 ? { ageMs: age * 1000 } : {}),
+    shieldCache: headerValue(headers['x-cache']),
+  };
 }
 
 export class HttpUpstream {
@@ -212,6 +225,7 @@ export class HttpUpstream {
         ...(res.statusCode >= 300 && res.statusCode < 400
           ? { location: headerValue(res.headers.location) }
           : {}),
+        ...(this.#opts.tiercache ? shieldHeaders(res.headers) : {}),
       };
     } catch (err) {
       streaming?.fail(err);

@@ -7,6 +7,7 @@
 import { cacheKey, canonicalQuery, checkPath, splitTarget } from '../cache/keys.ts';
 import type { TtlPair } from '../cache/policy.ts';
 import type { HttpUpstream } from './http.ts';
+import type { Shield } from './shield.ts';
 import { requestsByUrl, type UpstreamRequest, type UpstreamResponse } from './types.ts';
 
 export type TmdbClass = 'json' | 'image' | 'search';
@@ -43,6 +44,8 @@ export interface TmdbOptions {
   imageUrl: string;
   ttl: Record<string, TtlPair>;
   http: HttpUpstream;
+  /** The upper-tier proxy asked first (SHIELD_URL), if any. */
+  shield?: Shield | undefined;
   /** How many client URLs keep their built request (requestsKeptFor). */
   requestsKept: number;
 }
@@ -80,8 +83,15 @@ export class TmdbUpstream {
       key: cacheKey('tmdb', path, clean),
       cls,
       ttl: this.#opts.ttl[cls]!,
-      fetch: () => this.#fetch(cls, path, clean),
+      fetch: () => this.#shielded(cls, path, clean),
     };
+  }
+
+  /** The shield's answer when there is a shield and it could answer, else the origin's. */
+  async #shielded(cls: TmdbClass, path: string, query: URLSearchParams | undefined) {
+    // The proxy's own routes are TMDB's paths: the shield is asked the same path and query.
+    const fromShield = await this.#opts.shield?.ask(path, query);
+    return fromShield ?? this.#fetch(cls, path, query);
   }
 
   #fetch(cls: TmdbClass, path: string, query: URLSearchParams | undefined) {

@@ -8,6 +8,12 @@ export interface UpstreamResponse {
   body: Buffer;
   /** A redirect's target, passed on to the client (redirects are never stored). */
   location?: string | undefined;
+  /** A shield's copy (shield.ts): how old it already is (its Age), so it expires no later there. */
+  ageMs?: number | undefined;
+  /** Where the shield had it from (its X-Cache: L1, L2, STALE or MISS). */
+  shieldCache?: string | undefined;
+  /** The answer came through the shield tier. */
+  viaShield?: boolean | undefined;
 }
 
 /** Where an answer lives in the cache: its key and content class. */
