@@ -84,6 +84,10 @@ export const proxyEnv = {
     default: [],
     help: 'Redis nodes used while the main cluster is unreachable',
   }),
+  redisReadFrom: oneOf('REDIS_READ_FROM', ['master', 'nearest'], {
+    default: 'master',
+    help: "where L2 looks go in a cluster: 'master', or 'nearest' — the copy of the key's slot (a replica, sent READONLY, or the master) that answers this proxy fastest, e.g. a replica in its own region; leases and writes always go to the master",
+  }),
   redisMode: oneOf('REDIS_MODE', ['auto', 'cluster', 'standalone'], {
     default: 'auto',
     help: 'how to talk to the nodes; auto asks the first reachable node',
@@ -270,6 +274,8 @@ export interface RedisConfig {
   nodes: HostPort[];
   fallbackNodes: HostPort[];
   mode: 'auto' | 'cluster' | 'standalone';
+  /** REDIS_READ_FROM: L2 looks from the masters, or from the nearest copy of each slot. */
+  readFrom: 'master' | 'nearest';
   username: string | undefined;
   password: string | undefined;
   /** TLS to every node (REDIS_TLS=true), or plain TCP. */
@@ -388,6 +394,7 @@ export function loadProxyConfig(env: NodeJS.ProcessEnv = process.env): ProxyConf
           nodes: v.redisNodes,
           fallbackNodes: v.redisFallbackNodes,
           mode: v.redisMode,
+          readFrom: v.redisReadFrom,
           username: v.redisUsername,
           password: v.redisPassword,
           tls,

@@ -135,7 +135,20 @@ export class RedisTier {
    * second step.
    */
   looksAndLeasesAtOnce(key: string): boolean {
-    return leaseSharesSlot(key) && (this.active()?.readLatencyMs ?? 0) >= SCRIPT_LOOK_MIN_MS;
+    const target = this.active();
+    // Reading from a nearby replica, a miss's lease step looks again on the master: the entry
+    // another proxy stored there may not have reached the replica yet.
+    if (target?.readsNearest) return leaseSharesSlot(key);
+    return leaseSharesSlot(key) && (target?.readLatencyMs ?? 0) >= SCRIPT_LOOK_MIN_MS;
+  }
+
+  /**
+   * Whether a request's first look should also take the lease (readOrLease): as
+   * looksAndLeasesAtOnce, except when reads go to the nearest copy — the script runs on the
+   * master, so the hit path's look is a plain read there.
+   */
+  firstLookTakesLease(key: string): boolean {
+    return !this.active()?.readsNearest && this.looksAndLeasesAtOnce(key);
   }
 
   /**
@@ -167,13 +180,17 @@ export class RedisTier {
           ? next(decodeEntry(reply), undefined)
           : next(undefined, reply === 1 ? 'mine' : 'taken'),
       () => next('unavailable', undefined),
-      {
-        // The caller went on without L2: a lease the late look took would hold other
-        // replicas back for nothing.
-        onLate: (reply) => {
-          if (reply === 1) this.releaseLease(key, owner).catch(() => undefined);
-        },
-      },
+      // Reading from a nearby replica, this is a miss's step on the master, which may be far:
+      // it gets the whole read timeout, not the soft deadline the replica's latency sets.
+      this.active()?.readsNearest
+        ? undefined
+        : {
+            // The caller went on without L2: a lease the late look took would hold other
+            // replicas back for nothing.
+            onLate: (reply) => {
+              if (reply === 1) this.releaseLease(key, owner).catch(() => undefined);
+            },
+          },
     );
   }
 

@@ -15,6 +15,7 @@ import { tlsConnectOptions } from '../../lib/redis/tls.ts';
 import { armDeadline, settleWithin, withTimeout } from '../../lib/timeout.ts';
 import type { RedisConfig } from '../config.ts';
 import { type BreakerState, CircuitBreaker } from './breaker.ts';
+import { nearestReads } from './nearest.ts';
 
 export type RedisClient = Redis | Cluster;
 
@@ -38,6 +39,8 @@ export interface TargetOptions extends Omit<RedisConfig, 'nodes' | 'fallbackNode
 }
 
 const RECONNECT_MAX_MS = 2000;
+/** With nearest reads, how often the slot map (which replicas there are) is asked again. */
+const SLOTS_REFRESH_MS = 5000;
 const reconnectDelay = (attempt: number) => Math.min(100 * attempt, RECONNECT_MAX_MS);
 
 /** Turns a failed L2 call into an answer (see RedisTarget.call). */
@@ -114,12 +117,21 @@ export class RedisTarget {
    * raises the soft deadline. Seeded by a PING when the client is ready.
    */
   #readMs = 0;
+  /** REDIS_READ_FROM=nearest: where a cluster's reads go (nearest.ts). */
+  readonly #nearest: ReturnType<typeof nearestReads> | undefined;
 
   constructor(opts: TargetOptions) {
     this.name = opts.name;
     this.nodes = opts.nodes;
     this.#opts = opts;
     this.#log = opts.log.child({ component: 'redis', target: opts.name });
+    this.#nearest =
+      opts.readFrom === 'nearest'
+        ? nearestReads(
+            () => (this.#client instanceof Cluster ? this.#client : undefined),
+            opts.readTimeoutMs,
+          )
+        : undefined;
     this.breaker = new CircuitBreaker({
       failureThreshold: opts.breakerFailures,
       cooldownMs: opts.breakerCooldownMs,
@@ -208,7 +220,7 @@ export class RedisTarget {
     return new Promise<R>((resolve, reject) => {
       // Whether the caller has its answer: from Redis, or from the soft deadline.
       let answered = false;
-      const softMs = soft ? this.softDeadlineMs() : 0;
+      const softMs = soft ? this.softDeadlineMs(client, key) : 0;
       const softDeadline =
         softMs > 0 && softMs < ms
           ? armDeadline(softMs, () => {
@@ -281,11 +293,18 @@ export class RedisTarget {
    * The soft deadline of a hot-path read now: L2_SOFT_TIMEOUT_MS, or 3× the recent read
    * latency when that is longer (rounded up to 10 ms); 0 when soft deadlines are off.
    */
-  softDeadlineMs(): number {
+  softDeadlineMs(client?: RedisClient, key?: string): number {
     const floor = this.#opts.softTimeoutMs;
+    // With nearest reads, the latency of the node this key's read goes to: a replica near,
+    // or — its replica lost — a master that may be far.
+    const nodeMs =
+      this.#nearest && client instanceof Cluster && key !== undefined
+        ? this.#nearest.latencyOfSlot(client, keySlot(key))
+        : undefined;
+    const readMs = nodeMs ?? this.#readMs;
     // Before any latency is known, a far Redis would look slow: wait the whole read timeout.
-    if (floor <= 0 || this.#readMs === 0) return 0;
-    const wanted = Math.max(floor, SOFT_LATENCY_FACTOR * this.#readMs);
+    if (floor <= 0 || readMs === 0 || !Number.isFinite(readMs)) return 0;
+    const wanted = Math.max(floor, SOFT_LATENCY_FACTOR * readMs);
     return Math.ceil(wanted / SOFT_STEP_MS) * SOFT_STEP_MS;
   }
 
@@ -310,8 +329,19 @@ export class RedisTarget {
     return client instanceof Cluster ? client.duplicate() : client.duplicate();
   }
 
+  /** Whether reads go to the nearest copy of a slot rather than its master. */
+  get readsNearest(): boolean {
+    return this.#nearest !== undefined && this.#kind === 'cluster';
+  }
+
+  /** With nearest reads, each node's measured latency (ms; null: unreachable). */
+  nodeLatencies(): Record<string, number | null> | undefined {
+    return this.readsNearest ? this.#nearest!.latencies.snapshot() : undefined;
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
+    this.#nearest?.stop();
     clearTimeout(this.#detectTimer);
     for (const client of [this.#client, this.#connecting]) client?.disconnect();
     this.#client = undefined;
@@ -342,6 +372,7 @@ export class RedisTarget {
         this.#client = client;
         this.#connecting = undefined;
         this.#measureLatency(client);
+        this.#nearest?.measure();
       });
       this.#log.info({ kind, nodes: this.nodes.map(formatAddr) }, 'L2 connecting');
     } catch (err) {
@@ -422,6 +453,13 @@ export class RedisTarget {
         retryDelayOnClusterDown: 100,
         retryDelayOnFailover: 100,
         slotsRefreshTimeout: this.#opts.connectTimeoutMs,
+        // Read-only commands to the nearest copy of their slot (READONLY on replicas);
+        // writes, scripts and leases always to the master.
+        // The slot map is asked again every few seconds too: Redis lists a replica only once
+        // it has replicated something, and a new one would otherwise not be known until a MOVED.
+        ...(this.#nearest
+          ? { scaleReads: this.#nearest.scaleReads, slotsRefreshInterval: SLOTS_REFRESH_MS }
+          : {}),
       });
     } else {
       const node = this.nodes[0]!;

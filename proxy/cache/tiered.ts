@@ -166,7 +166,7 @@ export class TieredCache {
       else if (lease) found.lease = lease;
       return next(found);
     };
-    return takeLease && this.l2!.looksAndLeasesAtOnce(req.key)
+    return takeLease && this.l2!.firstLookTakesLease(req.key)
       ? this.l2!.readOrLease(req.key, this.#owner, this.leaseMs, done)
       : this.l2!.read(req.key, done);
   }

@@ -49,6 +49,15 @@ export async function systemRoutes(app: FastifyInstance, opts: SystemOptions): P
     l2_node_breakers: cache.l2
       ? Object.fromEntries(cache.l2.targets.map((t) => [t.name, t.nodeBreakerStates()]))
       : {},
+    // REDIS_READ_FROM=nearest: what each node's PING takes, which decides where reads go.
+    l2_node_latency_ms: cache.l2
+      ? Object.fromEntries(
+          cache.l2.targets.flatMap((t) => {
+            const ms = t.nodeLatencies();
+            return ms ? [[t.name, ms]] : [];
+          }),
+        )
+      : {},
   }));
 
   app.get('/stats', async () => {
