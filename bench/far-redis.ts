@@ -14,9 +14,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { startDemoUpstream } from '../proxy/upstreams/demo-server.ts';
-import { type DelayProxy, startDelayProxy } from '../test/helpers/delay-proxy.ts';
+import { behindRelays, type DelayProxy } from '../test/helpers/delay-proxy.ts';
 import { startCluster } from '../test/helpers/redis.ts';
-import { waitFor } from '../test/helpers/wait.ts';
 import { benchProxyEnv, type Server, startServer, waitForL2 } from './lib.ts';
 
 const DELAY_MS = Number(process.env.FAR_REDIS_DELAY_MS ?? 40);
@@ -48,30 +47,7 @@ const servers: Server[] = [];
 const upstream = await startDemoUpstream({ apiKey: 'bench' });
 try {
   // Every node announces its relay as its client port (the bus stays direct).
-  for (const node of cluster.nodes) {
-    const relay = await startDelayProxy(node, DELAY_MS);
-    relays.push(relay);
-    const c = node.client();
-    await c.call('CONFIG', 'SET', 'cluster-announce-bus-port', String(node.port + 10000));
-    await c.call('CONFIG', 'SET', 'cluster-announce-port', String(relay.port));
-  }
-  const relayPorts = new Set(relays.map((r) => r.port));
-  await waitFor(
-    'every node to see the relays in the slot map',
-    async () => {
-      for (const node of cluster.nodes) {
-        const slots = (await node.client().call('CLUSTER', 'SLOTS')) as [
-          number,
-          number,
-          [string, number],
-        ][];
-        if (!slots.every((s) => relayPorts.has(Number(s[2][1])))) return false;
-      }
-      return true;
-    },
-    20_000,
-    100,
-  );
+  relays.push(...(await behindRelays(cluster.nodes, cluster.nodes, DELAY_MS)));
 
   const env = benchProxyEnv(upstream.url, {
     CRYPTO_API_URL: `${upstream.url}/api/v3`,

@@ -4,6 +4,8 @@
  * in the order they were set).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { RedisNode } from './redis.ts';
+import { waitFor } from './wait.ts';
 
 export interface DelayProxy {
   port: number;
@@ -44,4 +46,48 @@ export async function startDelayProxy(
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * Puts cluster nodes "far away": each of `far` gets a relay adding `delayMs` each way and
+ * announces it as its client port (the bus stays direct), and this waits until every node of
+ * `all` names the relays in its slot map, so clients following it go through them.
+ */
+export async function behindRelays(
+  far: RedisNode[],
+  all: RedisNode[],
+  delayMs: number,
+): Promise<DelayProxy[]> {
+  const relays: DelayProxy[] = [];
+  for (const node of far) {
+    const relay = await startDelayProxy(node, delayMs);
+    relays.push(relay);
+    const c = node.client();
+    try {
+      await c.call('CONFIG', 'SET', 'cluster-announce-bus-port', String(node.port + 10000));
+      await c.call('CONFIG', 'SET', 'cluster-announce-port', String(relay.port));
+    } finally {
+      c.disconnect();
+    }
+  }
+  const relayPorts = new Set(relays.map((r) => r.port));
+  const announced = (slots: unknown[][]) =>
+    slots.every((s) => relayPorts.has(Number((s[2] as unknown[])[1])));
+  await waitFor(
+    'every node to name the relays in its slot map',
+    async () => {
+      for (const node of all) {
+        const c = node.client();
+        try {
+          if (!announced((await c.call('CLUSTER', 'SLOTS')) as unknown[][])) return false;
+        } finally {
+          c.disconnect();
+        }
+      }
+      return true;
+    },
+    20_000,
+    100,
+  );
+  return relays;
 }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Connections, parseInfo } from '../../operator/redis/connections.ts';
 import { createCluster } from '../../operator/redis/create.ts';
 import { type DemoUpstream, startDemoUpstream } from '../../proxy/upstreams/demo-server.ts';
-import { type DelayProxy, startDelayProxy } from '../helpers/delay-proxy.ts';
+import { behindRelays, type DelayProxy } from '../helpers/delay-proxy.ts';
 import { json } from '../helpers/json.ts';
 import { type RunningProxy, startProxy } from '../helpers/proxy.ts';
 import { type RedisNode, startNodes } from '../helpers/redis.ts';
@@ -39,28 +39,7 @@ beforeAll(async () => {
   masters = plan.masters.map((m) => byAddr.get(m.addr)!);
   replicas = plan.replicas.map((r) => byAddr.get(r.addr)!);
   // The masters are "far": each announces a relay as its client port (the bus stays direct).
-  for (const m of masters) {
-    const relay = await startDelayProxy(m, DELAY_MS);
-    relays.push(relay);
-    await conns.call(addr(m), 'CONFIG', 'SET', 'cluster-announce-port', String(relay.port));
-  }
-  const relayPorts = new Set(relays.map((r) => r.port));
-  await waitFor(
-    'every node to see the masters at their relays',
-    async () => {
-      for (const n of nodes) {
-        const slots = await conns.call<[number, number, [string, number]][]>(
-          addr(n),
-          'CLUSTER',
-          'SLOTS',
-        );
-        if (!slots.every((s) => relayPorts.has(Number(s[2][1])))) return false;
-      }
-      return true;
-    },
-    20_000,
-    100,
-  );
+  relays.push(...(await behindRelays(masters, nodes, DELAY_MS)));
   const env = {
     TMDB_API_URL: upstream.url,
     TMDB_API_KEY: API_KEY,
