@@ -163,6 +163,11 @@ export interface ProxySpec {
   region: string;
   /** Proxy pods. Default 2. */
   replicas: number;
+  /**
+   * Where its L2 looks go (REDIS_READ_FROM): the masters, or the nearest copy of each slot (a
+   * replica in its region). Default master.
+   */
+  readFrom: 'master' | 'nearest';
   /** Proxy image (default the operator's own image). */
   image?: string;
   /**

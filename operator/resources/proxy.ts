@@ -100,6 +100,7 @@ function proxyEnv(
     { name: 'REGION', value: proxy.region },
     { name: 'USE_REDIS', value: 'true' },
     { name: 'REDIS_CLUSTER_NODES', value: redisSeed(cc) },
+    { name: 'REDIS_READ_FROM', value: proxy.readFrom },
     // Over TLS: the CA alone (never the nodes' key) and the name every node's certificate carries.
     ...(tls
       ? [

@@ -206,6 +206,7 @@ describe('regional proxy', () => {
           region: 'ap-southeast-1',
           apiKeySecretRef: { name: 'tmdb', key: 'apiKey' },
           env: { JSON_MEMORY_TTL: '5' },
+          readFrom: 'nearest',
         },
       ],
     });
@@ -222,6 +223,7 @@ describe('regional proxy', () => {
     expect(env).toMatchObject({
       REGION: 'ap-southeast-1',
       REDIS_CLUSTER_NODES: 'cache-redis.apps.svc:6379',
+      REDIS_READ_FROM: 'nearest',
       JSON_MEMORY_TTL: '5',
       TMDB_API_KEY: { secretKeyRef: { name: 'tmdb', key: 'apiKey' } },
       REDIS_USERNAME: 'default',
