@@ -145,10 +145,16 @@ export class RedisTier {
   /**
    * Whether a request's first look should also take the lease (readOrLease): as
    * looksAndLeasesAtOnce, except when reads go to the nearest copy — the script runs on the
-   * master, so the hit path's look is a plain read there.
+   * master, so the hit path's look is a plain read there. One look-up of the active target:
+   * this is on every L2 look.
    */
   firstLookTakesLease(key: string): boolean {
-    return !this.active()?.readsNearest && this.looksAndLeasesAtOnce(key);
+    const target = this.active();
+    return (
+      !target?.readsNearest &&
+      leaseSharesSlot(key) &&
+      (target?.readLatencyMs ?? 0) >= SCRIPT_LOOK_MIN_MS
+    );
   }
 
   /**
